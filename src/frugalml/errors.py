@@ -1,0 +1,64 @@
+"""Exceptions raised by frugalml.
+
+Every error that frugalml raises on purpose derives from :class:`FrugalError`, so a caller can
+catch the whole family with one ``except``. The subclasses also derive from the matching
+built-in (``ValueError``, ``ImportError``, ``RuntimeError``) so code written against the
+standard exceptions keeps working. Messages say what was wrong *and* what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailableError",
+    "FrugalError",
+    "InfeasibleError",
+    "InvalidInputError",
+    "NotDecodableError",
+    "TaskFailedError",
+]
+
+
+class FrugalError(Exception):
+    """Base class of every error raised by frugalml."""
+
+
+class InvalidInputError(FrugalError, ValueError):
+    """An argument has the wrong shape, dtype, value range, or contains NaN/inf."""
+
+
+class InfeasibleError(FrugalError, ValueError):
+    """The problem has no solution as posed (e.g. a memory budget below the minimum)."""
+
+
+class NotDecodableError(FrugalError, RuntimeError):
+    """The set of arrived results is not enough to decode the answer."""
+
+
+class TaskFailedError(FrugalError, RuntimeError):
+    """A task's result was requested but the task failed (it raised, or its worker died)."""
+
+
+class BackendUnavailableError(FrugalError, ImportError):
+    """An optional backend or dependency is not installed.
+
+    Parameters
+    ----------
+    what:
+        The feature that needs the dependency, e.g. ``"the Ray executor"``.
+    package:
+        The Python package that failed to import, e.g. ``"ray"``.
+    extra:
+        The frugalml extra that installs it, e.g. ``"distributed"``.
+    """
+
+    def __init__(self, what: str, package: str, extra: str, detail: str | None = None):
+        self.what = what
+        self.package = package
+        self.extra = extra
+        msg = (
+            f"{what} needs the '{package}' package, which is not installed; "
+            f"install it with: pip install 'frugalml[{extra}]'"
+        )
+        if detail:
+            msg += f" ({detail})"
+        super().__init__(msg)

@@ -1,0 +1,365 @@
+"""The executor contract: submit tasks, gather the first k of n (or what arrived by a deadline).
+
+See DESIGN.md section 3. :class:`BaseExecutor` implements the whole ``gather`` loop once; a
+backend supplies four primitives (submit a wrapped call, wait for any of a set of native
+futures, collect one outcome, cancel) and its own ``close``.
+
+Complexity: ``gather`` over ``n`` handles makes at most ``n`` backend waits and does O(n) work
+per wait for bookkeeping, O(n^2) in the worst case of one arrival per wait (negligible beside
+task latencies for n in the thousands).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from .._validate import check_int, check_nonnegative_float, check_positive_float
+from ..errors import FrugalError, InvalidInputError, TaskFailedError
+from ._task import Outcome
+
+__all__ = [
+    "BaseExecutor",
+    "Executor",
+    "Gathered",
+    "OnResult",
+    "StopReason",
+    "TaskFailure",
+    "TaskHandle",
+    "TaskTiming",
+]
+
+StopReason = Literal["all", "k", "deadline", "max_wait", "callback", "exhausted"]
+Clock = Literal["wall", "simulated"]
+OnResult = Callable[[int, Any], "bool | None"]
+"""``on_result(index, value)``: called on every successful arrival, in arrival order.
+
+``index`` is the position of the task in the ``handles`` passed to ``gather``. Returning ``True``
+stops the gather early (e.g. a decoder that can already decode)."""
+
+_owner_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, eq=False)
+class TaskHandle:
+    """A submitted task. Compare and hash by identity.
+
+    Attributes
+    ----------
+    task_id: submission counter of the executor that made it (0, 1, 2, ...).
+    backend: name of that executor's backend.
+    submitted_at: ``time.perf_counter()`` on the master when it was submitted.
+    """
+
+    task_id: int
+    backend: str
+    submitted_at: float
+    native: Any = field(repr=False)
+    owner: int = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TaskTiming:
+    """Per-task timing.
+
+    latency: seconds from submission to arrival at the master (simulated seconds in simulated
+        clock mode).
+    run_time: seconds the task body ran on its worker, measured there; ``None`` when the
+        worker died before reporting.
+    """
+
+    latency: float
+    run_time: float | None
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """Why a task failed: it raised, its worker died, it was cancelled, or a fault was injected."""
+
+    index: int
+    error_type: str
+    message: str
+    traceback: str = field(default="", repr=False)
+
+    def __str__(self) -> str:
+        return f"task {self.index}: {self.error_type}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """What ``gather`` saw. Indices are positions in the ``handles`` passed to ``gather``.
+
+    results: successful results by index.
+    failures: failed tasks by index (erasures).
+    pending: indices neither succeeded nor failed when ``gather`` returned.
+    arrivals: indices in the order they arrived (successes and failures).
+    timings: per finished task.
+    elapsed: seconds ``gather`` waited (simulated seconds in simulated clock mode).
+    stopped_by: ``"all"`` (every task finished; ``k=None``), ``"k"`` (k successes),
+        ``"deadline"``, ``"max_wait"`` (the executor's safety bound when no deadline was given),
+        ``"callback"`` (``on_result`` returned True) or
+        ``"exhausted"`` (too many failures left k out of reach).
+    """
+
+    n: int
+    k: int
+    results: dict[int, Any]
+    failures: dict[int, TaskFailure]
+    pending: tuple[int, ...]
+    arrivals: tuple[int, ...]
+    timings: dict[int, TaskTiming]
+    elapsed: float
+    stopped_by: StopReason
+    backend: str
+    clock: Clock = "wall"
+
+    @property
+    def done(self) -> bool:
+        """True when at least ``k`` tasks succeeded."""
+        return len(self.results) >= self.k
+
+    @property
+    def finished(self) -> tuple[int, ...]:
+        """Indices that succeeded, sorted."""
+        return tuple(sorted(self.results))
+
+    def value(self, index: int) -> Any:
+        """The result of task ``index``; raises if it failed or is pending."""
+        if index in self.results:
+            return self.results[index]
+        if index in self.failures:
+            raise TaskFailedError(str(self.failures[index]))
+        if 0 <= index < self.n:
+            raise TaskFailedError(f"task {index} had not finished when gather returned")
+        raise InvalidInputError(f"index {index} out of range for {self.n} tasks")
+
+    def summary(self) -> str:
+        return (
+            f"{self.backend} ({self.clock} clock): {len(self.results)}/{self.n} succeeded, "
+            f"{len(self.failures)} failed, {len(self.pending)} pending after "
+            f"{self.elapsed:.3f}s (k={self.k}, stopped by {self.stopped_by})"
+        )
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs tasks and returns the first k of n (DESIGN.md section 3)."""
+
+    backend: str
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskHandle: ...
+
+    def gather(
+        self,
+        handles: Sequence[TaskHandle],
+        *,
+        k: int | None = None,
+        deadline: float | None = None,
+        on_result: OnResult | None = None,
+    ) -> Gathered: ...
+
+    def cancel(self, handles: Iterable[TaskHandle]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def check_gather_args(
+    handles: Sequence[TaskHandle], k: int | None, deadline: float | None
+) -> tuple[list[TaskHandle], int, float | None]:
+    """Validate the arguments of ``gather`` (shared by every executor)."""
+    handles = list(handles)
+    n = len(handles)
+    if n == 0:
+        raise InvalidInputError("gather needs at least one task handle, got none")
+    if any(not isinstance(h, TaskHandle) for h in handles):
+        raise InvalidInputError("gather takes the TaskHandle objects returned by submit()")
+    if len({id(h) for h in handles}) != n:
+        raise InvalidInputError("gather got the same task handle twice")
+    if k is None:
+        k = n
+    else:
+        k = check_int(k, "k", low=1)
+        if k > n:
+            raise InvalidInputError(f"k={k} exceeds the number of tasks n={n}; need 1 <= k <= n")
+    if deadline is not None:
+        deadline = check_nonnegative_float(deadline, "deadline")
+    return handles, k, deadline
+
+
+class BaseExecutor(ABC):
+    """Shared implementation of the :class:`Executor` protocol.
+
+    Parameters
+    ----------
+    max_wait:
+        Upper bound in seconds on any ``gather`` that has no deadline, so that nothing waits
+        forever on a worker that vanished silently. Such a gather returns with
+        ``stopped_by="max_wait"``.
+    """
+
+    backend: str = "base"
+    #: True when tasks run in separate processes (a task may crash its worker safely).
+    isolates_processes: bool = True
+
+    def __init__(self, *, max_wait: float = 3600.0):
+        self.max_wait = check_positive_float(max_wait, "max_wait")
+        self._owner = next(_owner_ids)
+        self._counter = itertools.count()
+        self._closed = False
+
+    # -- backend primitives -------------------------------------------------------------
+    @abstractmethod
+    def _submit_native(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        """Start ``run_task(fn, args, kwargs)`` on the backend; return its native future."""
+
+    @abstractmethod
+    def _wait_any(self, natives: list[Any], timeout: float) -> list[Any]:
+        """Block until at least one of ``natives`` is done or ``timeout`` passes; return the
+        done ones (possibly several, possibly none on timeout)."""
+
+    @abstractmethod
+    def _collect(self, native: Any) -> Outcome:
+        """Outcome of a done native future. Never raises: backend errors become failures."""
+
+    @abstractmethod
+    def _cancel_natives(self, natives: list[Any]) -> None:
+        """Best-effort cancellation."""
+
+    @abstractmethod
+    def _shutdown(self) -> None:
+        """Release every resource (processes, clusters, connections)."""
+
+    def _arrival_time(self, native: Any, observed: float) -> float:
+        """Master-clock time the task completed; backends that know better override."""
+        return observed
+
+    # -- public API ---------------------------------------------------------------------
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskHandle:
+        """Start ``fn(*args, **kwargs)``; returns at once with a handle."""
+        self._check_open()
+        if not callable(fn):
+            raise InvalidInputError(f"submit needs a callable, got {type(fn).__name__}")
+        native = self._submit_native(fn, args, kwargs)
+        return TaskHandle(
+            task_id=next(self._counter),
+            backend=self.backend,
+            submitted_at=time.perf_counter(),
+            native=native,
+            owner=self._owner,
+        )
+
+    def map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[TaskHandle]:
+        """Submit ``fn(item)`` for every item; returns the handles in order."""
+        return [self.submit(fn, item) for item in items]
+
+    def gather(
+        self,
+        handles: Sequence[TaskHandle],
+        *,
+        k: int | None = None,
+        deadline: float | None = None,
+        on_result: OnResult | None = None,
+    ) -> Gathered:
+        """Wait until ``k`` tasks succeeded, the deadline (seconds from this call) passes,
+        ``on_result`` returns True, or too many failed to reach ``k``. ``k=None`` waits until
+        every task has finished, successfully or not (``stopped_by="all"``).
+
+        Tasks still pending keep running; call :meth:`cancel` to stop them (best effort).
+        """
+        self._check_open()
+        want_all = k is None
+        handles, k, deadline = check_gather_args(handles, k, deadline)
+        foreign = [h for h in handles if h.owner != self._owner]
+        if foreign:
+            raise InvalidInputError(
+                f"{len(foreign)} handle(s) were submitted to another executor "
+                f"({foreign[0].backend}); gather them there"
+            )
+        bound = self.max_wait if deadline is None else deadline
+        position = {id(h.native): i for i, h in enumerate(handles)}
+        remaining = dict(enumerate(handles))
+        results: dict[int, Any] = {}
+        failures: dict[int, TaskFailure] = {}
+        timings: dict[int, TaskTiming] = {}
+        arrivals: list[int] = []
+        listening = on_result is not None
+        stopped_by: StopReason | None = None
+        t0 = time.perf_counter()
+        while stopped_by is None:
+            left = bound - (time.perf_counter() - t0)
+            if left <= 0:
+                stopped_by = "deadline" if deadline is not None else "max_wait"
+                break
+            done = self._wait_any([h.native for h in remaining.values()], left)
+            observed = time.perf_counter()
+            for native in sorted(done, key=lambda nat: position[id(nat)]):
+                i = position[id(native)]
+                if i not in remaining:
+                    continue
+                handle = remaining.pop(i)
+                outcome = self._collect(native)
+                arrived = self._arrival_time(native, observed)
+                timings[i] = TaskTiming(arrived - handle.submitted_at, outcome.run_time)
+                arrivals.append(i)
+                if outcome.ok:
+                    results[i] = outcome.value
+                    if listening and on_result(i, outcome.value):  # type: ignore[misc]
+                        listening = False
+                        stopped_by = "callback"
+                else:
+                    failures[i] = TaskFailure(
+                        i, outcome.error_type, outcome.message, outcome.traceback
+                    )
+            if stopped_by is None:
+                if want_all:
+                    if not remaining:
+                        stopped_by = "all"
+                elif len(results) >= k:
+                    stopped_by = "k"
+                elif len(results) + len(remaining) < k:
+                    stopped_by = "exhausted"
+        return Gathered(
+            n=len(handles),
+            k=k,
+            results=results,
+            failures=failures,
+            pending=tuple(sorted(remaining)),
+            arrivals=tuple(arrivals),
+            timings=timings,
+            elapsed=time.perf_counter() - t0,
+            stopped_by=stopped_by,
+            backend=self.backend,
+            clock="wall",
+        )
+
+    def cancel(self, handles: Iterable[TaskHandle]) -> None:
+        """Best-effort cancellation of tasks that have not finished."""
+        if self._closed:
+            return
+        natives = [h.native for h in handles if h.owner == self._owner]
+        if natives:
+            self._cancel_natives(natives)
+
+    def close(self) -> None:
+        """Stop the workers and release resources. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._shutdown()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FrugalError(f"this {self.backend} executor is closed; create a new one")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<{type(self).__name__} backend={self.backend!r} {state}>"
