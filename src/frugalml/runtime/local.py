@@ -33,9 +33,18 @@ _THREAD_ENV = (
 )
 
 
+_worker_limits: object = None
+
+
 def _init_worker(blas_threads: int) -> None:
+    # Libraries loaded later read the variables; those already loaded (NumPy's OpenBLAS is,
+    # since this module imports NumPy) are limited through threadpoolctl.
+    global _worker_limits
     for var in _THREAD_ENV:
         os.environ[var] = str(blas_threads)
+    from threadpoolctl import threadpool_limits
+
+    _worker_limits = threadpool_limits(limits=blas_threads)
 
 
 class LocalExecutor(BaseExecutor):

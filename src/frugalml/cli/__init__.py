@@ -1,0 +1,65 @@
+"""The ``frugalml`` command line: ``frugalml <area> <verb> [options]``, ``frugalml report``.
+
+Every command validates its options and exits non-zero with a one-line reason on bad input;
+``--json`` prints machine-readable output instead of tables.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .. import __version__
+from ..errors import FrugalError
+from .report import report
+from .runtime import runtime_app
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="frugalml",
+    help="Efficient, resilient machine learning: runtimes, coded computation, sketching, ...",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(runtime_app, name="runtime")
+app.command("report")(report)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"frugalml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """frugalml command line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 1 a check failed, 2 bad input)."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="frugalml", standalone_mode=False)
+    except typer.Abort:
+        print("frugalml: aborted", file=sys.stderr)
+        return 130
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value, ...
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        print(f"frugalml: error: {' '.join(message.split())}", file=sys.stderr)
+        return 2
+    except FrugalError as exc:
+        print(f"frugalml: error: {exc}", file=sys.stderr)
+        return 2
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""``frugalml report``: run every registered area benchmark, write an HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..report import get, registered, run_report
+from ..report.output import rich_table
+from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, setup_threads
+
+__all__ = ["report"]
+
+
+def report(
+    quick: bool = typer.Option(True, "--quick/--full", help="Quick sizes (default) or full."),
+    out: Path = typer.Option(Path("frugalml-report"), "--out", "-o", help="Output directory."),
+    area: list[str] = typer.Option(None, "--area", "-a", help="Only these areas (repeatable)."),
+    json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
+) -> int:
+    """Run the area benchmarks and write OUT/index.html with tables and plots."""
+    setup_threads(blas_threads)
+    names = [get(a).name for a in area] if area else [b.name for b in registered()]
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[step]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=json_out,
+    ) as bar:
+        tasks = {a: bar.add_task(a, total=1.0, step="") for a in names}
+
+        def progress(a: str, step: str, fraction: float) -> None:
+            bar.update(tasks[a], completed=fraction, step=step)
+
+        outcome = run_report(out, quick=quick, areas=area or None, progress=progress)
+    index = outcome.out_dir / "index.html"
+    if json_out:
+        emit_json(
+            {
+                "index": str(index),
+                "summary": outcome.summary.as_dict(),
+                "failures": outcome.failures,
+            }
+        )
+    else:
+        console.print(rich_table(outcome.summary))
+        for res in outcome.results:
+            for table in res.tables:
+                console.print(rich_table(table))
+        console.print(f"report written to {index}")
+    if not outcome.ok:
+        raise typer.Exit(1)
+    return 0

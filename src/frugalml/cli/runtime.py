@@ -1,0 +1,151 @@
+"""``frugalml runtime check`` and ``frugalml runtime simulate``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from .._validate import check_choice
+from ..runtime import BACKENDS, backend_info, make_executor, model_from_spec
+from ..runtime.simulate import simulate_first_k
+from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, setup_threads
+
+__all__ = ["runtime_app"]
+
+runtime_app = typer.Typer(
+    help="Executors: check backends, simulate stragglers.", no_args_is_help=True
+)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def _fail() -> None:
+    raise ValueError("expected failure (smoke test)")
+
+
+def _smoke(name: str) -> dict:
+    """Start the backend, run 4 tasks and one that raises, check the values, close it."""
+    info = backend_info(name)
+    row = {"backend": name, "installed": info.installed, "version": info.version}
+    if not info.installed:
+        row.update(status="not installed", detail=f"pip install 'frugalml[{info.extra}]'")
+        return row
+    t0 = time.perf_counter()
+    try:
+        options = {"num_cpus": 2} if name == "ray" else {}
+        with make_executor(name, **options) as ex:
+            handles = [ex.submit(_square, i) for i in range(4)] + [ex.submit(_fail)]
+            got = ex.gather(handles, deadline=120)
+        values_ok = got.results == {i: i * i for i in range(4)}
+        failure_ok = 4 in got.failures and got.failures[4].error_type == "ValueError"
+        ok = values_ok and failure_ok and got.stopped_by == "all"
+        row.update(
+            status="ok" if ok else "wrong result",
+            detail=got.summary(),
+            seconds=round(time.perf_counter() - t0, 3),
+        )
+    except Exception as exc:  # report, do not crash: this command diagnoses backends
+        row.update(status="error", detail=f"{type(exc).__name__}: {exc}")
+    return row
+
+
+@runtime_app.command("check")
+def check(
+    backend: list[str] = typer.Option(
+        None, "--backend", "-b", help="Backends to check (default: all)."
+    ),
+    json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
+) -> int:
+    """Which backends are installed, and a smoke run (4 tasks + 1 failing task) on each."""
+    setup_threads(blas_threads)
+    names = backend or list(BACKENDS)
+    for name in names:
+        check_choice(name, "backend", BACKENDS)
+    rows = []
+    with console.status("checking backends") as status:
+        for name in names:
+            status.update(f"checking {name}")
+            rows.append(_smoke(name))
+    if json_out:
+        emit_json(rows)
+    else:
+        table = Table(title="frugalml runtime backends")
+        for col in ("backend", "installed", "version", "status", "seconds", "detail"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*(str(r.get(c, "")) for c in table.columns_names))
+        console.print(table)
+    broken = [r for r in rows if r["status"] not in ("ok", "not installed")]
+    if broken:
+        raise typer.Exit(1)
+    return 0
+
+
+@runtime_app.command("simulate")
+def simulate(
+    model: str = typer.Option("shifted-exponential", help="shifted-exponential | pareto | bimodal"),
+    n: int = typer.Option(64, help="Number of tasks (workers)."),
+    k: list[int] = typer.Option(None, "--k", help="k values (default: n/4, n/2, 3n/4, n)."),
+    shift: float = typer.Option(1.0, help="Minimum task time (shifted-exponential, bimodal)."),
+    rate: float = typer.Option(1.0, help="Rate of the exponential tail."),
+    scale: float = typer.Option(1.0, help="Pareto scale."),
+    alpha: float = typer.Option(2.0, help="Pareto tail index."),
+    p_slow: float = typer.Option(0.1, help="Fraction of heavy stragglers (bimodal)."),
+    slowdown: float = typer.Option(10.0, help="Slow-down of heavy stragglers (bimodal)."),
+    trials: int = typer.Option(2000, help="Monte-Carlo trials."),
+    seed: int = typer.Option(0, help="Random seed."),
+    plot: Path = typer.Option(None, help="Write a PNG plot of latency versus k here."),
+    json_out: bool = JSON_OPTION,
+) -> int:
+    """Latency of first-k versus all-n under a straggler model (exact and Monte-Carlo)."""
+    m = model_from_spec(
+        model, shift=shift, rate=rate, scale=scale, alpha=alpha, p_slow=p_slow, slowdown=slowdown
+    )
+    ks = k or sorted({max(1, n // 4), max(1, n // 2), max(1, 3 * n // 4), n})
+    rows = simulate_first_k(m, n, ks, trials=trials, rng=seed)
+    if plot is not None:
+        _plot(m, n, trials, seed, plot)
+    if json_out:
+        emit_json(
+            {"model": m.describe(), "n": n, "trials": trials, "rows": [r.__dict__ for r in rows]}
+        )
+        return 0
+    table = Table(title=f"first k of n={n}, {m.name} {m.params()}")
+    for col in ("k", "E[T_k:n] exact", "Monte-Carlo", "± s.e.", "all-n / first-k"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        exact = "inf" if r.exact is None else f"{r.exact:.4g}"
+        table.add_row(str(r.k), exact, f"{r.mc_mean:.4g}", f"{r.mc_stderr:.2g}", f"{r.vs_all:.3g}x")
+    console.print(table)
+    if plot is not None:
+        console.print(f"plot written to {plot}")
+    return 0
+
+
+def _plot(model, n: int, trials: int, seed: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .._io import atomic_write_bytes
+    from ..report.output import figure_png
+
+    all_k = list(range(1, n + 1))
+    rows = simulate_first_k(model, n, all_k, trials=trials, rng=seed)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(all_k, [r.mc_mean for r in rows], label="Monte-Carlo")
+    exact = [(r.k, r.exact) for r in rows if r.exact is not None]
+    if exact:
+        ax.plot(*zip(*exact, strict=True), "--", label="exact")
+    ax.set_xlabel("k (results waited for)")
+    ax.set_ylabel("expected latency")
+    ax.set_title(f"first k of n={n}: {model.name}")
+    ax.legend()
+    atomic_write_bytes(path, figure_png(fig))

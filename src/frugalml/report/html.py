@@ -1,0 +1,82 @@
+"""Render the HTML report (a single self-contained index.html plus PNG files)."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from typing import Any
+
+from .output import fmt
+from .results import BenchResult, Table
+
+__all__ = ["render_index"]
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
+th { background: #f3f3f3; }
+td:first-child, th:first-child { text-align: left; }
+caption { font-weight: bold; text-align: left; padding-bottom: 0.3em; }
+.note { color: #666; font-size: 0.9em; }
+.failed { color: #b00; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+"""
+
+
+def _table_html(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>"
+        for row in table.rows
+    )
+    note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ""
+    return (
+        f"<table><caption>{html.escape(table.title)}</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+    )
+
+
+def render_index(
+    summary: Table,
+    results: list[BenchResult],
+    figures: dict[str, dict[str, str]],
+    failures: dict[str, str],
+    machine: dict[str, Any],
+    quick: bool,
+) -> str:
+    """The report page. ``figures[area][name]`` is the PNG file name of each plot."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>frugalml report</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>frugalml report</h1>",
+        f"<p class='note'>{'quick' if quick else 'full'} run, {html.escape(stamp)}; "
+        f"machine: {html.escape(_machine_line(machine))}</p>",
+        _table_html(summary),
+    ]
+    for res in results:
+        parts.append(f"<h2 id='{html.escape(res.name)}'>{html.escape(res.title)}</h2>")
+        parts.append(f"<p class='note'>measured: {html.escape(res.mode)}</p>")
+        parts.extend(_table_html(t) for t in res.tables)
+        for name, png in figures.get(res.name, {}).items():
+            parts.append(f"<img src='{html.escape(png)}' alt='{html.escape(name)}'>")
+    for area, err in failures.items():
+        parts.append(f"<h2 class='failed'>{html.escape(area)}: failed</h2>")
+        parts.append(f"<pre>{html.escape(err)}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    blas = ", ".join(f"{b['internal_api']} {b['version']}" for b in machine.get("blas", []))
+    items = [
+        f"{machine.get('cpu_count')} cores",
+        f"Python {machine.get('python')}",
+        f"NumPy {machine.get('numpy')}",
+        f"BLAS {blas or '?'}",
+    ]
+    if "torch" in machine:
+        items.append(f"torch {machine['torch']}")
+        items.append(f"GPU {machine.get('gpu') or 'none'}")
+    return "; ".join(items)

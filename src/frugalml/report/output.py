@@ -1,0 +1,73 @@
+"""Write benchmark results: JSON + PNG files, and rich tables for the terminal."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from .._io import atomic_write_bytes, atomic_write_text
+from .results import BenchResult, Table
+
+__all__ = ["figure_png", "rich_table", "save_result"]
+
+
+def figure_png(fig: Any) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def save_result(result: BenchResult, directory: str | Path) -> dict[str, Path]:
+    """Write ``<name>.json`` and ``<name>_<figure>.png`` into ``directory`` (atomically).
+
+    Returns the written paths by kind (``"json"`` and each figure name).
+    """
+    directory = Path(directory)
+    written: dict[str, Path] = {}
+    for fig_name, fig in result.figures.items():
+        written[fig_name] = atomic_write_bytes(
+            directory / f"{result.name}_{fig_name}.png", figure_png(fig)
+        )
+    payload = result.as_dict()
+    payload["figures"] = {k: p.name for k, p in written.items()}
+    written["json"] = atomic_write_text(
+        directory / f"{result.name}.json", json.dumps(payload, indent=2, default=_jsonable)
+    )
+    return written
+
+
+def _jsonable(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def rich_table(table: Table):
+    """A ``rich.table.Table`` for terminal output."""
+    from rich.table import Table as RichTable
+
+    out = RichTable(title=table.title, caption=table.note or None)
+    for col in table.columns:
+        out.add_column(col, justify="right")
+    for row in table.rows:
+        out.add_row(*(fmt(v) for v in row))
+    return out
+
+
+def fmt(value: Any) -> str:
+    """Format a table cell: floats to 4 significant digits."""
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

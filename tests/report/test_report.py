@@ -1,0 +1,111 @@
+"""The report: registry, atomic output, HTML content, and the real runtime benchmark."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pytest
+
+from frugalml.errors import InvalidInputError
+from frugalml.report import BenchResult, Table, registry, run_report
+from frugalml.report.benches import runtime as runtime_bench
+
+
+def _fake_ok(*, quick: bool, progress=None) -> BenchResult:
+    if progress:
+        progress("half", 0.5)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    return BenchResult(
+        name="fake",
+        title="Fake area",
+        headline=f"quick={quick}",
+        tables=(Table("T", ("a", "b"), ((1, 2.5), ("x<y", None))),),
+        figures={"line": fig},
+        data={"value": 3},
+    )
+
+
+def _fake_fail(*, quick: bool, progress=None) -> BenchResult:
+    raise RuntimeError("benchmark exploded")
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    registry.register("fake", "Fake area", f"{__name__}:_fake_ok")
+    registry.register("broken", "Broken area", f"{__name__}:_fake_fail")
+    return registry
+
+
+def test_report_writes_html_json_png_and_records_failures(tmp_path, fake_registry):
+    calls = []
+    out = run_report(tmp_path / "rep", quick=True, progress=lambda *a: calls.append(a))
+    assert not out.ok
+    assert set(out.failures) == {"broken"}
+    assert "benchmark exploded" in out.failures["broken"]
+    rows = {r[0]: r for r in out.summary.rows}
+    assert rows["fake"][1:3] == ("ok", "quick=True")
+    assert rows["broken"][1] == "failed"
+    index = (tmp_path / "rep" / "index.html").read_text()
+    assert "Fake area" in index and "x&lt;y" in index  # escaped
+    assert "fake_line.png" in index and "benchmark exploded" in index
+    png = (tmp_path / "rep" / "fake_line.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    data = json.loads((tmp_path / "rep" / "fake.json").read_text())
+    assert data["data"] == {"value": 3}
+    assert data["tables"][0]["rows"][0] == [1, 2.5]
+    assert "cpu_count" in data["machine"]
+    assert ("fake", "half", 0.5) in calls
+
+
+def test_report_replaces_directory_atomically(tmp_path, fake_registry, monkeypatch):
+    target = tmp_path / "rep"
+    run_report(target, areas=["fake"])
+    before = (target / "index.html").read_text()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    from frugalml.report import runner
+
+    monkeypatch.setattr(runner, "render_index", boom)
+    with pytest.raises(OSError, match="disk full"):
+        run_report(target, areas=["fake"])
+    assert (target / "index.html").read_text() == before  # old report untouched
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "rep"]
+    assert leftovers == []  # no half-written temp directory left behind
+
+
+def test_unknown_area_and_bad_target(fake_registry):
+    with pytest.raises(InvalidInputError, match="area must be one of"):
+        run_report("unused", areas=["nope"])
+    with pytest.raises(InvalidInputError, match="module:function"):
+        registry.register("x", "X", "no_colon_here")
+
+
+def test_runtime_benchmark_measures_no_faster_than_ideal():
+    """Each straggler sleeps at least its injected duration, so time-to-first-k can never beat
+    the k-th smallest duration: measured / ideal >= 1 is a hard invariant of a real run."""
+    res = runtime_bench.run(quick=True, backends=["local-thread"])
+    assert res.data["errors"] == {}
+    trials = res.data["backends"]["local-thread"]["trials"]
+    assert len(trials) == 2
+    for t in trials:
+        assert len(t["measured"]) == runtime_bench.N_TASKS
+        for measured, ideal in zip(t["measured"], t["ideal"], strict=True):
+            assert measured >= ideal
+    first_k = {(r[0], r[1]): r for r in res.tables[1].rows}
+    assert set(first_k) == {("local-thread", k) for k in runtime_bench.KS}
+    assert all(r[4] >= 1.0 for r in first_k.values())
+    assert set(res.figures) == {"first_k_ratio", "arrivals"}
+    plt.close("all")
+
+
+def test_runtime_benchmark_rejects_unknown_backend():
+    with pytest.raises(InvalidInputError, match="backend must be one of"):
+        runtime_bench.run(backends=["nope"])

@@ -1,0 +1,91 @@
+"""The command line: version, JSON output checked against closed forms, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from frugalml import __version__
+from frugalml.cli import main
+from frugalml.report import registry
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys):
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0 and out.strip() == f"frugalml {__version__}"
+
+
+def test_simulate_json_matches_closed_form(capsys):
+    code, out, _ = run_cli(
+        capsys, "runtime", "simulate", "--n", "20", "--k", "5", "--k", "20",
+        "--shift", "0.5", "--rate", "2", "--trials", "4000", "--seed", "1", "--json",
+    )  # fmt: skip
+    assert code == 0
+    rows = {r["k"]: r for r in json.loads(out)["rows"]}
+    for k in (5, 20):
+        exact = 0.5 + np.sum(1.0 / np.arange(20 - k + 1, 21)) / 2.0  # shift + (H_n - H_{n-k})/rate
+        assert rows[k]["exact"] == pytest.approx(exact, rel=1e-12)
+        assert abs(rows[k]["mc_mean"] - exact) < 5 * rows[k]["mc_stderr"]
+
+
+def test_simulate_writes_plot(tmp_path, capsys):
+    png = tmp_path / "sim.png"
+    code, _, _ = run_cli(
+        capsys, "runtime", "simulate", "--model", "pareto", "--n", "8", "--trials", "200",
+        "--plot", str(png),
+    )  # fmt: skip
+    assert code == 0 and png.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["runtime", "simulate", "--n", "0"], "n must be >= 1"),
+        (["runtime", "simulate", "--n", "4", "--k", "5"], "k=5 exceeds n=4"),
+        (["runtime", "simulate", "--model", "weibull"], "model must be one of"),
+        (["runtime", "simulate", "--rate", "-1"], "rate must be > 0"),
+        (["runtime", "simulate", "--nope"], "No such option"),
+        (["runtime", "simulate", "--n", "abc"], "--n"),
+        (["runtime", "check", "--backend", "slurm"], "backend must be one of"),
+        (["report", "--area", "nope"], "area must be one of"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, args, needle):
+    code, _out, err = run_cli(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("frugalml: error:")
+    assert needle in lines[0]
+
+
+def test_runtime_check_local_thread_json(capsys):
+    code, out, _ = run_cli(capsys, "runtime", "check", "--backend", "local-thread", "--json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["backend"] == "local-thread" and row["status"] == "ok"
+
+
+def _tiny(*, quick: bool, progress=None):
+    from frugalml.report import BenchResult, Table
+
+    return BenchResult("tiny", "Tiny", "h", (Table("t", ("a",), ((1,),)),))
+
+
+def test_report_command_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    registry.register("tiny", "Tiny", f"{__name__}:_tiny")
+    code, out, _ = run_cli(capsys, "report", "--out", str(tmp_path / "r"), "--json")
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["failures"] == {}
+    assert payload["summary"]["rows"][0][:2] == ["tiny", "ok"]
+    assert (tmp_path / "r" / "index.html").is_file()
