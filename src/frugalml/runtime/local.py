@@ -4,7 +4,13 @@ Processes give isolation: a task that crashes its worker (segfault, ``os._exit``
 as a failed task, and the pool is rebuilt for the next submission. Functions are serialised
 with cloudpickle, so lambdas and closures work as they do on Ray and Dask. Worker processes
 are started with ``spawn`` (safe beside threads) and have their BLAS pools limited to one
-thread each, since ``max_workers`` processes already share the cores.
+thread each, since ``max_workers`` processes already share the cores. As with any spawn-based
+pool, a script that creates one must guard its entry point with
+``if __name__ == "__main__":``.
+
+When a worker process dies, ``concurrent.futures`` marks every task then in flight on that
+pool as failed (``BrokenProcessPool``); they are reported as failures, and the next submission
+starts a fresh pool.
 """
 
 from __future__ import annotations

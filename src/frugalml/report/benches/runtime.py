@@ -203,7 +203,8 @@ def _figures(measured: dict[str, dict[str, Any]], ratios: dict[str, dict[int, fl
         ax.bar(np.arange(len(KS)) + j * width, [r[k] for k in KS], width, label=name)
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(KS)) + 0.4 - width / 2, [f"k={k}" for k in KS])
-    ax.set_ylabel("time to first k / ideal")
+    ax.set_yscale("log")
+    ax.set_ylabel("time to first k / ideal (log)")
     ax.set_title(f"First k of n={N_TASKS} with injected stragglers")
     ax.legend(fontsize=8)
 
@@ -212,7 +213,8 @@ def _figures(measured: dict[str, dict[str, Any]], ratios: dict[str, dict[int, fl
     ax.step(first["ideal"], np.arange(1, N_TASKS + 1), where="post", color="k", label="ideal")
     for name, m in measured.items():
         ax.step(m["trials"][0]["measured"], np.arange(1, N_TASKS + 1), where="post", label=name)
-    ax.set_xlabel("seconds since submission")
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds since submission (log)")
     ax.set_ylabel("tasks finished")
     ax.set_title("Arrivals, trial 1")
     ax.legend(fontsize=8)
