@@ -53,6 +53,7 @@ def test_simulate_writes_plot(tmp_path, capsys):
         (["runtime", "simulate", "--model", "weibull"], "model must be one of"),
         (["runtime", "simulate", "--rate", "-1"], "rate must be > 0"),
         (["runtime", "simulate", "--nope"], "No such option"),
+        (["runtime", "simulate", "--alpha", "3"], "has no parameter(s) alpha"),
         (["runtime", "simulate", "--n", "abc"], "--n"),
         (["runtime", "check", "--backend", "slurm"], "backend must be one of"),
         (["report", "--area", "nope"], "area must be one of"),

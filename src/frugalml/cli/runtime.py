@@ -92,21 +92,27 @@ def simulate(
     model: str = typer.Option("shifted-exponential", help="shifted-exponential | pareto | bimodal"),
     n: int = typer.Option(64, help="Number of tasks (workers)."),
     k: list[int] = typer.Option(None, "--k", help="k values (default: n/4, n/2, 3n/4, n)."),
-    shift: float = typer.Option(1.0, help="Minimum task time (shifted-exponential, bimodal)."),
-    rate: float = typer.Option(1.0, help="Rate of the exponential tail."),
-    scale: float = typer.Option(1.0, help="Pareto scale."),
-    alpha: float = typer.Option(2.0, help="Pareto tail index."),
-    p_slow: float = typer.Option(0.1, help="Fraction of heavy stragglers (bimodal)."),
-    slowdown: float = typer.Option(10.0, help="Slow-down of heavy stragglers (bimodal)."),
+    shift: float = typer.Option(
+        None, help="Minimum task time [default 1] (shifted-exponential, bimodal)."
+    ),
+    rate: float = typer.Option(None, help="Rate of the exponential tail [default 1]."),
+    scale: float = typer.Option(None, help="Pareto scale [default 1]."),
+    alpha: float = typer.Option(None, help="Pareto tail index [default 2]."),
+    p_slow: float = typer.Option(
+        None, help="Fraction of heavy stragglers [default 0.1] (bimodal)."
+    ),
+    slowdown: float = typer.Option(
+        None, help="Slow-down of heavy stragglers [default 10] (bimodal)."
+    ),
     trials: int = typer.Option(2000, help="Monte-Carlo trials."),
     seed: int = typer.Option(0, help="Random seed."),
     plot: Path = typer.Option(None, help="Write a PNG plot of latency versus k here."),
     json_out: bool = JSON_OPTION,
 ) -> int:
     """Latency of first-k versus all-n under a straggler model (exact and Monte-Carlo)."""
-    m = model_from_spec(
-        model, shift=shift, rate=rate, scale=scale, alpha=alpha, p_slow=p_slow, slowdown=slowdown
-    )
+    given = {"shift": shift, "rate": rate, "scale": scale, "alpha": alpha}
+    given.update(p_slow=p_slow, slowdown=slowdown)
+    m = model_from_spec(model, **{k: v for k, v in given.items() if v is not None})
     ks = k or sorted({max(1, n // 4), max(1, n // 2), max(1, 3 * n // 4), n})
     rows = simulate_first_k(m, n, ks, trials=trials, rng=seed)
     if plot is not None:

@@ -234,7 +234,8 @@ class BaseExecutor(ABC):
         """Release every resource (processes, clusters, connections)."""
 
     def _arrival_time(self, native: Any, observed: float) -> float:
-        """Master-clock time the task completed; backends that know better override."""
+        """Master-clock time the task completed (must not consume state: it may be asked
+        again for a task left pending); backends that know better override."""
         return observed
 
     # -- public API ---------------------------------------------------------------------
@@ -243,11 +244,12 @@ class BaseExecutor(ABC):
         self._check_open()
         if not callable(fn):
             raise InvalidInputError(f"submit needs a callable, got {type(fn).__name__}")
+        submitted_at = time.perf_counter()  # before the task can possibly finish
         native = self._submit_native(fn, args, kwargs)
         return TaskHandle(
             task_id=next(self._counter),
             backend=self.backend,
-            submitted_at=time.perf_counter(),
+            submitted_at=submitted_at,
             native=native,
             owner=self._owner,
         )
@@ -286,7 +288,6 @@ class BaseExecutor(ABC):
         failures: dict[int, TaskFailure] = {}
         timings: dict[int, TaskTiming] = {}
         arrivals: list[int] = []
-        listening = on_result is not None
         stopped_by: StopReason | None = None
         t0 = time.perf_counter()
         while stopped_by is None:
@@ -296,32 +297,36 @@ class BaseExecutor(ABC):
                 break
             done = self._wait_any([h.native for h in remaining.values()], left)
             observed = time.perf_counter()
-            for native in sorted(done, key=lambda nat: position[id(nat)]):
-                i = position[id(native)]
-                if i not in remaining:
-                    continue
+            # Process a batch in order of completion; stop at the exact arrival that meets a
+            # stop condition, so that results/on_result agree (the rest stay pending).
+            batch = sorted(
+                (self._arrival_time(nat, observed), position[id(nat)], nat)
+                for nat in done
+                if position[id(nat)] in remaining
+            )
+            for arrived, i, native in batch:
                 handle = remaining.pop(i)
                 outcome = self._collect(native)
-                arrived = self._arrival_time(native, observed)
                 timings[i] = TaskTiming(arrived - handle.submitted_at, outcome.run_time)
                 arrivals.append(i)
                 if outcome.ok:
                     results[i] = outcome.value
-                    if listening and on_result(i, outcome.value):  # type: ignore[misc]
-                        listening = False
+                    if on_result is not None and on_result(i, outcome.value):
                         stopped_by = "callback"
                 else:
                     failures[i] = TaskFailure(
                         i, outcome.error_type, outcome.message, outcome.traceback
                     )
-            if stopped_by is None:
-                if want_all:
-                    if not remaining:
-                        stopped_by = "all"
-                elif len(results) >= k:
-                    stopped_by = "k"
-                elif len(results) + len(remaining) < k:
-                    stopped_by = "exhausted"
+                if stopped_by is None:
+                    if want_all:
+                        if not remaining:
+                            stopped_by = "all"
+                    elif len(results) >= k:
+                        stopped_by = "k"
+                    elif len(results) + len(remaining) < k:
+                        stopped_by = "exhausted"
+                if stopped_by is not None:
+                    break
         return Gathered(
             n=len(handles),
             k=k,

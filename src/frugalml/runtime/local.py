@@ -139,9 +139,11 @@ class LocalExecutor(BaseExecutor):
 
     def _arrival_time(self, native: cf.Future, observed: float) -> float:
         with self._lock:
-            return self._done_at.pop(id(native), observed)
+            return self._done_at.get(id(native), observed)
 
     def _collect(self, native: cf.Future) -> Outcome:
+        with self._lock:
+            self._done_at.pop(id(native), None)
         try:
             return native.result(timeout=0)
         except BaseException as exc:  # BrokenProcessPool, CancelledError, pickling errors
@@ -155,8 +157,9 @@ class LocalExecutor(BaseExecutor):
 
     @staticmethod
     def _terminate_pool(pool: cf.Executor) -> None:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # shutdown() forgets the worker processes, so take them first.
         procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
         for proc in procs:
             if proc.is_alive():
                 proc.terminate()

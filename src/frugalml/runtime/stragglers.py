@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from .._validate import (
     check_array,
     check_choice,
     check_int,
+    check_nonnegative_float,
     check_positive_float,
     check_probability,
     check_rng,
@@ -104,8 +104,7 @@ class ShiftedExponential(StragglerModel):
     name: str = field(default="shifted-exponential", init=False)
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.shift) and self.shift >= 0):
-            raise InvalidInputError(f"shift must be finite and >= 0, got {self.shift}")
+        check_nonnegative_float(self.shift, "shift")
         check_positive_float(self.rate, "rate")
 
     def sample(self, n: int, rng: RngLike = None) -> np.ndarray:
@@ -262,7 +261,8 @@ class TraceReplay(StragglerModel):
                 line = line.strip()
                 if not line or line.startswith("#"):
                     continue
-                first = line.replace(";", ",").split(",")[0].split()[0]
+                fields = line.replace(";", ",").split(",")[0].split()
+                first = fields[0] if fields else ""
                 try:
                     values.append(float(first))
                 except ValueError:
@@ -270,7 +270,13 @@ class TraceReplay(StragglerModel):
                         raise InvalidInputError(
                             f"{path}:{lineno}: {first!r} is not a duration in seconds"
                         ) from None
-        return cls(np.asarray(values, dtype=float), mode=mode)
+        try:
+            durations = np.asarray(values, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"trace file {path} must hold a flat list of durations in seconds: {exc}"
+            ) from exc
+        return cls(durations, mode=mode)
 
     def sample(self, n: int, rng: RngLike = None) -> np.ndarray:
         n = check_int(n, "n", low=0)
@@ -299,16 +305,32 @@ class TraceReplay(StragglerModel):
         return {"size": int(d.size), "mode": self.mode, "mean": float(d.mean())}
 
 
+_SPEC_PARAMS: dict[str, tuple[str, ...]] = {
+    "shifted-exponential": ("shift", "rate"),
+    "pareto": ("scale", "alpha"),
+    "bimodal": ("shift", "rate", "p_slow", "slowdown"),
+}
+
+
 def model_from_spec(name: str, **params: float) -> StragglerModel:
     """Build a model from a name and keyword parameters (used by the CLI).
 
     ``shifted-exponential`` (shift, rate), ``pareto`` (scale, alpha), ``bimodal`` (shift,
-    rate, p_slow, slowdown over a shifted-exponential base).
+    rate, p_slow, slowdown over a shifted-exponential base). Missing parameters take the
+    class defaults; a parameter the model does not have is an error, not silently ignored.
     """
-    name = check_choice(name, "model", ("shifted-exponential", "pareto", "bimodal"))
+    name = check_choice(name, "model", _SPEC_PARAMS)
+    unknown = sorted(set(params) - set(_SPEC_PARAMS[name]))
+    if unknown:
+        raise InvalidInputError(
+            f"model {name!r} has no parameter(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(_SPEC_PARAMS[name])}"
+        )
     if name == "shifted-exponential":
-        return ShiftedExponential(params.get("shift", 1.0), params.get("rate", 1.0))
+        return ShiftedExponential(**params)
     if name == "pareto":
-        return Pareto(params.get("scale", 1.0), params.get("alpha", 2.0))
-    base = ShiftedExponential(params.get("shift", 1.0), params.get("rate", 1.0))
-    return BimodalStragglers(base, params.get("p_slow", 0.1), params.get("slowdown", 10.0))
+        return Pareto(**params)
+    base = ShiftedExponential(**{k: v for k, v in params.items() if k in ("shift", "rate")})
+    return BimodalStragglers(
+        base, **{k: v for k, v in params.items() if k in ("p_slow", "slowdown")}
+    )

@@ -1,0 +1,218 @@
+"""Crashing workers, closing executors, and choosing backends by name."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+import time
+
+import cloudpickle
+import psutil
+import pytest
+
+from frugalml.errors import BackendUnavailableError, FrugalError, InvalidInputError
+from frugalml.runtime import BACKENDS, _optional, backend_info, make_executor
+
+from ._backends import BACKEND_OPTIONS, PROCESS_BACKENDS
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+HANG = 60.0
+
+
+def square(x):
+    return x * x
+
+
+def pid_of_worker(seconds):
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def die(code):
+    os._exit(code)
+
+
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def leftover_children(before, child_processes, timeout=15.0):
+    """Children started since ``before`` that are still alive after ``timeout`` seconds.
+
+    They are described, then killed by pid so as not to linger for the rest of the session.
+    """
+    left = child_processes() - before
+    end = time.monotonic() + timeout
+    while left and time.monotonic() < end:
+        time.sleep(0.25)
+        left = child_processes() - before
+    described = describe(left)
+    for pid in left:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
+    return described
+
+
+def describe(pids):
+    out = []
+    for pid in sorted(pids):
+        try:
+            out.append(f"{pid}: {' '.join(psutil.Process(pid).cmdline())[:120]}")
+        except psutil.Error:
+            out.append(f"{pid}: (gone)")
+    return out
+
+
+@pytest.fixture(scope="module", params=PROCESS_BACKENDS)
+def fresh(request, child_processes):
+    """A new executor of each process backend, and this process's children before it."""
+    before = child_processes()
+    name, options = BACKEND_OPTIONS[request.param]
+    ex = make_executor(name, **options)
+    yield ex, before
+    ex.close()
+
+
+def test_crashing_task_is_a_failure_and_executor_stays_usable(fresh):
+    ex, _ = fresh
+    # Which processes run tasks now (four at once, so each takes a worker).
+    warm = ex.gather([ex.submit(pid_of_worker, 0.3) for _ in range(4)], deadline=HANG)
+    assert warm.stopped_by == "all", warm.summary()
+    old_pids = set(warm.results.values())
+    assert os.getpid() not in old_pids
+
+    t0 = time.perf_counter()
+    g = ex.gather([ex.submit(die, 3)], deadline=HANG)
+    elapsed = time.perf_counter() - t0
+    assert g.stopped_by == "all", f"{g.summary()}: the crash was not noticed ({elapsed:.1f}s)"
+    assert g.results == {}
+    assert set(g.failures) == {0}
+    assert g.failures[0].error_type
+    assert g.failures[0].message
+    assert g.timings[0].latency >= 0
+
+    after = ex.gather([ex.submit(pid_of_worker, 0.0) for _ in range(3)], deadline=HANG)
+    assert after.stopped_by == "all", after.summary()
+    assert len(after.results) == 3
+    if ex.backend == "local":
+        # The broken pool was replaced by a new one: new worker processes.
+        assert not set(after.results.values()) & old_pids
+    g = ex.gather([ex.submit(square, i) for i in range(4)], deadline=HANG)
+    assert g.results == {0: 0, 1: 1, 2: 4, 3: 9}
+
+
+def test_close_leaves_no_child_processes(fresh, child_processes):
+    """close() stops the workers, a straggler still running included ("running tasks are
+    stopped rather than waited for"), so no process started by the executor outlives it."""
+    ex, before = fresh
+    assert ex.gather([ex.submit(square, i) for i in range(4)], deadline=HANG).done
+    straggler = ex.submit(nap, 30.0)
+    assert ex.gather([straggler], deadline=1.0).pending == (0,)
+    ex.close()
+    assert "closed" in repr(ex)
+
+    left = leftover_children(before, child_processes)
+    assert not left, f"{ex.backend}: close() left {len(left)} child process(es): {left}"
+
+
+def test_local_close_after_finished_tasks_leaves_no_child_processes(child_processes):
+    before = child_processes()
+    ex = make_executor("local", max_workers=2)
+    g = ex.gather([ex.submit(pid_of_worker, 0.2) for _ in range(2)], deadline=HANG)
+    assert g.stopped_by == "all", g.summary()
+    assert set(g.results.values()) <= child_processes() - before  # the pool's workers
+    ex.close()
+    left = leftover_children(before, child_processes)
+    assert not left, f"close() left {len(left)} child process(es): {left}"
+
+
+def blas_setup():
+    from threadpoolctl import threadpool_info
+
+    threads = {d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}
+    return threads, os.environ.get("OMP_NUM_THREADS")
+
+
+@pytest.mark.parametrize("blas_threads", [1, 2])
+def test_local_workers_limit_blas_threads(blas_threads):
+    with make_executor("local", max_workers=1, blas_threads=blas_threads) as ex:
+        g = ex.gather([ex.submit(blas_setup)], deadline=HANG)
+    assert g.results == {0: ({blas_threads}, str(blas_threads))}
+
+
+def test_closed_executor_rejects_work(fresh):
+    ex, _ = fresh
+    ex.close()  # idempotent
+    with pytest.raises(FrugalError, match="closed"):
+        ex.submit(square, 2)
+    with pytest.raises(FrugalError, match="closed"):
+        ex.map(square, [1, 2])
+
+
+def test_closed_thread_executor_rejects_work():
+    with make_executor("local-thread", max_workers=2) as ex:
+        handles = [ex.submit(square, 3)]
+        assert ex.gather(handles).results == {0: 9}
+    with pytest.raises(FrugalError, match="closed"):
+        ex.submit(square, 2)
+    with pytest.raises(FrugalError, match="closed"):
+        ex.gather(handles)
+    ex.cancel(handles)  # a no-op once closed
+    ex.close()
+
+
+def test_thread_executor_is_not_process_isolated():
+    with make_executor("local-thread", max_workers=1) as ex:
+        assert ex.isolates_processes is False
+        assert ex.gather([ex.submit(os.getpid)]).results == {0: os.getpid()}
+
+
+# -- choosing a backend -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["nope", "", "Local", "threads"])
+def test_unknown_backend_raises(name):
+    with pytest.raises(InvalidInputError, match="backend must be one of"):
+        make_executor(name)
+    with pytest.raises(InvalidInputError):
+        backend_info(name)
+
+
+@pytest.mark.parametrize(
+    ("backend", "module", "extra"),
+    [
+        ("ray", "ray", "distributed"),
+        ("dask", "dask", "distributed"),
+        ("lithops", "lithops", "serverless"),
+    ],
+)
+def test_missing_extra_names_it(monkeypatch, backend, module, extra):
+    real = importlib.import_module
+
+    def fake_import(name, package=None):
+        if name.split(".")[0] == module:
+            raise ImportError(f"No module named {name!r}")
+        return real(name, package)
+
+    monkeypatch.setattr(_optional.importlib, "import_module", fake_import)
+    with pytest.raises(BackendUnavailableError, match=rf"frugalml\[{extra}\]") as info:
+        make_executor(backend)
+    assert isinstance(info.value, ImportError)
+    assert info.value.package == module
+    assert info.value.extra == extra
+
+
+def test_backend_info_reports_installed_backends():
+    assert set(BACKENDS) == set(BACKEND_OPTIONS)
+    for name in ("local", "local-thread"):
+        info = backend_info(name)
+        assert (info.name, info.installed, info.extra) == (name, True, None)
+    for name, extra in [("ray", "distributed"), ("dask", "distributed"), ("lithops", "serverless")]:
+        info = backend_info(name)
+        assert info.installed
+        assert info.extra == extra
+        assert info.version
