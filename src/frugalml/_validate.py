@@ -141,7 +141,12 @@ def check_array(
         raise InvalidInputError(f"{name} could not be converted to an array: {exc}") from exc
     if arr.dtype == object:
         raise InvalidInputError(f"{name} must be numeric, got an object array (ragged input?)")
-    if dtype is not None:
+    if dtype is None:
+        if np.iscomplexobj(arr):
+            raise InvalidInputError(f"{name} must be real, got complex dtype {arr.dtype}")
+        if arr.dtype.kind not in "biuf":
+            raise InvalidInputError(f"{name} must be numeric, got dtype {arr.dtype}")
+    else:
         target = np.dtype(dtype)
         if np.iscomplexobj(arr) and target.kind != "c":
             raise InvalidInputError(f"{name} must be real, got complex dtype {arr.dtype}")
