@@ -100,7 +100,7 @@ class LinearCode(ABC):
         """(K, N) generator matrix: x = u G."""
 
     def encode(self, blocks: np.ndarray) -> np.ndarray:
-        """(K, *shape) data blocks -> (N, *shape) coded blocks. Default: dense G, O(N K) block ops."""
+        """(K, *shape) data blocks -> (N, *shape) coded blocks; dense G, O(N K) block ops."""
         u = self._check_blocks(blocks)
         g = self.generator.astype(u.dtype, copy=False)
         return np.tensordot(g.T, u, axes=(1, 0))

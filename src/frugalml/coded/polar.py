@@ -202,15 +202,11 @@ class PolarCode(LinearCode):
         x = np.zeros((self.n, *y.shape[1:]), dtype=y.dtype)
         x[self.permutation[mask]] = y[mask]
         flat = x.reshape(self.n, -1)
-        uk, (u, _) = self._sc_numeric(flat, xk)
+        uk, (u, _, _) = self._sc(flat, xk, self.frozen, 0)
         blocks = u[self.data_positions] * self.signs[:, None]
         known = uk[self.data_positions]
         blocks[~known] = 0.0
         return Decoded(blocks.reshape(self.k, *y.shape[1:]), known, int(mask.sum()), "sc")
-
-    def _sc_numeric(self, flat: np.ndarray, xk: np.ndarray):
-        uk, (u, v, vk) = self._sc(flat, xk, self.frozen, 0)
-        return uk, (u, (v, vk))
 
     def _sc(self, x, xk, frozen, depth):
         """SC on one node. ``x`` (M, P) with zeros where unknown, or None (masks only).
@@ -240,7 +236,7 @@ class PolarCode(LinearCode):
             return ones, (u, x, ones)
 
         (f00, f01), (f10, f11) = self.kernel
-        (i00, i01), (i10, i11) = self._kinv  # u = x F^{-1}: v_top = i00 x_top + i10 x_bot
+        i00, i10 = self._kinv[:, 0]  # u = x F^{-1}: v_top = i00 x_top + i10 x_bot
         h = m // 2
         kt, kb = xk[:h], xk[h:]
         both = kt & kb
