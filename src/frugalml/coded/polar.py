@@ -77,18 +77,50 @@ def polar_transform(u: np.ndarray, kernel: np.ndarray, levels: int | None = None
     n = x.shape[0]
     total = n.bit_length() - 1
     levels = total if levels is None else levels
-    f00, f01, f10, f11 = (float(v) for v in kernel.ravel())
-    flat = x.reshape(n, -1)
+    if n > 1 and x.size:
+        _butterflies_inplace(x.reshape(n, -1), kernel, levels)
+    return x
+
+
+def _lincomb(a: np.ndarray, ca: float, b: np.ndarray, cb: float, out: np.ndarray) -> None:
+    """out = ca a + cb b elementwise, with at most one temporary (``out`` may alias a or b)."""
+    if ca == cb:
+        np.add(a, b, out=out)
+        if ca != 1.0:
+            out *= ca
+    elif ca == -cb:
+        np.subtract(a, b, out=out)
+        if ca != 1.0:
+            out *= ca
+    elif cb == 0.0:
+        np.multiply(a, ca, out=out)
+    elif ca == 0.0:
+        np.multiply(b, cb, out=out)
+    elif abs(cb) == 1.0 and out is not b:
+        np.multiply(a, ca, out=out)
+        (np.add if cb > 0 else np.subtract)(out, b, out=out)
+    elif abs(ca) == 1.0 and out is not a:
+        np.multiply(b, cb, out=out)
+        (np.add if ca > 0 else np.subtract)(out, a, out=out)  # cb b + a  or  cb b - a
+    elif out is b:
+        out *= cb
+        out += ca * a
+    else:
+        tmp = cb * b
+        np.multiply(a, ca, out=out)
+        out += tmp
+
+
+def _butterflies_inplace(flat: np.ndarray, kernel: np.ndarray, levels: int) -> None:
+    """Apply ``levels`` butterfly passes of ``kernel`` to (M, P) ``flat`` in place."""
+    m = flat.shape[0]
+    (f00, f01), (f10, f11) = kernel
     for lev in range(levels):
-        view = flat.reshape(1 << lev, 2, n >> (lev + 1), flat.shape[1])
+        view = flat.reshape(1 << lev, 2, m >> (lev + 1), flat.shape[1])
         top, bot = view[:, 0], view[:, 1]
         old_top = top.copy()
-        # x_top = f00 u_top + f10 u_bot ; x_bot = f01 u_top + f11 u_bot
-        top *= f00
-        top += f10 * bot
-        bot *= f11
-        bot += f01 * old_top
-    return x
+        _lincomb(top, f00, bot, f10, top)
+        _lincomb(old_top, f01, bot, f11, bot)
 
 
 class PolarCode(LinearCode):
@@ -183,7 +215,7 @@ class PolarCode(LinearCode):
     def known_blocks(self, mask: np.ndarray) -> np.ndarray:
         """(K,) bool: data blocks SC recovers from the arrived set (no data touched)."""
         mask = check_mask(mask, self.n)
-        uk, _ = self._sc(None, self._codeword_mask(mask), self.frozen, 0)
+        uk, _ = self._sc_mask(self._codeword_mask(mask), self.frozen, 0)
         return uk[self.data_positions]
 
     def decodable(self, mask: np.ndarray) -> bool:
@@ -194,86 +226,126 @@ class PolarCode(LinearCode):
         """Successive-cancellation decoding; partial when the set is not decodable.
 
         ``outputs``: (N, *shape) in worker order, rows of non-arrived workers ignored.
-        Returns ``Decoded`` with the (K, *shape) blocks and the (K,) known mask.
+        Returns ``Decoded`` with the (K, *shape) blocks and the (K,) known mask. Works in
+        place on one copy of the outputs plus N rows of scratch: every butterfly level is a
+        few vectorised passes over the data.
         """
         mask = check_mask(mask, self.n)
         y = check_outputs(outputs, self.n, mask)
         xk = self._codeword_mask(mask)
-        x = np.zeros((self.n, *y.shape[1:]), dtype=y.dtype)
-        x[self.permutation[mask]] = y[mask]
-        flat = x.reshape(self.n, -1)
-        uk, (u, _, _) = self._sc(flat, xk, self.frozen, 0)
-        blocks = u[self.data_positions] * self.signs[:, None]
+        inv = np.empty(self.n, dtype=np.intp)
+        inv[self.permutation] = np.arange(self.n)
+        x = y.reshape(self.n, -1)[inv]  # codeword order; a fresh copy we may overwrite
+        x[~xk] = 0.0
+        u = np.empty_like(x)
+        width = x.shape[1]
+        scratch = [np.empty((self.n >> (d + 1), width), x.dtype) for d in range(self.levels)]
+        uk, _ = self._sc_num(x, xk, self.frozen, 0, u, False, scratch)
         known = uk[self.data_positions]
+        blocks = u[self.data_positions]
+        blocks *= self.signs[:, None].astype(u.dtype)
         blocks[~known] = 0.0
         return Decoded(blocks.reshape(self.k, *y.shape[1:]), known, int(mask.sum()), "sc")
 
-    def _sc(self, x, xk, frozen, depth):
-        """SC on one node. ``x`` (M, P) with zeros where unknown, or None (masks only).
+    # The mask logic of one butterfly node, shared by the boolean and the numeric decoder.
+    # x_top = f00 v_top + f10 v_bot ; x_bot = f01 v_top + f11 v_bot.
+    def _bottom_sources(self, kt, kb, vtk):
+        (f00, f01), (f10, f11) = self.kernel
+        none = np.zeros(kt.shape, dtype=bool)
+        from_top = kt & (vtk | (f00 == 0)) if f10 != 0 else none
+        from_bot = kb & (vtk | (f01 == 0)) & ~from_top if f11 != 0 else none
+        return from_top, from_bot
 
-        Returns ``(uk, vk)`` in mask-only mode, else ``(uk, (u, v, vk))`` where u is the
-        decoded input, v its re-encoding (this node's codeword), with known masks.
+    def _reencoded_known(self, vtk, vbk):
+        (f00, f01), (f10, f11) = self.kernel
+        need_t = (vtk if f00 != 0 else True) & (vbk if f10 != 0 else True)
+        need_b = (vtk if f01 != 0 else True) & (vbk if f11 != 0 else True)
+        h = vtk.shape[0]
+        return np.concatenate([np.broadcast_to(need_t, (h,)), np.broadcast_to(need_b, (h,))])
+
+    def _sc_mask(self, xk, frozen, depth):
+        """Known masks only: (uk, vk) of this node's input and re-encoded codeword."""
+        m = xk.shape[0]
+        if frozen.all() or (not frozen.any() and xk.all()):
+            ones = np.ones(m, dtype=bool)
+            return ones, ones
+        if depth == self.levels:
+            uk = frozen | xk
+            return uk, uk
+        h = m // 2
+        kt, kb = xk[:h], xk[h:]
+        ukt, vtk = self._sc_mask(kt & kb, frozen[:h], depth + 1)
+        from_top, from_bot = self._bottom_sources(kt, kb, vtk)
+        ukb, vbk = self._sc_mask(from_top | from_bot, frozen[h:], depth + 1)
+        return np.concatenate([ukt, ukb]), self._reencoded_known(vtk, vbk)
+
+    def _sc_num(self, x, xk, frozen, depth, u_out, need_v, scratch):
+        """Numeric SC on one node, in place.
+
+        ``x`` (M, P): observations, zero where unknown; overwritten, and on return holds the
+        node's re-encoded codeword when ``need_v``. ``u_out`` (M, P) receives the decoded
+        input (zero where unknown). ``scratch[depth]`` is this depth's work buffer.
+        Returns the known masks (uk, vk).
         """
         m = xk.shape[0]
-        numeric = x is not None
-        if frozen.all():  # rate 0: everything is zero and known
+        if frozen.all():  # rate 0: all zero (u_out is never read at frozen positions)
+            if need_v:
+                x[...] = 0.0
             ones = np.ones(m, dtype=bool)
-            if not numeric:
-                return ones, ones
-            z = np.zeros_like(x)
-            return ones, (z, z, ones)
-        if depth == self.levels:  # no butterflies left: identity on every position
+            return ones, ones
+        if depth == self.levels:  # identity on every position
             uk = frozen | xk
-            if not numeric:
-                return uk, uk
-            u = np.where(frozen[:, None], 0.0, x)
-            return uk, (u, u, uk)
+            data = ~frozen
+            u_out[data] = np.where(xk[data, None], x[data], 0.0)
+            if need_v:
+                x[frozen] = 0.0
+            return uk, uk
         if not frozen.any() and xk.all():  # rate 1, fully observed: invert the transform
+            np.copyto(u_out, x)
+            _butterflies_inplace(u_out, self._kinv, self.levels - depth)
             ones = np.ones(m, dtype=bool)
-            if not numeric:
-                return ones, ones
-            u = polar_transform(x, self._kinv, self.levels - depth)
-            return ones, (u, x, ones)
-
+            return ones, ones
         (f00, f01), (f10, f11) = self.kernel
         i00, i10 = self._kinv[:, 0]  # u = x F^{-1}: v_top = i00 x_top + i10 x_bot
         h = m // 2
+        xt, xb = x[:h], x[h:]
         kt, kb = xk[:h], xk[h:]
         both = kt & kb
-        if numeric:
-            xt, xb = x[:h], x[h:]
-            obs_t = i00 * xt + i10 * xb
-            obs_t[~both] = 0.0
-            ukt, (ut, vt, vtk) = self._sc(obs_t, both, frozen[:h], depth + 1)
-        else:
-            ukt, vtk = self._sc(None, both, frozen[:h], depth + 1)
-        # bottom: v_bot = (x_top - f00 v_top) / f10  or  (x_bot - f01 v_top) / f11
-        from_top = kt & (vtk | (f00 == 0)) if f10 != 0 else np.zeros(h, dtype=bool)
-        from_bot = kb & (vtk | (f01 == 0)) & ~from_top if f11 != 0 else np.zeros(h, dtype=bool)
+        obs = scratch[depth][:h]
+        _lincomb(xt, i00, xb, i10, obs)
+        if not both.all():
+            obs[~both] = 0.0
+        ukt, vtk = self._sc_num(obs, both, frozen[:h], depth + 1, u_out[:h], True, scratch)
+        vt = obs  # now holds the top child's re-encoding
+        from_top, from_bot = self._bottom_sources(kt, kb, vtk)
         kvb = from_top | from_bot
-        if numeric:
-            obs_b = np.zeros_like(xt)
-            if from_top.any():
-                obs_b[from_top] = (xt[from_top] - f00 * vt[from_top]) / f10
-            if from_bot.any():
-                obs_b[from_bot] = (xb[from_bot] - f01 * vt[from_bot]) / f11
-            ukb, (ub, vb, vbk) = self._sc(obs_b, kvb, frozen[h:], depth + 1)
+        # bottom observations over x_bot: (x_top - f00 v_top)/f10 or (x_bot - f01 v_top)/f11.
+        # One dense pass for the larger source, a gather/scatter for the other's rows only.
+        if from_top.sum() >= from_bot.sum():
+            rows = np.flatnonzero(from_bot)
+            fix = (xb[rows] - f01 * vt[rows]) / f11 if rows.size else None
+            _lincomb(xt, 1.0 / f10, vt, -f00 / f10, xb)
+            if fix is not None:
+                xb[rows] = fix
         else:
-            ukb, vbk = self._sc(None, kvb, frozen[h:], depth + 1)
-        # re-encode this node's codeword for the parent
-        need_t = (vtk if f00 != 0 else True) & (vbk if f10 != 0 else True)
-        need_b = (vtk if f01 != 0 else True) & (vbk if f11 != 0 else True)
+            rows = np.flatnonzero(from_top)
+            fix = (xt[rows] - f00 * vt[rows]) / f10 if rows.size else None
+            _lincomb(xb, 1.0 / f11, vt, -f01 / f11, xb)
+            if fix is not None:
+                xb[rows] = fix
+        if not kvb.all():
+            xb[~kvb] = 0.0
+        ukb, vbk = self._sc_num(xb, kvb, frozen[h:], depth + 1, u_out[h:], need_v, scratch)
         uk = np.concatenate([ukt, ukb])
-        vk = np.concatenate([np.broadcast_to(need_t, (h,)), np.broadcast_to(need_b, (h,))])
-        if not numeric:
-            return uk, vk
-        v = np.empty_like(x)
-        np.multiply(vt, f00, out=v[:h])
-        v[:h] += f10 * vb
-        np.multiply(vt, f01, out=v[h:])
-        v[h:] += f11 * vb
-        v[~vk] = 0.0
-        return uk, (np.concatenate([ut, ub]), v, vk)
+        if not need_v:
+            return uk, uk  # the caller does not use vk
+        # re-encode: x_top = f00 v_top + f10 v_bot ; x_bot = f01 v_top + f11 v_bot
+        _lincomb(vt, f00, xb, f10, xt)
+        _lincomb(vt, f01, xb, f11, xb)
+        vk = self._reencoded_known(vtk, vbk)
+        if not vk.all():
+            x[~vk] = 0.0
+        return uk, vk
 
     def decode_lstsq(self, outputs: np.ndarray, mask: np.ndarray) -> Decoded:
         """Least-squares decoding from G[S, D]: recovers every block in the row space of the

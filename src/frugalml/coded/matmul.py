@@ -1,0 +1,239 @@
+"""Coded matrix products on any :mod:`frugalml.runtime` executor.
+
+``coded_matmul(A, B, executor, code=...)`` splits A into K row blocks, encodes them into N
+worker blocks, and has worker j compute A~_j @ B. The master checks decodability on every
+arrival (``on_result``) and decodes as soon as the arrived set suffices, cancelling the
+stragglers; in ``mode="anytime"`` it returns at the deadline with an estimate and its
+predicted error if the set is not yet decodable (Bartan & Pilanci, arXiv 1901.06811 and
+2309.00682). ``CodedMatVec`` encodes A once and serves repeated A @ x.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .._validate import RngLike, check_array, check_choice, check_int, check_probability
+from ..errors import InvalidInputError, NotDecodableError
+from ..runtime import Executor, Gathered, make_executor
+from .anytime import anytime_estimate
+from .base import LinearCode
+from .baselines import GaussianMDS, Replication, Uncoded, VandermondeCode
+from .polar import PolarCode
+
+__all__ = ["CodedMatVec", "CodedResult", "coded_matmul", "make_code"]
+
+CODE_NAMES = ("polar", "uncoded", "replication", "mds", "vandermonde")
+
+
+def make_code(
+    name: str,
+    n_workers: int,
+    k_blocks: int,
+    *,
+    design_erasure: float = 0.25,
+    rng: RngLike = None,
+) -> LinearCode:
+    """A code by name with N workers and K data blocks.
+
+    ``uncoded`` uses K = N; ``replication`` uses r = N // K copies of each of K blocks.
+    """
+    name = check_choice(name, "code", CODE_NAMES)
+    n = check_int(n_workers, "n_workers", low=1)
+    k = check_int(k_blocks, "k_blocks", low=1, high=n)
+    if name == "polar":
+        return PolarCode(n, k, design_erasure=check_probability(design_erasure, "e"), rng=rng)
+    if name == "uncoded":
+        return Uncoded(n)
+    if name == "replication":
+        if n % k:
+            raise InvalidInputError(f"replication needs N divisible by K, got N={n}, K={k}")
+        return Replication(k, n // k)
+    if name == "mds":
+        return GaussianMDS(n, k, rng=rng)
+    return VandermondeCode(n, k)
+
+
+@dataclass(frozen=True)
+class CodedResult:
+    """A coded product.
+
+    value: the product (or its estimate), shape (m, p) or (m,).
+    exact: True when decoded exactly.
+    predicted_rel_error: predicted E||value - A B||^2 / ||A B||^2 (0 when exact).
+    n_arrived / n_workers: outputs used out of N.
+    wait_s: seconds from submission until decoding started; decode_s: decoding seconds.
+    """
+
+    value: np.ndarray
+    exact: bool
+    predicted_rel_error: float
+    n_arrived: int
+    n_workers: int
+    code: str
+    wait_s: float
+    decode_s: float
+    gathered: Gathered
+
+    def summary(self) -> str:
+        kind = (
+            "exact" if self.exact else f"estimate (pred. rel. err {self.predicted_rel_error:.3g})"
+        )
+        return (
+            f"{self.code}: {kind} from {self.n_arrived}/{self.n_workers} workers, "
+            f"wait {self.wait_s:.3f}s + decode {self.decode_s:.4f}s"
+        )
+
+
+def _product(block: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    return block @ rhs
+
+
+def _split_rows(a: np.ndarray, k: int) -> tuple[np.ndarray, int]:
+    """(m, n) -> (K, ceil(m/K), n) zero-padded row blocks, and m."""
+    m = a.shape[0]
+    rows = -(-m // k)
+    pad = rows * k - m
+    if pad:
+        a = np.concatenate([a, np.zeros((pad, *a.shape[1:]), dtype=a.dtype)])
+    return a.reshape(k, rows, *a.shape[1:]), m
+
+
+class CodedMatVec:
+    """Encode A once; serve A @ x (or A @ X) from the first decodable set of workers.
+
+    Parameters
+    ----------
+    a:
+        (m, n) matrix; split into K row blocks (zero-padded so that K divides m).
+    executor:
+        Any runtime executor (default: a local thread pool, closed by ``close()``).
+    code:
+        A ``LinearCode`` with N workers, or a name from ``CODE_NAMES``.
+    n_workers, k_blocks:
+        N and K when ``code`` is a name (default N = 16, K = N / 2).
+    Note: each call sends every worker its coded block; on process backends the block is
+    serialised per call.
+    """
+
+    def __init__(
+        self,
+        a: np.ndarray,
+        executor: Executor | None = None,
+        *,
+        code: str | LinearCode = "polar",
+        n_workers: int = 16,
+        k_blocks: int | None = None,
+        design_erasure: float = 0.25,
+        rng: RngLike = None,
+    ):
+        a = check_array(a, "A", ndim=2)
+        if isinstance(code, LinearCode):
+            self.code = code
+        else:
+            k_blocks = n_workers // 2 if k_blocks is None else k_blocks
+            self.code = make_code(code, n_workers, k_blocks, design_erasure=design_erasure, rng=rng)
+        if self.code.k > a.shape[0]:
+            raise InvalidInputError(f"A has {a.shape[0]} rows, fewer than K={self.code.k} blocks")
+        self.code_name = code if isinstance(code, str) else type(code).__name__
+        blocks, self.m = _split_rows(a, self.code.k)
+        self.n_cols = a.shape[1]
+        self.coded = self.code.encode(blocks)  # (N, rows, n)
+        self._own = executor is None
+        self.executor = executor if executor is not None else make_executor("local-thread")
+
+    def __call__(
+        self,
+        x: np.ndarray,
+        *,
+        mode: Literal["exact", "anytime"] = "exact",
+        deadline: float | None = None,
+        estimator: Literal["hybrid", "unbiased", "lstsq"] = "hybrid",
+    ) -> CodedResult:
+        """A @ x for x of shape (n,) or (n, p)."""
+        mode = check_choice(mode, "mode", ("exact", "anytime"))
+        x = check_array(x, "x", ndim=(1, 2))
+        if x.shape[0] != self.n_cols:
+            raise InvalidInputError(
+                f"shapes do not match: A is ({self.m}, {self.n_cols}), x is {x.shape}"
+            )
+        if mode == "anytime" and deadline is None:
+            raise InvalidInputError("mode='anytime' needs a deadline (seconds)")
+        code, n = self.code, self.code.n
+        rows = self.coded.shape[1]
+        outputs = np.zeros((n, rows, *x.shape[1:]))
+        arrived = np.zeros(n, dtype=bool)
+
+        def on_result(i: int, value: Any) -> bool:
+            outputs[i] = value
+            arrived[i] = True
+            return code.decodable(arrived)
+
+        t0 = time.perf_counter()
+        handles = [self.executor.submit(_product, self.coded[j], x) for j in range(n)]
+        got = self.executor.gather(handles, deadline=deadline, on_result=on_result)
+        if got.pending:
+            self.executor.cancel([handles[i] for i in got.pending])
+        wait = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        dec = code.decode(outputs, arrived)
+        if dec.complete:
+            blocks, exact, err = dec.blocks, True, 0.0
+        elif mode == "exact":
+            raise NotDecodableError(
+                f"{int(arrived.sum())} of {n} workers returned ({len(got.failures)} failed, "
+                f"{len(got.pending)} pending, stopped by {got.stopped_by}); the {self.code_name} "
+                f"code needs more outputs to decode {code.k} blocks exactly: wait longer or use "
+                "mode='anytime'"
+            )
+        elif isinstance(code, PolarCode) and arrived.any():
+            est = anytime_estimate(code, outputs, arrived, estimator)
+            blocks, exact, err = est.blocks, est.exact, est.predicted_rel_error
+        else:  # partial decoding: unknown blocks are zero
+            blocks, exact = dec.blocks, False
+            err = float((~dec.known).sum()) / code.k
+        value = blocks.reshape(-1, *x.shape[1:])[: self.m]
+        return CodedResult(
+            value, exact, err, int(arrived.sum()), n, self.code_name, wait,
+            time.perf_counter() - t1, got,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        if self._own:
+            self.executor.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def coded_matmul(
+    a: np.ndarray,
+    b: np.ndarray,
+    executor: Executor | None = None,
+    *,
+    code: str | LinearCode = "polar",
+    n_workers: int = 16,
+    k_blocks: int | None = None,
+    mode: Literal["exact", "anytime"] = "exact",
+    deadline: float | None = None,
+    estimator: Literal["hybrid", "unbiased", "lstsq"] = "hybrid",
+    design_erasure: float = 0.25,
+    rng: RngLike = None,
+) -> CodedResult:
+    """A @ B computed by N coded workers (see module docstring).
+
+    ``a`` (m, n), ``b`` (n, p) or (n,). Raises ``NotDecodableError`` in exact mode when the
+    workers that returned (before the deadline, or before too many failed) cannot be decoded.
+    """
+    b = check_array(b, "B", ndim=(1, 2))
+    with CodedMatVec(
+        a, executor, code=code, n_workers=n_workers, k_blocks=k_blocks,
+        design_erasure=design_erasure, rng=rng,
+    ) as op:  # fmt: skip
+        return op(b, mode=mode, deadline=deadline, estimator=estimator)
