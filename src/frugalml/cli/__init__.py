@@ -12,6 +12,7 @@ import typer
 
 from .. import __version__
 from ..errors import FrugalError
+from .coded import coded_app
 from .report import report
 from .runtime import runtime_app
 
@@ -25,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(runtime_app, name="runtime")
+app.add_typer(coded_app, name="coded")
 app.command("report")(report)
 
 

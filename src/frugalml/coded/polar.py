@@ -73,7 +73,7 @@ def polar_transform(u: np.ndarray, kernel: np.ndarray, levels: int | None = None
     data as (2^l, 2, N / 2^{l+1}, -1) and combines the two halves, so the work is
     O(N log N * block) with no per-node Python recursion.
     """
-    x = np.array(u, copy=True)
+    x = np.array(u, copy=True, order="C")  # reshape below must be a view
     n = x.shape[0]
     total = n.bit_length() - 1
     levels = total if levels is None else levels

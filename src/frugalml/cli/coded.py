@@ -1,0 +1,188 @@
+"""``frugalml coded matmul`` and ``frugalml coded simulate``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from .._validate import check_choice
+from ..errors import InvalidInputError
+from ..runtime import BACKENDS, FaultInjector, make_executor, model_from_spec
+from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, setup_threads
+
+__all__ = ["coded_app"]
+
+coded_app = typer.Typer(help="Straggler-resilient coded computation.", no_args_is_help=True)
+
+MODEL_HELP = "Straggler model: none | shifted-exponential | pareto | bimodal."
+
+
+def _load(path: Path | None, shape: tuple[int, int], rng: np.random.Generator, name: str):
+    if path is None:
+        return rng.standard_normal(shape)
+    if not path.is_file():
+        raise InvalidInputError(f"{name} file {path} does not exist")
+    try:
+        return np.load(path, mmap_mode="r")
+    except ValueError as exc:
+        raise InvalidInputError(f"{name} file {path} is not a .npy array: {exc}") from exc
+
+
+@coded_app.command("matmul")
+def matmul(
+    m: int = typer.Option(4096, help="Rows of A (random data unless --a is given)."),
+    n: int = typer.Option(512, help="Columns of A / rows of B."),
+    p: int = typer.Option(64, help="Columns of B."),
+    a_file: Path = typer.Option(None, "--a", help="A as a .npy file."),
+    b_file: Path = typer.Option(None, "--b", help="B as a .npy file."),
+    code: str = typer.Option("polar", help="polar | mds | uncoded | replication | vandermonde"),
+    workers: int = typer.Option(16, help="N workers."),
+    k: int = typer.Option(None, help="K data blocks (default N/2; uncoded: N)."),
+    backend: str = typer.Option("local-thread", help="Executor backend."),
+    model: str = typer.Option("bimodal", help=MODEL_HELP),
+    shift: float = typer.Option(0.05, help="Straggler model: minimum delay (s)."),
+    rate: float = typer.Option(20.0, help="Straggler model: rate of the exponential tail."),
+    mode: str = typer.Option("exact", help="exact | anytime"),
+    deadline: float = typer.Option(None, help="Seconds to wait (required for anytime)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
+) -> int:
+    """Compute A @ B with N coded workers, injected stragglers, and report the result."""
+    from ..coded.matmul import coded_matmul
+
+    setup_threads(blas_threads)
+    check_choice(backend, "backend", BACKENDS)
+    check_choice(model, "model", ("none", "shifted-exponential", "pareto", "bimodal"))
+    rng = np.random.default_rng(seed)
+    a = _load(a_file, (m, n), rng, "A")
+    b = _load(b_file, (n, p), rng, "B")
+    if k is None:
+        k = workers if code == "uncoded" else workers // 2
+    params = {"shift": shift, "rate": rate} if model != "pareto" else {}
+    t_start = time.perf_counter()
+    with make_executor(backend, **_concurrency(backend, workers)) as ex:
+        # start every worker before timing: pool start-up is reported separately
+        ex.gather([ex.submit(abs, -i) for i in range(workers)], deadline=300)
+        startup = time.perf_counter() - t_start
+        runner = ex
+        if model != "none":
+            runner = FaultInjector(ex, stragglers=model_from_spec(model, **params), rng=seed)
+        t0 = time.perf_counter()
+        res = coded_matmul(
+            a, b, runner, code=code, n_workers=workers, k_blocks=k, mode=mode,
+            deadline=deadline, rng=seed,
+        )  # fmt: skip
+        total = time.perf_counter() - t0
+    ref = np.asarray(a) @ np.asarray(b)
+    rel = float(np.linalg.norm(res.value - ref) / max(np.linalg.norm(ref), 1e-300))
+    payload = {
+        "code": code, "backend": backend, "n_workers": workers, "k_blocks": k,
+        "exact": res.exact, "n_arrived": res.n_arrived, "failed": len(res.gathered.failures),
+        "startup_s": startup, "seconds": total, "wait_s": res.wait_s, "decode_s": res.decode_s,
+        "relative_error": rel, "predicted_rel_error": res.predicted_rel_error,
+    }  # fmt: skip
+    if json_out:
+        emit_json(payload)
+    else:
+        console.print(res.summary())
+        console.print(
+            f"relative error vs numpy: {rel:.3g}; total {total:.3f}s "
+            f"(executor start-up {startup:.2f}s, not included)"
+        )
+    return 0
+
+
+def _concurrency(backend: str, workers: int) -> dict:
+    """Executor options that let all N (mostly waiting) worker tasks run at once."""
+    if backend in ("local", "local-thread"):
+        return {"max_workers": workers}
+    if backend == "ray":
+        return {"task_cpus": 1.0 / max(1, workers // 2)}
+    if backend == "dask":
+        return {"n_workers": 2, "threads_per_worker": max(1, workers // 2)}
+    return {"workers": workers}
+
+
+@coded_app.command("simulate")
+def simulate(
+    n: int = typer.Option(256, help="N workers (a power of two)."),
+    k: int = typer.Option(None, help="K data blocks (default N/2)."),
+    model: str = typer.Option("bimodal", help=MODEL_HELP),
+    shift: float = typer.Option(None, help="Minimum task time [default 1]."),
+    rate: float = typer.Option(None, help="Rate of the exponential tail [default 1]."),
+    p_slow: float = typer.Option(None, help="Fraction of heavy stragglers [default 0.1]."),
+    slowdown: float = typer.Option(None, help="Slow-down of heavy stragglers [default 10]."),
+    trials: int = typer.Option(500, help="Monte-Carlo trials."),
+    seed: int = typer.Option(0, help="Random seed."),
+    plot: Path = typer.Option(None, help="Write a PNG of the completion-time CDFs here."),
+    json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
+) -> int:
+    """Completion time (incl. decoding) of polar vs uncoded, replication and MDS codes."""
+    from ..coded.simulate import default_schemes, simulate_latency
+
+    setup_threads(blas_threads)
+    given = {"shift": shift, "rate": rate, "p_slow": p_slow, "slowdown": slowdown}
+    strag = model_from_spec(model, **{key: v for key, v in given.items() if v is not None})
+    k = n // 2 if k is None else k
+    with console.status("simulating", spinner="dots") if not json_out else _null():
+        res = simulate_latency(strag, default_schemes(n, k, rng=seed), k=k, trials=trials, rng=seed)
+    if plot is not None:
+        _plot(res, plot)
+    ideal = next(r for r in res if r.name == "ideal-mds")
+    if json_out:
+        emit_json(
+            {
+                "n": n, "k": k, "model": strag.describe(), "trials": trials,
+                "schemes": [
+                    {"name": r.name, "mean": r.mean, "p50": r.p50, "p99": r.p99,
+                     "arrivals_over_k": r.mean_arrivals_over_k, "decode_s": r.decode_units}
+                    for r in res
+                ],
+            }
+        )  # fmt: skip
+        return 0
+    table = Table(title=f"completion time, N={n}, K={k}, {strag.name} {strag.params()}")
+    for col in ("scheme", "mean", "p50", "p99", "mean / ideal", "arrivals / K", "decode s"):
+        table.add_column(col, justify="right")
+    for r in res:
+        table.add_row(r.name, f"{r.mean:.4g}", f"{r.p50:.4g}", f"{r.p99:.4g}",
+                      f"{r.mean / ideal.mean:.3f}", f"{r.mean_arrivals_over_k:.3f}",
+                      f"{r.decode_units:.3g}")  # fmt: skip
+    console.print(table)
+    if plot is not None:
+        console.print(f"plot written to {plot}")
+    return 0
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _plot(res, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .._io import atomic_write_bytes
+    from ..report.output import figure_png
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for r in res:
+        x = np.sort(r.samples)
+        ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", label=r.name)
+    ax.set_xscale("log")
+    ax.set_xlabel("completion time incl. decoding")
+    ax.set_ylabel("CDF")
+    ax.legend(fontsize=8)
+    atomic_write_bytes(path, figure_png(fig))
