@@ -58,6 +58,12 @@ def test_simulate_writes_plot(tmp_path, capsys):
         (["runtime", "check", "--backend", "slurm"], "backend must be one of"),
         (["report", "--area", "nope"], "area must be one of"),
         (["frobnicate"], "No such command"),
+        (["coded", "matmul", "--workers", "12"], "power of two"),
+        (["coded", "matmul", "--mode", "anytime"], "needs a deadline"),
+        (["coded", "matmul", "--backend", "mpi"], "backend must be one of"),
+        (["coded", "matmul", "--code", "ldpc"], "code must be one of"),
+        (["coded", "matmul", "--a", "/nonexistent.npy"], "does not exist"),
+        (["coded", "simulate", "--model", "weibull"], "model must be one of"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, args, needle):
@@ -90,3 +96,39 @@ def test_report_command_json(tmp_path, capsys, monkeypatch):
     assert payload["failures"] == {}
     assert payload["summary"]["rows"][0][:2] == ["tiny", "ok"]
     assert (tmp_path / "r" / "index.html").is_file()
+
+
+def test_coded_matmul_json_is_exact(capsys):
+    code, out, _ = run_cli(
+        capsys, "coded", "matmul", "--m", "96", "--n", "8", "--p", "3", "--workers", "8",
+        "--shift", "0.001", "--rate", "1000", "--json",
+    )  # fmt: skip
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["exact"] is True and payload["relative_error"] < 1e-12
+    assert 4 <= payload["n_arrived"] <= 8
+
+
+def test_coded_matmul_reads_npy(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "a.npy", rng.standard_normal((40, 6)))
+    np.save(tmp_path / "b.npy", rng.standard_normal((6, 2)))
+    code, out, _ = run_cli(
+        capsys, "coded", "matmul", "--a", str(tmp_path / "a.npy"), "--b", str(tmp_path / "b.npy"),
+        "--workers", "4", "--model", "none", "--code", "mds", "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["relative_error"] < 1e-12
+
+
+def test_coded_simulate_json(capsys):
+    code, out, _ = run_cli(
+        capsys, "coded", "simulate", "--n", "16", "--trials", "60", "--seed", "2", "--json"
+    )
+    assert code == 0
+    by = {r["name"]: r for r in json.loads(out)["schemes"]}
+    assert set(by) == {"uncoded", "2-replication", "gaussian-mds", "polar", "ideal-mds"}
+    assert by["ideal-mds"]["arrivals_over_k"] == 1.0 and by["ideal-mds"]["decode_s"] == 0.0
+    assert by["polar"]["arrivals_over_k"] >= 1.0
+    # codes at the same load need >= K arrivals: none finishes before the ideal MDS code
+    for name in ("gaussian-mds", "polar"):
+        assert by[name]["mean"] >= by["ideal-mds"]["mean"]
