@@ -9,19 +9,29 @@ Gaussian MDS, Vandermonde/polynomial codes), and coded matrix products on any
 from .anytime import Estimate, anytime_estimate, unbiased_error
 from .base import Decoded, LinearCode
 from .baselines import GaussianMDS, Replication, Uncoded, VandermondeCode
+from .matmul import CodedMatVec, CodedResult, coded_matmul, make_code
+from .oversketch import sketch_matmul
 from .polar import PolarCode, erasure_profile, polar_transform
+from .product import ProductCode, ProductDecoded
 
 __all__ = [
+    "CodedMatVec",
+    "CodedResult",
     "Decoded",
     "Estimate",
     "GaussianMDS",
     "LinearCode",
     "PolarCode",
+    "ProductCode",
+    "ProductDecoded",
     "Replication",
     "Uncoded",
     "VandermondeCode",
     "anytime_estimate",
+    "coded_matmul",
     "erasure_profile",
+    "make_code",
     "polar_transform",
+    "sketch_matmul",
     "unbiased_error",
 ]

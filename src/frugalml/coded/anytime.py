@@ -32,7 +32,7 @@ from ..errors import InvalidInputError
 from .base import check_mask, check_outputs
 from .polar import PolarCode
 
-__all__ = ["Estimate", "anytime_estimate", "unbiased_error"]
+__all__ = ["Estimate", "anytime_estimate", "require_sketch_code", "unbiased_error"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ def unbiased_error(n: int, k: int, m: int) -> float:
     return (k - 1) * (n - m) / (m * (n - 1))
 
 
-def _require_sketch_code(code: PolarCode, method: str) -> None:
+def require_sketch_code(code: PolarCode, method: str) -> None:
+    """Raise unless ``code`` supports ``method`` (unbiased/hybrid need full Hadamard)."""
     if not isinstance(code, PolarCode):
         raise InvalidInputError("anytime estimates need a PolarCode")
     if method in ("unbiased", "hybrid") and (
@@ -92,7 +93,7 @@ def anytime_estimate(
     blocks SC left unknown.
     """
     method = check_choice(method, "method", ("unbiased", "lstsq", "hybrid"))
-    _require_sketch_code(code, method)
+    require_sketch_code(code, method)
     mask = check_mask(mask, code.n)
     y = check_outputs(outputs, code.n, mask)
     m = int(mask.sum())

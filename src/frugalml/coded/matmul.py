@@ -16,10 +16,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._validate import RngLike, check_array, check_choice, check_int, check_probability
+from .._validate import (
+    RngLike,
+    check_array,
+    check_choice,
+    check_int,
+    check_nonnegative_float,
+    check_probability,
+)
 from ..errors import InvalidInputError, NotDecodableError
 from ..runtime import Executor, Gathered, make_executor
-from .anytime import anytime_estimate
+from .anytime import anytime_estimate, require_sketch_code
 from .base import LinearCode
 from .baselines import GaussianMDS, Replication, Uncoded, VandermondeCode
 from .polar import PolarCode
@@ -162,6 +169,11 @@ class CodedMatVec:
             )
         if mode == "anytime" and deadline is None:
             raise InvalidInputError("mode='anytime' needs a deadline (seconds)")
+        if deadline is not None:
+            deadline = check_nonnegative_float(deadline, "deadline")
+        estimator = check_choice(estimator, "estimator", ("hybrid", "unbiased", "lstsq"))
+        if mode == "anytime" and isinstance(self.code, PolarCode):
+            require_sketch_code(self.code, estimator)  # fail now, not after the deadline
         code, n = self.code, self.code.n
         rows = self.coded.shape[1]
         outputs = np.zeros((n, rows, *x.shape[1:]))

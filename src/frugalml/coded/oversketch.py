@@ -14,7 +14,7 @@ number of arrivals >= 1 gives an estimate, but it is never exact.
 Error law (derived here, checked by Monte-Carlo in the tests). Write a_j = A[:, j] and
 b_j = B[j, :]. Since (S S^T)_{jj} = 1 and (S S^T)_{jk} = s_j s_k [h_j = h_k],
 
-    A S S^T B - A B = sum_{j != k} s_j s_k [h_j = h_k] a_j b_k^T.
+    A S S^T B - A B = sum_{j != k} s_j s_k [h_j = h_k] a_j b_k      (outer products).
 
 In E||.||_F^2 a cross term (j, k), (j', k') has E[s_j s_k s_j' s_k'] = 0 unless
 {j', k'} = {j, k}; both survivors have P(h_j = h_k) = 1/d, and give ||a_j||^2 ||b_k||^2 and
@@ -25,8 +25,8 @@ In E||.||_F^2 a cross term (j, k), (j', k') has E[s_j s_k s_j' s_k'] = 0 unless
         = (1/d) (||A||_F^2 ||B||_F^2 + ||A B||_F^2 - 2 sum_j ||a_j||^2 ||b_j||^2).
 
 This needs only pairwise-independent hashes h and 4-wise independent signs s (here all are
-fully independent). The m arrived estimates are independent and unbiased, so their average
-has expected squared error 1/m of that; ``predicted_rel_error`` is the result divided by
+fully independent). The r arrived estimates are independent and unbiased, so their average
+has expected squared error 1/r of that; ``predicted_rel_error`` is the result divided by
 ||A B||_F^2 (see :func:`countsketch_error`).
 
 Cost per worker: O((m + p) n) to apply the sketch (a sparse product, i.e. a scatter-add of
@@ -116,7 +116,7 @@ def countsketch_error(
     """Expected squared error of the average of ``n_sketches`` CountSketch estimates of A B.
 
     E||C_hat - A B||_F^2 = (||A||_F^2 ||B||_F^2 + ||A B||_F^2 - 2 sum_j ||a_j||^2 ||b_j||^2)
-    / (d m) with d = ``sketch_dim``, m = ``n_sketches`` (see the module docstring), divided by
+    / (d r) with d = ``sketch_dim``, r = ``n_sketches`` (see the module docstring), divided by
     ||A B||_F^2 when ``relative`` (inf when A B = 0 but the error is not). ``a`` (m, n), ``b``
     (n, p) or (n,). Cost O(min(m n p, n^2 (m + p))) for ||A B||_F^2.
     """
@@ -161,10 +161,10 @@ def sketch_matmul(
         (whichever comes first); neither: wait for all N.
     predict:
         ``"exact"``: ``predicted_rel_error`` is the exact expectation (the formula in the
-        module docstring, divided by the number m of arrivals), which needs ||A B||_F^2: the
+        module docstring, divided by the number r of arrivals), which needs ||A B||_F^2: the
         master computes it, O(min(m n p, n^2 (m + p))), outside ``wait_s`` and ``decode_s``.
         ``"plugin"``: ||A B||_F^2 is replaced by the unbiased U-statistic
-        sum_{w != v} <C_w, C_v> / (m (m - 1)) of the arrived estimates (O(m p) per arrival;
+        sum_{w != v} <C_w, C_v> / (r (r - 1)) of the arrived estimates (O(m p) per arrival;
         with a single arrival its squared norm is used), so nothing exact is computed.
     rng:
         Seed or generator for the N sketch seeds.

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import RngLike, check_int, check_positive_float, check_rng
+from ..errors import InvalidInputError
 from ..runtime.stragglers import StragglerModel
 from .base import LinearCode
 from .baselines import GaussianMDS, Replication, Uncoded
@@ -46,6 +47,9 @@ class SchemeLatency:
 def first_decodable(code: LinearCode, order: np.ndarray) -> int:
     """Smallest t such that the first t workers of ``order`` are decodable (N+1 if never)."""
     n = code.n
+    order = np.asarray(order)
+    if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
+        raise InvalidInputError(f"order must be a permutation of the {n} workers")
     mask = np.zeros(n, dtype=bool)
 
     def ok(t: int) -> bool:
@@ -110,11 +114,20 @@ def simulate_latency(
     rng: RngLike = None,
 ) -> list[SchemeLatency]:
     """Completion time (including decoding) of each scheme over ``trials`` draws."""
+    if not isinstance(model, StragglerModel):
+        raise InvalidInputError(f"model must be a StragglerModel, got {type(model).__name__}")
     trials = check_int(trials, "trials", low=1)
-    k = check_int(k, "k", low=1)
     unit = check_positive_float(unit_seconds, "unit_seconds")
+    sizes = {c.n for c, _ in schemes.values() if c is not None}
+    if not sizes:
+        raise InvalidInputError("schemes must contain at least one code (not only ideal-mds)")
+    if len(sizes) > 1:
+        raise InvalidInputError(f"all codes must have the same number of workers, got {sizes}")
+    (n,) = sizes
+    k = check_int(k, "k", low=1, high=n)
+    for name, (_, load) in schemes.items():
+        check_positive_float(load, f"load of {name}")
     gen = check_rng(rng)
-    n = next(c.n for c, _ in schemes.values() if c is not None)
     base = model.sample(n * trials, gen).reshape(trials, n)
     out = []
     for name, (code, load) in schemes.items():

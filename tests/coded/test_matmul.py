@@ -1,0 +1,304 @@
+"""Coded products on real executors (frugalml.coded.matmul).
+
+The reference is numpy's A @ B. Straggler and failure patterns are deterministic: a
+``TraceReplay(mode="cycle")`` model gives worker j the j-th delay, and ``FailureModel(tasks=...)``
+names the workers that fail, so every test knows which workers are erasures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+from frugalml.coded.matmul import CODE_NAMES, CodedMatVec, CodedResult, coded_matmul, make_code
+from frugalml.coded.polar import PolarCode
+from frugalml.errors import InvalidInputError, NotDecodableError
+from frugalml.runtime import FailureModel, FaultInjector, TraceReplay, make_executor
+
+N, K = 8, 4
+TOL = {"vandermonde": 1e-6}
+
+
+def rel_err(value: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.linalg.norm(value - ref) / np.linalg.norm(ref))
+
+
+def data(seed: int, m: int = 21, n: int = 10, p: int = 3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((m, n)), rng.standard_normal((n, p))
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with make_executor("local-thread", max_workers=2) as ex:
+        yield ex
+
+
+def delays(values) -> TraceReplay:
+    """Worker j (the j-th submission) sleeps ``values[j]`` seconds."""
+    return TraceReplay(np.asarray(values, dtype=float), mode="cycle")
+
+
+def decodable_failures(code, size: int, seed: int) -> tuple[int, ...]:
+    """A set of ``size`` workers whose loss the code survives (searched in random order)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(code.n)
+    for fail in itertools.combinations(order.tolist(), size):
+        mask = np.ones(code.n, dtype=bool)
+        mask[list(fail)] = False
+        if code.decodable(mask):
+            return tuple(sorted(fail))
+    raise AssertionError(f"{code!r} survives no loss of {size} workers")
+
+
+# -- exact results ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rhs", ["matrix", "vector"])
+@pytest.mark.parametrize("name", CODE_NAMES)
+def test_exact_for_every_code(pool, name, rhs):
+    a, b = data(CODE_NAMES.index(name) + 10 * (rhs == "vector"))
+    if rhs == "vector":
+        b = b[:, 0]
+    assert a.shape[0] % K and a.shape[0] % N  # 21 rows: the blocks are zero-padded
+    res = coded_matmul(a, b, pool, code=name, n_workers=N, k_blocks=K, rng=1)
+    assert isinstance(res, CodedResult)
+    assert res.value.shape == (a @ b).shape
+    assert rel_err(res.value, a @ b) <= TOL.get(name, 1e-10)
+    assert res.exact and res.predicted_rel_error == 0.0
+    assert res.code == name and res.n_workers == N
+    assert 1 <= res.n_arrived <= N and name in res.summary()
+
+
+@pytest.mark.parametrize("name", CODE_NAMES)
+def test_matvec_reused_for_several_x(pool, name):
+    a, _ = data(5, m=30, n=7)
+    rng = np.random.default_rng(0)
+    with CodedMatVec(a, pool, code=name, n_workers=N, k_blocks=K, rng=2) as op:
+        for _ in range(4):
+            x = rng.standard_normal(7)
+            assert rel_err(op(x).value, a @ x) <= TOL.get(name, 1e-10)
+        xs = rng.standard_normal((7, 5))
+        assert rel_err(op(xs).value, a @ xs) <= TOL.get(name, 1e-10)
+
+
+def test_gradient_descent_through_coded_matvecs(pool):
+    """x <- x - (1/L) A^T (A x - b) with both products coded converges to lstsq."""
+    rng = np.random.default_rng(3)
+    u, _ = np.linalg.qr(rng.standard_normal((40, 10)))
+    v, _ = np.linalg.qr(rng.standard_normal((10, 10)))
+    a = u @ np.diag(np.linspace(1.0, 2.0, 10)) @ v.T  # singular values in [1, 2]
+    b = rng.standard_normal(40)
+    x_star = np.linalg.lstsq(a, b, rcond=None)[0]
+    fwd = CodedMatVec(a, pool, code="polar", n_workers=N, k_blocks=K, rng=0)
+    adj = CodedMatVec(a.T, pool, code="mds", n_workers=N, k_blocks=K, rng=1)
+    x = np.zeros(10)
+    for _ in range(120):
+        r = fwd(x).value - b
+        x = x - adj(r).value / 4.0
+    assert np.linalg.norm(x - x_star) <= 1e-9 * np.linalg.norm(x_star)
+
+
+def test_process_pool_exact():
+    a, b = data(7)
+    with make_executor("local", max_workers=2) as ex:
+        res = coded_matmul(a, b, ex, code="polar", n_workers=N, k_blocks=K, rng=0)
+    assert res.exact and rel_err(res.value, a @ b) <= 1e-10
+    assert res.gathered.backend == "local"
+
+
+def test_default_executor_and_defaults():
+    a, b = data(8, m=32)
+    res = coded_matmul(a, b)  # polar, N = 16, K = 8, a thread pool made and closed inside
+    assert res.exact and res.n_workers == 16 and rel_err(res.value, a @ b) <= 1e-10
+
+
+# -- erasures: failures and stragglers --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "lost"), [("polar", 2), ("replication", 3), ("mds", 4),
+                                            ("vandermonde", 4)])  # fmt: skip
+def test_failed_workers_are_erasures(name, lost):
+    a, b = data(9)
+    code = make_code(name, N, K, rng=4)
+    failed = decodable_failures(code, lost, seed=lost)
+    # failures first (no delay), the others after 0.2 s, so every failure is recorded
+    trace = delays([0.0 if j in failed else 0.2 for j in range(N)])
+    fails = FailureModel(tasks=frozenset(failed))
+    inner = make_executor("local-thread", max_workers=N)
+    with FaultInjector(inner, stragglers=trace, failures=fails) as ex:
+        res = coded_matmul(a, b, ex, code=code)
+    assert res.exact and rel_err(res.value, a @ b) <= TOL.get(name, 1e-10)
+    got = res.gathered
+    assert set(got.failures) == set(failed)
+    assert all(f.error_type == "InjectedFailure" for f in got.failures.values())
+    assert not set(got.results) & set(failed)
+    assert res.n_arrived == len(got.results) <= N - lost
+
+
+def test_uncoded_cannot_lose_a_worker():
+    a, b = data(10)
+    fails = FailureModel(tasks=frozenset({3}))
+    with (
+        FaultInjector(make_executor("local-thread", max_workers=2), failures=fails) as ex,
+        pytest.raises(NotDecodableError, match=r"7 of 8 workers returned \(1 failed"),
+    ):
+        coded_matmul(a, b, ex, code="uncoded", n_workers=N)
+
+
+def test_stragglers_are_left_behind():
+    """Decoding starts as soon as the arrived set suffices; the 5 s stragglers stay pending."""
+    a, b = data(11, m=32)
+    n = 16
+    slow = {12, 13, 14, 15}
+    trace = delays([5.0 if j in slow else 0.0 for j in range(n)])
+    inner = make_executor("local-thread", max_workers=n)
+    with FaultInjector(inner, stragglers=trace) as ex:
+        t0 = time.perf_counter()
+        res = coded_matmul(a, b, ex, code="mds", n_workers=n, k_blocks=8, rng=0)
+        took = time.perf_counter() - t0
+    assert took < 3.0
+    assert res.exact and rel_err(res.value, a @ b) <= 1e-10
+    assert res.gathered.stopped_by == "callback"
+    assert res.gathered.pending and slow <= set(res.gathered.pending)
+    assert res.n_arrived < n
+
+
+# -- deadlines: anytime estimates and NotDecodableError ---------------------------------------
+
+
+def simulated(values) -> FaultInjector:
+    """A simulated clock on which worker j finishes at ``values[j]``."""
+    return FaultInjector(
+        make_executor("local-thread", max_workers=2), stragglers=delays(values), clock="simulated"
+    )
+
+
+def test_anytime_estimate_error_matches_prediction_on_average():
+    """6 of 16 workers by the deadline (fewer than K = 8): never decodable, so an estimate."""
+    a, b = data(12, m=64, n=12, p=3)
+    ab = a @ b
+    for estimator in ("hybrid", "unbiased", "lstsq"):
+        measured, predicted = [], []
+        for seed in range(8):
+            with simulated(np.arange(16.0)) as ex:
+                res = coded_matmul(
+                    a, b, ex, code="polar", n_workers=16, k_blocks=8, mode="anytime",
+                    deadline=5.5, estimator=estimator, rng=seed,
+                )  # fmt: skip
+            assert not res.exact and res.n_arrived == 6
+            assert res.gathered.stopped_by == "deadline" and res.gathered.clock == "simulated"
+            assert 0 < res.predicted_rel_error < 1.5
+            measured.append(rel_err(res.value, ab) ** 2)
+            predicted.append(res.predicted_rel_error)
+        assert 0.6 < np.mean(measured) / np.mean(predicted) < 1.6, estimator
+
+
+def test_anytime_tiny_wall_deadline():
+    a, b = data(13, m=32)
+    trace = delays([0.0] * 6 + [3.0] * 10)
+    inner = make_executor("local-thread", max_workers=16)
+    with FaultInjector(inner, stragglers=trace) as ex:
+        res = coded_matmul(
+            a, b, ex, code="polar", n_workers=16, k_blocks=8, mode="anytime", deadline=0.5, rng=0
+        )
+    assert not res.exact and res.n_arrived == 6
+    assert 0 < res.predicted_rel_error < np.inf
+    assert res.value.shape == (32, 3) and np.all(np.isfinite(res.value))
+    assert "estimate" in res.summary()
+
+
+def test_anytime_before_any_arrival_and_for_other_codes():
+    a, b = data(14, m=32)
+    with simulated(np.arange(1.0, 17.0)) as ex:
+        res = coded_matmul(
+            a, b, ex, code="polar", n_workers=16, k_blocks=8, mode="anytime", deadline=0.5
+        )
+    assert res.n_arrived == 0 and not res.exact and np.all(res.value == 0)
+    with simulated(np.arange(16.0)) as ex:  # 6 systematic workers of an MDS code arrive
+        res = coded_matmul(
+            a, b, ex, code="mds", n_workers=16, k_blocks=8, mode="anytime", deadline=5.5, rng=0
+        )
+    assert not res.exact and res.predicted_rel_error == pytest.approx(2 / 8)
+    np.testing.assert_allclose(res.value[:24], (a @ b)[:24], atol=1e-10)  # 6 known blocks
+
+
+def test_exact_mode_deadline_too_short():
+    a, b = data(15, m=32)
+    with (
+        simulated(np.arange(16.0)) as ex,
+        pytest.raises(NotDecodableError, match=r"6 of 16 workers returned"),
+    ):
+        coded_matmul(a, b, ex, code="polar", n_workers=16, k_blocks=8, deadline=5.5)
+    trace = delays([0.5] * 8)
+    with (
+        FaultInjector(make_executor("local-thread", max_workers=8), stragglers=trace) as ex,
+        pytest.raises(NotDecodableError, match=r"0 of 8 workers returned.*deadline"),
+    ):
+        coded_matmul(a, b, ex, code="mds", n_workers=8, k_blocks=4, deadline=0.0)
+
+
+def test_exact_mode_decodes_before_deadline():
+    a, b = data(16, m=32)
+    with simulated(np.arange(16.0)) as ex:
+        res = coded_matmul(a, b, ex, code="mds", n_workers=16, k_blocks=8, deadline=10.0, rng=0)
+    assert res.exact and res.n_arrived == 8 and rel_err(res.value, a @ b) <= 1e-10
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+
+def test_bad_input(pool):
+    a, b = data(17)
+    cases = [
+        (dict(a=a, b=np.ones((9, 2))), "shapes do not match"),
+        (dict(a=a, b=np.ones(11)), "shapes do not match"),
+        (dict(a=np.where(np.eye(21, 10) > 0, np.nan, a), b=b), "NaN or inf"),
+        (dict(a=a, b=np.full((10, 3), np.inf)), "NaN or inf"),
+        (dict(a=a, b=b, code="ldpc"), "code must be one of"),
+        (dict(a=np.ones((3, 10)), b=b, n_workers=8, k_blocks=4), "fewer than K=4"),
+        (dict(a=a, b=b, n_workers=8, k_blocks=9), "k_blocks must be <= 8"),
+        (dict(a=a, b=b, code="replication", n_workers=8, k_blocks=3), "divisible"),
+        (dict(a=a, b=b, mode="anytime"), "needs a deadline"),
+        (dict(a=a, b=b, mode="fast"), "mode must be one of"),
+        (dict(a=a, b=b, deadline=-1.0), "deadline must be >= 0"),
+        (dict(a=a[0], b=b), "A must have 2"),
+        (dict(a=a, b=np.ones((10, 3, 2))), "B must have 1 or 2"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(InvalidInputError, match=match):
+            coded_matmul(kwargs.pop("a"), kwargs.pop("b"), pool, **kwargs)
+
+
+def test_bad_input_matvec(pool):
+    a, _ = data(18)
+    with CodedMatVec(a, pool, code="mds", n_workers=N, k_blocks=K) as op:
+        with pytest.raises(InvalidInputError, match="shapes do not match"):
+            op(np.ones(11))
+        with pytest.raises(InvalidInputError, match="NaN or inf"):
+            op(np.full(10, np.nan))
+        with pytest.raises(InvalidInputError, match="needs a deadline"):
+            op(np.ones(10), mode="anytime")
+
+
+def test_bad_deadline_and_estimator_fail_before_any_task_is_submitted():
+    """Validation happens up front: nothing is submitted, nothing waits out the deadline."""
+    rng = np.random.default_rng(0)
+    a, x = rng.standard_normal((32, 4)), rng.standard_normal(4)
+    with make_executor("local-thread", max_workers=2) as ex:
+        submitted = []
+        original = ex.submit
+        ex.submit = lambda *args, **kw: submitted.append(1) or original(*args, **kw)
+        op = CodedMatVec(a, ex, code=PolarCode(8, 4, kernel="arikan", rng=0))
+        with pytest.raises(InvalidInputError, match="deadline"):
+            op(x, deadline=-1.0)
+        t0 = time.perf_counter()
+        with pytest.raises(InvalidInputError, match="Hadamard"):
+            op(x, mode="anytime", deadline=5.0)
+        assert time.perf_counter() - t0 < 1.0
+        with pytest.raises(InvalidInputError, match="estimator"):
+            op(x, mode="anytime", deadline=1.0, estimator="magic")
+        assert submitted == []
