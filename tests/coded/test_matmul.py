@@ -13,7 +13,14 @@ import time
 import numpy as np
 import pytest
 
-from frugalml.coded.matmul import CODE_NAMES, CodedMatVec, CodedResult, coded_matmul, make_code
+from frugalml.coded.matmul import (
+    CODE_NAMES,
+    CodedMatVec,
+    CodedResult,
+    coded_matmul,
+    make_code,
+    streamed_matmul,
+)
 from frugalml.coded.polar import PolarCode
 from frugalml.errors import InvalidInputError, NotDecodableError
 from frugalml.runtime import FailureModel, FaultInjector, TraceReplay, make_executor
@@ -302,3 +309,59 @@ def test_bad_deadline_and_estimator_fail_before_any_task_is_submitted():
         with pytest.raises(InvalidInputError, match="estimator"):
             op(x, mode="anytime", deadline=1.0, estimator="magic")
         assert submitted == []
+
+
+@pytest.mark.parametrize("code", ["polar", "uncoded", "mds"])
+def test_streamed_matmul_from_memmap_is_exact(tmp_path, code):
+    rng = np.random.default_rng(5)
+    a = np.lib.format.open_memmap(tmp_path / "a.npy", mode="w+", dtype=np.float64, shape=(1003, 12))
+    a[:] = rng.standard_normal(a.shape)
+    b = rng.standard_normal((12, 4))
+    res = streamed_matmul(a, b, chunk_rows=256, code=code, n_workers=8, rng=1)
+    assert res.chunks == 4 and res.rows == 1003
+    assert rel_err(res.value, np.asarray(a) @ b) <= 1e-10
+    out = np.lib.format.open_memmap(
+        tmp_path / "o.npy", mode="w+", dtype=np.float64, shape=(1003, 4)
+    )
+    streamed_matmul(a, b, chunk_rows=300, code=code, n_workers=8, out=out, rng=1)
+    assert rel_err(np.asarray(out), np.asarray(a) @ b) <= 1e-10
+
+
+def test_streamed_matmul_bad_input():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((64, 5)), rng.standard_normal((5, 2))
+    with pytest.raises(InvalidInputError, match="shapes do not match"):
+        streamed_matmul(a, rng.standard_normal((4, 2)))
+    with pytest.raises(InvalidInputError, match="chunk_rows"):
+        streamed_matmul(a, b, chunk_rows=2, n_workers=8)
+    with pytest.raises(InvalidInputError, match="out must have shape"):
+        streamed_matmul(a, b, out=np.empty((3, 3)))
+    a[40, 1] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN"):
+        streamed_matmul(a, b, chunk_rows=32, n_workers=8)
+
+
+@pytest.mark.parametrize("code", CODE_NAMES)
+def test_float32_stays_float32(code):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((64, 8)).astype(np.float32)
+    b = rng.standard_normal((8, 3)).astype(np.float32)
+    res = coded_matmul(a, b, code=code, n_workers=8, k_blocks=8 if code == "uncoded" else 4)
+    assert res.value.dtype == np.float32
+    tol = 1e-4 if code == "vandermonde" else 1e-6
+    assert rel_err(res.value.astype(np.float64), a.astype(np.float64) @ b) <= tol
+
+
+@pytest.mark.slow
+def test_streamed_matmul_at_scale(tmp_path):
+    """200k x 1024 float32 features times a 1024 x 100 classifier, streamed from disk."""
+    rng = np.random.default_rng(11)
+    m, n, p = 200_000, 1024, 100
+    a = np.lib.format.open_memmap(tmp_path / "f.npy", mode="w+", dtype=np.float32, shape=(m, n))
+    for start in range(0, m, 50_000):
+        a[start : start + 50_000] = rng.standard_normal((50_000, n), dtype=np.float32)
+    b = rng.standard_normal((n, p), dtype=np.float32)
+    res = streamed_matmul(a, b, chunk_rows=32_768, code="polar", n_workers=16, rng=0)
+    ref = np.asarray(a[:20_000], dtype=np.float64) @ b.astype(np.float64)
+    assert rel_err(res.value[:20_000].astype(np.float64), ref) <= 1e-5
+    assert res.chunks == -(-m // 32_768)

@@ -31,7 +31,14 @@ from .base import LinearCode
 from .baselines import GaussianMDS, Replication, Uncoded, VandermondeCode
 from .polar import PolarCode
 
-__all__ = ["CodedMatVec", "CodedResult", "coded_matmul", "make_code"]
+__all__ = [
+    "CodedMatVec",
+    "CodedResult",
+    "StreamedResult",
+    "coded_matmul",
+    "make_code",
+    "streamed_matmul",
+]
 
 CODE_NAMES = ("polar", "uncoded", "replication", "mds", "vandermonde")
 
@@ -99,6 +106,11 @@ def _product(block: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return block @ rhs
 
 
+def _as_float(arr: np.ndarray) -> np.ndarray:
+    """Keep float32/float64 as they are (BLAS speed, memory); integers become float64."""
+    return arr if np.issubdtype(arr.dtype, np.floating) else arr.astype(np.float64)
+
+
 def _split_rows(a: np.ndarray, k: int) -> tuple[np.ndarray, int]:
     """(m, n) -> (K, ceil(m/K), n) zero-padded row blocks, and m."""
     m = a.shape[0]
@@ -137,7 +149,7 @@ class CodedMatVec:
         design_erasure: float = 0.25,
         rng: RngLike = None,
     ):
-        a = check_array(a, "A", ndim=2)
+        a = _as_float(check_array(a, "A", ndim=2, dtype=None))
         if isinstance(code, LinearCode):
             self.code = code
         else:
@@ -162,7 +174,7 @@ class CodedMatVec:
     ) -> CodedResult:
         """A @ x for x of shape (n,) or (n, p)."""
         mode = check_choice(mode, "mode", ("exact", "anytime"))
-        x = check_array(x, "x", ndim=(1, 2))
+        x = _as_float(check_array(x, "x", ndim=(1, 2), dtype=None))
         if x.shape[0] != self.n_cols:
             raise InvalidInputError(
                 f"shapes do not match: A is ({self.m}, {self.n_cols}), x is {x.shape}"
@@ -176,7 +188,7 @@ class CodedMatVec:
             require_sketch_code(self.code, estimator)  # fail now, not after the deadline
         code, n = self.code, self.code.n
         rows = self.coded.shape[1]
-        outputs = np.zeros((n, rows, *x.shape[1:]))
+        outputs = np.zeros((n, rows, *x.shape[1:]), dtype=np.result_type(self.coded, x))
         arrived = np.zeros(n, dtype=bool)
 
         def on_result(i: int, value: Any) -> bool:
@@ -243,9 +255,94 @@ def coded_matmul(
     ``a`` (m, n), ``b`` (n, p) or (n,). Raises ``NotDecodableError`` in exact mode when the
     workers that returned (before the deadline, or before too many failed) cannot be decoded.
     """
-    b = check_array(b, "B", ndim=(1, 2))
+    b = _as_float(check_array(b, "B", ndim=(1, 2), dtype=None))
     with CodedMatVec(
         a, executor, code=code, n_workers=n_workers, k_blocks=k_blocks,
         design_erasure=design_erasure, rng=rng,
     ) as op:  # fmt: skip
         return op(b, mode=mode, deadline=deadline, estimator=estimator)
+
+
+@dataclass(frozen=True)
+class StreamedResult:
+    """A product computed chunk by chunk.
+
+    value: (m, p) result (the ``out`` array when one was given).
+    seconds / rows_per_s: wall time and throughput over all chunks.
+    chunks: number of row chunks; mean_arrivals: workers used per chunk on average.
+    """
+
+    value: np.ndarray
+    rows: int
+    seconds: float
+    rows_per_s: float
+    chunks: int
+    mean_arrivals: float
+
+
+def streamed_matmul(
+    a: np.ndarray,
+    b: np.ndarray,
+    executor: Executor | None = None,
+    *,
+    chunk_rows: int = 65536,
+    code: str | LinearCode = "polar",
+    n_workers: int = 16,
+    k_blocks: int | None = None,
+    out: np.ndarray | None = None,
+    design_erasure: float = 0.25,
+    rng: RngLike = None,
+    progress: Any = None,
+) -> StreamedResult:
+    """A @ B for an A too large for memory (e.g. a ``np.memmap``), ``chunk_rows`` rows at a time.
+
+    Each chunk is read once, encoded into N worker blocks and decoded from the first
+    decodable set of workers (exact). ``out`` (m, p) may itself be a memmap. ``progress``,
+    if given, is called as ``progress(rows_done, rows_total)``. Memory: about
+    (1 + N/K) chunks of A plus the chunk results.
+    """
+    if not hasattr(a, "shape") or len(a.shape) != 2:
+        raise InvalidInputError("A must be a 2-D array or memmap")
+    b = _as_float(check_array(b, "B", ndim=(1, 2), dtype=None))
+    m, n = a.shape
+    if b.shape[0] != n:
+        raise InvalidInputError(f"shapes do not match: A is {a.shape}, B is {b.shape}")
+    chunk_rows = check_int(chunk_rows, "chunk_rows", low=1)
+    if isinstance(code, LinearCode):
+        the_code, name = code, type(code).__name__
+    else:
+        k = n_workers // 2 if k_blocks is None else k_blocks
+        if code == "uncoded":
+            k = n_workers
+        the_code, name = make_code(code, n_workers, k, design_erasure=design_erasure, rng=rng), code
+    if chunk_rows < the_code.k:
+        raise InvalidInputError(f"chunk_rows={chunk_rows} is below K={the_code.k} blocks")
+    result_dtype = np.result_type(a.dtype, b.dtype)
+    if out is None:
+        out = np.empty((m, *b.shape[1:]), dtype=result_dtype)
+    elif out.shape != (m, *b.shape[1:]):
+        raise InvalidInputError(f"out must have shape {(m, *b.shape[1:])}, got {out.shape}")
+    own = executor is None
+    ex = make_executor("local-thread", max_workers=the_code.n) if own else executor
+    arrivals = []
+    t0 = time.perf_counter()
+    try:
+        for start in range(0, m, chunk_rows):
+            chunk = np.ascontiguousarray(a[start : start + chunk_rows])
+            if not np.all(np.isfinite(chunk)):
+                raise InvalidInputError(f"A rows {start}..{start + len(chunk)} contain NaN/inf")
+            rows = chunk.shape[0]
+            if rows < the_code.k:  # a short last chunk: pad to K rows (zeros decode to zeros)
+                chunk = np.concatenate([chunk, np.zeros((the_code.k - rows, n), chunk.dtype)])
+            op = CodedMatVec(chunk, ex, code=the_code)
+            op.code_name = name
+            res = op(b)
+            out[start : start + rows] = res.value[:rows]
+            arrivals.append(res.n_arrived)
+            if progress is not None:
+                progress(start + rows, m)
+    finally:
+        if own:
+            ex.close()
+    seconds = time.perf_counter() - t0
+    return StreamedResult(out, m, seconds, m / seconds, len(arrivals), float(np.mean(arrivals)))

@@ -203,7 +203,9 @@ class PolarCode(LinearCode):
         """(K, *shape) -> (N, *shape) worker blocks, in O(N log N) block operations."""
         u = self._check_blocks(blocks)
         full = np.zeros((self.n, *u.shape[1:]), dtype=u.dtype)
-        full[self.data_positions] = u * self.signs.reshape(-1, *([1] * (u.ndim - 1)))
+        full[self.data_positions] = u * self.signs.astype(u.dtype).reshape(
+            -1, *([1] * (u.ndim - 1))
+        )
         return polar_transform(full, self.kernel, self.levels)[self.permutation]
 
     # -- decoding -----------------------------------------------------------------------
