@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: report test test-all bench lint install install-dev clean
+.PHONY: report test test-all bench bench-slow lint install install-dev clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,14 @@ test-all: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 bench: $(VENV)/.installed
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/bench_*.py; do \
+		case $$b in *_scale.py) continue;; esac; \
+		echo "== $$b"; $(BIN)/python $$b || exit 1; \
+	done
+
+# Scale benchmarks: large data on disk (e.g. 10.5 GB of ImageNet-size features), tens of minutes.
+bench-slow: $(VENV)/.installed
+	@for b in benchmarks/bench_*_scale.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
