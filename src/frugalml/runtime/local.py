@@ -153,7 +153,9 @@ class LocalExecutor(BaseExecutor):
 
     def _cancel_natives(self, natives: list[cf.Future]) -> None:
         for fut in natives:
-            fut.cancel()
+            if fut.cancel():  # never ran: its completion stamp will never be read
+                with self._lock:
+                    self._done_at.pop(id(fut), None)
 
     @staticmethod
     def _terminate_pool(pool: cf.Executor) -> None:
