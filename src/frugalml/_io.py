@@ -12,6 +12,17 @@ from pathlib import Path
 __all__ = ["atomic_directory", "atomic_write_bytes", "atomic_write_text"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _normal_mode(path: Path, mode: int) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; give them the usual permissions."""
+    os.chmod(path, mode & ~_umask())
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (same-directory temp file + ``os.replace``)."""
     path = Path(path)
@@ -20,6 +31,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        _normal_mode(Path(tmp), 0o666)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -47,6 +59,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _normal_mode(tmp, 0o777)
     old = None
     if path.exists():
         old = path.parent / f".{path.name}.old.{os.getpid()}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import matplotlib
 
@@ -109,3 +111,12 @@ def test_runtime_benchmark_measures_no_faster_than_ideal():
 def test_runtime_benchmark_rejects_unknown_backend():
     with pytest.raises(InvalidInputError, match="backend must be one of"):
         runtime_bench.run(backends=["nope"])
+
+
+def test_report_files_get_normal_permissions(tmp_path, fake_registry):
+    run_report(tmp_path / "rep", areas=["fake"])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "rep").stat().st_mode) == 0o777 & ~umask
+    for f in (tmp_path / "rep").iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
