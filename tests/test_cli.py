@@ -81,6 +81,21 @@ def test_runtime_check_local_thread_json(capsys):
     assert row["backend"] == "local-thread" and row["status"] == "ok"
 
 
+def test_runtime_check_table_output(capsys):
+    code, out, _ = run_cli(capsys, "runtime", "check", "--backend", "local-thread")
+    assert code == 0
+    assert "frugalml runtime backends" in out and "local-thread" in out and " ok " in out
+
+
+def test_runtime_simulate_and_report_table_output(tmp_path, capsys, monkeypatch):
+    code, out, _ = run_cli(capsys, "runtime", "simulate", "--n", "8", "--trials", "50")
+    assert code == 0 and "first k of n=8" in out
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    registry.register("tiny", "Tiny", f"{__name__}:_tiny")
+    code, out, _ = run_cli(capsys, "report", "--out", str(tmp_path / "r"))
+    assert code == 0 and "Summary" in out and "report written to" in out
+
+
 def _tiny(*, quick: bool, progress=None):
     from frugalml.report import BenchResult, Table
 

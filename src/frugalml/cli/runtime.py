@@ -75,11 +75,12 @@ def check(
     if json_out:
         emit_json(rows)
     else:
+        columns = ("backend", "installed", "version", "status", "seconds", "detail")
         table = Table(title="frugalml runtime backends")
-        for col in ("backend", "installed", "version", "status", "seconds", "detail"):
+        for col in columns:
             table.add_column(col)
         for r in rows:
-            table.add_row(*(str(r.get(c, "")) for c in table.columns_names))
+            table.add_row(*(str(r.get(c) if r.get(c) is not None else "") for c in columns))
         console.print(table)
     broken = [r for r in rows if r["status"] not in ("ok", "not installed")]
     if broken:
