@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .._validate import check_choice
@@ -130,8 +131,17 @@ def simulate(
     given = {"shift": shift, "rate": rate, "p_slow": p_slow, "slowdown": slowdown}
     strag = model_from_spec(model, **{key: v for key, v in given.items() if v is not None})
     k = n // 2 if k is None else k
-    with console.status("simulating", spinner="dots") if not json_out else _null():
-        res = simulate_latency(strag, default_schemes(n, k, rng=seed), k=k, trials=trials, rng=seed)
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=json_out) as bar:
+        task = bar.add_task("simulating", total=1.0)
+        res = simulate_latency(
+            strag,
+            default_schemes(n, k, rng=seed),
+            k=k,
+            trials=trials,
+            rng=seed,
+            progress=lambda name, f: bar.update(task, completed=f, description=name),
+        )
     if plot is not None:
         _plot(res, plot)
     ideal = next(r for r in res if r.name == "ideal-mds")
@@ -158,14 +168,6 @@ def simulate(
     if plot is not None:
         console.print(f"plot written to {plot}")
     return 0
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _plot(res, path: Path) -> None:

@@ -56,6 +56,13 @@ class Estimate:
     def exact(self) -> bool:
         return bool(self.known.all())
 
+    def summary(self) -> str:
+        state = "exact" if self.exact else f"predicted rel. error {self.predicted_rel_error:.3g}"
+        return (
+            f"{self.method} estimate from {self.n_arrived} outputs: {state} "
+            f"({int(self.known.sum())}/{len(self.known)} blocks exact)"
+        )
+
 
 def unbiased_error(n: int, k: int, m: int) -> float:
     """(K - 1)(N - m) / (m (N - 1)): expected relative squared error of the unbiased

@@ -42,6 +42,12 @@ class Decoded:
     def complete(self) -> bool:
         return bool(self.known.all())
 
+    def summary(self) -> str:
+        return (
+            f"{self.method}: {int(self.known.sum())}/{len(self.known)} blocks recovered "
+            f"from {self.n_arrived} outputs"
+        )
+
     def require_complete(self) -> np.ndarray:
         """The blocks, or ``NotDecodableError`` saying how many arrived and that more are needed."""
         if not self.complete:

@@ -279,6 +279,12 @@ class StreamedResult:
     chunks: int
     mean_arrivals: float
 
+    def summary(self) -> str:
+        return (
+            f"{self.rows} rows in {self.chunks} chunks, {self.seconds:.2f}s "
+            f"({self.rows_per_s:.4g} rows/s), {self.mean_arrivals:.1f} workers used per chunk"
+        )
+
 
 def streamed_matmul(
     a: np.ndarray,

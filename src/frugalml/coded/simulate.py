@@ -16,7 +16,7 @@ decode cost). Cost: O(trials * (N log N + log N * decodability check)).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,8 +112,12 @@ def simulate_latency(
     block_shape: Sequence[int] = (64, 64),
     unit_seconds: float = 1.0,
     rng: RngLike = None,
+    progress: Callable[[str, float], None] | None = None,
 ) -> list[SchemeLatency]:
-    """Completion time (including decoding) of each scheme over ``trials`` draws."""
+    """Completion time (including decoding) of each scheme over ``trials`` draws.
+
+    ``progress(scheme_name, fraction_done)`` is called as each scheme advances.
+    """
     if not isinstance(model, StragglerModel):
         raise InvalidInputError(f"model must be a StragglerModel, got {type(model).__name__}")
     trials = check_int(trials, "trials", low=1)
@@ -140,6 +144,8 @@ def simulate_latency(
         done = np.empty(trials)
         needed = np.empty(trials)
         for t in range(trials):
+            if progress is not None and t % max(1, trials // 20) == 0:
+                progress(name, t / trials)
             order = np.argsort(times[t], kind="stable")
             idx = first_decodable(code, order)
             needed[t] = idx
