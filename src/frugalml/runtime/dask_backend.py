@@ -96,6 +96,9 @@ class DaskExecutor(BaseExecutor):
             return Outcome.failure(exc)
 
     def _cancel_natives(self, natives: list[Any]) -> None:
+        # Queued tasks are dropped; a task already running keeps its worker thread until it
+        # returns, while the scheduler counts that thread as free again, so new tasks may
+        # queue behind it on that worker.
         self._client.cancel(natives)
 
     def _shutdown(self) -> None:
