@@ -17,6 +17,7 @@ from frugalml.coded.simulate import (
     SchemeLatency,
     default_schemes,
     first_decodable,
+    first_decodable_mask,
     simulate_latency,
 )
 from frugalml.errors import InvalidInputError
@@ -217,3 +218,16 @@ def test_first_decodable_rejects_a_non_permutation():
         first_decodable(PolarCode(8, 4, rng=0), np.array([0, 1]))
     with pytest.raises(InvalidInputError, match="permutation"):
         first_decodable(PolarCode(8, 4, rng=0), np.zeros(8, dtype=int))
+
+
+def test_first_decodable_mask_is_the_shortest_decodable_prefix():
+    rng = np.random.default_rng(4)
+    for code in (PolarCode(16, 8, rng=0), GaussianMDS(16, 8, rng=0), Replication(8, 2)):
+        for _ in range(20):
+            order = rng.permutation(16)
+            mask = first_decodable_mask(code, order)
+            t = int(mask.sum())
+            assert mask[order[:t]].all() and code.decodable(mask)
+            shorter = np.zeros(16, dtype=bool)
+            shorter[order[: t - 1]] = True
+            assert not code.decodable(shorter)

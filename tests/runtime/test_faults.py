@@ -19,6 +19,7 @@ from frugalml.runtime import (
     Pareto,
     ShiftedExponential,
     TraceReplay,
+    concurrent_options,
     make_executor,
 )
 
@@ -327,3 +328,13 @@ def test_bad_injector_arguments(threads):
             inj.gather([h], **kwargs)
     assert inj.gather([h]).results == {0: 4}
     assert threads.gather([foreign], deadline=HANG).results == {0: 4}
+
+
+def test_concurrent_options_run_all_waiting_tasks_at_once():
+    """8 tasks sleeping 0.5 s each finish together, not 4 rounds of 2 (2-core machine)."""
+    with make_executor("local-thread", **concurrent_options("local-thread", 8)) as ex:
+        got = ex.gather([ex.submit(time.sleep, 0.5) for _ in range(8)], deadline=60)
+    assert got.stopped_by == "all" and len(got.results) == 8
+    assert got.elapsed < 1.5, f"8 sleeping tasks took {got.elapsed:.2f}s: not concurrent"
+    with pytest.raises(InvalidInputError, match="backend must be one of"):
+        concurrent_options("slurm", 8)

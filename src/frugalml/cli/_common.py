@@ -11,19 +11,14 @@ from rich.console import Console
 
 from .._threads import limit_blas_threads
 
-__all__ = ["BLAS_OPTION", "JSON_OPTION", "console", "emit_json", "setup_threads"]
+__all__ = ["BLAS_OPTION", "JSON_OPTION", "console", "emit_json", "limit_blas_threads"]
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+console = Console()
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 BLAS_OPTION = typer.Option(
     None, "--blas-threads", min=1, help="BLAS threads (default $FRUGALML_BLAS_THREADS or 1)."
 )
-
-
-def setup_threads(n: int | None) -> None:
-    limit_blas_threads(n)
 
 
 def emit_json(payload: Any) -> None:

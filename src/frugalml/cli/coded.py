@@ -12,8 +12,14 @@ from rich.table import Table
 
 from .._validate import check_choice
 from ..errors import InvalidInputError
-from ..runtime import BACKENDS, FaultInjector, make_executor, model_from_spec
-from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, setup_threads
+from ..runtime import (
+    BACKENDS,
+    FaultInjector,
+    concurrent_options,
+    make_executor,
+    model_from_spec,
+)
+from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
 
 __all__ = ["coded_app"]
 
@@ -56,7 +62,7 @@ def matmul(
     """Compute A @ B with N coded workers, injected stragglers, and report the result."""
     from ..coded.matmul import coded_matmul
 
-    setup_threads(blas_threads)
+    limit_blas_threads(blas_threads)
     check_choice(backend, "backend", BACKENDS)
     check_choice(model, "model", ("none", "shifted-exponential", "pareto", "bimodal"))
     rng = np.random.default_rng(seed)
@@ -66,7 +72,7 @@ def matmul(
         k = workers if code == "uncoded" else workers // 2
     params = {"shift": shift, "rate": rate} if model != "pareto" else {}
     t_start = time.perf_counter()
-    with make_executor(backend, **_concurrency(backend, workers)) as ex:
+    with make_executor(backend, **concurrent_options(backend, workers)) as ex:
         # start every worker before timing: pool start-up is reported separately
         ex.gather([ex.submit(abs, -i) for i in range(workers)], deadline=300)
         startup = time.perf_counter() - t_start
@@ -98,17 +104,6 @@ def matmul(
     return 0
 
 
-def _concurrency(backend: str, workers: int) -> dict:
-    """Executor options that let all N (mostly waiting) worker tasks run at once."""
-    if backend in ("local", "local-thread"):
-        return {"max_workers": workers}
-    if backend == "ray":
-        return {"task_cpus": 1.0 / max(1, workers // 2)}
-    if backend == "dask":
-        return {"n_workers": 2, "threads_per_worker": max(1, workers // 2)}
-    return {"workers": workers}
-
-
 @coded_app.command("simulate")
 def simulate(
     n: int = typer.Option(256, help="N workers (a power of two)."),
@@ -127,7 +122,7 @@ def simulate(
     """Completion time (incl. decoding) of polar vs uncoded, replication and MDS codes."""
     from ..coded.simulate import default_schemes, simulate_latency
 
-    setup_threads(blas_threads)
+    limit_blas_threads(blas_threads)
     given = {"shift": shift, "rate": rate, "p_slow": p_slow, "slowdown": slowdown}
     strag = model_from_spec(model, **{key: v for key, v in given.items() if v is not None})
     k = n // 2 if k is None else k
@@ -171,13 +166,9 @@ def simulate(
 
 
 def _plot(res, path: Path) -> None:
-    import matplotlib
+    from ..report.output import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .._io import atomic_write_bytes
-    from ..report.output import figure_png
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for r in res:
@@ -187,4 +178,4 @@ def _plot(res, path: Path) -> None:
     ax.set_xlabel("completion time incl. decoding")
     ax.set_ylabel("CDF")
     ax.legend(fontsize=8)
-    atomic_write_bytes(path, figure_png(fig))
+    save_png(fig, path)

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..report import get, registered, run_report
 from ..report.output import rich_table
-from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, setup_threads
+from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
 
 __all__ = ["report"]
 
@@ -22,7 +22,7 @@ def report(
     blas_threads: int = BLAS_OPTION,
 ) -> int:
     """Run the area benchmarks and write OUT/index.html with tables and plots."""
-    setup_threads(blas_threads)
+    limit_blas_threads(blas_threads)
     names = [get(a).name for a in area] if area else [b.name for b in registered()]
     with Progress(
         TextColumn("{task.description}"),

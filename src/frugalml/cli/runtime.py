@@ -11,7 +11,7 @@ from rich.table import Table
 from .._validate import check_choice
 from ..runtime import BACKENDS, backend_info, make_executor, model_from_spec
 from ..runtime.simulate import simulate_first_k
-from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, setup_threads
+from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
 
 __all__ = ["runtime_app"]
 
@@ -63,7 +63,7 @@ def check(
     blas_threads: int = BLAS_OPTION,
 ) -> int:
     """Which backends are installed, and a smoke run (4 tasks + 1 failing task) on each."""
-    setup_threads(blas_threads)
+    limit_blas_threads(blas_threads)
     names = backend or list(BACKENDS)
     for name in names:
         check_choice(name, "backend", BACKENDS)
@@ -136,13 +136,9 @@ def simulate(
 
 
 def _plot(model, n: int, trials: int, seed: int, path: Path) -> None:
-    import matplotlib
+    from ..report.output import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .._io import atomic_write_bytes
-    from ..report.output import figure_png
+    plt = pyplot()
 
     all_k = list(range(1, n + 1))
     rows = simulate_first_k(model, n, all_k, trials=trials, rng=seed)
@@ -155,4 +151,4 @@ def _plot(model, n: int, trials: int, seed: int, path: Path) -> None:
     ax.set_ylabel("expected latency")
     ax.set_title(f"first k of n={n}: {model.name}")
     ax.legend()
-    atomic_write_bytes(path, figure_png(fig))
+    save_png(fig, path)

@@ -23,6 +23,7 @@ BLAS/LAPACK calls whatever the block shape.
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -83,14 +84,11 @@ class Uncoded(LinearCode):
     def __init__(self, k: int) -> None:
         self.k = check_int(k, "k", low=1)
         self.n = self.k
-        self._g: np.ndarray | None = None
 
-    @property
+    @cached_property
     def generator(self) -> np.ndarray:
         """(K, K) identity (read-only)."""
-        if self._g is None:
-            self._g = _readonly(np.eye(self.k))
-        return self._g
+        return _readonly(np.eye(self.k))
 
     def encode(self, blocks: np.ndarray) -> np.ndarray:
         """(K, *shape) -> (K, *shape): a copy of the blocks."""
@@ -125,14 +123,11 @@ class Replication(LinearCode):
         self.k = check_int(k, "k", low=1)
         self.r = check_int(r, "r", low=1)
         self.n = self.r * self.k
-        self._g: np.ndarray | None = None
 
-    @property
+    @cached_property
     def generator(self) -> np.ndarray:
         """(K, rK) matrix of r side-by-side identities (read-only)."""
-        if self._g is None:
-            self._g = _readonly(np.tile(np.eye(self.k), (1, self.r)))
-        return self._g
+        return _readonly(np.tile(np.eye(self.k), (1, self.r)))
 
     def encode(self, blocks: np.ndarray) -> np.ndarray:
         """(K, *shape) -> (rK, *shape): row ``j`` is block ``j % K``."""
@@ -322,12 +317,6 @@ class VandermondeCode(LinearCode):
     def generator(self) -> np.ndarray:
         """(K, N) generator ``G[i, j] = a_j ** i`` (read-only)."""
         return self._g
-
-    def encode(self, blocks: np.ndarray) -> np.ndarray:
-        """(K, *shape) -> (N, *shape): one GEMM with ``G^T``."""
-        u = self._check_blocks(blocks)
-        out = self._g.T.astype(u.dtype, copy=False) @ _flat(u)
-        return out.reshape(self.n, *u.shape[1:])
 
     def decodable(self, mask: np.ndarray) -> bool:
         return bool(check_mask(mask, self.n).sum() >= self.k)

@@ -28,7 +28,13 @@ from .base import LinearCode
 from .baselines import GaussianMDS, Replication, Uncoded
 from .polar import PolarCode
 
-__all__ = ["SchemeLatency", "default_schemes", "first_decodable", "simulate_latency"]
+__all__ = [
+    "SchemeLatency",
+    "default_schemes",
+    "first_decodable",
+    "first_decodable_mask",
+    "simulate_latency",
+]
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,14 @@ def first_decodable(code: LinearCode, order: np.ndarray) -> int:
     return lo
 
 
+def first_decodable_mask(code: LinearCode, order: np.ndarray) -> np.ndarray:
+    """(N,) mask of the shortest decodable prefix of ``order`` (all N if none is)."""
+    t = first_decodable(code, order)
+    mask = np.zeros(code.n, dtype=bool)
+    mask[np.asarray(order)[: min(t, code.n)]] = True
+    return mask
+
+
 def default_schemes(
     n: int, k: int, *, replication: int = 2, design_erasure: float = 0.25, rng: RngLike = 0
 ) -> dict[str, tuple[LinearCode | None, float]]:
@@ -93,10 +107,7 @@ def _decode_seconds(code: LinearCode, block_shape: Sequence[int], gen, repeats: 
     coded = code.encode(data)
     times = []
     for _ in range(repeats):
-        order = gen.permutation(code.n)
-        t = first_decodable(code, order)
-        mask = np.zeros(code.n, dtype=bool)
-        mask[order[: min(t, code.n)]] = True
+        mask = first_decodable_mask(code, gen.permutation(code.n))
         start = time.perf_counter()
         code.decode(coded, mask)
         times.append(time.perf_counter() - start)

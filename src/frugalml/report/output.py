@@ -10,7 +10,22 @@ from typing import Any
 from .._io import atomic_write_bytes, atomic_write_text
 from .results import BenchResult, Table
 
-__all__ = ["figure_png", "rich_table", "save_result"]
+__all__ = ["figure_png", "pyplot", "rich_table", "save_png", "save_result"]
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig: Any, path: str | Path) -> Path:
+    """Write a figure as PNG atomically and close it."""
+    return atomic_write_bytes(path, figure_png(fig))
 
 
 def figure_png(fig: Any) -> bytes:

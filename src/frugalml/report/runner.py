@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .._io import atomic_directory, atomic_write_text
@@ -66,7 +66,7 @@ def run_report(
         finally:
             if progress:
                 progress(bench.name, "done", 1.0)
-        res = _with(res, machine, time.perf_counter() - t0)
+        res = replace(res, machine=machine, seconds=time.perf_counter() - t0)
         results.append(res)
         rows.append((bench.name, "ok", res.headline, res.seconds))
     summary = Table("Summary", ("area", "status", "headline", "seconds"), tuple(rows))
@@ -80,9 +80,3 @@ def run_report(
             tmp / "index.html", render_index(summary, results, figures, failures, machine, quick)
         )
     return ReportOutcome(out_dir, summary, tuple(results), failures)
-
-
-def _with(res: BenchResult, machine: dict, seconds: float) -> BenchResult:
-    from dataclasses import replace
-
-    return replace(res, machine=machine, seconds=seconds)

@@ -22,7 +22,7 @@ from .base import (
     TaskHandle,
     TaskTiming,
 )
-from .factory import BACKENDS, BackendInfo, backend_info, make_executor
+from .factory import BACKENDS, BackendInfo, backend_info, concurrent_options, make_executor
 from .faults import FailureModel, FaultInjector
 from .stragglers import (
     BimodalStragglers,
@@ -52,6 +52,7 @@ __all__ = [
     "TaskTiming",
     "TraceReplay",
     "backend_info",
+    "concurrent_options",
     "make_executor",
     "model_from_spec",
 ]

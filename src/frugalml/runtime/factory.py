@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_choice
 from .base import BaseExecutor
 
-__all__ = ["BACKENDS", "BackendInfo", "backend_info", "make_executor"]
+__all__ = ["BACKENDS", "BackendInfo", "backend_info", "concurrent_options", "make_executor"]
 
 #: backend name -> (module that must import, frugalml extra)
 BACKENDS: dict[str, tuple[str | None, str | None]] = {
@@ -44,6 +46,20 @@ def backend_info(name: str) -> BackendInfo:
     except PackageNotFoundError:
         ver = None
     return BackendInfo(name, True, ver, extra)
+
+
+def concurrent_options(backend: str, n_tasks: int) -> dict[str, Any]:
+    """Constructor options that let ``n_tasks`` mostly-waiting tasks (straggler delays,
+    I/O) run at once on this machine: pools of ``n_tasks``, or fractional CPUs for Ray."""
+    check_choice(backend, "backend", BACKENDS)
+    cpus = os.cpu_count() or 1
+    if backend in ("local", "local-thread"):
+        return {"max_workers": n_tasks}
+    if backend == "ray":
+        return {"num_cpus": cpus, "task_cpus": cpus / n_tasks}
+    if backend == "dask":
+        return {"n_workers": cpus, "threads_per_worker": math.ceil(n_tasks / cpus)}
+    return {"workers": n_tasks}
 
 
 def make_executor(backend: str = "local", **options: Any) -> BaseExecutor:

@@ -20,14 +20,16 @@ import numpy as np
 
 from ...coded import GaussianMDS, PolarCode, VandermondeCode, anytime_estimate
 from ...coded.matmul import coded_matmul
-from ...coded.simulate import default_schemes, first_decodable, simulate_latency
+from ...coded.simulate import default_schemes, first_decodable_mask, simulate_latency
 from ...runtime import (
     BimodalStragglers,
     FaultInjector,
     ShiftedExponential,
     backend_info,
+    concurrent_options,
     make_executor,
 )
+from ..output import pyplot
 from ..registry import Progress
 from ..results import BenchResult, Table
 
@@ -59,14 +61,6 @@ def _latency(ns, trials, gen) -> tuple[list[tuple], dict[str, Any]]:
     return rows, data
 
 
-def _decode_pattern(code, gen):
-    order = gen.permutation(code.n)
-    t = first_decodable(code, order)
-    mask = np.zeros(code.n, dtype=bool)
-    mask[order[:t]] = True
-    return mask
-
-
 def _best_of(fn, repeats: int) -> float:
     best = np.inf
     for _ in range(repeats):
@@ -93,7 +87,7 @@ def _decode_times(ns, block, gen) -> list[tuple]:
         out = {}
         for name, code in (("polar", polar), ("mds", mds)):
             coded = code.encode(data)
-            mask = _decode_pattern(code, gen)
+            mask = first_decodable_mask(code, gen.permutation(code.n))
             out[name] = _best_of(lambda c=code, y=coded, m=mask: c.decode(y, m), 2)
             del coded
         scratch = gen.standard_normal((n, *block))
@@ -116,7 +110,7 @@ def _accuracy(ns, gen) -> list[tuple]:
             "vandermonde": VandermondeCode(n, k),
         }
         for name, code in codes.items():
-            mask = _decode_pattern(code, gen)
+            mask = first_decodable_mask(code, gen.permutation(code.n))
             for dtype in (np.float32, np.float64):
                 u = data64.astype(dtype)
                 y = code.encode(u)
@@ -163,12 +157,11 @@ def _real_runs(backends, n, trials, gen) -> list[tuple]:
     b = gen.standard_normal((256, 64))
     ref = a @ b
     model = BimodalStragglers(ShiftedExponential(0.2, 10.0), p_slow=0.1, slowdown=8.0)
-    options = {"local": {"max_workers": n}, "ray": {"num_cpus": 2, "task_cpus": 2 / n}}
     for backend in backends:
         for code, k in (("uncoded", n), ("mds", n // 2), ("polar", n // 2)):
             times, used, errs = [], [], []
             for trial in range(trials):
-                with make_executor(backend, **options[backend]) as ex:
+                with make_executor(backend, **concurrent_options(backend, n)) as ex:
                     ex.gather([ex.submit(time.sleep, 0.2) for _ in range(n)], deadline=120)
                     inj = FaultInjector(ex, stragglers=model, clock="wall", rng=100 + trial)
                     t0 = time.perf_counter()
@@ -268,10 +261,7 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 7) -
 
 
 def _figures(lat_data, curves):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig1, ax = plt.subplots(figsize=(7, 3.6))
     keys = list(lat_data)

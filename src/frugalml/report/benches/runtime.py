@@ -19,13 +19,16 @@ import numpy as np
 
 from ..._validate import check_choice
 from ...runtime import (
+    BACKENDS,
     BimodalStragglers,
     FaultInjector,
     ShiftedExponential,
     TraceReplay,
     backend_info,
+    concurrent_options,
     make_executor,
 )
+from ..output import pyplot
 from ..registry import Progress
 from ..results import BenchResult, Table
 
@@ -35,13 +38,9 @@ N_TASKS = 16
 KS = (4, 8, 12, 16)
 MODEL = BimodalStragglers(ShiftedExponential(shift=0.2, rate=10.0), p_slow=0.15, slowdown=8.0)
 
-#: backend -> constructor options giving 16 concurrent (sleeping) tasks on a 2-core machine
+#: backends measured, each with options for 16 concurrent (sleeping) tasks
 BACKEND_OPTIONS: dict[str, dict[str, Any]] = {
-    "local": {"max_workers": N_TASKS},
-    "local-thread": {"max_workers": N_TASKS},
-    "dask": {"n_workers": 2, "threads_per_worker": N_TASKS // 2},
-    "ray": {"num_cpus": 2, "task_cpus": 2 / N_TASKS},
-    "lithops": {"workers": N_TASKS},
+    name: concurrent_options(name, N_TASKS) for name in BACKENDS
 }
 
 
@@ -196,10 +195,7 @@ def run(
 
 
 def _figures(measured: dict[str, dict[str, Any]], ratios: dict[str, dict[int, float]]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig1, ax = plt.subplots(figsize=(7, 3.6))
     width = 0.8 / len(ratios)
