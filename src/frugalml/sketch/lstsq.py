@@ -1,0 +1,338 @@
+"""Randomized least squares and ridge regression.
+
+``lstsq(A, b, method=..., lam=0)`` solves ``min_x ||A x - b||^2 + lam ||x||^2`` for
+``A`` (n, d) dense or scipy.sparse, ``b`` (n,), with one of
+
+* ``"sketch-and-solve"``: ``x = argmin ||S A x - S b||^2 + lam ||x||^2`` for one sketch ``S``
+  (m, n). Cost: one sketch application + ``O(m d^2)``. Error
+  ``||A(x - x*)||^2 ~ f(x*) d / (m - d - 1)`` for Gaussian ``S`` (:mod:`.theory`).
+* ``"sketch-and-precondition"`` (Rokhlin & Tygert 2008; Blendenpik, Avron, Maymounkov &
+  Toledo 2010; LSRN, Meng, Saunders & Mahoney 2014): factor
+  ``[S A; sqrt(lam) I] = Q U Sigma V^T`` (thin QR, then an SVD of the d x d factor),
+  precondition with ``M = V Sigma^{-1}`` (rank-revealing: a rank-deficient ``A`` gets the
+  minimum-norm solution) and run LSQR/LSMR from
+  :mod:`scipy.sparse.linalg` on ``[A; sqrt(lam) I] M``, **warm-started from the sketch-and-solve
+  answer** — the variant that Meier, Nakatsukasa, Townsend & Webb ("Are sketch-and-precondition
+  least squares solvers numerically stable?", SIMAX 2024) show to be stable, where the zero
+  start is not. ``kappa(A M) <= (1 + eps)/(1 - eps)`` for an ``eps``-subspace embedding, so
+  LSQR needs ``O(log(1/tol))`` iterations of ``O(nnz(A))`` each, whatever ``kappa(A)`` is.
+* ``"ihs"``: iterative Hessian sketch (Pilanci & Wainwright, JMLR 2016):
+  ``x+ = x + (A^T S^T S A + lam I)^{-1} (A^T (b - A x) - lam x)``. With ``refresh=True`` a new
+  sketch is drawn every iteration (the original IHS); by default one sketch is kept and
+  Polyak momentum with ``alpha = (1 - r)^2, beta = r`` is added ("iterative sketching with
+  momentum", Ozaki & Epperly et al. 2024), converging at rate ``~ sqrt(r)``, where
+  ``r = (sqrt(d) + 2)^2 / m`` is the Marchenko-Pastur ratio ``d/m`` with a margin for
+  finite-``d`` fluctuations; a growing iteration restarts with a wider margin.
+
+Returns :class:`LstsqResult`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse.linalg as spla
+
+from .._validate import (
+    RngLike,
+    check_array,
+    check_choice,
+    check_int,
+    check_nonnegative_float,
+    check_positive_float,
+    check_rng,
+)
+from ..errors import InvalidInputError
+from .base import Sketch, as_operand
+from .factory import resolve_sketch
+
+__all__ = ["METHODS", "LstsqResult", "SketchedFactor", "default_sketch_size", "lstsq"]
+
+METHODS = ("sketch-and-solve", "sketch-and-precondition", "ihs")
+#: IHS: restarts from the best iterate before giving up (see ``_ihs``)
+MAX_RESTARTS = 8
+Method = Literal["sketch-and-solve", "sketch-and-precondition", "ihs"]
+
+
+@dataclass(frozen=True)
+class LstsqResult:
+    """Solution of a (ridge) least-squares problem by a randomized method.
+
+    x: (d,) solution. iterations: LSQR/LSMR/IHS iterations (0 for sketch-and-solve).
+    residual_norm: ``sqrt(||b - A x||^2 + lam ||x||^2)``. rank: numerical rank of the sketched
+    (augmented) matrix. setup_seconds: sketch + factorisation; seconds: total.
+    """
+
+    x: np.ndarray
+    method: str
+    sketch: dict[str, Any]
+    sketch_size: int
+    lam: float
+    iterations: int
+    converged: bool
+    residual_norm: float
+    rank: int
+    setup_seconds: float
+    seconds: float
+    history: tuple[float, ...] = field(default=(), repr=False)
+
+    def summary(self) -> str:
+        it = f", {self.iterations} iterations" if self.method != "sketch-and-solve" else ""
+        conv = "" if self.converged else " (NOT converged: raise maxiter or loosen tol)"
+        return (
+            f"{self.method} with a {self.sketch.get('sketch')} sketch of m={self.sketch_size}"
+            f"{it}: residual {self.residual_norm:.6g}, rank {self.rank}, "
+            f"{self.seconds:.3g}s (setup {self.setup_seconds:.3g}s){conv}"
+        )
+
+
+class SketchedFactor:
+    """Rank-revealing factorisation of the sketched matrix ``[S A; sqrt(lam) I]`` (m (+d), d).
+
+    ``Q U Sigma V^T`` with rank ``r`` (singular values above ``rcond * sigma_1``);
+    ``precond = V_r Sigma_r^{-1}`` (d, r) so that ``A precond`` is well conditioned.
+    Cost ``O(m d^2)``.
+    """
+
+    def __init__(self, sa: np.ndarray, lam: float = 0.0, rcond: float | None = None):
+        m, d = sa.shape
+        aug = np.vstack([sa, np.sqrt(lam) * np.eye(d)]) if lam > 0 else sa
+        q, r = np.linalg.qr(aug) if aug.shape[0] >= d else (np.eye(aug.shape[0]), aug)
+        u, s, vt = scipy.linalg.svd(r, full_matrices=False, check_finite=False)
+        if s.size == 0 or s[0] == 0.0:
+            raise InvalidInputError(
+                "the sketched matrix S A is zero: A is zero or the sketch missed every nonzero "
+                "row; use a larger or denser sketch"
+            )
+        tol = (np.finfo(float).eps * max(aug.shape) if rcond is None else rcond) * s[0]
+        self.rank = int(np.count_nonzero(s > tol))
+        self.m = m
+        self.qu = (q @ u[:, : self.rank])[:m]  # only the sketch rows meet S b
+        self.sigma = s[: self.rank]
+        self.v = vt[: self.rank].T
+        self.precond = self.v / self.sigma
+
+    def solve(self, sb: np.ndarray) -> np.ndarray:
+        """Minimum-norm ``argmin ||S A x - s_b||^2 + lam ||x||^2`` for ``s_b = S b`` (m,)."""
+        return self.precond @ (self.qu.T @ sb)
+
+    def apply_inverse_gram(self, g: np.ndarray) -> np.ndarray:
+        """``(A^T S^T S A + lam I)^+ g`` (d,)."""
+        return self.precond @ (self.precond.T @ g)
+
+
+def default_sketch_size(method: str, n: int, d: int) -> int:
+    """Default ``m``, capped at ``n``: ``4 d`` for sketch-and-solve; ``8 d`` for preconditioning
+    (fewer LSQR iterations pay for the larger QR); ``4 (sqrt(d) + 2)^2`` for IHS, whose momentum
+    step relies on the sketched spectrum being close to its Marchenko-Pastur limit (at small
+    ``d`` the edge fluctuations are large)."""
+    if method == "sketch-and-precondition":
+        m = 8 * d
+    elif method == "ihs":
+        m = int(np.ceil(4 * (np.sqrt(d) + 2.0) ** 2))
+    else:
+        m = 4 * d
+    return int(min(n, max(m, d + 10)))
+
+
+def _validate(a: Any, b: Any, lam: float) -> tuple[Any, np.ndarray]:
+    a = as_operand(a, name="A")
+    if a.ndim != 2:
+        raise InvalidInputError(f"A must be 2-D (n, d), got shape {a.shape}")
+    b = check_array(b, "b", ndim=1)
+    if b.shape[0] != a.shape[0]:
+        raise InvalidInputError(f"b has {b.shape[0]} entries but A has {a.shape[0]} rows")
+    n, d = a.shape
+    if lam == 0.0 and n < d:
+        raise InvalidInputError(
+            f"A is {n} x {d} with n < d: the least-squares problem is underdetermined; "
+            "pass lam > 0 (ridge) or use a direct solver"
+        )
+    return a, b
+
+
+def lstsq(
+    a: Any,
+    b: Any,
+    *,
+    method: Method = "sketch-and-precondition",
+    sketch: str | Sketch = "sparse-sign",
+    sketch_size: int | None = None,
+    lam: float = 0.0,
+    tol: float = 1e-12,
+    maxiter: int | None = None,
+    solver: Literal["lsqr", "lsmr"] = "lsqr",
+    refresh: bool = False,
+    rng: RngLike = None,
+) -> LstsqResult:
+    """Solve ``min ||A x - b||^2 + lam ||x||^2`` by a randomized method (module docstring).
+
+    ``a`` (n, d) dense or scipy.sparse, ``b`` (n,). ``sketch``: a family name from
+    :data:`~frugalml.sketch.SKETCHES` or a :class:`Sketch` (its ``m`` wins over
+    ``sketch_size``). ``tol``: LSQR/LSMR ``atol = btol``; for IHS, the stop when the
+    preconditioned gradient norm (about ``||A(x - x*)||``) falls below ``tol * ||b - A x||``.
+    Rank-deficient ``A``: the minimum-norm solution (sketch-and-precondition and IHS; the
+    sketch's row space must cover A's, which holds w.h.p. for projections, not for sampling).
+    """
+    method = check_choice(method, "method", METHODS)
+    solver = check_choice(solver, "solver", ("lsqr", "lsmr"))
+    lam = check_nonnegative_float(lam, "lam")
+    tol = check_positive_float(tol, "tol")
+    a, b = _validate(a, b, lam)
+    n, d = a.shape
+    gen = check_rng(rng)
+    m = (
+        default_sketch_size(method, n, d)
+        if sketch_size is None
+        else check_int(sketch_size, "sketch_size", low=1)
+    )
+    sk = resolve_sketch(sketch, m, gen)
+    m = sk.m
+    if lam == 0.0:
+        need = d + 2 if method == "sketch-and-solve" else d
+        if m < need:
+            why = (
+                "sketch-and-solve needs m > d + 1 (its expected error f(x*) d/(m-d-1) is finite "
+                "only then)" if method == "sketch-and-solve"
+                else f"{method} needs m >= d for the sketch to embed range(A)"
+            )  # fmt: skip
+            raise InvalidInputError(
+                f"sketch size m={m} is too small for d={d}: {why}; use m >= 2d (e.g. {4 * d})"
+            )
+    maxiter = (
+        (200 if method == "sketch-and-precondition" else 500)
+        if maxiter is None
+        else (check_int(maxiter, "maxiter", low=1))
+    )
+    t0 = time.perf_counter()
+    s_mat = sk.draw(n, data=a, rng=gen)
+    sa, sb = s_mat.apply(a), s_mat.apply(b)
+    factor = SketchedFactor(sa, lam)
+    x = factor.solve(sb)
+    t_setup = time.perf_counter() - t0
+    iterations, converged, history = 0, True, ()
+    if method == "sketch-and-precondition":
+        x, iterations, converged = _precondition(a, b, lam, factor, x, tol, maxiter, solver)
+    elif method == "ihs":
+        x, iterations, converged, history = _ihs(
+            a, b, lam, factor, x, tol, maxiter, refresh, sk, gen, m, d
+        )
+    resid = b - a @ x
+    rnorm = float(np.sqrt(resid @ resid + lam * (x @ x)))
+    return LstsqResult(
+        x=x, method=method, sketch=sk.params(), sketch_size=m, lam=lam, iterations=iterations,
+        converged=converged, residual_norm=rnorm, rank=factor.rank, setup_seconds=t_setup,
+        seconds=time.perf_counter() - t0, history=history,
+    )  # fmt: skip
+
+
+def _precondition(a, b, lam, factor, x0, tol, maxiter, solver):
+    n, d = a.shape
+    pre = factor.precond
+    r = pre.shape[1]
+    root = np.sqrt(lam)
+
+    if lam > 0:
+
+        def matvec(y):
+            z = pre @ np.ravel(y)
+            return np.concatenate([a @ z, root * z])
+
+        def rmatvec(u):
+            u = np.ravel(u)
+            return pre.T @ (a.T @ u[:n] + root * u[n:])
+
+        rhs = np.concatenate([b - a @ x0, -root * x0])
+        shape = (n + d, r)
+    else:
+
+        def matvec(y):
+            return a @ (pre @ np.ravel(y))
+
+        def rmatvec(u):
+            return pre.T @ (a.T @ np.ravel(u))
+
+        rhs = b - a @ x0
+        shape = (n, r)
+    op = spla.LinearOperator(shape, matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
+    if solver == "lsqr":
+        out = spla.lsqr(op, rhs, atol=tol, btol=tol, iter_lim=maxiter)
+        y, istop, its = out[0], out[1], out[2]
+        converged = istop != 7
+    else:
+        out = spla.lsmr(op, rhs, atol=tol, btol=tol, maxiter=maxiter)
+        y, istop, its = out[0], out[1], out[2]
+        converged = istop != 7
+    return x0 + pre @ y, int(its), bool(converged)
+
+
+def _gradient(a, b, lam, x):
+    resid = b - a @ x
+    g = a.T @ resid
+    if lam > 0:
+        g = g - lam * x
+    rnorm = np.sqrt(resid @ resid + lam * (x @ x))
+    return np.asarray(g).ravel(), rnorm
+
+
+def _ihs(a, b, lam, factor, x, tol, maxiter, refresh, sk, gen, m, d):
+    """IHS iterations with an adaptive safeguard.
+
+    The momentum parameters assume the sketched Hessian's spectrum of a Gaussian embedding,
+    ``[(1 - sqrt(r))^2, (1 + sqrt(r))^2]`` with ``r = (sqrt(d) + 2)^2 / m`` (the asymptotic
+    ``d/m`` widened by about two standard deviations of the edge fluctuations); a sketch whose
+    distortion is larger (sampling sketches, small m) can make the iteration grow. When the
+    preconditioned gradient norm grows past 4x its best value (or overflows) the run restarts
+    from the best iterate with a wider assumed spectrum (momentum ratio doubled; for refreshed
+    IHS the step halved), at most ``MAX_RESTARTS`` times.
+    """
+    n = a.shape[0]
+    # Marchenko-Pastur edge with a margin for finite-d fluctuations: (sqrt(d) + 2)^2 / m
+    ratio = min((np.sqrt(d) + 2.0) ** 2 / m, 0.95)
+
+    def params(r):
+        return (1.0, 0.0) if refresh else ((1.0 - r) ** 2, r)
+
+    alpha, beta = params(ratio)
+    prev = x.copy()
+    best_x, best_crit = x.copy(), np.inf
+    history = []
+    converged = False
+    restarts = 0
+    its = 0
+    for its in range(1, maxiter + 1):
+        g, rnorm = _gradient(a, b, lam, x)
+        if refresh and its > 1:
+            s_mat = sk.draw(n, data=a, rng=gen)
+            factor = SketchedFactor(s_mat.apply(a), lam)
+        pg = factor.precond.T @ g
+        crit = float(np.linalg.norm(pg))
+        finite = np.isfinite(crit) and np.isfinite(rnorm)
+        history.append(crit / max(rnorm, np.finfo(float).tiny) if finite else float("inf"))
+        if finite and crit <= tol * rnorm:
+            converged = True
+            its -= 1
+            break
+        if finite and crit < best_crit:
+            best_x, best_crit = x.copy(), crit
+        if not finite or crit > 4.0 * best_crit:
+            if restarts == MAX_RESTARTS:
+                x = best_x
+                break
+            restarts += 1
+            ratio = min(0.95, 2.0 * ratio + 0.05)
+            alpha, beta = params(ratio)
+            if refresh:
+                alpha = 0.5**restarts
+            x, prev = best_x.copy(), best_x.copy()
+            continue
+        step = factor.precond @ pg
+        nxt = x + alpha * step + beta * (x - prev)
+        prev, x = x, nxt
+    if not converged and not np.all(np.isfinite(x)):
+        x = best_x
+    return x, its, converged, tuple(history)
