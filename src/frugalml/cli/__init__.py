@@ -15,6 +15,7 @@ from ..errors import FrugalError
 from .coded import coded_app
 from .report import report
 from .runtime import runtime_app
+from .sketch import sketch_app
 
 __all__ = ["app", "main"]
 
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(runtime_app, name="runtime")
 app.add_typer(coded_app, name="coded")
+app.add_typer(sketch_app, name="sketch")
 app.command("report")(report)
 
 

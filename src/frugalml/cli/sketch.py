@@ -1,0 +1,161 @@
+"""``frugalml sketch lstsq`` and ``frugalml sketch distributed``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from .._io import atomic_write_bytes
+from .._validate import check_choice
+from ..runtime import BACKENDS, concurrent_options, make_executor
+from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
+
+__all__ = ["sketch_app"]
+
+sketch_app = typer.Typer(
+    help="Randomized sketches, least squares and distributed sketch-and-solve.",
+    no_args_is_help=True,
+)
+
+DATA_ARG = typer.Argument(..., help="Problem file: .npz (A, b), .npy or .csv (last column = b).")
+TARGET_OPTION = typer.Option(-1, help="Target column for .npy/.csv input (default: last).")
+OUT_OPTION = typer.Option(None, "--out", help="Write the solution x to this .npy file.")
+
+
+def _save(path: Path | None, x: np.ndarray) -> None:
+    if path is None:
+        return
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, x)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _reference(a, b, lam):
+    import scipy.linalg
+
+    if lam > 0:
+        d = a.shape[1]
+        return scipy.linalg.solve(a.T @ a + lam * np.eye(d), a.T @ b, assume_a="pos")
+    return scipy.linalg.lstsq(a, b, lapack_driver="gelsd")[0]
+
+
+@sketch_app.command("lstsq")
+def lstsq_cmd(
+    data: Path = DATA_ARG,
+    method: str = typer.Option(
+        "sketch-and-precondition", help="sketch-and-solve | sketch-and-precondition | ihs"
+    ),
+    sketch: str = typer.Option("sparse-sign", help="Sketch family (see 'frugalml sketch list')."),
+    m: int = typer.Option(None, "--m", help="Sketch size (default 4d, 8d for preconditioning)."),
+    lam: float = typer.Option(0.0, help="Ridge parameter lambda >= 0."),
+    tol: float = typer.Option(1e-12, help="Iterative methods: stopping tolerance."),
+    seed: int = typer.Option(0, help="Random seed."),
+    target: int = TARGET_OPTION,
+    compare: bool = typer.Option(False, help="Also solve with LAPACK (gelsd) and compare."),
+    out: Path = OUT_OPTION,
+    json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
+) -> int:
+    """Solve min ||A x - b||^2 + lam ||x||^2 with a randomized method."""
+    from ..sketch import lstsq
+    from ..sketch.io import load_problem
+
+    limit_blas_threads(blas_threads)
+    a, b = load_problem(data, target=target)
+    res = lstsq(a, b, method=method, sketch=sketch, sketch_size=m, lam=lam, tol=tol, rng=seed)
+    payload = {
+        "method": res.method, "sketch": res.sketch, "m": res.sketch_size, "n": a.shape[0],
+        "d": a.shape[1], "lam": lam, "iterations": res.iterations, "converged": res.converged,
+        "residual_norm": res.residual_norm, "rank": res.rank, "seconds": res.seconds,
+    }  # fmt: skip
+    if compare:
+        t0 = time.perf_counter()
+        ref = _reference(a, b, lam)
+        payload["lapack_seconds"] = time.perf_counter() - t0
+        r_ref = b - a @ ref
+        payload["relative_solution_error"] = float(
+            np.linalg.norm(res.x - ref) / max(np.linalg.norm(ref), 1e-300)
+        )
+        payload["relative_residual_error"] = float(
+            np.linalg.norm(a @ (res.x - ref)) / max(np.linalg.norm(r_ref), 1e-300)
+        )
+    _save(out, res.x)
+    if json_out:
+        payload["x"] = res.x.tolist() if out is None else str(out)
+        emit_json(payload)
+    else:
+        console.print(res.summary())
+        if compare:
+            console.print(
+                f"vs LAPACK gelsd ({payload['lapack_seconds']:.3g}s): relative solution error "
+                f"{payload['relative_solution_error']:.3g}, ||A(x - x*)||/||b - A x*|| = "
+                f"{payload['relative_residual_error']:.3g}"
+            )
+        if out is not None:
+            console.print(f"x written to {out}")
+    return 0
+
+
+@sketch_app.command("distributed")
+def distributed_cmd(
+    data: Path = DATA_ARG,
+    q: int = typer.Option(8, help="Number of workers (sketches)."),
+    m: int = typer.Option(None, "--m", help="Sketch size per worker (default 4d)."),
+    sketch: str = typer.Option("gaussian", help="Sketch family."),
+    backend: str = typer.Option("local-thread", help="Executor backend."),
+    k: int = typer.Option(None, help="Average the first k arrivals (default all q)."),
+    deadline: float = typer.Option(None, help="Average what arrived by this many seconds."),
+    lam: float = typer.Option(0.0, help="Ridge parameter lambda >= 0."),
+    weights: str = typer.Option("inverse-variance", help="inverse-variance | uniform"),
+    seed: int = typer.Option(0, help="Random seed."),
+    target: int = TARGET_OPTION,
+    out: Path = OUT_OPTION,
+    json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
+) -> int:
+    """Average q sketched solutions computed on an executor; report the exact theory."""
+    from ..sketch.distributed import distributed_lstsq
+    from ..sketch.io import load_problem
+
+    limit_blas_threads(blas_threads)
+    check_choice(backend, "backend", BACKENDS)
+    a, b = load_problem(data, target=target)
+    size = 4 * a.shape[1] if m is None else m
+    with make_executor(backend, **concurrent_options(backend, q)) as ex:
+        res = distributed_lstsq(
+            a, b, q, size, sketch=sketch, executor=ex, k=k, deadline=deadline, lam=lam,
+            weights=weights, rng=seed,
+        )  # fmt: skip
+    _save(out, res.x)
+    payload = {
+        "q": q, "m": size, "sketch": sketch, "backend": backend, "arrived": list(res.arrived),
+        "lam": lam, "weights": weights, "measured_error": res.measured_error,
+        "predicted_error": res.predicted_error, "f_star": res.f_star, "seconds": res.seconds,
+    }  # fmt: skip
+    if json_out:
+        payload["x"] = res.x.tolist() if out is None else str(out)
+        emit_json(payload)
+    else:
+        console.print(res.summary())
+        console.print(res.gathered.summary())
+    return 0
+
+
+@sketch_app.command("list")
+def list_cmd(json_out: bool = JSON_OPTION) -> int:
+    """The sketch families and their classes."""
+    from ..sketch import SKETCHES
+
+    rows = {name: cls.__name__ + (f" {opts}" if opts else "") for name, (cls, opts) in
+            SKETCHES.items()}  # fmt: skip
+    if json_out:
+        emit_json(rows)
+    else:
+        for name, what in rows.items():
+            console.print(f"{name:16s} {what}")
+    return 0
