@@ -42,7 +42,7 @@ def sketch_and_solve_task(
 ) -> np.ndarray:
     """One worker: draw ``S`` from ``seed``, return the (min-norm) sketched solution (d,)."""
     s_mat = sketch.draw(a.shape[0], data=a, rng=seed)
-    return SketchedFactor(s_mat.apply(a), lam).solve(s_mat.apply(b))
+    return SketchedFactor(s_mat.apply(a), lam, rhs=s_mat.apply(b)).solve()
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .._validate import (
@@ -55,6 +56,8 @@ __all__ = ["METHODS", "LstsqResult", "SketchedFactor", "default_sketch_size", "l
 METHODS = ("sketch-and-solve", "sketch-and-precondition", "ihs")
 #: IHS: restarts from the best iterate before giving up (see ``_ihs``)
 MAX_RESTARTS = 8
+#: IHS: iterations without a new best gradient norm before stopping at the rounding floor
+STALL = 10
 Method = Literal["sketch-and-solve", "sketch-and-precondition", "ihs"]
 
 
@@ -91,38 +94,107 @@ class LstsqResult:
 
 
 class SketchedFactor:
-    """Rank-revealing factorisation of the sketched matrix ``[S A; sqrt(lam) I]`` (m (+d), d).
+    """Factorisation of the sketched matrix ``[S A; sqrt(lam) I]`` (m (+d), d) used as a
+    preconditioner ``M`` (``A M`` well conditioned) and to solve the sketched problem.
 
-    ``Q U Sigma V^T`` with rank ``r`` (singular values above ``rcond * sigma_1``);
-    ``precond = V_r Sigma_r^{-1}`` (d, r) so that ``A precond`` is well conditioned.
-    Cost ``O(m d^2)``.
+    A thin QR gives ``R``; when ``R`` is numerically full rank (LAPACK ``trcon`` reciprocal
+    condition estimate above ``rcond``) ``M = R^{-1}``, applied by triangular solves. Otherwise
+    an SVD ``R = U Sigma V^T`` truncated to rank ``r`` gives ``M = V_r Sigma_r^{-1}`` (d, r) and
+    minimum-norm solutions. Passing ``rhs = S b`` up front lets the QR of ``[S A, S b]`` deliver
+    ``Q^T S b`` without forming ``Q``. Cost ``O(m d^2)``.
     """
 
-    def __init__(self, sa: np.ndarray, lam: float = 0.0, rcond: float | None = None):
+    def __init__(
+        self,
+        sa: np.ndarray,
+        lam: float = 0.0,
+        rcond: float | None = None,
+        rhs: np.ndarray | None = None,
+    ):
         m, d = sa.shape
         aug = np.vstack([sa, np.sqrt(lam) * np.eye(d)]) if lam > 0 else sa
-        q, r = np.linalg.qr(aug) if aug.shape[0] >= d else (np.eye(aug.shape[0]), aug)
-        u, s, vt = scipy.linalg.svd(r, full_matrices=False, check_finite=False)
-        if s.size == 0 or s[0] == 0.0:
+        rows = aug.shape[0]
+        tol = np.finfo(float).eps * max(rows, d) if rcond is None else rcond
+        self.m, self.d = m, d
+        self._q = None
+        self._qtb = None
+        if rhs is not None:
+            rhs_aug = np.concatenate([rhs, np.zeros(rows - m)]) if rows > m else rhs
+            if rows >= d:
+                full = scipy.linalg.qr(np.column_stack([aug, rhs_aug]), mode="r",
+                                       check_finite=False)[0]  # fmt: skip
+                r, self._qtb = full[:d, :d], full[:d, d]
+            else:
+                r, self._qtb = aug, rhs_aug  # fewer rows than columns: factor aug itself
+        elif rows >= d:
+            self._q, r = np.linalg.qr(aug)
+        else:
+            self._q, r = np.eye(rows), aug
+        if not np.any(r):
             raise InvalidInputError(
                 "the sketched matrix S A is zero: A is zero or the sketch missed every nonzero "
                 "row; use a larger or denser sketch"
             )
-        tol = (np.finfo(float).eps * max(aug.shape) if rcond is None else rcond) * s[0]
-        self.rank = int(np.count_nonzero(s > tol))
-        self.m = m
-        self.qu = (q @ u[:, : self.rank])[:m]  # only the sketch rows meet S b
-        self.sigma = s[: self.rank]
-        self.v = vt[: self.rank].T
-        self.precond = self.v / self.sigma
+        self._triangular = rows >= d and self._rcond(r) > tol
+        if self._triangular:
+            self._r = r
+            self.rank = d
+            self.cond_estimate = float(1.0 / self._rcond(r))
+            self._u = None
+        else:
+            u, sig, vt = scipy.linalg.svd(r, full_matrices=False, check_finite=False)
+            self.rank = int(np.count_nonzero(sig > tol * sig[0]))
+            self._u = u[:, : self.rank]
+            self._pinv = vt[: self.rank].T / sig[: self.rank]  # V_r Sigma_r^{-1}
+            self.cond_estimate = float(sig[0] / sig[self.rank - 1])
 
-    def solve(self, sb: np.ndarray) -> np.ndarray:
-        """Minimum-norm ``argmin ||S A x - s_b||^2 + lam ||x||^2`` for ``s_b = S b`` (m,)."""
-        return self.precond @ (self.qu.T @ sb)
+    @staticmethod
+    def _rcond(r: np.ndarray) -> float:
+        if np.any(np.diag(r) == 0.0):
+            return 0.0
+        rc, info = scipy.linalg.lapack.dtrcon(np.asfortranarray(r), norm="1")
+        return float(rc) if info == 0 else 0.0
+
+    def matvec(self, y: np.ndarray) -> np.ndarray:
+        """``M y`` (d,) for ``y`` (rank,)."""
+        if self._triangular:
+            return scipy.linalg.solve_triangular(self._r, y, check_finite=False)
+        return self._pinv @ y
+
+    def rmatvec(self, v: np.ndarray) -> np.ndarray:
+        """``M^T v`` (rank,) for ``v`` (d,)."""
+        if self._triangular:
+            return scipy.linalg.solve_triangular(self._r, v, trans="T", check_finite=False)
+        return self._pinv.T @ v
+
+    @property
+    def precond(self) -> np.ndarray:
+        """The preconditioner ``M`` as an explicit (d, rank) matrix."""
+        if self._triangular:
+            return scipy.linalg.solve_triangular(self._r, np.eye(self.d), check_finite=False)
+        return self._pinv
+
+    def solve(self, sb: np.ndarray | None = None) -> np.ndarray:
+        """Minimum-norm ``argmin ||S A x - s_b||^2 + lam ||x||^2`` (d,) for ``s_b = S b`` (m,);
+        ``sb`` may be omitted when it was given as ``rhs``."""
+        if sb is None:
+            if self._qtb is None:
+                raise InvalidInputError("pass sb (S b): no right-hand side was factored")
+            qtb = self._qtb
+        else:
+            if self._q is None:
+                raise InvalidInputError(
+                    "this factor was built for one right-hand side (rhs=); call solve() "
+                    "without sb, or build it without rhs"
+                )
+            qtb = self._q[: self.m].T @ sb
+        if self._triangular:
+            return scipy.linalg.solve_triangular(self._r, qtb, check_finite=False)
+        return self._pinv @ (self._u.T @ qtb)
 
     def apply_inverse_gram(self, g: np.ndarray) -> np.ndarray:
         """``(A^T S^T S A + lam I)^+ g`` (d,)."""
-        return self.precond @ (self.precond.T @ g)
+        return self.matvec(self.rmatvec(g))
 
 
 def default_sketch_size(method: str, n: int, d: int) -> int:
@@ -211,8 +283,8 @@ def lstsq(
     t0 = time.perf_counter()
     s_mat = sk.draw(n, data=a, rng=gen)
     sa, sb = s_mat.apply(a), s_mat.apply(b)
-    factor = SketchedFactor(sa, lam)
-    x = factor.solve(sb)
+    factor = SketchedFactor(sa, lam, rhs=sb)
+    x = factor.solve()
     t_setup = time.perf_counter() - t0
     iterations, converged, history = 0, True, ()
     if method == "sketch-and-precondition":
@@ -232,29 +304,29 @@ def lstsq(
 
 def _precondition(a, b, lam, factor, x0, tol, maxiter, solver):
     n, d = a.shape
-    pre = factor.precond
-    r = pre.shape[1]
+    pre, pre_t = factor.matvec, factor.rmatvec
+    r = factor.rank
     root = np.sqrt(lam)
 
     if lam > 0:
 
         def matvec(y):
-            z = pre @ np.ravel(y)
+            z = pre(np.ravel(y))
             return np.concatenate([a @ z, root * z])
 
         def rmatvec(u):
             u = np.ravel(u)
-            return pre.T @ (a.T @ u[:n] + root * u[n:])
+            return pre_t(a.T @ u[:n] + root * u[n:])
 
         rhs = np.concatenate([b - a @ x0, -root * x0])
         shape = (n + d, r)
     else:
 
         def matvec(y):
-            return a @ (pre @ np.ravel(y))
+            return a @ pre(np.ravel(y))
 
         def rmatvec(u):
-            return pre.T @ (a.T @ np.ravel(u))
+            return pre_t(a.T @ np.ravel(u))
 
         rhs = b - a @ x0
         shape = (n, r)
@@ -267,16 +339,37 @@ def _precondition(a, b, lam, factor, x0, tol, maxiter, solver):
         out = spla.lsmr(op, rhs, atol=tol, btol=tol, maxiter=maxiter)
         y, istop, its = out[0], out[1], out[2]
         converged = istop != 7
-    return x0 + pre @ y, int(its), bool(converged)
+    return x0 + pre(y), int(its), bool(converged)
+
+
+#: rows per block of the fused gradient pass (a 1024 x d block stays in cache between its two
+#: uses; measured 1.45x faster than two full passes at n = 100000, d = 500)
+GRADIENT_BLOCK = 1024
 
 
 def _gradient(a, b, lam, x):
-    resid = b - a @ x
-    g = a.T @ resid
+    """``g = A^T (b - A x) - lam x`` and ``sqrt(||b - A x||^2 + lam ||x||^2)``.
+
+    Dense ``A`` is read once, block by block (each block's ``A_i x`` and ``A_i^T r_i`` while it
+    is in cache); the residual is recomputed from scratch every time (not updated), which keeps
+    the iteration stable.
+    """
+    n = a.shape[0]
+    if sp.issparse(a) or n <= 2 * GRADIENT_BLOCK:
+        resid = b - a @ x
+        g = np.asarray(a.T @ resid).ravel()
+        rr = float(resid @ resid)
+    else:
+        g = np.zeros(a.shape[1])
+        rr = 0.0
+        for i in range(0, n, GRADIENT_BLOCK):
+            blk = a[i : i + GRADIENT_BLOCK]
+            r_i = b[i : i + GRADIENT_BLOCK] - blk @ x
+            g += blk.T @ r_i
+            rr += float(r_i @ r_i)
     if lam > 0:
         g = g - lam * x
-    rnorm = np.sqrt(resid @ resid + lam * (x @ x))
-    return np.asarray(g).ravel(), rnorm
+    return g, np.sqrt(rr + lam * (x @ x))
 
 
 def _ihs(a, b, lam, factor, x, tol, maxiter, refresh, sk, gen, m, d):
@@ -288,7 +381,9 @@ def _ihs(a, b, lam, factor, x, tol, maxiter, refresh, sk, gen, m, d):
     distortion is larger (sampling sketches, small m) can make the iteration grow. When the
     preconditioned gradient norm grows past 4x its best value (or overflows) the run restarts
     from the best iterate with a wider assumed spectrum (momentum ratio doubled; for refreshed
-    IHS the step halved), at most ``MAX_RESTARTS`` times.
+    IHS the step halved), at most ``MAX_RESTARTS`` times. After ``STALL`` iterations without
+    progress the run stops; it counts as converged when the best gradient norm is within
+    ``1e3 eps cond(S A)`` of the residual (the rounding floor of an ill-conditioned problem).
     """
     n = a.shape[0]
     # Marchenko-Pastur edge with a margin for finite-d fluctuations: (sqrt(d) + 2)^2 / m
@@ -299,7 +394,8 @@ def _ihs(a, b, lam, factor, x, tol, maxiter, refresh, sk, gen, m, d):
 
     alpha, beta = params(ratio)
     prev = x.copy()
-    best_x, best_crit = x.copy(), np.inf
+    best_x, best_crit, best_rnorm, best_it = x.copy(), np.inf, np.inf, 0
+    floor = 1e3 * np.finfo(float).eps * factor.cond_estimate
     history = []
     converged = False
     restarts = 0
@@ -309,7 +405,7 @@ def _ihs(a, b, lam, factor, x, tol, maxiter, refresh, sk, gen, m, d):
         if refresh and its > 1:
             s_mat = sk.draw(n, data=a, rng=gen)
             factor = SketchedFactor(s_mat.apply(a), lam)
-        pg = factor.precond.T @ g
+        pg = factor.rmatvec(g)
         crit = float(np.linalg.norm(pg))
         finite = np.isfinite(crit) and np.isfinite(rnorm)
         history.append(crit / max(rnorm, np.finfo(float).tiny) if finite else float("inf"))
@@ -318,10 +414,9 @@ def _ihs(a, b, lam, factor, x, tol, maxiter, refresh, sk, gen, m, d):
             its -= 1
             break
         if finite and crit < best_crit:
-            best_x, best_crit = x.copy(), crit
+            best_x, best_crit, best_rnorm, best_it = x.copy(), crit, rnorm, its
         if not finite or crit > 4.0 * best_crit:
             if restarts == MAX_RESTARTS:
-                x = best_x
                 break
             restarts += 1
             ratio = min(0.95, 2.0 * ratio + 0.05)
@@ -330,9 +425,13 @@ def _ihs(a, b, lam, factor, x, tol, maxiter, refresh, sk, gen, m, d):
                 alpha = 0.5**restarts
             x, prev = best_x.copy(), best_x.copy()
             continue
-        step = factor.precond @ pg
+        if its - best_it >= STALL:
+            # rounding floor reached (ill-conditioned A): the gradient cannot get smaller
+            converged = best_crit <= floor * best_rnorm
+            break
+        step = factor.matvec(pg)
         nxt = x + alpha * step + beta * (x - prev)
         prev, x = x, nxt
-    if not converged and not np.all(np.isfinite(x)):
+    if not converged:
         x = best_x
     return x, its, converged, tuple(history)

@@ -162,7 +162,7 @@ def private_lstsq(
     xs = []
     for _ in range(q):
         y = private_sketch(a, b, m, np.sqrt(lam), gen)
-        xs.append(SketchedFactor(y[:, :d]).solve(y[:, d]))
+        xs.append(SketchedFactor(y[:, :d], rhs=y[:, d]).solve())
     x = np.mean(xs, axis=0)
     ridge = np.linalg.solve(a.T @ a + lam * np.eye(d), a.T @ b)
     x_ls = np.linalg.lstsq(a, b, rcond=None)[0]
