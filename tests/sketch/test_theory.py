@@ -250,3 +250,33 @@ def test_bias_variance_bad_input():
         bias_variance(a, x, np.ones((3, 2)), 0.0)
     with pytest.raises(InvalidInputError, match="dimension"):
         bias_variance(a, x, np.ones(3), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "n", "d", "m"), [("srht", 1024, 32, 128), ("srdct", 600, 30, 120)]
+)
+def test_orthogonal_single_error_matches_srht_monte_carlo(name, n, d, m):
+    """SRHT / SRDCT single-sketch error vs (d/(m-d)) (N-m)/(N-d) (an asymptotic formula: allow
+    4 standard errors plus 3% for finite size). 600 trials."""
+    from frugalml.sketch import make_sketch
+    from frugalml.sketch.distributed import sketch_and_solve_task
+    from frugalml.sketch.theory import gaussian_single_error, orthogonal_single_error
+
+    rng = np.random.default_rng(21)
+    a = rng.standard_normal((n, d))
+    b = a @ rng.standard_normal(d) + rng.standard_normal(n)
+    xs = np.linalg.lstsq(a, b, rcond=None)[0]
+    f = float(np.sum((b - a @ xs) ** 2))
+    sk = make_sketch(name, m)
+    errs = []
+    for t in range(600):
+        u = a @ (sketch_and_solve_task(a, b, sk, t, 0.0) - xs)
+        errs.append(float(u @ u) / f)
+    errs = np.array(errs)
+    pred = orthogonal_single_error(m, d, n)
+    se = errs.std(ddof=1) / np.sqrt(errs.size)
+    assert abs(errs.mean() - pred) <= 4 * se + 0.03 * pred
+    # and it is clearly below the Gaussian value
+    assert errs.mean() < gaussian_single_error(m, d) - 4 * se
+    with pytest.raises(InvalidInputError):
+        orthogonal_single_error(10, 10, 100)

