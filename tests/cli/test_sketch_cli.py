@@ -239,3 +239,31 @@ def test_nan_in_data_file_is_rejected(capsys, tmp_path, problem):
     np.savez(path, A=a, b=b)
     code, _, err = run_cli(capsys, "sketch", "lstsq", path)
     assert code == 2 and "NaN or inf" in err and len(err.strip().splitlines()) == 1
+
+
+def test_newton_ridge_and_logistic_json(capsys, tmp_path, npz, problem):
+    """`sketch newton` converges to the closed-form ridge solution and fits a logistic model
+    (labels from a .csv table) whose gradient vanishes."""
+    a, b, _ = problem
+    lam = 2.0
+    code, out, _ = run_cli(capsys, "sketch", "newton", str(npz), "--lam", str(lam), "--q", "4",
+                           "--json")  # fmt: skip
+    assert code == 0
+    payload = json.loads(out)
+    ref = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ b)
+    assert payload["converged"] and payload["averaging"] == "debiased"
+    np.testing.assert_allclose(payload["x"], ref, rtol=1e-7, atol=1e-9)
+    y = (a @ np.ones(a.shape[1]) > 0).astype(float)
+    path = tmp_path / "clf.csv"
+    np.savetxt(path, np.column_stack([a, y]), delimiter=",")
+    code, out, _ = run_cli(capsys, "sketch", "newton", str(path), "--loss", "logistic",
+                           "--lam", "1", "--q", "4", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["converged"]
+
+
+def test_newton_bad_input(capsys, tmp_path, problem):
+    a, _, _ = problem
+    path = tmp_path / "bad.csv"
+    np.savetxt(path, np.column_stack([a, np.arange(a.shape[0]) % 3]), delimiter=",")
+    code, _, err = run_cli(capsys, "sketch", "newton", str(path), "--loss", "logistic")
+    assert code == 2 and "binary labels" in err and err.startswith("frugalml: error:")

@@ -54,3 +54,8 @@ def get(name: str) -> AreaBenchmark:
 register("runtime", "Runtime: first k of n", "frugalml.report.benches.runtime:run")
 register("coded", "Coded computation: polar codes", "frugalml.report.benches.coded:run")
 register("sketch", "Sketching and randomized least squares", "frugalml.report.benches.sketch:run")
+register(
+    "second-order",
+    "Second-order: debiased distributed Newton sketch",
+    "frugalml.report.benches.second_order:run",
+)
