@@ -192,9 +192,10 @@ def distributed_newton(
 
     ``a`` (n, d), ``y`` (n,). ``m``: sketch size (default ``max(4 d, 4 d_lambda + 10)``) or one
     per worker. ``d_lambda``: the effective dimension of the Hessian square root (default:
-    computed exactly at the start from ``A``; for logistic it is re-estimated from ``B`` at each
-    iteration only when not given). Stops when ``||g|| <= tol ||g_0||`` or after ``max_iter``.
-    ``callback(iteration, x, f)`` is called after every step.
+    computed exactly at the start; for logistic, re-estimated from ``B`` every iteration — by
+    SVD when ``n d^2 <= 5e8``, else by Hutchinson with 8 probes). Stops when
+    ``||g|| <= tol ||g_0||`` or after ``max_iter``. ``callback(iteration, x, f)`` is called
+    after every step.
     """
     prob = NewtonProblem.build(a, y, lam, loss)
     averaging = check_choice(averaging, "averaging", ("debiased", "naive", "exact"))
@@ -232,7 +233,7 @@ def distributed_newton(
                 direction, used = prob.newton_direction(x, g), 0
             else:
                 if prob.loss == "logistic" and not fixed_dlam:
-                    d_lam = effective_dimension(b, prob.lam)
+                    d_lam = _effective_dimension(b, prob.lam, gen)
                 # determinantal averaging debiases by its weights: workers solve the naive
                 # local problem and the master rescales (see _averaged_direction)
                 local_debias = averaging == "debiased" and weights != "determinantal"
@@ -272,6 +273,18 @@ def distributed_newton(
         converged=converged, history=tuple(history), sizes=sizes,
         corrections=tuple((c.lam_local, c.step) for c in corr),
     )  # fmt: skip
+
+
+#: above this n d^2, d_lambda of the logistic Hessian is re-estimated by Hutchinson + CG
+#: instead of an SVD (which would cost as much as forming the exact Hessian)
+EXACT_DLAM_FLOPS = 5e8
+
+
+def _effective_dimension(b: np.ndarray, lam: float, gen: np.random.Generator) -> float:
+    n, d = b.shape
+    if n * d * d <= EXACT_DLAM_FLOPS:
+        return effective_dimension(b, lam)
+    return effective_dimension(b, lam, method="hutchinson", probes=8, rng=gen)
 
 
 def _make(sketch: str, m: int, lam: float):
