@@ -26,6 +26,8 @@ from frugalml.sketch import (
 )
 from frugalml.sketch.transforms import next_pow2
 
+from ._reference import dct_matrix
+
 NAMES = sorted(SKETCHES)
 DATA_DEPENDENT = {"leverage", "leverage-approx", "less"}
 SAMPLING = {"uniform", "leverage", "leverage-approx"}
@@ -37,15 +39,6 @@ N, M, D = 48, 8, 4
 def data_matrix(n: int = N, d: int = D, seed: int = 3) -> np.ndarray:
     """A full-rank (n, d) matrix for the data-dependent sketches."""
     return np.random.default_rng(seed).standard_normal((n, d))
-
-
-def dct_matrix(n: int) -> np.ndarray:
-    """Orthonormal DCT-II matrix from its definition: C[k, i] = c_k cos(pi k (2i + 1) / 2n)."""
-    k = np.arange(n)[:, None]
-    i = np.arange(n)[None, :]
-    c = np.cos(np.pi * k * (2 * i + 1) / (2 * n)) * np.sqrt(2.0 / n)
-    c[0] /= np.sqrt(2.0)
-    return c
 
 
 def test_registry_names():

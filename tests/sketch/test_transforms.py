@@ -19,16 +19,9 @@ from frugalml.sketch.transforms import (
     next_pow2,
 )
 
+from ._reference import dct_matrix
+
 SIZES = [2**p for p in range(11)]  # 1 .. 1024
-
-
-def dct_matrix(n: int) -> np.ndarray:
-    """Orthonormal DCT-II from its definition: C[k, i] = c_k cos(pi k (2i + 1) / 2n)."""
-    k = np.arange(n)[:, None]
-    i = np.arange(n)[None, :]
-    c = np.cos(np.pi * k * (2 * i + 1) / (2 * n)) * np.sqrt(2.0 / n)
-    c[0] /= np.sqrt(2.0)
-    return c
 
 
 @pytest.mark.parametrize("n", SIZES)
