@@ -193,7 +193,7 @@ def distributed_newton(
     ``a`` (n, d), ``y`` (n,). ``m``: sketch size (default ``max(4 d, 4 d_lambda + 10)``) or one
     per worker. ``d_lambda``: the effective dimension of the Hessian square root (default:
     computed exactly at the start; for logistic, re-estimated from ``B`` every iteration — by
-    SVD when ``n d^2 <= 5e8``, else by Hutchinson with 8 probes). Stops when
+    SVD when ``n d^2 <= 5e8``, else from a sparse sketch of ``B``). Stops when
     ``||g|| <= tol ||g_0||`` or after ``max_iter``. ``callback(iteration, x, f)`` is called
     after every step.
     """
@@ -275,7 +275,7 @@ def distributed_newton(
     )  # fmt: skip
 
 
-#: above this n d^2, d_lambda of the logistic Hessian is re-estimated by Hutchinson + CG
+#: above this n d^2, d_lambda of the logistic Hessian is re-estimated from a sparse sketch
 #: instead of an SVD (which would cost as much as forming the exact Hessian)
 EXACT_DLAM_FLOPS = 5e8
 
@@ -284,7 +284,7 @@ def _effective_dimension(b: np.ndarray, lam: float, gen: np.random.Generator) ->
     n, d = b.shape
     if n * d * d <= EXACT_DLAM_FLOPS:
         return effective_dimension(b, lam)
-    return effective_dimension(b, lam, method="hutchinson", probes=8, rng=gen)
+    return effective_dimension(b, lam, method="sketch", rng=gen)
 
 
 def _make(sketch: str, m: int, lam: float):
