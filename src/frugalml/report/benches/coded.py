@@ -32,6 +32,7 @@ from ...runtime import (
 from ..output import pyplot
 from ..registry import Progress
 from ..results import BenchResult, Table
+from ..timing import best_of
 
 __all__ = ["run"]
 
@@ -61,15 +62,6 @@ def _latency(ns, trials, gen) -> tuple[list[tuple], dict[str, Any]]:
     return rows, data
 
 
-def _best_of(fn, repeats: int) -> float:
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def _floor(x: np.ndarray) -> None:
     n = x.shape[0]
     flat = x.reshape(n, -1)
@@ -88,10 +80,10 @@ def _decode_times(ns, block, gen) -> list[tuple]:
         for name, code in (("polar", polar), ("mds", mds)):
             coded = code.encode(data)
             mask = first_decodable_mask(code, gen.permutation(code.n))
-            out[name] = _best_of(lambda c=code, y=coded, m=mask: c.decode(y, m), 2)
+            out[name] = best_of(lambda c=code, y=coded, m=mask: c.decode(y, m), 2)[0]
             del coded
         scratch = gen.standard_normal((n, *block))
-        floor = _best_of(lambda s=scratch: _floor(s), 2)
+        floor = best_of(lambda s=scratch: _floor(s), 2)[0]
         del scratch
         rows.append((n, f"{block[0]}x{block[1]}", out["polar"], out["mds"], floor,
                      out["mds"] / out["polar"], out["polar"] / floor))  # fmt: skip

@@ -16,7 +16,6 @@ Sections (compared in the same run, wall clock, BLAS threads as stated):
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Any
 
@@ -40,28 +39,20 @@ from ...sketch.transforms import next_pow2
 from ..output import pyplot
 from ..registry import Progress
 from ..results import BenchResult, Table
+from ..timing import best_of
 
 __all__ = ["run"]
-
-
-def _best(fn, repeats: int) -> tuple[float, Any]:
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 # ---------------------------------------------------------------- 1. apply time
 def _apply_times(n: int, d: int, m: int, repeats: int, gen) -> list[tuple]:
     a = gen.standard_normal((n, d))
-    t_copy, _ = _best(lambda: a.copy(), repeats)
+    t_copy, _ = best_of(lambda: a.copy(), repeats)
     rows = []
     for name in SKETCHES:
         opts = {"m_sample": min(n, 8 * m)} if name == "hybrid" else {}
         sk = make_sketch(name, m, rng=1, **opts)
-        t, sa = _best(lambda sk=sk: sk.apply(a), repeats)
+        t, sa = best_of(lambda sk=sk: sk.apply(a), repeats)
         assert sa.shape == (m, d)
         rows.append([name, t, a.nbytes / t / 1e9, t / t_copy])
     t_gauss = next(r[1] for r in rows if r[0] == "gaussian")
@@ -90,10 +81,10 @@ def _lstsq_rows(n: int, d: int, kappas, threads_list, gen) -> list[tuple]:
             with threadpool_limits(threads):
                 runs: dict[str, tuple[float, np.ndarray, str]] = {}
                 for drv in ("gelsd", "gelsy"):
-                    t, x = _best(partial(_lapack, a, b, drv), 1)
+                    t, x = best_of(partial(_lapack, a, b, drv), 1)
                     runs[f"scipy {drv}"] = (t, x, "")
 
-                t, x = _best(partial(_qr_solve, a, b), 1)
+                t, x = best_of(partial(_qr_solve, a, b), 1)
                 runs["numpy QR"] = (t, x, "")
                 for label, kw in (
                     ("sketch-and-precondition", {"method": "sketch-and-precondition",
@@ -101,7 +92,7 @@ def _lstsq_rows(n: int, d: int, kappas, threads_list, gen) -> list[tuple]:
                     ("ihs (momentum)", {"method": "ihs", "tol": 1e-10}),
                     ("sketch-and-solve", {"method": "sketch-and-solve"}),
                 ):  # fmt: skip
-                    t, res = _best(partial(lstsq, a, b, rng=3, **kw), 2)
+                    t, res = best_of(partial(lstsq, a, b, rng=3, **kw), 2)
                     runs[label] = (t, res.x, f"m={res.sketch_size}, {res.iterations} it")
             ref = runs["scipy gelsd"][1]
             r_ref = b - a @ ref
