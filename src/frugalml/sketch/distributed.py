@@ -34,7 +34,7 @@ from .factory import SKETCHES, make_sketch
 from .lstsq import SketchedFactor, _validate, lstsq
 from .theory import gaussian_weighted_error
 
-__all__ = ["DistributedResult", "distributed_lstsq", "sketch_and_solve_task"]
+__all__ = ["DistributedResult", "distributed_lstsq", "sketch_and_solve_task", "worker_sizes"]
 
 
 def sketch_and_solve_task(
@@ -85,7 +85,8 @@ class DistributedResult:
         return "; ".join(parts)
 
 
-def _sizes(m: int | Sequence[int], q: int) -> tuple[int, ...]:
+def worker_sizes(m: int | Sequence[int], q: int) -> tuple[int, ...]:
+    """One sketch size per worker from one size or a sequence of ``q`` sizes."""
     if isinstance(m, (int, np.integer)):
         return (check_int(m, "m", low=1),) * q
     sizes = tuple(check_int(mk, "m_k", low=1) for mk in m)
@@ -125,7 +126,7 @@ def distributed_lstsq(
     a, b = _validate(a, b, lam)
     d = a.shape[1]
     q = check_int(q, "q (number of workers)", low=1)
-    sizes = _sizes(m, q)
+    sizes = worker_sizes(m, q)
     if lam == 0.0 and min(sizes) <= d + 1:
         raise InvalidInputError(
             f"sketch size m={min(sizes)} must exceed d + 1 = {d + 1} for sketch-and-solve "

@@ -103,7 +103,8 @@ class SketchedFactor:
     condition estimate above ``rcond``) ``M = R^{-1}``, applied by triangular solves. Otherwise
     an SVD ``R = U Sigma V^T`` truncated to rank ``r`` gives ``M = V_r Sigma_r^{-1}`` (d, r) and
     minimum-norm solutions. Passing ``rhs = S b`` up front lets the QR of ``[S A, S b]`` deliver
-    ``Q^T S b`` without forming ``Q``. Cost ``O(m d^2)``.
+    ``Q^T S b`` without forming ``Q``. ``logdet``: ``log det(A^T S^T S A + lam I)`` (``-inf``
+    when singular), from the same factor. Cost ``O(m d^2)``.
     """
 
     def __init__(
@@ -137,18 +138,22 @@ class SketchedFactor:
                 "the sketched matrix S A is zero: A is zero or the sketch missed every nonzero "
                 "row; use a larger or denser sketch"
             )
-        self._triangular = rows >= d and self._rcond(r) > tol
+        rcond_est = self._rcond(r) if rows >= d else 0.0
+        self._triangular = rcond_est > tol
         if self._triangular:
             self._r = r
             self.rank = d
-            self.cond_estimate = float(1.0 / self._rcond(r))
+            self.cond_estimate = float(1.0 / rcond_est)
             self._u = None
+            # det(gram) = det(R^T R)
+            self.logdet = float(2.0 * np.sum(np.log(np.abs(np.diag(r)))))
         else:
             u, sig, vt = scipy.linalg.svd(r, full_matrices=False, check_finite=False)
             self.rank = int(np.count_nonzero(sig > tol * sig[0]))
             self._u = u[:, : self.rank]
             self._pinv = vt[: self.rank].T / sig[: self.rank]  # V_r Sigma_r^{-1}
             self.cond_estimate = float(sig[0] / sig[self.rank - 1])
+            self.logdet = float(2.0 * np.sum(np.log(sig))) if self.rank == d else -np.inf
 
     @staticmethod
     def _rcond(r: np.ndarray) -> float:

@@ -44,6 +44,7 @@ from .._validate import (
 from ..errors import InvalidInputError, TaskFailedError
 from ..runtime import Executor, make_executor
 from .debias import correction
+from .distributed import worker_sizes
 from .effective import effective_dimension
 from .factory import SKETCHES, make_sketch
 from .lstsq import SketchedFactor
@@ -120,9 +121,7 @@ def newton_task(
     """One worker: ``(step (B^T S^T S B + lam_local I)^{-1} g, log det(...))``."""
     sb = sketch.draw(b.shape[0], data=b, rng=seed).apply(b)
     factor = SketchedFactor(sb, lam_local)
-    gram = sb.T @ sb + lam_local * np.eye(b.shape[1])
-    sign, logdet = np.linalg.slogdet(gram)
-    return step * factor.apply_inverse_gram(g), float(logdet if sign > 0 else -np.inf)
+    return step * factor.apply_inverse_gram(g), factor.logdet
 
 
 @dataclass(frozen=True)
@@ -159,12 +158,7 @@ class NewtonResult:
 def _sizes(m: int | Sequence[int] | None, q: int, d: int, d_lam: float) -> tuple[int, ...]:
     if m is None:
         return (int(max(4 * d, np.ceil(4 * d_lam) + 10)),) * q
-    if isinstance(m, (int, np.integer)):
-        return (check_int(m, "m", low=1),) * q
-    sizes = tuple(check_int(mk, "m_k", low=1) for mk in m)
-    if len(sizes) != q:
-        raise InvalidInputError(f"got {len(sizes)} sketch sizes for q={q} workers")
-    return sizes
+    return worker_sizes(m, q)
 
 
 def distributed_newton(

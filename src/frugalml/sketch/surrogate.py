@@ -91,7 +91,7 @@ class SurrogateSketch(Sketch):
         keep = s > np.finfo(float).eps * max(a.shape) * (s[0] if s.size else 0.0)
         u, s = u[:, keep], s[keep]
         s2 = s * s
-        d_lam = float(np.sum(s2 / (s2 + self.lam))) if self.lam > 0 else float(s.size)
+        d_lam = float(np.sum(s2 / (s2 + self.lam)))
         out = (u, s2, d_lam)
         self._cache = (key, out)
         return out
@@ -106,21 +106,27 @@ class SurrogateSketch(Sketch):
         if self.sampler == "approx":
             return self._draw_approx(n, rng, a)
         u, s2, d_lam = self._spectrum(a)
+        gamma = self._gamma(d_lam)
+        if self.p == "uniform":
+            p = np.full(n, 1.0 / n)
+        else:
+            lev = np.maximum(np.einsum("ij,ij->i", u, u * (s2 / (s2 + self.lam))), 0.0)
+            p = 0.9 * lev / lev.sum() + 0.1 / n  # every row reachable: p > 0 everywhere
+        return self._assemble(n, gamma, p, sample_l_ensemble(u, s2 / self.lam, rng), rng)
+
+    def _gamma(self, d_lam: float) -> float:
         gamma = self.m - d_lam
         if gamma <= 0:
             raise InvalidInputError(
                 f"surrogate sketch: m={self.m} must exceed d_lambda={d_lam:.4g}; use a larger m"
             )
-        if self.p == "uniform":
-            p = np.full(n, 1.0 / n)
-        else:
-            lev = np.einsum("ij,ij->i", u, u * (s2 / (s2 + self.lam) if self.lam > 0 else 1.0))
-            p = np.maximum(lev, 0.0)
-            p = 0.9 * p / p.sum() + 0.1 / n  # every row reachable (E[S^T S] formula needs p > 0)
-        ev = s2 / self.lam if self.lam > 0 else np.full(s2.shape, np.inf)
-        items_t = sample_l_ensemble(u, ev, rng)
-        k_p = rng.poisson(gamma)
-        items_p = rng.choice(n, size=k_p, replace=True, p=p)
+        return gamma
+
+    def _assemble(
+        self, n: int, gamma: float, p: np.ndarray, items_t: np.ndarray, rng: np.random.Generator
+    ) -> SketchMatrix:
+        """Rows of the DPP part plus a Poisson(gamma) i.i.d. sample from p, each 1/sqrt(m p_i)."""
+        items_p = rng.choice(n, size=rng.poisson(gamma), replace=True, p=p)
         idx = np.concatenate([items_p, items_t]).astype(np.intp)
         return SamplingMatrix(n, idx, 1.0 / np.sqrt(self.m * p[idx]))
 
@@ -128,29 +134,18 @@ class SurrogateSketch(Sketch):
         from .leverage import leverage_scores
 
         d = a.shape[1]
-        if self.lam > 0:
-            aug = np.vstack([a, np.sqrt(self.lam) * np.eye(d)])
-            lev = leverage_scores(aug, method="approx", rng=rng)[:n]
-        else:
-            lev = leverage_scores(a, method="approx", rng=rng)
+        aug = np.vstack([a, np.sqrt(self.lam) * np.eye(d)])
+        lev = leverage_scores(aug, method="approx", rng=rng)[:n]  # ridge leverage scores
         d_lam_est = float(lev.sum())
-        gamma = self.m - d_lam_est
-        if gamma <= 0:
-            raise InvalidInputError(
-                f"surrogate sketch: m={self.m} must exceed d_lambda~{d_lam_est:.4g}; use a larger m"
-            )
+        gamma = self._gamma(d_lam_est)
         p = 0.9 * lev / lev.sum() + 0.1 / n
         c = int(np.ceil(self.oversample * max(d_lam_est, 1.0)))
         cand = rng.choice(n, size=c, replace=True, p=p)
         sub = a[cand] / np.sqrt(c * p[cand])[:, None]  # sub^T sub estimates A^T A
         u, s, _ = scipy.linalg.svd(sub, full_matrices=False, check_finite=False)
         keep = s > np.finfo(float).eps * max(sub.shape) * (s[0] if s.size else 0.0)
-        u, s2 = u[:, keep], s[keep] ** 2
-        ev = s2 / self.lam if self.lam > 0 else np.full(s2.shape, np.inf)
-        items_t = cand[sample_l_ensemble(u, ev, rng)]
-        items_p = rng.choice(n, size=rng.poisson(gamma), replace=True, p=p)
-        idx = np.concatenate([items_p, items_t]).astype(np.intp)
-        return SamplingMatrix(n, idx, 1.0 / np.sqrt(self.m * p[idx]))
+        items_t = cand[sample_l_ensemble(u[:, keep], s[keep] ** 2 / self.lam, rng)]
+        return self._assemble(n, gamma, p, items_t, rng)
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "lam": self.lam, "p": self.p, "sampler": self.sampler}

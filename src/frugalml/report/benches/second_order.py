@@ -55,10 +55,8 @@ def _estimate_error(quick: bool, gen, say) -> tuple[list[tuple], dict[str, Any]]
                for meth in ("naive", "debiased")] + [("surrogate", "debiased")]  # fmt: skip
     for step, (fam, meth) in enumerate(configs):
         say(f"estimate error: {fam} / {meth}", 0.4 * step / len(configs))
-        sk_name = "gaussian" if fam == "surrogate" else fam
-        corr = correction(lam, d_lam, m, debias=meth == "debiased",
-                          sketch="surrogate" if fam == "surrogate" else sk_name)  # fmt: skip
-        sk = SurrogateSketch(m, lam=lam) if fam == "surrogate" else make_sketch(sk_name, m)
+        corr = correction(lam, d_lam, m, debias=meth == "debiased", sketch=fam)
+        sk = SurrogateSketch(m, lam=lam) if fam == "surrogate" else make_sketch(fam, m)
         errs = np.zeros(len(qs))
         for _ in range(chains):
             seeds = gen.integers(0, 2**63 - 1, size=qmax)
