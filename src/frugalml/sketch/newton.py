@@ -206,7 +206,11 @@ def distributed_newton(
     x = np.zeros(d) if x0 is None else check_array(x0, "x0", shape=(d,)).copy()
     gen = check_rng(rng)
     fixed_dlam = d_lambda is not None
-    d_lam = float(d_lambda) if fixed_dlam else effective_dimension(prob.hessian_sqrt(x), prob.lam)
+    d_lam = (
+        float(d_lambda)
+        if fixed_dlam
+        else _effective_dimension(prob.hessian_sqrt(x), prob.lam, gen, sketch)
+    )
     sizes = _sizes(m, q, d, d_lam)
     own = executor is None and averaging != "exact"
     ex = make_executor("local-thread") if own else executor
@@ -226,8 +230,9 @@ def distributed_newton(
             if averaging == "exact":
                 direction, used = prob.newton_direction(x, g), 0
             else:
-                if prob.loss == "logistic" and not fixed_dlam:
-                    d_lam = _effective_dimension(b, prob.lam, gen)
+                if prob.loss == "logistic" and not fixed_dlam and averaging == "debiased":
+                    # naive averaging never uses d_lambda: skip the per-iteration estimate
+                    d_lam = _effective_dimension(b, prob.lam, gen, sketch)
                 # determinantal averaging debiases by its weights: workers solve the naive
                 # local problem and the master rescales (see _averaged_direction)
                 local_debias = averaging == "debiased" and weights != "determinantal"
@@ -274,10 +279,18 @@ def distributed_newton(
 EXACT_DLAM_FLOPS = 5e8
 
 
-def _effective_dimension(b: np.ndarray, lam: float, gen: np.random.Generator) -> float:
+def _effective_dimension(
+    b: np.ndarray, lam: float, gen: np.random.Generator, sketch: str = "sparse-sign"
+) -> float:
+    """d_lambda of ``B^T B + lam I``: exact (SVD) when cheap, else from an ``8d``-row sketch —
+    uniform rows when the workers sample uniformly (``O(d^3)``, no pass over ``B``; as accurate
+    as the workers' own sketches assume), otherwise a sparse sign sketch (``O(nnz(B))``)."""
     n, d = b.shape
     if n * d * d <= EXACT_DLAM_FLOPS:
         return effective_dimension(b, lam)
+    if sketch == "uniform" and n > 8 * d:
+        rows = gen.choice(n, size=8 * d, replace=False)
+        return effective_dimension(b[rows] * np.sqrt(n / (8.0 * d)), lam)
     return effective_dimension(b, lam, method="sketch", rng=gen)
 
 
