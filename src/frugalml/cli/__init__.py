@@ -13,6 +13,7 @@ import typer
 from .. import __version__
 from ..errors import FrugalError
 from .coded import coded_app
+from .remat import remat_app
 from .report import report
 from .runtime import runtime_app
 from .sketch import sketch_app
@@ -29,6 +30,7 @@ app = typer.Typer(
 app.add_typer(runtime_app, name="runtime")
 app.add_typer(coded_app, name="coded")
 app.add_typer(sketch_app, name="sketch")
+app.add_typer(remat_app, name="remat")
 app.command("report")(report)
 
 
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, ...
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        print(f"frugalml: error: {' '.join(message.split())}", file=sys.stderr)
+        if message.strip():  # (a bare group prints its help and has nothing to add)
+            print(f"frugalml: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
     except FrugalError as exc:
         print(f"frugalml: error: {exc}", file=sys.stderr)

@@ -1,0 +1,496 @@
+"""MOCCASIN: rematerialisation as a constraint program with O(n) integer variables.
+
+Paper: Bartan, Li, Teague, Lott, Dilkina, "Moccasin: Efficient Tensor Rematerialization for
+Neural Networks" (ICML 2023, arXiv 2304.14463), Sec. 3. Solver: OR-Tools CP-SAT.
+
+Model (our formulation of the paper's idea). Each node ``v`` may be computed up to ``C`` times;
+copy ``c`` is an optional *retention interval* ``[start, end)`` with a presence literal: the
+value is computed at ``start`` and held through ``end - 1``. Time is discretised by stages tied
+to the topological order, as in Checkmate's frontier-advancing schedules: stage ``t`` ends with
+the first computation of node ``t``, and any node ``j < t`` may be recomputed inside it, at time
+``t n + j``. So the first copy of ``v`` starts at ``v n + v`` (fixed, always present) and a
+recomputation copy picks its stage ``t > v`` (one integer), which keeps recomputations inside a
+stage in topological order and makes every start time distinct: the solution *is* a sequence.
+
+- precedence, one **reservoir** per edge ``(u, v)``: ``+1`` at ``start_u + 1`` and ``-1`` at
+  ``end_u`` for every copy of ``u``; ``-1`` at ``start_v`` and ``+1`` at ``start_v + 1`` for
+  every copy of ``v``; level ``>= 0`` means some copy of ``u`` is resident whenever ``v`` runs;
+- memory, one **cumulative** over all intervals with demand = output size and capacity = budget
+  (the interval of ``v`` covers its own step, so the memory of a step includes the output being
+  written and every held input — exactly the evaluator's model);
+- copies of a node are ordered and disjoint (``start_{c+1} >= end_c``, ``present_{c+1} =>
+  present_c``); a node without consumers is computed once;
+- objective: total compute, ``sum_v cost_v * (number of present copies of v)``.
+
+Sizes and durations are divided by their GCDs (durations that are not integers, or whose range
+is too wide for exact integer arithmetic, are rounded to at most ``cost_resolution`` levels; the
+evaluator then reports the exact cost). The solve has two phases: first any schedule within the
+budget, then that schedule as a hint while minimising cost. ``expand_reservoir_constraints`` is
+off by default (presolve expansion of the E reservoirs dominates the solve time on large graphs).
+
+Size: ``n C`` copies with 3 integers and 1 literal each, ``|E|`` reservoirs of ``4 C`` events, one
+cumulative of ``n C`` intervals.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any
+
+import numpy as np
+
+from .._validate import check_choice, check_int, check_positive_float
+from ..errors import InvalidInputError
+from ..runtime._optional import require
+from .evaluate import evaluate_schedule
+from .graph import RematGraph
+from .greedy import greedy_schedule
+from .solution import ProgressCallback, RematSolution, check_budget, scored
+
+__all__ = ["MoccasinSolver", "moccasin"]
+
+
+def _gcd(values: np.ndarray) -> int:
+    nz = [int(v) for v in values if v > 0]
+    return reduce(math.gcd, nz, 0) or 1
+
+
+def integer_costs(cost: np.ndarray, resolution: int) -> tuple[np.ndarray, float]:
+    """Integer durations ``k`` with ``cost ~= k * unit``: exact (``/ gcd``) when the costs are
+    integers below ``resolution``-ish, else rounded to ``resolution`` levels of the largest
+    (a nonzero cost never rounds to zero). Returns ``(k, unit)``."""
+    if np.all(cost == np.round(cost)) and cost.max() < 2**40:
+        g = _gcd(cost)
+        k = np.round(cost / g).astype(np.int64)
+        if k.max() <= resolution:
+            return k, float(g)
+    unit = float(cost.max()) / resolution if cost.max() > 0 else 1.0
+    k = np.round(cost / unit).astype(np.int64)
+    k[(cost > 0) & (k == 0)] = 1
+    return k, unit
+
+
+@dataclass
+class _Copy:
+    node: int
+    start: Any  # IntVar or int
+    size: Any
+    end: Any
+    present: Any  # BoolVar or True
+    stage: Any  # IntVar or int (recomputation copies)
+
+
+class MoccasinSolver:
+    """The MOCCASIN constraint program for one graph (build once, solve at several budgets).
+
+    Parameters
+    ----------
+    graph:
+        The computation graph.
+    copies:
+        ``C``, the most computations of one node (``>= 1``; ``1`` = no rematerialisation).
+    cost_resolution:
+        Integer levels for durations that cannot be used exactly (see module docstring).
+    """
+
+    def __init__(
+        self,
+        graph: RematGraph,
+        *,
+        copies: int = 2,
+        cost_resolution: int = 100_000,
+        precedence: str = "reservoir",
+        phase1_precedence: str = "boolean",
+    ):
+        if not isinstance(graph, RematGraph):
+            raise InvalidInputError(f"graph must be a RematGraph, got {type(graph).__name__}")
+        self.graph = graph
+        self.copies = check_int(copies, "copies", low=1)
+        self.cost_resolution = check_int(cost_resolution, "cost_resolution", low=1)
+        self.mem_unit = _gcd(graph.memory)
+        self.cost_int, self.cost_unit = integer_costs(graph.cost, self.cost_resolution)
+        kinds = ("reservoir", "boolean", "both")
+        self.precedence = check_choice(precedence, "precedence", kinds)
+        self.phase1_precedence = check_choice(phase1_precedence, "phase1_precedence", kinds)
+
+    # -- model --------------------------------------------------------------------------------
+    def _build(
+        self,
+        budget: int,
+        cp_model: Any,
+        *,
+        relax_to: int | None = None,
+        precedence: str | None = None,
+    ) -> tuple[Any, list[list[_Copy]]]:
+        """The model at ``budget`` bytes; with ``relax_to``, the capacity is a variable
+        ``model.peak`` in ``[budget, relax_to]`` (memory units) instead."""
+        g, n, C = self.graph, self.graph.n, self.copies
+        model = cp_model.CpModel()
+        horizon = n * n  # times t n + j, 0 <= j <= t < n; ends are exclusive, <= n^2
+        mem = (g.memory // self.mem_unit).astype(np.int64)
+        cap = budget // self.mem_unit
+        succs = g.succs
+        copies: list[list[_Copy]] = []
+        for v in range(n):
+            own = v * n + v
+            last_use = max((k + (n - 1) * n for k in succs[v]), default=own)
+            # (the last stage is n - 1, where node k runs at (n-1) n + k)
+            row: list[_Copy] = []
+            size = model.new_int_var(1, last_use - own + 1, f"sz{v}_0")
+            row.append(_Copy(v, own, size, size + own, True, v))
+            n_copies = C if succs[v] and v < n - 1 else 1
+            for c in range(1, n_copies):
+                stage = model.new_int_var(v + 1, n - 1, f"st{v}_{c}")
+                start = model.new_int_var((v + 1) * n + v, horizon, f"s{v}_{c}")
+                model.add(start == n * stage + v)
+                size = model.new_int_var(1, max(last_use - (v + 1) * n - v + 1, 1), f"sz{v}_{c}")
+                end = model.new_int_var(0, horizon, f"e{v}_{c}")
+                present = model.new_bool_var(f"p{v}_{c}")
+                row.append(_Copy(v, start, size, end, present, stage))
+            for c in range(1, len(row)):
+                prev, cur = row[c - 1], row[c]
+                if c > 1:
+                    model.add_implication(cur.present, prev.present)
+                # the next copy starts after the previous one is freed (disjoint retention)
+                model.add(cur.start >= prev.end).only_enforce_if(cur.present)
+                model.add(cur.stage == v + 1).only_enforce_if(~cur.present)
+                model.add(cur.size == 1).only_enforce_if(~cur.present)
+            copies.append(row)
+        intervals, demands = [], []
+        for v in range(n):
+            for c, cp in enumerate(copies[v]):
+                if c == 0:
+                    iv = model.new_interval_var(cp.start, cp.size, cp.end, f"i{v}_{c}")
+                else:
+                    iv = model.new_optional_interval_var(
+                        cp.start, cp.size, cp.end, cp.present, f"i{v}_{c}"
+                    )
+                if not succs[v] and c == 0:
+                    model.add(cp.size == 1)  # nothing reads it: freed after its own step
+                intervals.append(iv)
+                demands.append(int(mem[v]))
+        capacity: Any = int(cap)
+        if relax_to is not None:
+            capacity = model.new_int_var(int(cap), max(int(relax_to // self.mem_unit), int(cap)),
+                                         "peak")  # fmt: skip
+        model.peak = capacity
+        model.add_cumulative(intervals, demands, capacity)
+        precedence = precedence or self.precedence
+        if precedence in ("boolean", "both"):
+            self._boolean_precedence(model, copies)
+        if precedence == "boolean":
+            return model, copies
+        for u, v in g.edges:
+            times, changes, actives = [], [], []
+            for cu in copies[u]:
+                times += [cu.start + 1, cu.end]
+                changes += [1, -1]
+                actives += [cu.present, cu.present]
+            for cv in copies[v]:
+                times += [cv.start, cv.start + 1]
+                changes += [-1, 1]
+                actives += [cv.present, cv.present]
+            model.add_reservoir_constraint_with_active(
+                times, changes, actives, 0, len(copies[u]) + len(copies[v])
+            )
+        return model, copies
+
+    def _boolean_precedence(self, model: Any, copies: list[list[_Copy]]) -> None:
+        # for each copy of v, one copy of u is chosen to serve it: that copy starts before
+        # v's step and is held through it
+        for u, v in self.graph.edges:
+            for cv in copies[v]:
+                serve = []
+                for c, cu in enumerate(copies[u]):
+                    lit = cv.present if len(copies[u]) == 1 else model.new_bool_var(f"x{u}_{c}_{v}")
+                    if len(copies[u]) > 1:
+                        serve.append(lit)
+                        if c > 0:
+                            model.add_implication(lit, cu.present)
+                    model.add(cu.start + 1 <= cv.start).only_enforce_if(lit)
+                    model.add(cu.end >= cv.start + 1).only_enforce_if(lit)
+                if serve:
+                    if cv.present is True:
+                        model.add_exactly_one(serve)
+                    else:
+                        model.add(sum(serve) == 1).only_enforce_if(cv.present)
+                        model.add(sum(serve) == 0).only_enforce_if(~cv.present)
+
+    def _objective(self, copies: list[list[_Copy]]) -> Any:
+        terms = []
+        for v, row in enumerate(copies):
+            k = int(self.cost_int[v])
+            for c, cp in enumerate(row):
+                if c > 0 and k:
+                    terms.append(k * cp.present)
+        return sum(terms) if terms else 0
+
+    # -- solving ------------------------------------------------------------------------------
+    def solve(
+        self,
+        budget: int,
+        *,
+        time_limit: float | None = 60.0,
+        workers: int | None = None,
+        progress: ProgressCallback | None = None,
+        expand_reservoir_constraints: bool = False,
+        feasibility_fraction: float = 0.5,
+        seed: int = 0,
+        warm_start: bool = True,
+    ) -> RematSolution:
+        """Minimise total compute within ``budget`` bytes (already resolved, see
+        :func:`~frugalml.remat.solution.resolve_budget`).
+
+        ``time_limit`` (seconds, ``None`` = no limit) covers both phases; the feasibility phase
+        may use up to ``feasibility_fraction`` of it and the optimisation phase the rest.
+        ``warm_start``: try :func:`~frugalml.remat.greedy.greedy_schedule` first and skip the
+        CP feasibility phase when it fits. ``workers``: CP-SAT search workers (default: the CPU
+        count). ``progress`` is called on every improving schedule. Status ``"optimal"`` means
+        proven optimal for this model (at most ``C`` computations per node, recomputations at
+        stage granularity, the graph's topological order for first computations).
+        """
+        cp_model = require("ortools.sat.python.cp_model", what="the MOCCASIN solver", extra="remat")
+        budget = check_budget(self.graph, int(budget))
+        if time_limit is not None:
+            time_limit = check_positive_float(time_limit, "time_limit")
+        if not 0.0 < feasibility_fraction <= 1.0:
+            raise InvalidInputError("feasibility_fraction must be in (0, 1]")
+        workers = check_int(workers if workers is not None else (os.cpu_count() or 1),
+                            "workers", low=1)  # fmt: skip
+        t0 = time.perf_counter()
+        model, copies = self._build(budget, cp_model)
+        build_s = time.perf_counter() - t0
+        n_base = float(self.graph.total_cost)
+        trace: list[tuple[float, float]] = []
+        best: dict[str, Any] = {"values": None, "bound": None}
+        lock = threading.Lock()
+        solver_ref: list[Any] = []
+
+        def record(values: dict[str, Any], bound: float | None) -> None:
+            cost = self._exact_cost(values["present"])
+            with lock:
+                if trace and cost >= trace[-1][1]:
+                    return
+                trace.append((time.perf_counter() - t0, cost))
+                best["values"] = values
+            if progress is not None:
+                progress(time.perf_counter() - t0, cost, bound)
+
+        class _Callback(cp_model.CpSolverSolutionCallback):
+            def __init__(self, outer: MoccasinSolver) -> None:
+                super().__init__()
+                self.outer = outer
+
+            def on_solution_callback(self) -> None:
+                vals = self.outer._read(self, copies)
+                bound = None
+                try:
+                    bound = n_base + self.best_objective_bound * self.outer.cost_unit
+                except Exception:  # feasibility phase has no objective
+                    bound = None
+                record(vals, bound)
+
+        def params(limit: float | None) -> Any:
+            solver = cp_model.CpSolver()
+            p = solver.parameters
+            p.num_workers = workers
+            p.random_seed = int(seed)
+            p.expand_reservoir_constraints = bool(expand_reservoir_constraints)
+            if limit is not None:
+                p.max_time_in_seconds = max(limit, 0.01)
+            solver_ref.append(solver)
+            return solver
+
+        remaining = None if time_limit is None else time_limit - build_s
+        if remaining is not None and remaining <= 0:
+            remaining = 0.01
+        # phase 1: any schedule within the budget. The greedy heuristic first (checked by the
+        # evaluator, then a complete hint); else CP-SAT minimises the peak from the plain
+        # order (always a solution) down to the budget, which it finds far more easily than
+        # a bare feasibility search.
+        phase1_peak = None
+        warm = greedy_schedule(self.graph, budget, copies=self.copies) if warm_start else None
+        if warm is not None and evaluate_schedule(self.graph, warm).peak_memory <= budget:
+            record(self._values_from_schedule(warm, copies), None)
+            status_name = "GREEDY"
+        else:
+            plain = evaluate_schedule(self.graph, np.arange(self.graph.n)).peak_memory
+            model1, copies1 = self._build(budget, cp_model, relax_to=plain,
+                                          precedence=self.phase1_precedence)  # fmt: skip
+            model1.minimize(model1.peak)
+            self._hint(model1, copies1, self._values_from_schedule(np.arange(self.graph.n),
+                                                                   copies1))  # fmt: skip
+            cap_units = budget // self.mem_unit
+            lowest = {"peak": None}
+            outer = self
+
+            class _Phase1(cp_model.CpSolverSolutionCallback):
+                def on_solution_callback(self) -> None:
+                    peak = int(self.value(model1.peak))
+                    lowest["peak"] = peak * outer.mem_unit
+                    if peak <= cap_units:
+                        record(outer._read(self, copies1), None)
+
+            limit1 = None if remaining is None else remaining * feasibility_fraction
+            s1 = params(limit1)
+            st1 = s1.solve(model1, _Phase1())
+            status_name = s1.status_name(st1)
+            if status_name == "OPTIMAL" and best["values"] is None:
+                status_name = "INFEASIBLE"  # the least peak within the model is over budget
+            phase1_peak = lowest["peak"]
+        if status_name == "INFEASIBLE":
+            return scored(
+                self.graph, "moccasin", "infeasible", budget, None,
+                solve_seconds=time.perf_counter() - t0,
+                info={**self._info(model, build_s), "phase1": status_name,
+                      "reason": f"no schedule with at most {self.copies} computations per node "
+                      "fits the budget (raise the budget or the copies C)"},
+            )  # fmt: skip
+        if best["values"] is None:
+            return scored(
+                self.graph, "moccasin", "timeout", budget, None,
+                solve_seconds=time.perf_counter() - t0, bound=n_base,
+                info={**self._info(model, build_s), "phase1": status_name,
+                      "least_peak_found": phase1_peak if warm is None else None},
+            )  # fmt: skip
+        # phase 2: minimise total compute, hinted with the best schedule so far
+        model.minimize(self._objective(copies))
+        self._hint(model, copies, best["values"])
+        left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)
+        s2 = params(left)
+        st2 = s2.solve(model, _Callback(self))
+        name2 = s2.status_name(st2)
+        if name2 in ("OPTIMAL", "FEASIBLE"):
+            with lock:
+                vals = self._read(s2, copies)
+            record(vals, None)
+        bound = None
+        if name2 in ("OPTIMAL", "FEASIBLE"):
+            bound = n_base + s2.best_objective_bound * self.cost_unit
+        status = "optimal" if name2 == "OPTIMAL" else "feasible"
+        values = best["values"]
+        schedule = self._schedule(values)
+        return scored(
+            self.graph, "moccasin", status, budget, schedule,
+            objective=self._model_cost(values),
+            bound=bound, solve_seconds=time.perf_counter() - t0,
+            seconds_to_best=trace[-1][0] if trace else None, trace=tuple(trace),
+            info={**self._info(model, build_s), "phase1": status_name, "phase2": name2},
+        )  # fmt: skip
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _info(self, model: Any, build_s: float) -> dict[str, Any]:
+        proto = model.proto
+        return {
+            "copies": self.copies,
+            "variables": len(proto.variables),
+            "constraints": len(proto.constraints),
+            "build_seconds": build_s,
+            "memory_unit": self.mem_unit,
+            "cost_unit": self.cost_unit,
+        }
+
+    @staticmethod
+    def _read(solver: Any, copies: list[list[_Copy]]) -> dict[str, Any]:
+        starts, present, ends = [], [], []
+        for row in copies:
+            for c, cp in enumerate(row):
+                on = True if c == 0 else bool(solver.boolean_value(cp.present))
+                present.append((cp.node, c, on))
+                s = cp.start if c == 0 else int(solver.value(cp.start))
+                starts.append(int(s))
+                ends.append(int(solver.value(cp.end)))
+        return {"starts": starts, "present": present, "ends": ends,
+                "stages": [int(solver.value(cp.stage)) if c else cp.node
+                           for row in copies for c, cp in enumerate(row)]}  # fmt: skip
+
+    def _exact_cost(self, present: list[tuple[int, int, bool]]) -> float:
+        return float(sum(self.graph.cost[v] for v, _, on in present if on))
+
+    def _model_cost(self, values: dict[str, Any]) -> float:
+        return self._exact_cost(values["present"])
+
+    def _schedule(self, values: dict[str, Any]) -> np.ndarray:
+        items = sorted(
+            (s, v) for s, (v, _, on) in zip(values["starts"], values["present"], strict=True) if on
+        )
+        return np.array([v for _, v in items], dtype=np.int64)
+
+    def _values_from_schedule(
+        self, schedule: np.ndarray, copies: list[list[_Copy]]
+    ) -> dict[str, Any]:
+        """Model values of a stage-form schedule (a recomputation belongs to the stage of the
+        next first computation after it)."""
+        g, n = self.graph, self.graph.n
+        seen = np.zeros(n, dtype=bool)
+        stage_of = np.empty(len(schedule), dtype=np.int64)
+        nxt = n - 1
+        for p in range(len(schedule) - 1, -1, -1):
+            v = int(schedule[p])
+            if not seen[v] and not np.any(schedule[:p] == v):
+                nxt = v
+            stage_of[p] = nxt
+            seen[v] = True
+        occ: list[list[int]] = [[] for _ in range(n)]
+        cur = np.full(n, -1, dtype=np.int64)  # occurrence index of the live copy of each node
+        last = {}
+        for p, v in enumerate(schedule):
+            v = int(v)
+            time_p = int(stage_of[p]) * n + v
+            for u in g.preds[v]:
+                last[(u, int(cur[u]))] = time_p
+            occ[v].append(time_p)
+            cur[v] = len(occ[v]) - 1
+        starts, present, ends, stages = [], [], [], []
+        for v, row in enumerate(copies):
+            for c in range(len(row)):
+                if c < len(occ[v]):
+                    st = occ[v][c]
+                    starts.append(st)
+                    present.append((v, c, True))
+                    ends.append(last.get((v, c), st) + 1)
+                    stages.append(st // n)
+                else:
+                    st = (v + 1) * n + v
+                    starts.append(st)
+                    present.append((v, c, False))
+                    ends.append(st + 1)
+                    stages.append(v + 1)
+        return {"starts": starts, "present": present, "ends": ends, "stages": stages}
+
+    @staticmethod
+    def _hint(model: Any, copies: list[list[_Copy]], values: dict[str, Any]) -> None:
+        k = 0
+        for row in copies:
+            for c, cp in enumerate(row):
+                on = values["present"][k][2]
+                if c > 0:
+                    model.add_hint(cp.present, on)
+                    model.add_hint(cp.stage, values["stages"][k])
+                    model.add_hint(cp.start, values["starts"][k])
+                    model.add_hint(cp.end, values["ends"][k])
+                model.add_hint(cp.size, values["ends"][k] - values["starts"][k])
+                k += 1
+
+
+def moccasin(
+    graph: RematGraph,
+    budget: int,
+    *,
+    copies: int = 2,
+    time_limit: float | None = 60.0,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+    expand_reservoir_constraints: bool = False,
+    seed: int = 0,
+) -> RematSolution:
+    """One call: build :class:`MoccasinSolver` and solve at ``budget`` bytes."""
+    return MoccasinSolver(graph, copies=copies).solve(
+        budget, time_limit=time_limit, workers=workers, progress=progress,
+        expand_reservoir_constraints=expand_reservoir_constraints, seed=seed,
+    )  # fmt: skip

@@ -1,0 +1,144 @@
+"""Budgets and solver results shared by every rematerialisation solver.
+
+Paper: Bartan et al., "Moccasin" (ICML 2023, arXiv 2304.14463): budgets are stated as a fraction
+of the peak memory of the plain topological order; objective = total compute including
+recomputation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import InfeasibleError, InvalidInputError
+from .evaluate import ScheduleReport, evaluate_schedule, topological_schedule
+from .graph import RematGraph
+
+__all__ = [
+    "ProgressCallback",
+    "RematSolution",
+    "Status",
+    "check_budget",
+    "plain_peak",
+    "resolve_budget",
+    "scored",
+]
+
+Status = Literal["optimal", "feasible", "infeasible", "timeout", "unknown"]
+
+#: called with (seconds since the solve started, total cost of the new best schedule,
+#: best lower bound or None) every time a solver finds a better schedule
+ProgressCallback = Callable[[float, float, "float | None"], None]
+
+
+def plain_peak(graph: RematGraph) -> int:
+    """Peak memory of the plain topological order (no rematerialisation)."""
+    return evaluate_schedule(graph, topological_schedule(graph)).peak_memory
+
+
+def resolve_budget(graph: RematGraph, budget: float) -> int:
+    """Bytes from a budget: ``0 < budget <= 1`` is a fraction of :func:`plain_peak`, a
+    value ``> 1`` is an absolute number of bytes. Raises :class:`InfeasibleError` below
+    :attr:`RematGraph.min_budget` (stating it)."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"budget must be a number, got {budget!r}")
+    budget = float(budget)
+    if not math.isfinite(budget) or budget <= 0:
+        raise InvalidInputError(
+            f"budget must be > 0 (a fraction of the plain peak in (0, 1], or bytes), got {budget}"
+        )
+    peak = plain_peak(graph)
+    # (rounded first: 0.29 * 100 is 28.999999999999996 in binary floating point)
+    value = math.floor(round(budget * peak, 6)) if budget <= 1.0 else math.floor(budget)
+    return check_budget(graph, value)
+
+
+def check_budget(graph: RematGraph, budget_bytes: int) -> int:
+    """Raise :class:`InfeasibleError` if no schedule can fit in ``budget_bytes``."""
+    need = graph.min_budget
+    if budget_bytes < need:
+        peak = plain_peak(graph)
+        raise InfeasibleError(
+            f"a memory budget of {budget_bytes} is infeasible for {graph.name or 'this graph'}: "
+            f"the minimum is {need} ({need / peak:.1%} of the plain peak {peak}), the largest "
+            "memory any single node needs together with its inputs; raise the budget to at "
+            "least that"
+        )
+    return int(budget_bytes)
+
+
+@dataclass(frozen=True)
+class RematSolution:
+    """A schedule found by a solver, scored by the common evaluator.
+
+    ``schedule`` is ``None`` only when no schedule was found (``status`` says why; ``bound`` is
+    the best lower bound on the total cost the solver proved, if any). ``objective`` is the
+    solver's own value of its model; ``report`` the evaluator's (authoritative) one.
+    ``trace``: ``(seconds, total cost)`` of each improving schedule.
+    """
+
+    solver: str
+    status: Status
+    budget: int
+    schedule: np.ndarray | None
+    report: ScheduleReport | None
+    objective: float | None = None
+    bound: float | None = None
+    solve_seconds: float = 0.0
+    seconds_to_best: float | None = None
+    trace: tuple[tuple[float, float], ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feasible(self) -> bool:
+        return self.report is not None and self.report.peak_memory <= self.budget
+
+    @property
+    def proven_optimal(self) -> bool:
+        return self.status == "optimal"
+
+    def summary(self) -> str:
+        head = f"{self.solver}: {self.status} in {self.solve_seconds:.2f}s, budget {self.budget}"
+        if self.report is None:
+            bound = f"; best bound {self.bound:g}" if self.bound is not None else ""
+            return f"{head}; no schedule{bound}"
+        return f"{head}; {self.report.summary()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.report
+        return {
+            "solver": self.solver,
+            "status": self.status,
+            "budget": self.budget,
+            "schedule": None if self.schedule is None else [int(v) for v in self.schedule],
+            "peak_memory": None if r is None else r.peak_memory,
+            "total_cost": None if r is None else r.total_cost,
+            "overhead": None if r is None else r.overhead,
+            "recomputations": None if r is None else r.recomputations,
+            "objective": self.objective,
+            "bound": self.bound,
+            "solve_seconds": self.solve_seconds,
+            "seconds_to_best": self.seconds_to_best,
+            "trace": [list(p) for p in self.trace],
+            "info": self.info,
+        }
+
+
+def scored(
+    graph: RematGraph,
+    solver: str,
+    status: Status,
+    budget: int,
+    schedule: np.ndarray | None,
+    **kwargs: Any,
+) -> RematSolution:
+    """Build a :class:`RematSolution`, scoring ``schedule`` with the common evaluator."""
+    report = None
+    if schedule is not None:
+        schedule = np.asarray(schedule, dtype=np.int64)
+        report = evaluate_schedule(graph, schedule)
+    return RematSolution(solver, status, budget, schedule, report, **kwargs)
