@@ -74,14 +74,15 @@ def evaluate_schedule(graph: RematGraph, schedule: Sequence[int] | np.ndarray) -
     if sched.ndim != 1 or sched.size == 0:
         raise InvalidInputError("a schedule must be a non-empty 1-D sequence of node ids")
     if sched.dtype.kind not in "iu":
-        if (
-            sched.dtype.kind == "f"
-            and np.all(np.isfinite(sched))
-            and np.all(sched == np.round(sched))
-        ):
-            sched = sched.astype(np.int64)
-        else:
+        if sched.dtype.kind != "f":
             raise InvalidInputError(f"schedule entries must be integer node ids, got {sched.dtype}")
+        bad = ~np.isfinite(sched) | (sched != np.round(sched))
+        if np.any(bad):
+            k = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(
+                f"step {k} runs node {sched[k]}: schedule entries must be integer node ids"
+            )
+        sched = sched.astype(np.int64)
     n = graph.n
     if sched.min() < 0 or sched.max() >= n:
         bad = int(np.flatnonzero((sched < 0) | (sched >= n))[0])
