@@ -141,6 +141,9 @@ class NewtonResult:
     history: tuple[tuple[float, float, float, int], ...] = field(repr=False)
     sizes: tuple[int, ...] = ()
     corrections: tuple[tuple[float, float], ...] = ()
+    #: per iteration, the seconds the master waited for the workers (``Gathered.elapsed``:
+    #: simulated seconds when the executor runs on a simulated clock)
+    round_seconds: tuple[float, ...] = ()
 
     @property
     def objective(self) -> float:
@@ -221,6 +224,7 @@ def distributed_newton(
     converged = g0 == 0.0
     its = 0
     corr = ()
+    rounds: list[float] = []
     try:
         for its in range(1, max_iter + 1):
             if converged:
@@ -240,7 +244,7 @@ def distributed_newton(
                     correction(prob.lam, d_lam, mk, debias=local_debias, sketch=sketch)
                     for mk in sizes
                 )
-                direction, used = _averaged_direction(
+                direction, used, waited = _averaged_direction(
                     ex,
                     b,
                     g,
@@ -255,6 +259,7 @@ def distributed_newton(
                     gen,
                     averaging == "debiased",
                 )
+                rounds.append(waited)
             x, g = _step(prob, x, g, direction)
             gn = float(np.linalg.norm(g))
             fx = prob.value(x)
@@ -271,6 +276,7 @@ def distributed_newton(
         x=x, averaging=averaging, loss=prob.loss, lam=prob.lam, iterations=its,
         converged=converged, history=tuple(history), sizes=sizes,
         corrections=tuple((c.lam_local, c.step) for c in corr),
+        round_seconds=tuple(rounds),
     )  # fmt: skip
 
 
@@ -331,13 +337,13 @@ def _averaged_direction(
                 sum(wk * (sizes[i] - d_lam + 1.0) / sizes[i] for wk, i in zip(w, arrived,
                                                                                 strict=True))
             )  # fmt: skip
-        return direction, len(arrived)
+        return direction, len(arrived), float(got.elapsed)
     if weights == "size":
         w = np.array([max(sizes[i] - d_lam, 1.0) for i in arrived])
     else:
         w = np.ones(len(arrived))
     w = w / w.sum()
-    return w @ dirs, len(arrived)
+    return w @ dirs, len(arrived), float(got.elapsed)
 
 
 def _step(prob: NewtonProblem, x, g, direction):
