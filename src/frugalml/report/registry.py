@@ -59,3 +59,4 @@ register(
     "Second-order: debiased distributed Newton sketch",
     "frugalml.report.benches.second_order:run",
 )
+register("remat", "Rematerialisation: MOCCASIN vs Checkmate", "frugalml.report.benches.remat:run")
