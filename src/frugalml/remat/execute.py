@@ -34,7 +34,7 @@ MLSys 2020).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,26 +93,32 @@ class ExecutionResult:
     cuda_peak_bytes: int | None
 
 
-class _LiveStorages:
-    """Reference-counted set of the storages held by the environment; O(#storages) per op."""
+class LiveStorages:
+    """Reference-counted distinct live storages: the bytes of every storage some held value
+    uses, each counted once (views share their base's). Keys are any hashable (a node, a value
+    name); ``add`` replaces what a key held. ``O(#storages of the value)`` per add or remove."""
 
     def __init__(self, resident: set[StorageKey]) -> None:
         self.resident = resident
         self.count: dict[StorageKey, int] = {}
         self.bytes = 0
-        self.held: dict[int, dict[StorageKey, int]] = {}  # node -> {storage: nbytes}
+        self.held: dict[Hashable, dict[StorageKey, int]] = {}  # key -> {storage: nbytes}
 
-    def add(self, node: int, value: Any) -> None:
+    def add(self, key: Hashable, value: Any) -> None:
+        self.remove(key)
         st = {p: b for p, b in _storages(value).items() if p not in self.resident}
-        self.held[node] = st
+        self.held[key] = st
         for p, b in st.items():
             c = self.count.get(p, 0)
             if c == 0:
                 self.bytes += b
             self.count[p] = c + 1
 
-    def remove(self, node: int) -> None:
-        for p, b in self.held.pop(node).items():
+    def remove(self, key: Hashable) -> None:
+        st = self.held.pop(key, None)
+        if st is None:
+            return
+        for p, b in st.items():
             c = self.count[p] - 1
             if c == 0:
                 del self.count[p]
@@ -183,7 +189,7 @@ def execute_schedule(
 
     env: dict[int, Any] = {}
     logical: set[int] = set()  # nodes whose latest computation is still held by the model
-    live = _LiveStorages(resident_ptrs)
+    live = LiveStorages(resident_ptrs)
     results: dict[str, Any] = {nm: resident[nm] for nm in output_names if nm in resident}
     profile = np.zeros(steps, dtype=np.int64)
     rederived = 0

@@ -98,6 +98,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, FrugalError, InvalidInputError
 from ..runtime._optional import require
+from .execute import LiveStorages
 from .torch_graph import (
     BYTES_WEIGHT,
     StorageKey,
@@ -267,40 +268,23 @@ def _partitioner_api() -> tuple[Any, Any, Any, Any]:
     return aot_function, make_boxed_func, min_cut_rematerialization_partition, fconfig
 
 
-class _Tracker:
-    """Reference-counted distinct live storages, shared by the forward and backward runs.
-
-    Holds a reference to every held value, so that no storage is freed (and its address
-    reused) while it is logically live. ``O(#storages)`` per add or remove."""
+class _Tracker(LiveStorages):
+    """:class:`~frugalml.remat.execute.LiveStorages` shared by the forward and backward runs,
+    which also holds a reference to every held value, so that no storage is freed (and its
+    address reused) while it is logically live."""
 
     def __init__(self, resident: set[StorageKey]) -> None:
-        self.resident = resident
-        self.count: dict[StorageKey, int] = {}
-        self.held: dict[str, tuple[Any, dict[StorageKey, int]]] = {}
-        self.bytes = 0
+        super().__init__(resident)
+        self.values: dict[str, Any] = {}
         self.profile: list[int] = []
 
     def add(self, key: str, value: Any) -> None:
-        self.remove(key)
-        st = {p: b for p, b in _storages(value).items() if p not in self.resident}
-        self.held[key] = (value, st)
-        for p, b in st.items():
-            c = self.count.get(p, 0)
-            if c == 0:
-                self.bytes += b
-            self.count[p] = c + 1
+        super().add(key, value)
+        self.values[key] = value
 
     def remove(self, key: str) -> None:
-        entry = self.held.pop(key, None)
-        if entry is None:
-            return
-        for p, b in entry[1].items():
-            c = self.count[p] - 1
-            if c == 0:
-                del self.count[p]
-                self.bytes -= b
-            else:
-                self.count[p] = c
+        super().remove(key)
+        self.values.pop(key, None)
 
     def remove_prefix(self, prefix: str) -> None:
         for key in [k for k in self.held if k.startswith(prefix)]:
