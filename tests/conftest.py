@@ -9,6 +9,11 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
+from frugalml._highs import before_highspy  # noqa: E402
+
+# OR-Tools and highspy (via CVXPY) cannot share a process unless OR-Tools is loaded first
+before_highspy()
+
 import psutil  # noqa: E402
 import pytest  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
