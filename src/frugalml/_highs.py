@@ -4,8 +4,9 @@ OR-Tools (MOCCASIN's CP-SAT) and the ``highspy`` package (pulled in by CVXPY) ea
 own build of the HiGHS solver library, and they cannot both be loaded into one process: whichever
 is imported second fails with undefined symbols (measured with ortools 9.15 and highspy 1.15).
 Importing OR-Tools first is the order that keeps both areas working: ``highspy`` is then marked
-unimportable (a clean ``ModuleNotFoundError``), CVXPY simply does not offer its HiGHS interface (Clarabel and SCS are unaffected), and
-SciPy's own HiGHS (``scipy.optimize.milp``/``linprog``) is separate and always works.
+unimportable (a clean ``ModuleNotFoundError``), CVXPY simply does not offer its HiGHS interface
+(Clarabel and SCS are unaffected), and SciPy's own HiGHS (``scipy.optimize.milp``/``linprog``)
+is separate and always works.
 
 :func:`before_highspy` is called by every module that may import ``highspy`` (directly or via
 CVXPY) before it does so.

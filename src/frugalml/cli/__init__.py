@@ -13,6 +13,7 @@ import typer
 from .. import __version__
 from ..errors import FrugalError
 from .coded import coded_app
+from .convex import convex_app
 from .remat import remat_app
 from .report import report
 from .runtime import runtime_app
@@ -31,6 +32,7 @@ app.add_typer(runtime_app, name="runtime")
 app.add_typer(coded_app, name="coded")
 app.add_typer(sketch_app, name="sketch")
 app.add_typer(remat_app, name="remat")
+app.add_typer(convex_app, name="convex")
 app.command("report")(report)
 
 
