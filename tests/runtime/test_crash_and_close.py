@@ -12,8 +12,9 @@ import cloudpickle
 import psutil
 import pytest
 
+from frugalml import _optional
 from frugalml.errors import BackendUnavailableError, FrugalError, InvalidInputError
-from frugalml.runtime import BACKENDS, _optional, backend_info, make_executor
+from frugalml.runtime import BACKENDS, backend_info, make_executor
 
 from ._backends import BACKEND_OPTIONS, PROCESS_BACKENDS
 

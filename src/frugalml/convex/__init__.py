@@ -24,10 +24,8 @@ scikit-learn-style estimators (:mod:`.estimators`): :class:`PolySDPRegressor`,
 Importing this package is light: CVXPY, torch (and SciPy) are imported only when used.
 """
 
-import importlib
-from typing import Any
-
 from .activation import Polynomial
+from .backprop import BackpropResult, train_poly_backprop
 from .decompose import PolyNetwork, decompose, rank_one_decomposition
 from .estimators import (
     PolySDPClassifier,
@@ -35,6 +33,7 @@ from .estimators import (
     QuantizedSDPClassifier,
     QuantizedSDPRegressor,
 )
+from .first_order import FirstOrderResult, first_order_sdp
 from .poly_sdp import (
     CLASSIFICATION_LOSSES,
     LOSSES,
@@ -44,40 +43,22 @@ from .poly_sdp import (
     solve_poly_conv_sdp,
     solve_poly_sdp,
 )
-
-# Loaded on first access (PEP 562): both modules import ``frugalml.runtime`` (and with it SciPy)
-# at import time, which would make ``import frugalml.convex`` heavy.
-_LAZY = {
-    "FirstOrderResult": "first_order",
-    "first_order_sdp": "first_order",
-    "QuantizedNetwork": "quantized",
-    "QuantizedSDPSolution": "quantized",
-    "SignBackpropResult": "quantized",
-    "exhaustive_quantized": "quantized",
-    "refit_output_weights": "quantized",
-    "round_quantized": "quantized",
-    "sign_backprop": "quantized",
-    "solve_quantized_sdp": "quantized",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
+from .quantized import (
+    QuantizedNetwork,
+    QuantizedSDPSolution,
+    SignBackpropResult,
+    exhaustive_quantized,
+    refit_output_weights,
+    round_quantized,
+    sign_backprop,
+    solve_quantized_sdp,
+)
 
 __all__ = [
     "CLASSIFICATION_LOSSES",
     "LOSSES",
     "SOLVERS",
+    "BackpropResult",
     "FirstOrderResult",
     "PolyNetwork",
     "PolySDPClassifier",
@@ -100,4 +81,5 @@ __all__ = [
     "solve_poly_conv_sdp",
     "solve_poly_sdp",
     "solve_quantized_sdp",
+    "train_poly_backprop",
 ]

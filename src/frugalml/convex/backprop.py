@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from .._validate import (
     RngLike,
     check_choice,
@@ -39,7 +40,6 @@ from .._validate import (
     check_rng,
 )
 from ..errors import InvalidInputError
-from ..runtime._optional import require
 from .activation import Polynomial
 from .decompose import PolyNetwork
 from .poly_sdp import LOSSES, _check_activation, _check_data

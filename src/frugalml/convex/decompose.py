@@ -174,7 +174,7 @@ class PolyNetwork:
     def to_torch(self, dtype: Any = None) -> Any:
         """A ``torch.nn.Module`` computing :meth:`predict` (parameters ``U``, ``alpha``;
         default dtype float64). Input (n, d) tensor, output (n,) or (n, k)."""
-        from ..runtime._optional import require
+        from .._optional import require
 
         torch = require("torch", what="PolyNetwork.to_torch", extra="torch")
         cls = _torch_module_class(torch)

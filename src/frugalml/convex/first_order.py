@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from .._validate import check_array, check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
-from ..runtime._optional import require
 
 __all__ = ["FirstOrderResult", "first_order_sdp"]
 

@@ -268,7 +268,7 @@ def _cvx_loss(cp: Any, yhat: Any, y: np.ndarray, loss: str, huber_delta: float) 
 
 def _import_cvxpy() -> Any:
     from .._highs import before_highspy
-    from ..runtime._optional import require
+    from .._optional import require
 
     before_highspy()
     return require("cvxpy", what="convex training of polynomial networks", extra="convex")

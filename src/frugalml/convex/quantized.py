@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from .._highs import before_highspy
+from .._optional import require
 from .._validate import (
     RngLike,
     check_array,
@@ -58,7 +59,6 @@ from .._validate import (
     check_rng,
 )
 from ..errors import InvalidInputError
-from ..runtime._optional import require
 from .activation import Polynomial
 from .poly_sdp import SolverFailedError
 

@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from ..errors import InvalidInputError
-from ..runtime._optional import require
 from .evaluate import ScheduleReport, evaluate_schedule
 from .torch_graph import StorageKey, TorchRematGraph, _storages
 

@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from .._validate import check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
-from ..runtime._optional import require
 from .evaluate import evaluate_schedule
 from .graph import RematGraph
 from .greedy import greedy_schedule

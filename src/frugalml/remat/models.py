@@ -17,8 +17,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from .._optional import require
 from ..errors import InvalidInputError
-from ..runtime._optional import require
 
 require("torch", what="the PyTorch rematerialisation models", extra="remat")
 

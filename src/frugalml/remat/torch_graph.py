@@ -53,8 +53,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._optional import require
 from ..errors import FrugalError, InvalidInputError
-from ..runtime._optional import require
 from .graph import RematGraph
 
 require("torch", what="the PyTorch rematerialisation front end", extra="remat")

@@ -96,8 +96,8 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from ..errors import BackendUnavailableError, FrugalError, InvalidInputError
-from ..runtime._optional import require
 from .execute import LiveStorages
 from .torch_graph import (
     BYTES_WEIGHT,

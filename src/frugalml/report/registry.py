@@ -60,3 +60,4 @@ register(
     "frugalml.report.benches.second_order:run",
 )
 register("remat", "Rematerialisation: MOCCASIN vs Checkmate", "frugalml.report.benches.remat:run")
+register("convex", "Convex training: SDP vs backprop", "frugalml.report.benches.convex:run")

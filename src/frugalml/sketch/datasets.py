@@ -74,7 +74,7 @@ def load_real(name: str) -> Regression:
     ``digits`` (1797 x 62 after dropping constant pixels, digit label as a number),
     ``breast-cancer`` (569 x 31, 0/1 label)."""
     name = check_choice(name, "dataset", REAL_DATASETS)
-    from ..runtime._optional import require
+    from .._optional import require
 
     datasets = require("sklearn.datasets", what="the bundled real datasets", extra="sketch")
 
