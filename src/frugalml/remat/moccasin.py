@@ -267,9 +267,8 @@ class MoccasinSolver:
         build_s = time.perf_counter() - t0
         n_base = float(self.graph.total_cost)
         trace: list[tuple[float, float]] = []
-        best: dict[str, Any] = {"values": None, "bound": None}
+        best: dict[str, Any] = {"values": None}
         lock = threading.Lock()
-        solver_ref: list[Any] = []
 
         def record(values: dict[str, Any], bound: float | None) -> None:
             cost = self._exact_cost(values["present"])
@@ -303,7 +302,6 @@ class MoccasinSolver:
             p.expand_reservoir_constraints = bool(expand_reservoir_constraints)
             if limit is not None:
                 p.max_time_in_seconds = max(limit, 0.01)
-            solver_ref.append(solver)
             return solver
 
         remaining = None if time_limit is None else time_limit - build_s
