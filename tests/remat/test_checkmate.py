@@ -235,9 +235,11 @@ print("ok")
 def test_highspy_backend_in_a_fresh_process():
     """highspy and OR-Tools cannot share a process (both bundle HiGHS), so the highspy backend
     (incumbent callbacks, threads) is checked against scipy in a child interpreter."""
-    import importlib.util
+    import importlib.metadata
 
-    if importlib.util.find_spec("highspy") is None:  # (importing it here would break OR-Tools)
+    try:  # (the distribution, not an import: importing it here would break OR-Tools)
+        importlib.metadata.version("highspy")
+    except importlib.metadata.PackageNotFoundError:
         pytest.skip("highspy is not installed")
     import subprocess
     import sys

@@ -239,7 +239,7 @@ class MoccasinSolver:
         workers: int | None = None,
         progress: ProgressCallback | None = None,
         expand_reservoir_constraints: bool = False,
-        feasibility_fraction: float = 0.5,
+        feasibility_fraction: float = 1.0,
         seed: int = 0,
         warm_start: bool = True,
     ) -> RematSolution:
@@ -247,7 +247,9 @@ class MoccasinSolver:
         :func:`~frugalml.remat.solution.resolve_budget`).
 
         ``time_limit`` (seconds, ``None`` = no limit) covers both phases; the feasibility phase
-        may use up to ``feasibility_fraction`` of it and the optimisation phase the rest.
+        may use up to ``feasibility_fraction`` of it (default all: it stops by itself as soon as
+        a schedule fits, and without one there is nothing to optimise) and the optimisation
+        phase the rest.
         ``warm_start``: try :func:`~frugalml.remat.greedy.greedy_schedule` first and skip the
         CP feasibility phase when it fits. ``workers``: CP-SAT search workers (default: the CPU
         count). ``progress`` is called on every improving schedule. Status ``"optimal"`` means
