@@ -204,8 +204,23 @@ class _ClassifierMixin(_ConvexEstimator):
     loss: str
     classes_: np.ndarray
 
+    #: three or more classes: one-vs-rest through vector outputs
+    _multiclass = True
+
+    def fit(self, X: Any, y: Any) -> Any:
+        """Solve on standardised ``X`` with the labels mapped to ``+-1`` (or one-vs-rest)."""
+        check_choice(self.loss, "loss", CLASSIFICATION_LOSSES)
+        X, mean, scale = self._fit_x(X)
+        classes, t = self._encode(y, X.shape[0], multiclass=self._multiclass)
+        self._solve((X - mean) / scale, t, self.loss)
+        self._set_x_state(X, mean, scale)
+        self.classes_ = classes
+        return self
+
     def decision_function(self, X: Any) -> np.ndarray:
-        raise NotImplementedError
+        """Network outputs: ``(n,)`` (positive means ``classes_[1]``) or ``(n, K)``."""
+        Xs = self._transform(X)  # (checks that the estimator is fitted)
+        return self.network_.predict(Xs)
 
     def _encode(self, y: Any, n: int, *, multiclass: bool) -> tuple[np.ndarray, np.ndarray]:
         """``(classes, targets)``: targets ``(n,)`` in ``{-1, +1}`` for two classes, the
@@ -397,20 +412,6 @@ class PolySDPClassifier(_ClassifierMixin, _PolySDPBase):
         self.polish = polish
         self.standardize = standardize
 
-    def fit(self, X: Any, y: Any) -> PolySDPClassifier:
-        check_choice(self.loss, "loss", CLASSIFICATION_LOSSES)
-        X, mean, scale = self._fit_x(X)
-        classes, t = self._encode(y, X.shape[0], multiclass=True)
-        self._solve((X - mean) / scale, t, self.loss)
-        self._set_x_state(X, mean, scale)
-        self.classes_ = classes
-        return self
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Network outputs: ``(n,)`` (positive means ``classes_[1]``) or ``(n, K)``."""
-        Xs = self._transform(X)
-        return self.network_.predict(Xs)
-
 
 # ------------------------------------------------------------------------- quantized SDP
 
@@ -529,16 +530,4 @@ class QuantizedSDPClassifier(_ClassifierMixin, _QuantizedBase):
         self.solver = solver
         self.standardize = standardize
 
-    def fit(self, X: Any, y: Any) -> QuantizedSDPClassifier:
-        check_choice(self.loss, "loss", CLASSIFICATION_LOSSES)
-        X, mean, scale = self._fit_x(X)
-        classes, t = self._encode(y, X.shape[0], multiclass=False)
-        self._solve((X - mean) / scale, t, self.loss)
-        self._set_x_state(X, mean, scale)
-        self.classes_ = classes
-        return self
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Network outputs ``(n,)``; positive means ``classes_[1]``."""
-        Xs = self._transform(X)
-        return self.network_.predict(Xs)
+    _multiclass = False  # one output: the quantized relaxation is single-output
