@@ -81,7 +81,8 @@ class BackpropResult:
         )
 
 
-def _torch_loss(torch: Any, name: str, f: Any, y: Any, delta: float) -> Any:
+def torch_loss(torch: Any, name: str, f: Any, y: Any, delta: float) -> Any:
+    """The summed loss in torch, with :func:`.poly_sdp.loss_value`'s definitions."""
     if name == "squared":
         r = f - y
         return 0.5 * (r * r).sum()
@@ -203,7 +204,7 @@ def _train(torch, Xa, ya, act, beta, width, loss, optimizer, steps, lr, gen, uni
     def objective() -> Any:
         t = Xt @ units()
         f = ((a * t + b) * t + c) @ A
-        return _torch_loss(torch, loss, f, Yt, huber_delta) + beta * A.abs().sum()
+        return torch_loss(torch, loss, f, Yt, huber_delta) + beta * A.abs().sum()
 
     if optimizer == "adam":
         opt = torch.optim.Adam([W, A], lr=lr)

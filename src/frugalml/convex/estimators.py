@@ -187,8 +187,9 @@ def _center(y: np.ndarray, loss: str, fit_intercept: bool) -> np.ndarray | float
 
 
 class _RegressorMixin(_ConvexEstimator):
-    def predict(self, X: Any) -> np.ndarray:
-        raise NotImplementedError
+    """``score`` for the regressors (each defines ``predict``)."""
+
+    predict: Any
 
     def score(self, X: Any, y: Any) -> float:
         """Coefficient of determination ``R^2`` of ``predict(X)`` (averaged over outputs)."""

@@ -32,6 +32,7 @@ import numpy as np
 from .._optional import require
 from .._validate import check_array, check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
+from .backprop import torch_loss
 
 __all__ = ["FirstOrderResult", "first_order_sdp"]
 
@@ -60,16 +61,6 @@ class FirstOrderResult:
             f"{self.iterations} iterations, {self.seconds:.2f}s, infeasibility "
             f"{self.infeasibility:.1e}, {state}"
         )
-
-
-def _loss(torch: Any, name: str, yhat: Any, y: Any, delta: float) -> Any:
-    r = yhat - y
-    if name == "squared":
-        return 0.5 * (r * r).sum()
-    if name == "huber":
-        ar = r.abs()
-        return torch.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta)).sum()
-    return torch.nn.functional.softplus(-y * yhat).sum()  # logistic, y in {-1, +1}
 
 
 def _dloss(torch: Any, name: str, yhat: Any, y: Any, delta: float) -> Any:
@@ -180,7 +171,7 @@ def _run(torch, Xa, Y, a, b, c, beta, loss, huber_delta, tol, max_iter, dev, dty
 
     def objective(Zc: Any, Zpc: Any) -> float:
         yhat = A(Zc) - A(Zpc)
-        val = _loss(torch, loss, yhat, Yt, huber_delta)
+        val = torch_loss(torch, loss, yhat, Yt, huber_delta)
         return float(val + beta * (Zc[:, d, d] + Zpc[:, d, d]).sum())
 
     Z = torch.zeros(k, D, D, dtype=dt, device=dev)

@@ -60,7 +60,7 @@ from .._validate import (
 )
 from ..errors import InvalidInputError
 from .activation import Polynomial
-from .poly_sdp import SolverFailedError
+from .poly_sdp import SolverFailedError, _features, lifted_moments
 
 __all__ = [
     "LOSSES",
@@ -227,12 +227,7 @@ def lift_matrices(X: np.ndarray, activation: Polynomial) -> np.ndarray:
 
     ``X``: ``(n, d)``; returns ``(n, (d+1)^2)``. Cost ``O(n d^2)`` time and memory.
     """
-    n, d = X.shape
-    xt = np.hstack([X, np.ones((n, 1))])
-    W = np.full((d + 1, d + 1), activation.a)
-    W[:d, d] = W[d, :d] = activation.b / 2.0
-    W[d, d] = activation.c
-    return (xt[:, :, None] * xt[:, None, :] * W).reshape(n, (d + 1) ** 2)
+    return _features(lifted_moments(X), activation)  # the dense lift of poly_sdp
 
 
 def solve_quantized_sdp(
