@@ -220,7 +220,8 @@ def distributed_newton(
     t0 = time.perf_counter()
     g = prob.gradient(x)
     g0 = float(np.linalg.norm(g))
-    history = [(prob.value(x), g0, 0.0, 0)]
+    fx = prob.value(x)
+    history = [(fx, g0, 0.0, 0)]
     converged = g0 == 0.0
     its = 0
     corr = ()
@@ -260,9 +261,8 @@ def distributed_newton(
                     averaging == "debiased",
                 )
                 rounds.append(waited)
-            x, g = _step(prob, x, g, direction)
+            x, g, fx = _step(prob, x, g, fx, direction)
             gn = float(np.linalg.norm(g))
-            fx = prob.value(x)
             history.append((fx, gn, time.perf_counter() - t0, used))
             if callback is not None:
                 callback(its, x, fx)
@@ -346,11 +346,11 @@ def _averaged_direction(
     return w @ dirs, len(arrived), float(got.elapsed)
 
 
-def _step(prob: NewtonProblem, x, g, direction):
+def _step(prob: NewtonProblem, x, g, f0: float, direction):
+    """``(x, g, f)`` after the step; ``f0 = f(x)`` is known, so each trial costs one pass."""
     if prob.loss == "least-squares":
         x_new = x - direction
-        return x_new, prob.gradient(x_new)
-    f0 = prob.value(x)
+        return x_new, prob.gradient(x_new), prob.value(x_new)
     slope = float(g @ direction)
     t = 1.0
     if slope <= 0:  # not a descent direction (should not happen with a PD estimate)
@@ -360,7 +360,8 @@ def _step(prob: NewtonProblem, x, g, direction):
     slack = 8.0 * np.finfo(float).eps * max(abs(f0), 1.0)
     while t > 1e-10:
         x_new = x - t * direction
-        if prob.value(x_new) <= f0 - 1e-4 * t * slope + slack:
-            return x_new, prob.gradient(x_new)
+        f_new = prob.value(x_new)
+        if f_new <= f0 - 1e-4 * t * slope + slack:
+            return x_new, prob.gradient(x_new), f_new
         t *= 0.5
-    return x, g
+    return x, g, f0
