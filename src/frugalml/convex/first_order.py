@@ -33,10 +33,12 @@ from .._optional import require
 from .._validate import check_array, check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
 from .backprop import torch_loss
+from .conditional_gradient import conditional_gradient_sdp
 
 __all__ = ["FirstOrderResult", "first_order_sdp"]
 
 SMOOTH_LOSSES = ("squared", "huber", "logistic")
+METHODS = ("cg", "alm")
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,16 @@ class FirstOrderResult:
     converged: bool
     device: str
     history: tuple[float, ...] = field(repr=False, default=())
+    method: str = "alm"
+    gap: float | None = None
 
     def summary(self) -> str:
         state = "converged" if self.converged else "NOT converged"
+        cert = "" if self.gap is None else f", certified relative gap {self.gap:.1e}"
         return (
-            f"first-order SDP on {self.device}: objective {self.objective:.8g}, "
-            f"{self.iterations} iterations, {self.seconds:.2f}s, infeasibility "
-            f"{self.infeasibility:.1e}, {state}"
+            f"first-order SDP ({self.method}) on {self.device}: objective "
+            f"{self.objective:.8g}, {self.iterations} iterations, {self.seconds:.2f}s, "
+            f"infeasibility {self.infeasibility:.1e}{cert}, {state}"
         )
 
 
@@ -93,12 +98,19 @@ def first_order_sdp(
     dtype: Any = None,
     rho: float | None = None,
     threads: int | None = 1,
+    method: str = "cg",
+    time_limit: float | None = None,
 ) -> FirstOrderResult:
     """Solve the SDP above for ``X`` ``(n, d)`` and ``y`` ``(n,)`` or ``(n, k)``.
 
     ``loss``: ``"squared"`` (``1/2 ||r||^2``), ``"huber"`` or ``"logistic"`` (labels +-1).
-    Stops when the relative objective change over 50 iterations and the relative
-    infeasibility are both below ``tol``. ``device``: a torch device (default CPU);
+    ``method``: ``"cg"`` (default) — fully corrective conditional gradient over the
+    rank-one atoms of the feasible cone (:mod:`.conditional_gradient`); stops when its
+    *certified* relative optimality gap is below ``tol``, and its ``Z`` is exactly feasible.
+    ``"alm"`` — augmented Lagrangian + FISTA on the PSD cone (module doc), which stops when the
+    relative objective change over an outer round and the relative infeasibility are both
+    below ``tol`` (no certificate). ``time_limit``: seconds (``"cg"`` only; the result then
+    has ``converged=False``). ``device``: a torch device (default CPU);
     ``dtype``: float64 default (float32 on GPUs is faster and good to ~1e-5). ``threads``:
     torch CPU threads for the solve (restored afterwards; ``None`` leaves torch's setting) — the
     iterates are small matrices, and extra threads only contend (measured 0.2 ms per iteration
@@ -120,15 +132,43 @@ def first_order_sdp(
             raise InvalidInputError(f"activation coefficient {nm} must be finite")
     tol = check_positive_float(tol, "tol")
     max_iter = check_int(max_iter, "max_iter", low=1)
+    method = check_choice(method, "method", METHODS)
+    if time_limit is not None:
+        time_limit = check_positive_float(time_limit, "time_limit")
     dev = torch.device(device or "cpu")
     saved_threads = torch.get_num_threads()
     if threads is not None and dev.type == "cpu":
         torch.set_num_threads(check_int(threads, "threads", low=1))
     try:
+        if method == "cg":
+            return _run_cg(torch, Xa, Y, a, b, c, beta, loss, huber_delta, tol, max_iter, dev,
+                           dtype, time_limit)  # fmt: skip
         return _run(torch, Xa, Y, a, b, c, beta, loss, huber_delta, tol, max_iter, dev,
                     dtype, rho)  # fmt: skip
     finally:
         torch.set_num_threads(saved_threads)
+
+
+def _run_cg(torch, Xa, Y, a, b, c, beta, loss, huber_delta, tol, max_iter, dev, dtype, limit):
+    t0 = time.perf_counter()
+    out = conditional_gradient_sdp(
+        torch, Xa, Y, a=float(a), b=float(b), c=float(c), beta=beta, loss=loss,
+        huber_delta=float(huber_delta), tol=tol, max_iter=max_iter, device=dev, dtype=dtype,
+        time_limit=limit,
+    )  # fmt: skip
+    return FirstOrderResult(
+        Z=out["Z"],
+        Zp=out["Zp"],
+        objective=out["objective"],
+        infeasibility=0.0,  # Z = sum lambda_j [u_j; 1][u_j; 1]^T with ||u_j|| = 1 exactly
+        iterations=out["iterations"],
+        seconds=time.perf_counter() - t0,
+        converged=out["converged"],
+        device=str(dev),
+        history=out["history"],
+        method="cg",
+        gap=out["gap"],
+    )
 
 
 def _run(torch, Xa, Y, a, b, c, beta, loss, huber_delta, tol, max_iter, dev, dtype, rho):

@@ -428,12 +428,14 @@ def _solve_lifted(
     )
 
 
-def _solve_first_order(X, y, activation, beta, loss, huber_delta, eps, t0) -> PolySDPSolution:
+def _solve_first_order(
+    X, y, activation, beta, loss, huber_delta, eps, t0, options
+) -> PolySDPSolution:
     from .first_order import first_order_sdp
 
     res = first_order_sdp(
         X, y, a=activation.a, b=activation.b, c=activation.c, beta=beta, loss=loss,
-        huber_delta=huber_delta, tol=eps if eps is not None else 1e-7,
+        huber_delta=huber_delta, tol=eps if eps is not None else 1e-7, **(options or {}),
     )  # fmt: skip
     return PolySDPSolution(
         Z=res.Z,
@@ -523,14 +525,18 @@ def solve_poly_sdp(
         ``"squared"``, ``"absolute"``, ``"huber"`` (threshold ``huber_delta``), ``"logistic"``
         or ``"hinge"``.
     solver:
-        ``"clarabel"`` (interior point, accurate; refused above ``2 k (d+1)^2 > 2e5``) or
-        ``"scs"`` (splitting; larger problems, ~1e-4 relative accuracy).
+        ``"clarabel"`` (interior point, accurate; refused above ``2 k (d+1)^2 > 2e5``),
+        ``"scs"`` (splitting; larger problems, ~1e-4 relative accuracy) or ``"first-order"``
+        (:func:`~frugalml.convex.first_order.first_order_sdp`: conditional gradient with a
+        certified optimality gap, torch on CPU or GPU; smooth losses).
     eps:
         solver tolerance (Clarabel's gap and feasibility tolerances, SCS's ``eps_abs`` and
-        ``eps_rel``); ``None``: 1e-7 for Clarabel (its own 1e-8 default often ends in
-        "optimal_inaccurate" on these lifts) and SCS's default (1e-5 in CVXPY).
+        ``eps_rel``, the first-order solver's certified relative gap); ``None``: 1e-7 for
+        Clarabel (its own 1e-8 default often ends in "optimal_inaccurate" on these lifts) and
+        the first-order solver, SCS's default (1e-5 in CVXPY).
     solver_options:
-        extra keyword arguments for ``cvxpy.Problem.solve`` (e.g. ``{"max_iters": 10**5}``).
+        extra keyword arguments for ``cvxpy.Problem.solve`` (e.g. ``{"max_iters": 10**5}``),
+        or for ``first_order_sdp`` (e.g. ``{"device": "cuda", "method": "alm"}``).
 
     Returns
     -------
@@ -546,7 +552,9 @@ def solve_poly_sdp(
     k = 1 if y.ndim == 1 else y.shape[1]
     _check_size(X.shape[1] + 1, k, solver, "d")
     if solver == "first-order":
-        return _solve_first_order(X, y, activation, beta, loss, huber_delta, eps, t0)
+        return _solve_first_order(
+            X, y, activation, beta, loss, huber_delta, eps, t0, solver_options
+        )
     moments = lifted_moments(X)
     return _solve_lifted(
         moments,
