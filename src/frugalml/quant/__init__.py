@@ -1,0 +1,87 @@
+"""Low-bit post-training quantization by minimum mean squared error, with residual tensors.
+
+Paper: Y. Choukroun, E. Kravchik, F. Yang, P. Kisilev, "Low-bit Quantization of Neural Networks
+for Efficient Inference", ICCV Workshops 2019 (arXiv 1902.06822).
+
+* :mod:`.uniform` — uniform grids (2-8 bits, signed/unsigned), quantize / dequantize, the exact
+  MSE of many candidate scales in one pass.
+* :mod:`.mmse` — MMSE scale search (coarse grid, golden section, alternating closed form),
+  per tensor or per output channel; :class:`MMSEQuantizer`.
+* :mod:`.baselines` — min-max, percentile, ACIQ analytical clipping, PyTorch's
+  ``HistogramObserver``; :data:`SCALE_METHODS`.
+* :mod:`.calibrate` — streaming activation histograms and MMSE from them (no labels).
+* :mod:`.residual` — second low-bit tensors for the worst-approximated kernels.
+* :mod:`.modules` / :mod:`.convert` (torch) — integer-simulated ``Linear`` / ``Conv1d`` /
+  ``Conv2d`` and :func:`quantize_model`.
+* :mod:`.data`, :mod:`.models`, :mod:`.minilm` — evaluation data, in-house CNNs and the
+  all-MiniLM-L6-v2 sentence encoder (offline).
+
+The torch modules are imported lazily, so ``import frugalml.quant`` needs only NumPy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .baselines import (
+    SCALE_METHODS,
+    aciq_scale,
+    histogram_observer_scale,
+    minmax_scale,
+    percentile_scale,
+)
+from .calibrate import ActivationHistogram, calibrate_activation, mmse_from_histogram
+from .mmse import MMSEQuantizer, ScaleResult, mmse_scale
+from .residual import ResidualPlan, ResidualTensor, rank_kernels, residual_quantize, select_residual
+from .uniform import Grid, dequantize, fake_quantize, quant_mse, quantize
+
+_LAZY = {
+    "quantize_model": "convert",
+    "QuantizationReport": "convert",
+    "LayerReport": "convert",
+    "QuantizationWarning": "convert",
+    "QuantizedLinear": "modules",
+    "QuantizedConv1d": "modules",
+    "QuantizedConv2d": "modules",
+    "quantize_layer": "modules",
+}
+
+__all__ = [
+    "SCALE_METHODS",
+    "ActivationHistogram",
+    "Grid",
+    "LayerReport",
+    "MMSEQuantizer",
+    "QuantizationReport",
+    "QuantizationWarning",
+    "QuantizedConv1d",
+    "QuantizedConv2d",
+    "QuantizedLinear",
+    "ResidualPlan",
+    "ResidualTensor",
+    "ScaleResult",
+    "aciq_scale",
+    "calibrate_activation",
+    "dequantize",
+    "fake_quantize",
+    "histogram_observer_scale",
+    "minmax_scale",
+    "mmse_from_histogram",
+    "mmse_scale",
+    "percentile_scale",
+    "quant_mse",
+    "quantize",
+    "quantize_layer",
+    "quantize_model",
+    "rank_kernels",
+    "residual_quantize",
+    "select_residual",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

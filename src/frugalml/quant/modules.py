@@ -1,0 +1,549 @@
+"""Quantized ``Linear`` / ``Conv1d`` / ``Conv2d`` layers: low-bit weights, fake-quantized inputs.
+
+The layers implement the inference scheme of Choukroun, Kravchik, Yang and Kisilev, "Low-bit
+Quantization of Neural Networks for Efficient Inference" (ICCV Workshops 2019,
+arXiv:1902.06822):
+
+* **weights** are quantized *per output channel* ("kernel-wise") on a signed symmetric grid,
+  ``W_k ~ s_k Q_k`` with integer codes ``Q_k`` in ``[-(2^(b-1)-1), 2^(b-1)-1]`` (stored as int8)
+  and one float scale ``s_k`` per kernel;
+* optionally, for a chosen subset of kernels (the ones quantized worst), a **second low-bit
+  tensor** approximates the residual: ``W_k ~ s_k Q_k + r_k R_k`` with ``R_k`` integer codes of
+  the same bit width (``r_k = 0`` and ``R_k = 0`` for the other kernels), fitted by
+  :func:`~frugalml.quant.residual.residual_quantize`. A kernel with a residual costs one extra
+  pass of integer multiply-accumulates (MACs);
+* **activations** (the layer's input) are quantized *per tensor* with a static scale ``a`` and
+  zero point ``z`` found on calibration data: a signed symmetric grid, or an unsigned grid
+  ``[0, 2^b - 1]`` for non-negative inputs (after a ReLU), possibly with ``z != 0`` for
+  asymmetric ranges.
+
+Two forward paths compute the same function:
+
+* :meth:`forward` simulates quantization in floating point ("fake quantization"): the input is
+  rounded to its grid and back, and the layer runs on the dequantized weight
+  ``s Q + r R``;
+* :meth:`integer_forward` computes what integer hardware computes: the input codes ``q``
+  (integers) are convolved/multiplied with the integer weight codes, the zero point is removed by
+  the usual correction term ``acc = op(q, Q) - z op(1, Q)``, and only then is the accumulator
+  scaled by ``a s_k`` (plus ``a r_k op(q - z, R)`` for the residual) and the bias added. The
+  integer products are carried out in float64 on integer-valued tensors: every product is at most
+  ``255 * 127`` in magnitude and a sum of fewer than ``2^53 / (255 * 127)`` of them is exact, so
+  the accumulators are the exact integers (int64 convolutions are not available on every
+  backend). The two paths agree up to float rounding of the final scaling (tested).
+
+Torch is required (extra ``quant``); this module imports it when it is imported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._optional import require
+from ..errors import InvalidInputError
+
+require("torch", what="the quantized layers of frugalml.quant", extra="quant")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from .baselines import SCALE_METHODS  # noqa: E402
+from .mmse import ScaleResult  # noqa: E402
+from .residual import residual_quantize  # noqa: E402
+from .uniform import Grid  # noqa: E402
+
+__all__ = [
+    "SUPPORTED_LAYERS",
+    "QuantizedConv1d",
+    "QuantizedConv2d",
+    "QuantizedLayer",
+    "QuantizedLinear",
+    "layer_macs",
+    "quantize_layer",
+]
+
+SUPPORTED_LAYERS: tuple[type, ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
+"""Float layer types that have a quantized counterpart (exact types: subclasses, which may
+override ``forward``, are not converted)."""
+
+_MIN_ACT_SCALE = 1e-12  # an all-zero calibration gives scale 0: any scale represents 0 exactly
+
+
+def _as_1d(values: Any, n: int, what: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim == 0 or arr.size == 1:
+        arr = np.full(n, float(arr.reshape(-1)[0]))
+    arr = arr.reshape(-1)
+    if arr.shape != (n,):
+        raise InvalidInputError(
+            f"{what} must hold one value per output channel ({n}), got shape {np.shape(values)}"
+        )
+    return arr
+
+
+def _check_weight_result(result: Any, out: int) -> tuple[Grid, np.ndarray]:
+    if not isinstance(result, ScaleResult):
+        raise InvalidInputError(
+            f"weight must be a ScaleResult (e.g. from mmse_scale(W, bits, per_channel=True)), "
+            f"got {type(result).__name__}"
+        )
+    grid = result.grid
+    if not grid.signed:
+        raise InvalidInputError(
+            "weights need a signed symmetric grid (signed=True); got an unsigned grid"
+        )
+    if np.any(np.asarray(result.zero_point) != 0):
+        raise InvalidInputError("weights need zero_point 0 (symmetric quantization)")
+    scale = _as_1d(result.scale, out, "weight scale")
+    if not np.all(np.isfinite(scale)) or np.any(scale < 0):
+        raise InvalidInputError("weight scales must be finite and >= 0")
+    return grid, scale
+
+
+def _check_act_result(result: Any) -> tuple[Grid, float, int]:
+    if not isinstance(result, ScaleResult):
+        raise InvalidInputError(
+            f"activation must be a ScaleResult or None, got {type(result).__name__}"
+        )
+    scale = np.asarray(result.scale, dtype=np.float64)
+    zp = np.asarray(result.zero_point)
+    if scale.size != 1 or zp.size != 1:
+        raise InvalidInputError(
+            f"activations are quantized per tensor: the activation ScaleResult must hold one "
+            f"scale, got shape {scale.shape}"
+        )
+    s = float(scale.reshape(-1)[0])
+    if not math.isfinite(s) or s < 0:
+        raise InvalidInputError(f"activation scale must be finite and >= 0, got {s}")
+    grid = result.grid
+    z = int(zp.reshape(-1)[0])
+    if not grid.qmin <= z <= grid.qmax:
+        raise InvalidInputError(
+            f"activation zero point {z} lies outside the grid [{grid.qmin}, {grid.qmax}]"
+        )
+    return grid, max(s, _MIN_ACT_SCALE), z
+
+
+def _codes(w: np.ndarray, scale: np.ndarray, grid: Grid) -> np.ndarray:
+    """Integer codes ``clip(round(w / s), qmin, qmax)`` per output channel (rows); 0 if s == 0."""
+    s = scale.reshape((-1,) + (1,) * (w.ndim - 1))
+    safe = np.where(s > 0, s, 1.0)
+    q = np.clip(np.rint(w / safe), grid.qmin, grid.qmax)
+    return np.where(s > 0, q, 0.0)
+
+
+def _pair_or_single(value: Any) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),)
+
+
+class QuantizedLayer(nn.Module):
+    """Common machinery of :class:`QuantizedLinear`, :class:`QuantizedConv1d` and
+    :class:`QuantizedConv2d` (module doc).
+
+    Parameters
+    ----------
+    module:
+        the float layer (its weight and bias are read, not kept).
+    weight:
+        a per-output-channel :class:`~frugalml.quant.mmse.ScaleResult` on a signed grid with zero
+        point 0, e.g. ``mmse_scale(W, bits, per_channel=True)`` (a per-tensor one is broadcast).
+    activation:
+        a per-tensor ``ScaleResult`` for the input, or ``None`` to keep the input in float
+        (weight-only quantization).
+    residual_mask:
+        boolean ``(out,)``: kernels that get a second low-bit tensor. Both terms of these
+        kernels come from :func:`~frugalml.quant.residual.residual_quantize` (first term and
+        the second one fitted to its residual ``W_k - s_k Q_k`` with ``residual_method``, same
+        bit width, then both scales re-fitted jointly by least squares); the other kernels keep
+        the codes and scales of ``weight``.
+    residual_method:
+        key of :data:`~frugalml.quant.baselines.SCALE_METHODS` for the residual kernels
+        (``"histogram"`` is per tensor only and falls back to ``"minmax"``).
+
+    Buffers: ``w_codes`` (int8, weight shape), ``w_scale`` (float32, ``(out,)``), ``bias``
+    (float, or ``None``), ``w2_codes`` / ``w2_scale`` / ``residual_mask`` (``None`` without a
+    residual), ``a_scale`` (float32, ``()``), ``a_zero_point`` and ``a_bits`` (int32, ``()``;
+    ``None`` without input quantization). Construction costs ``O(weight size)`` plus the
+    residual's scale search.
+    """
+
+    _nd: int = 0  # number of spatial dimensions (0 for Linear)
+
+    def __init__(
+        self,
+        module: nn.Module,
+        weight: ScaleResult,
+        activation: ScaleResult | None = None,
+        residual_mask: Any = None,
+        *,
+        residual_method: str = "mmse",
+    ) -> None:
+        super().__init__()
+        w_float = module.weight.detach()
+        if not torch.is_floating_point(w_float):
+            raise InvalidInputError(
+                f"the layer's weight must be floating point, got {w_float.dtype}"
+            )
+        device = w_float.device
+        w = w_float.to(device="cpu", dtype=torch.float64).numpy()
+        out = w.shape[0]
+        grid, scale = _check_weight_result(weight, out)
+        self.w_grid: Grid = grid
+        scale32 = scale.astype(np.float32)
+        q1 = _codes(w, scale32.astype(np.float64), grid)
+
+        # optional second tensor on the residual of the selected kernels
+        mask = None
+        if residual_mask is not None:
+            mask = np.asarray(residual_mask)
+            if mask.dtype != bool or mask.shape != (out,):
+                raise InvalidInputError(
+                    f"residual_mask must be a boolean array of shape ({out},), got "
+                    f"dtype {mask.dtype} and shape {mask.shape}"
+                )
+            if not mask.any():
+                mask = None
+        if mask is not None:
+            if residual_method not in SCALE_METHODS:
+                listed = ", ".join(repr(k) for k in SCALE_METHODS)
+                raise InvalidInputError(
+                    f"residual_method must be one of {listed}; got {residual_method!r}"
+                )
+            rmethod = "minmax" if residual_method == "histogram" else residual_method
+            # both terms of the selected kernels from residual_quantize (second term fitted to
+            # the residual, then both scales re-fitted jointly); the others keep `weight`
+            rt = residual_quantize(w[mask], grid.bits, scale_method=rmethod)
+            q1[mask] = rt.codes1
+            scale32[mask] = rt.scale1.astype(np.float32)
+            q2 = np.zeros_like(q1)
+            q2[mask] = rt.codes2
+            s2 = np.zeros(out, dtype=np.float32)
+            s2[mask] = rt.scale2.astype(np.float32)
+            self.register_buffer("w2_codes", torch.as_tensor(q2.astype(np.int8), device=device))
+            self.register_buffer("w2_scale", torch.as_tensor(s2, device=device))
+            self.register_buffer("residual_mask", torch.as_tensor(mask, device=device))
+        else:
+            self.register_buffer("w2_codes", None)
+            self.register_buffer("w2_scale", None)
+            self.register_buffer("residual_mask", None)
+        self.register_buffer("w_codes", torch.as_tensor(q1.astype(np.int8), device=device))
+        self.register_buffer("w_scale", torch.as_tensor(scale32, device=device))
+        bias = getattr(module, "bias", None)
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+
+        # optional per-tensor input quantization
+        self.a_grid: Grid | None = None
+        if activation is not None:
+            agrid, a_s, a_z = _check_act_result(activation)
+            self.a_grid = agrid
+            self.register_buffer("a_scale", torch.tensor(a_s, dtype=torch.float32, device=device))
+            self.register_buffer(
+                "a_zero_point", torch.tensor(a_z, dtype=torch.int32, device=device)
+            )
+            self.register_buffer(
+                "a_bits", torch.tensor(agrid.bits, dtype=torch.int32, device=device)
+            )
+        else:
+            self.register_buffer("a_scale", None)
+            self.register_buffer("a_zero_point", None)
+            self.register_buffer("a_bits", None)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def w_bits(self) -> int:
+        """Bit width of the weight codes."""
+        return self.w_grid.bits
+
+    @property
+    def quantizes_input(self) -> bool:
+        """Whether the input is fake-quantized (an activation ScaleResult was given)."""
+        return self.a_grid is not None
+
+    @property
+    def n_kernels(self) -> int:
+        """Number of output channels (kernels)."""
+        return int(self.w_codes.shape[0])
+
+    @property
+    def n_residual(self) -> int:
+        """Number of kernels with a second (residual) low-bit tensor."""
+        return 0 if self.residual_mask is None else int(self.residual_mask.sum())
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dequantized weight ``s Q (+ r R)`` in float32 (read-only; for code that reads
+        ``layer.weight``, such as parent modules' fast paths)."""
+        return self.dequantized_weight()
+
+    def dequantized_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The weight the float simulation uses, ``s_k Q_k + r_k R_k`` per kernel."""
+        shape = (-1,) + (1,) * (self.w_codes.dim() - 1)
+        w = self.w_codes.to(dtype) * self.w_scale.to(dtype).view(shape)
+        if self.w2_codes is not None:
+            w = w + self.w2_codes.to(dtype) * self.w2_scale.to(dtype).view(shape)
+        return w
+
+    # ------------------------------------------------------------------ forward paths
+    def input_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer codes ``clip(round(x / a) + z, qmin, qmax)`` of the input (same float dtype
+        as ``x``, integer-valued). Requires input quantization."""
+        if self.a_grid is None:
+            raise InvalidInputError("this layer does not quantize its input (activation=None)")
+        s = self.a_scale.to(x.dtype)
+        z = self.a_zero_point.to(x.dtype)
+        return torch.clamp(torch.round(x / s) + z, self.a_grid.qmin, self.a_grid.qmax)
+
+    def fake_quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``(codes - z) a``: the input rounded to its grid (identity without input
+        quantization)."""
+        if self.a_grid is None:
+            return x
+        codes = self.input_codes(x)
+        return (codes - self.a_zero_point.to(x.dtype)) * self.a_scale.to(x.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float simulation: fake-quantized input through the layer with the dequantized
+        weight. Output shape as for the float layer; cost that of the float layer."""
+        if not torch.is_floating_point(x):
+            raise InvalidInputError(f"input must be a floating point tensor, got {x.dtype}")
+        xq = self.fake_quantize_input(x)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return self._op(xq, self.dequantized_weight(x.dtype), bias)
+
+    def integer_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer-arithmetic path (module doc): integer input codes times integer weight
+        codes, exact accumulation, zero-point correction, then scaling by ``a s_k`` (and
+        ``a r_k`` for the residual pass) and the bias. Without input quantization the float
+        input multiplies the integer weight codes (weight-only quantization). Returns the
+        output in ``x``'s dtype; equals :meth:`forward` up to float rounding."""
+        if not torch.is_floating_point(x):
+            raise InvalidInputError(f"input must be a floating point tensor, got {x.dtype}")
+        dt = torch.float64
+        if self.a_grid is not None:
+            q = self.input_codes(x).to(dt)
+            z = int(self.a_zero_point)
+            a = self.a_scale.to(dt)
+        else:
+            q = x.to(dt)
+            z = 0
+            a = torch.ones((), dtype=dt, device=x.device)
+
+        def accumulate(codes: torch.Tensor) -> torch.Tensor:
+            wq = codes.to(dt)
+            acc = self._op(q, wq, None)
+            if z != 0:  # op(q - z, Q) = op(q, Q) - z op(1, Q): the zero-point correction
+                acc = acc - z * self._op(torch.ones_like(q), wq, None)
+            return acc
+
+        shape = (-1,) + (1,) * self._nd
+        out = accumulate(self.w_codes) * (a * self.w_scale.to(dt)).view(shape)
+        if self.w2_codes is not None:
+            out = out + accumulate(self.w2_codes) * (a * self.w2_scale.to(dt)).view(shape)
+        if self.bias is not None:
+            out = out + self.bias.to(dt).view(shape)
+        return out.to(x.dtype)
+
+    def _op(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ bookkeeping
+    def macs(self, input_shape: Sequence[int]) -> int:
+        """Multiply-accumulates of one call on an input of ``input_shape`` (batch included),
+        first tensor only."""
+        return layer_macs(self, input_shape)
+
+    def extra_macs(self, input_shape: Sequence[int]) -> int:
+        """Extra multiply-accumulates of the residual tensors for ``input_shape``: the MACs of
+        the ``n_residual`` kernels that get a second pass."""
+        return self.macs(input_shape) * self.n_residual // self.n_kernels
+
+    def export(self) -> dict[str, torch.Tensor]:
+        """The deployable tensors (CPU copies): ``w_codes`` (int8), ``w_scale`` (float32),
+        ``w_bits``, ``bias`` if any, ``w2_codes`` / ``w2_scale`` / ``residual_mask`` if there is
+        a residual, ``a_scale`` / ``a_zero_point`` / ``a_bits`` / ``a_signed`` if the input is
+        quantized."""
+        out: dict[str, torch.Tensor] = {
+            "w_codes": self.w_codes.detach().cpu().clone(),
+            "w_scale": self.w_scale.detach().cpu().clone(),
+            "w_bits": torch.tensor(self.w_bits, dtype=torch.int32),
+        }
+        if self.bias is not None:
+            out["bias"] = self.bias.detach().cpu().clone()
+        if self.w2_codes is not None:
+            out["w2_codes"] = self.w2_codes.detach().cpu().clone()
+            out["w2_scale"] = self.w2_scale.detach().cpu().clone()
+            out["residual_mask"] = self.residual_mask.detach().cpu().clone()
+        if self.a_grid is not None:
+            out["a_scale"] = self.a_scale.detach().cpu().clone()
+            out["a_zero_point"] = self.a_zero_point.detach().cpu().clone()
+            out["a_bits"] = self.a_bits.detach().cpu().clone()
+            out["a_signed"] = torch.tensor(self.a_grid.signed)
+        return out
+
+    def extra_repr(self) -> str:
+        a = f"a_bits={self.a_grid.bits}" if self.a_grid is not None else "a=float"
+        r = f", residual={self.n_residual}/{self.n_kernels}" if self.n_residual else ""
+        return f"{self._shape_repr()}, w_bits={self.w_bits}, {a}{r}"
+
+    def _shape_repr(self) -> str:
+        return ""
+
+
+class QuantizedLinear(QuantizedLayer):
+    """Quantized :class:`torch.nn.Linear` (see :class:`QuantizedLayer`): input ``(*, in)`` ->
+    output ``(*, out)``; ``O(numel(x) * out)`` per call."""
+
+    def __init__(
+        self,
+        module: nn.Linear,
+        weight: ScaleResult,
+        activation: ScaleResult | None = None,
+        residual_mask: Any = None,
+        *,
+        residual_method: str = "mmse",
+    ) -> None:
+        if not isinstance(module, nn.Linear):
+            raise InvalidInputError(f"QuantizedLinear needs an nn.Linear, got {type(module)}")
+        super().__init__(module, weight, activation, residual_mask, residual_method=residual_method)
+        self.in_features = module.in_features
+        self.out_features = module.out_features
+
+    def _op(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return F.linear(x, w, bias)
+
+    def _shape_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class _QuantizedConvNd(QuantizedLayer):
+    _float_type: type = nn.Conv1d
+
+    def __init__(
+        self,
+        module: nn.Module,
+        weight: ScaleResult,
+        activation: ScaleResult | None = None,
+        residual_mask: Any = None,
+        *,
+        residual_method: str = "mmse",
+    ) -> None:
+        if not isinstance(module, self._float_type):
+            raise InvalidInputError(
+                f"{type(self).__name__} needs an nn.{self._float_type.__name__}, got {type(module)}"
+            )
+        super().__init__(module, weight, activation, residual_mask, residual_method=residual_method)
+        self.in_channels = module.in_channels
+        self.out_channels = module.out_channels
+        self.kernel_size = tuple(module.kernel_size)
+        self.stride = tuple(module.stride)
+        self.padding = module.padding if isinstance(module.padding, str) else tuple(module.padding)
+        self.dilation = tuple(module.dilation)
+        self.groups = module.groups
+        self.padding_mode = module.padding_mode
+        self._reversed_padding_repeated_twice = list(module._reversed_padding_repeated_twice)
+
+    def _conv(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, padding: Any):
+        raise NotImplementedError
+
+    def _op(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.padding_mode != "zeros":
+            x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return self._conv(x, w, bias, 0)
+        return self._conv(x, w, bias, self.padding)
+
+    def _shape_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+            f"groups={self.groups}"
+        )
+
+
+class QuantizedConv1d(_QuantizedConvNd):
+    """Quantized :class:`torch.nn.Conv1d` (see :class:`QuantizedLayer`); keeps the source
+    layer's stride, padding (and padding mode), dilation and groups. Input ``(N, C, L)`` or
+    ``(C, L)``."""
+
+    _nd = 1
+    _float_type = nn.Conv1d
+
+    def _conv(self, x, w, bias, padding):  # type: ignore[no-untyped-def]
+        return F.conv1d(x, w, bias, self.stride, padding, self.dilation, self.groups)
+
+
+class QuantizedConv2d(_QuantizedConvNd):
+    """Quantized :class:`torch.nn.Conv2d` (see :class:`QuantizedLayer`); keeps the source
+    layer's stride, padding (and padding mode), dilation and groups. Input ``(N, C, H, W)`` or
+    ``(C, H, W)``."""
+
+    _nd = 2
+    _float_type = nn.Conv2d
+
+    def _conv(self, x, w, bias, padding):  # type: ignore[no-untyped-def]
+        return F.conv2d(x, w, bias, self.stride, padding, self.dilation, self.groups)
+
+
+_QUANTIZED: dict[type, type[QuantizedLayer]] = {
+    nn.Linear: QuantizedLinear,
+    nn.Conv1d: QuantizedConv1d,
+    nn.Conv2d: QuantizedConv2d,
+}
+
+
+def quantize_layer(
+    module: nn.Module,
+    weight: ScaleResult,
+    activation: ScaleResult | None = None,
+    residual_mask: Any = None,
+    *,
+    residual_method: str = "mmse",
+) -> QuantizedLayer:
+    """Build the quantized counterpart of ``module`` (an exact ``nn.Linear``, ``nn.Conv1d`` or
+    ``nn.Conv2d``) with the arguments of :class:`QuantizedLayer`."""
+    cls = _QUANTIZED.get(type(module))
+    if cls is None:
+        names = ", ".join(t.__name__ for t in SUPPORTED_LAYERS)
+        raise InvalidInputError(f"can only quantize {names} layers, got {type(module).__name__}")
+    return cls(module, weight, activation, residual_mask, residual_method=residual_method)
+
+
+def layer_macs(module: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates of one call of a ``Linear`` / ``Conv1d`` / ``Conv2d`` (float or
+    quantized) on an input of shape ``input_shape``.
+
+    Linear: ``numel(x) / in * in * out``. Convolution: ``N * out * prod(out_spatial) *
+    (in / groups) * prod(kernel)`` with the output size from the usual formula
+    ``floor((L + 2 p - d (k - 1) - 1) / s) + 1`` (``padding="same"`` keeps ``L``).
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if isinstance(module, (nn.Linear, QuantizedLinear)):
+        rows = math.prod(shape[:-1]) if len(shape) > 1 else 1
+        return rows * module.in_features * module.out_features
+    nd = len(module.kernel_size)
+    if len(shape) not in (nd + 1, nd + 2):
+        raise InvalidInputError(
+            f"a {nd}-d convolution needs an input with {nd + 1} or {nd + 2} dimensions, "
+            f"got shape {shape}"
+        )
+    batch = shape[0] if len(shape) == nd + 2 else 1
+    spatial = shape[-nd:]
+    kernel = _pair_or_single(module.kernel_size)
+    stride = _pair_or_single(module.stride)
+    dilation = _pair_or_single(module.dilation)
+    out_spatial = []
+    for i, length in enumerate(spatial):
+        if isinstance(module.padding, str):
+            if module.padding == "same":
+                out_spatial.append(length)
+                continue
+            pad = 0
+        else:
+            pad = _pair_or_single(module.padding)[i]
+        eff = dilation[i] * (kernel[i] - 1) + 1
+        out_spatial.append(max((length + 2 * pad - eff) // stride[i] + 1, 0))
+    per_output = (module.in_channels // module.groups) * math.prod(kernel)
+    return batch * module.out_channels * math.prod(out_spatial) * per_output
