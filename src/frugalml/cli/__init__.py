@@ -14,6 +14,7 @@ from .. import __version__
 from ..errors import FrugalError
 from .coded import coded_app
 from .convex import convex_app
+from .quant import quant_app
 from .remat import remat_app
 from .report import report
 from .runtime import runtime_app
@@ -33,6 +34,7 @@ app.add_typer(coded_app, name="coded")
 app.add_typer(sketch_app, name="sketch")
 app.add_typer(remat_app, name="remat")
 app.add_typer(convex_app, name="convex")
+app.add_typer(quant_app, name="quant")
 app.command("report")(report)
 
 

@@ -11,6 +11,9 @@ for Efficient Inference", ICCV Workshops 2019 (arXiv 1902.06822).
   ``HistogramObserver``; :data:`SCALE_METHODS`.
 * :mod:`.calibrate` — streaming activation histograms and MMSE from them (no labels).
 * :mod:`.residual` — second low-bit tensors for the worst-approximated kernels.
+* :mod:`.gptq` (torch) — activation-aware, error-compensated rounding of the weights (GPTQ /
+  Optimal Brain Quantization, arXiv 2210.17323) for the same scales and integer kernels;
+  ``quantize_model(..., rounding="gptq")``.
 * :mod:`.modules` / :mod:`.convert` (torch) — integer-simulated ``Linear`` / ``Conv1d`` /
   ``Conv2d`` and :func:`quantize_model`.
 * :mod:`.data`, :mod:`.models`, :mod:`.minilm` — evaluation data, in-house CNNs and the
@@ -44,11 +47,14 @@ _LAZY = {
     "QuantizedConv1d": "modules",
     "QuantizedConv2d": "modules",
     "quantize_layer": "modules",
+    "GramAccumulator": "gptq",
+    "error_compensated_codes": "gptq",
 }
 
 __all__ = [
     "SCALE_METHODS",
     "ActivationHistogram",
+    "GramAccumulator",
     "Grid",
     "LayerReport",
     "MMSEQuantizer",
@@ -63,6 +69,7 @@ __all__ = [
     "aciq_scale",
     "calibrate_activation",
     "dequantize",
+    "error_compensated_codes",
     "fake_quantize",
     "histogram_observer_scale",
     "minmax_scale",

@@ -53,7 +53,7 @@ from torch import nn  # noqa: E402
 
 from .baselines import SCALE_METHODS  # noqa: E402
 from .mmse import ScaleResult  # noqa: E402
-from .residual import residual_quantize  # noqa: E402
+from .residual import ResidualTensor, residual_quantize  # noqa: E402
 from .uniform import Grid  # noqa: E402
 
 __all__ = [
@@ -136,6 +136,56 @@ def _codes(w: np.ndarray, scale: np.ndarray, grid: Grid) -> np.ndarray:
     return np.where(s > 0, q, 0.0)
 
 
+def _check_codes(codes: Any, shape: tuple[int, ...], grid: Grid, what: str) -> np.ndarray:
+    """Integer ``codes`` reshaped to ``shape`` (float64), checked to lie on ``grid``."""
+    arr = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise InvalidInputError(f"{what} must be an integer array, got dtype {arr.dtype}")
+    if arr.size != math.prod(shape) or arr.shape[:1] != shape[:1]:
+        raise InvalidInputError(
+            f"{what} must have the weight's shape {shape} (or (out, -1)), got {arr.shape}"
+        )
+    arr = arr.astype(np.float64).reshape(shape)
+    if not np.all(np.isfinite(arr)) or np.any(arr != np.rint(arr)):
+        raise InvalidInputError(f"{what} must hold integers")
+    if arr.size and (arr.min() < grid.qmin or arr.max() > grid.qmax):
+        raise InvalidInputError(
+            f"{what} must lie on the grid [{grid.qmin}, {grid.qmax}], got values in "
+            f"[{arr.min():g}, {arr.max():g}]"
+        )
+    return arr
+
+
+def _check_residual_fit(rt: Any, shape: tuple[int, ...], grid: Grid) -> ResidualTensor:
+    """``rt`` with its codes reshaped to ``shape`` (the selected kernels of the weight)."""
+    if not isinstance(rt, ResidualTensor):
+        raise InvalidInputError(f"residual_fit must be a ResidualTensor, got {type(rt).__name__}")
+    if rt.grid.bits != grid.bits or not rt.grid.signed:
+        raise InvalidInputError(
+            f"residual_fit must be on the weights' {grid.bits}-bit signed grid, got "
+            f"{rt.grid.summary()}"
+        )
+    c1 = _check_codes(rt.codes1, shape, grid, "residual_fit.codes1")
+    c2 = _check_codes(rt.codes2, shape, grid, "residual_fit.codes2")
+    s1 = _as_1d(rt.scale1, shape[0], "residual_fit.scale1")
+    s2 = _as_1d(rt.scale2, shape[0], "residual_fit.scale2")
+    if not (np.all(np.isfinite(s1)) and np.all(np.isfinite(s2))) or np.any(s1 < 0):
+        raise InvalidInputError("residual_fit scales must be finite (and scale1 >= 0)")
+    return ResidualTensor(
+        codes1=c1,
+        scale1=s1,
+        codes2=c2,
+        scale2=s2,
+        mask=np.asarray(rt.mask),
+        mse1=np.asarray(rt.mse1),
+        mse=np.asarray(rt.mse),
+        grid=rt.grid,
+        method=rt.method,
+    )
+
+
 def _pair_or_single(value: Any) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, (tuple, list)) else (int(value),)
 
@@ -163,6 +213,16 @@ class QuantizedLayer(nn.Module):
     residual_method:
         key of :data:`~frugalml.quant.baselines.SCALE_METHODS` for the residual kernels
         (``"histogram"`` is per tensor only and falls back to ``"minmax"``).
+    codes:
+        optional integer weight codes (the weight's shape, or ``(out, -1)``) on ``weight``'s
+        grid, used instead of round-to-nearest ``clip(round(W_k / s_k))`` (e.g. the
+        error-compensated codes of :func:`~frugalml.quant.gptq.error_compensated_codes`); the
+        scales still come from ``weight``.
+    residual_fit:
+        optional precomputed two-term fit of the ``residual_mask`` kernels (a
+        :class:`~frugalml.quant.residual.ResidualTensor` for ``W[residual_mask]``, same bits),
+        used instead of calling ``residual_quantize``; both of its terms replace those kernels'
+        codes and scales.
 
     Buffers: ``w_codes`` (int8, weight shape), ``w_scale`` (float32, ``(out,)``), ``bias``
     (float, or ``None``), ``w2_codes`` / ``w2_scale`` / ``residual_mask`` (``None`` without a
@@ -181,6 +241,8 @@ class QuantizedLayer(nn.Module):
         residual_mask: Any = None,
         *,
         residual_method: str = "mmse",
+        codes: Any = None,
+        residual_fit: ResidualTensor | None = None,
     ) -> None:
         super().__init__()
         w_float = module.weight.detach()
@@ -194,7 +256,10 @@ class QuantizedLayer(nn.Module):
         grid, scale = _check_weight_result(weight, out)
         self.w_grid: Grid = grid
         scale32 = scale.astype(np.float32)
-        q1 = _codes(w, scale32.astype(np.float64), grid)
+        if codes is None:
+            q1 = _codes(w, scale32.astype(np.float64), grid)
+        else:
+            q1 = _check_codes(codes, w.shape, grid, "codes")
 
         # optional second tensor on the residual of the selected kernels
         mask = None
@@ -215,8 +280,12 @@ class QuantizedLayer(nn.Module):
                 )
             rmethod = "minmax" if residual_method == "histogram" else residual_method
             # both terms of the selected kernels from residual_quantize (second term fitted to
-            # the residual, then both scales re-fitted jointly); the others keep `weight`
-            rt = residual_quantize(w[mask], grid.bits, scale_method=rmethod)
+            # the residual, then both scales re-fitted jointly), or from residual_fit; the
+            # others keep `weight`
+            if residual_fit is None:
+                rt = residual_quantize(w[mask], grid.bits, scale_method=rmethod)
+            else:
+                rt = _check_residual_fit(residual_fit, w[mask].shape, grid)
             q1[mask] = rt.codes1
             scale32[mask] = rt.scale1.astype(np.float32)
             q2 = np.zeros_like(q1)
@@ -405,10 +474,20 @@ class QuantizedLinear(QuantizedLayer):
         residual_mask: Any = None,
         *,
         residual_method: str = "mmse",
+        codes: Any = None,
+        residual_fit: ResidualTensor | None = None,
     ) -> None:
         if not isinstance(module, nn.Linear):
             raise InvalidInputError(f"QuantizedLinear needs an nn.Linear, got {type(module)}")
-        super().__init__(module, weight, activation, residual_mask, residual_method=residual_method)
+        super().__init__(
+            module,
+            weight,
+            activation,
+            residual_mask,
+            residual_method=residual_method,
+            codes=codes,
+            residual_fit=residual_fit,
+        )
         self.in_features = module.in_features
         self.out_features = module.out_features
 
@@ -430,12 +509,22 @@ class _QuantizedConvNd(QuantizedLayer):
         residual_mask: Any = None,
         *,
         residual_method: str = "mmse",
+        codes: Any = None,
+        residual_fit: ResidualTensor | None = None,
     ) -> None:
         if not isinstance(module, self._float_type):
             raise InvalidInputError(
                 f"{type(self).__name__} needs an nn.{self._float_type.__name__}, got {type(module)}"
             )
-        super().__init__(module, weight, activation, residual_mask, residual_method=residual_method)
+        super().__init__(
+            module,
+            weight,
+            activation,
+            residual_mask,
+            residual_method=residual_method,
+            codes=codes,
+            residual_fit=residual_fit,
+        )
         self.in_channels = module.in_channels
         self.out_channels = module.out_channels
         self.kernel_size = tuple(module.kernel_size)
@@ -501,6 +590,8 @@ def quantize_layer(
     residual_mask: Any = None,
     *,
     residual_method: str = "mmse",
+    codes: Any = None,
+    residual_fit: ResidualTensor | None = None,
 ) -> QuantizedLayer:
     """Build the quantized counterpart of ``module`` (an exact ``nn.Linear``, ``nn.Conv1d`` or
     ``nn.Conv2d``) with the arguments of :class:`QuantizedLayer`."""
@@ -508,7 +599,15 @@ def quantize_layer(
     if cls is None:
         names = ", ".join(t.__name__ for t in SUPPORTED_LAYERS)
         raise InvalidInputError(f"can only quantize {names} layers, got {type(module).__name__}")
-    return cls(module, weight, activation, residual_mask, residual_method=residual_method)
+    return cls(
+        module,
+        weight,
+        activation,
+        residual_mask,
+        residual_method=residual_method,
+        codes=codes,
+        residual_fit=residual_fit,
+    )
 
 
 def layer_macs(module: nn.Module, input_shape: Sequence[int]) -> int:

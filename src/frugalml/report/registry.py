@@ -61,3 +61,5 @@ register(
 )
 register("remat", "Rematerialisation: MOCCASIN vs Checkmate", "frugalml.report.benches.remat:run")
 register("convex", "Convex training: SDP vs backprop", "frugalml.report.benches.convex:run")
+register("quant", "Low-bit quantization: MMSE vs baselines", "frugalml.report.benches.quant:run")
+register("ecc", "ECC: syndrome-based neural decoding", "frugalml.report.benches.ecc:run")

@@ -1,0 +1,288 @@
+"""ECC benchmark: syndrome-based neural decoders vs hard decision, belief propagation and OSD.
+
+Paper: Bennatan, Choukroun, Kisilev, "Deep Learning for Decoding of Linear Codes - A
+Syndrome-Based Approach" (ISIT 2018, arXiv 1802.04741); transformer backbone after Choukroun &
+Wolf, "Error Correction Code Transformer" (NeurIPS 2022).
+
+Sections (same run):
+1. BER, FER and -ln(BER) per code and Eb/N0 for hard decision, BP (sum-product and min-sum,
+   50 flooding iterations), OSD-1, OSD-2 and the neural decoders (GRU, MLP, transformer), all
+   on the same seeded noise; Monte-Carlo until 100 frame errors or a frame cap.
+2. Decoding throughput (codewords per second, batch 4096, at 5 dB) on this machine's CPU.
+3. The paper's invariance: BER of the neural decoder on random codewords vs the all-zero one.
+
+Trained models: ``benchmarks/models/ecc/<code>-<backbone>.pt`` (written by
+``benchmarks/train_ecc.py``, the longer training run, whose budget is stored in each file) when
+present; otherwise a short CPU training run here (stated in the table).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..output import pyplot
+from ..registry import Progress
+from ..results import BenchResult, Table
+
+__all__ = ["MODEL_DIR", "run"]
+
+MODEL_DIR = Path(__file__).resolve().parents[4] / "benchmarks" / "models" / "ecc"
+CONFIG: dict[bool, dict[str, Any]] = {
+    True: {
+        "codes": ("bch-63-45",),
+        "ebn0": (4.0, 5.0, 6.0),
+        "curve": (),
+        "backbones": ("gru",),
+        "max_frames": 20000,
+        "train_steps": 300,
+        "throughput_batch": 4096,
+    },
+    False: {
+        "codes": ("bch-63-45", "bch-63-36", "polar-64-32", "ldpc-ldpc_96_48.alist"),
+        "ebn0": (4.0, 5.0, 6.0),
+        "curve": (1.0, 2.0, 3.0, 7.0),
+        "backbones": ("gru", "mlp", "transformer"),
+        "max_frames": 200000,
+        "train_steps": 3000,
+        "throughput_batch": 4096,
+    },
+}
+MIN_FRAME_ERRORS = 100
+
+
+def _neural(code, backbone: str, steps: int, say, at: float) -> tuple[Any, str]:
+    """A trained decoder: the stored longer run when present, else a short training here."""
+    from ...ecc.neural import SyndromeDecoder, load_decoder, train_decoder
+
+    path = MODEL_DIR / f"{code.name}-{backbone}.pt"
+    if path.exists():
+        dec = load_decoder(path, code=code)
+        return dec, f"stored ({path.name})"
+    say(f"ecc: training {backbone} on {code.name} ({steps} steps)", at)
+    dec = SyndromeDecoder(code, backbone, rng=0)
+    t0 = time.perf_counter()
+    train_decoder(dec, steps=steps, batch=256, rng=0)
+    return dec, f"trained here: {steps} steps x 256 words, {time.perf_counter() - t0:.0f} s"
+
+
+def _decoders(code, cfg, say, at: float) -> list[tuple[str, Any, str]]:
+    """(name, y -> bits given sigma, note) for every decoder of the comparison."""
+    from ...ecc.bp import BeliefPropagation
+    from ...ecc.osd import OrderedStatistics, hard_decision
+
+    out: list[tuple[str, Any, str]] = [("hard decision", lambda y, s: hard_decision(y), "")]
+    sp = BeliefPropagation(code, iterations=50, variant="sum-product")
+    ms = BeliefPropagation(code, iterations=50, variant="min-sum")
+    out += [("BP sum-product", sp, "50 it."), ("BP min-sum", ms, "50 it.")]
+    out += [(f"OSD-{o}", OrderedStatistics(code, order=o), "") for o in (1, 2)]
+    for bb in cfg["backbones"]:
+        dec, note = _neural(code, bb, cfg["train_steps"], say, at)
+        out.append((f"syndrome {bb}", lambda y, s, dec=dec: dec.decode(y), note))
+    return out
+
+
+def _ber_section(cfg, say, frac):
+    import torch
+
+    from ...ecc.channel import ebn0_to_sigma, simulate
+    from ...ecc.codes import get_code
+
+    rows, records, throughput, invariance = [], [], [], []
+    lo, hi = frac
+    for ci, name in enumerate(cfg["codes"]):
+        code = get_code(name)
+        say(f"ecc: {code.name}", lo + (hi - lo) * ci / len(cfg["codes"]))
+        decs = _decoders(code, cfg, say, lo + (hi - lo) * ci / len(cfg["codes"]))
+        points = cfg["ebn0"] + (cfg["curve"] if ci == 0 else ())
+        for ebn0 in sorted(points):
+            sigma = ebn0_to_sigma(ebn0, code.rate)
+            for dname, dec, note in decs:
+                res = simulate(
+                    code,
+                    lambda y, dec=dec, s=sigma: dec(y, s),
+                    ebn0,
+                    min_frame_errors=MIN_FRAME_ERRORS,
+                    max_frames=cfg["max_frames"],
+                    batch=4096,
+                    rng=int(ebn0 * 100),
+                )
+                nl = -np.log(res.ber) if res.ber > 0 else None
+                rows.append(
+                    (
+                        code.name,
+                        ebn0,
+                        dname,
+                        res.ber,
+                        res.fer,
+                        nl,
+                        res.frames,
+                        res.frame_errors,
+                        note,
+                    )
+                )
+                records.append(
+                    dict(
+                        code=code.name,
+                        ebn0=ebn0,
+                        decoder=dname,
+                        ber=res.ber,
+                        fer=res.fer,
+                        neg_ln_ber=nl,
+                        frames=res.frames,
+                        frame_errors=res.frame_errors,
+                        note=note,
+                    )
+                )
+        # throughput at 5 dB, batch 4096, one process on this machine
+        sigma = ebn0_to_sigma(5.0, code.rate)
+        gen = np.random.default_rng(1)
+        y = 1.0 + sigma * gen.standard_normal((cfg["throughput_batch"], code.n))
+        torch.set_num_threads(2)  # the throughput goal is for 2 CPU cores
+        for dname, dec, _ in decs:
+            dec(y[:64], sigma)  # warm-up
+            reps, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < 1.0 or reps < 2:
+                dec(y, sigma)
+                reps += 1
+            cps = reps * y.shape[0] / (time.perf_counter() - t0)
+            throughput.append((code.name, dname, cps))
+        torch.set_num_threads(1)
+        if ci == 0:
+            for dname, dec, _ in decs:
+                if not dname.startswith("syndrome"):
+                    continue
+                zero = simulate(
+                    code,
+                    lambda y, dec=dec, s=sigma: dec(y, s),
+                    5.0,
+                    min_frame_errors=10**9,
+                    max_frames=cfg["max_frames"] // 2,
+                    batch=4096,
+                    rng=7,
+                    zero_codeword=True,
+                )
+                rand = simulate(
+                    code,
+                    lambda y, dec=dec, s=sigma: dec(y, s),
+                    5.0,
+                    min_frame_errors=10**9,
+                    max_frames=cfg["max_frames"] // 2,
+                    batch=4096,
+                    rng=7,
+                    zero_codeword=False,
+                )
+                invariance.append((code.name, dname, zero.ber, rand.ber, zero.frames))
+    return rows, records, throughput, invariance
+
+
+def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -> BenchResult:
+    import torch
+
+    say = progress or (lambda s, f: None)
+    cfg = CONFIG[quick]
+    t0 = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # training and BER runs; the throughput rows use 2 threads
+    try:
+        rows, records, throughput, invariance = _ber_section(cfg, say, (0.0, 1.0))
+    finally:
+        torch.set_num_threads(threads)
+    del rng  # every simulation is seeded by its Eb/N0; decoders by 0
+    tables = (
+        Table(
+            title="BER / FER / -ln(BER) per code, Eb/N0 and decoder",
+            columns=(
+                "code",
+                "Eb/N0 dB",
+                "decoder",
+                "BER",
+                "FER",
+                "-ln BER",
+                "frames",
+                "frame errors",
+                "model",
+            ),
+            rows=tuple(rows),
+            note=f"BPSK over AWGN, all-zero codeword, until {MIN_FRAME_ERRORS} frame errors "
+            f"or {cfg['max_frames']} frames; the same seeded noise for every decoder.",
+        ),
+        Table(
+            title="Decoding throughput (codewords / s, batch 4096, Eb/N0 5 dB)",
+            columns=("code", "decoder", "codewords / s"),
+            rows=tuple(throughput),
+            note="this machine's CPU, torch with 2 threads, NumPy decoders single-threaded. "
+            "Goal: >= 1e5 codewords/s for n = 63.",
+        ),
+        Table(
+            title="Invariance: neural decoder BER on the zero codeword vs random codewords",
+            columns=("code", "decoder", "BER zero codeword", "BER random codewords", "frames"),
+            rows=tuple(invariance),
+            note="same noise seed for both; the syndrome decoder's errors depend on the noise "
+            "only, so the two BERs must agree within Monte-Carlo error.",
+        ),
+    )
+    return BenchResult(
+        name="ecc",
+        title="Syndrome-based neural decoding vs BP and OSD",
+        headline=_headline(records, throughput),
+        tables=tables,
+        figures=_figures(records),
+        data={
+            "ber": records,
+            "throughput": [list(r) for r in throughput],
+            "invariance": [list(r) for r in invariance],
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
+            "seconds": time.perf_counter() - t0,
+        },
+        mode="wall clock, local machine",
+    )
+
+
+def _headline(records, throughput) -> str:
+    parts = []
+    code = records[0]["code"] if records else None
+    for ebn0 in (4.0, 5.0, 6.0):
+        at = {
+            r["decoder"]: r["neg_ln_ber"]
+            for r in records
+            if r["code"] == code and r["ebn0"] == ebn0
+        }
+        nn = {k: v for k, v in at.items() if k.startswith("syndrome") and v is not None}
+        bp, osd = at.get("BP sum-product"), at.get("OSD-2")
+        if nn and bp is not None and osd is not None:
+            best = max(nn, key=nn.get)
+            closed = (nn[best] - bp) / (osd - bp) if osd != bp else None
+            parts.append(
+                f"{code} {ebn0:g} dB -ln BER: BP {bp:.2f}, {best} {nn[best]:.2f}, OSD-2 {osd:.2f}"
+                + ("" if closed is None else f" ({100 * closed:.0f}% of the BP-OSD-2 gap)")
+            )
+    fast = [r for r in throughput if r[0] == code and r[1].startswith("syndrome")]
+    if fast:
+        parts.append(", ".join(f"{r[1]} {r[2]:.3g} cw/s" for r in fast))
+    return "; ".join(parts)
+
+
+def _figures(records) -> dict[str, Any]:
+    plt = pyplot()
+    codes = sorted({r["code"] for r in records})
+    fig, axes = plt.subplots(1, len(codes), figsize=(4.5 * len(codes), 4), squeeze=False)
+    for ax, code in zip(axes[0], codes, strict=True):
+        for dec in sorted({r["decoder"] for r in records if r["code"] == code}):
+            pts = sorted(
+                (r["ebn0"], r["ber"])
+                for r in records
+                if r["code"] == code and r["decoder"] == dec and r["ber"] > 0
+            )
+            if pts:
+                ax.semilogy(*zip(*pts, strict=True), marker="o", ms=3, label=dec)
+        ax.set_title(code)
+        ax.set_xlabel("Eb/N0 (dB)")
+        ax.set_ylabel("BER")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return {"ber": fig}
