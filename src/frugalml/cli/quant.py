@@ -35,6 +35,9 @@ METHOD = typer.Option("mmse", help=METHOD_HELP)
 RESIDUAL = typer.Option(
     None, help="Fraction of kernels (worst first) that get a second low-bit tensor."
 )
+ACT_RESIDUAL = typer.Option(
+    None, help="MAC budget (fraction) for second low-bit input tensors of the worst layers."
+)
 ROUNDING = typer.Option("nearest", help="nearest (the paper's) | gptq (error-compensated).")
 WEIGHTS_ONLY = typer.Option(False, "--weights-only", help="Keep activations in float.")
 
@@ -61,34 +64,54 @@ def _load_tensor(path: Path) -> Any:
     raise InvalidInputError(f"calibration file must be .pt, .npy or .npz, got {path.name!r}")
 
 
-def _quantize(model, calib, w_bits, a_bits, method, residual, rounding, weights_only, say=None):
+def _quantize(model, calib, w_bits, a_bits, method, residual, act_residual, rounding, weights_only):
     from ..quant.convert import quantize_model
 
     return quantize_model(
-        model, calib, w_bits=w_bits, a_bits=a_bits, method=method, residual=residual,
-        rounding=rounding, quantize_activations=not weights_only, progress=say,
-    )  # fmt: skip
+        model,
+        calib,
+        w_bits=w_bits,
+        a_bits=a_bits,
+        method=method,
+        residual=residual,
+        act_residual=act_residual,
+        rounding=rounding,
+        quantize_activations=not weights_only,
+    )
 
 
 def _layer_table(report) -> Any:
     from rich.table import Table
 
     table = Table(title=report.summary())
-    for col in ("layer", "kind", "weight rel. MSE", "residual kernels", "a_bits"):
+    for col in ("layer", "kind", "weight rel. MSE", "residual kernels", "a_bits", "input residual"):
         table.add_column(col, justify="right")
     for layer in report.layers:
-        table.add_row(layer.name, layer.kind, f"{layer.weight_rel_mse:.3g}",
-                      f"{layer.residual_kernels}/{layer.kernels}", str(layer.a_bits))  # fmt: skip
+        table.add_row(
+            layer.name,
+            layer.kind,
+            f"{layer.weight_rel_mse:.3g}",
+            f"{layer.residual_kernels}/{layer.kernels}",
+            str(layer.a_bits),
+            "yes" if layer.input_residual else "",
+        )
     return table
 
 
 def _layers_json(report) -> list[dict[str, Any]]:
     return [
-        {"name": layer.name, "kind": layer.kind, "weight_mse": layer.weight_mse,
-         "weight_rel_mse": layer.weight_rel_mse, "residual_kernels": layer.residual_kernels,
-         "kernels": layer.kernels, "a_bits": layer.a_bits}
+        {
+            "name": layer.name,
+            "kind": layer.kind,
+            "weight_mse": layer.weight_mse,
+            "weight_rel_mse": layer.weight_rel_mse,
+            "residual_kernels": layer.residual_kernels,
+            "kernels": layer.kernels,
+            "a_bits": layer.a_bits,
+            "input_residual": layer.input_residual,
+        }
         for layer in report.layers
-    ]  # fmt: skip
+    ]
 
 
 @quant_app.command("model")
@@ -100,6 +123,7 @@ def model_cmd(
     a_bits: int = A_BITS,
     method: str = METHOD,
     residual: float = RESIDUAL,
+    act_residual: float = ACT_RESIDUAL,
     rounding: str = ROUNDING,
     weights_only: bool = WEIGHTS_ONLY,
     json_out: bool = JSON_OPTION,
@@ -123,24 +147,36 @@ def model_cmd(
     data = _load_tensor(calib)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        report = _quantize(model, data, w_bits, a_bits, method, residual, rounding, weights_only)
+        report = _quantize(
+            model, data, w_bits, a_bits, method, residual, act_residual, rounding, weights_only
+        )
     export = {
         "layers": {
             name: mod.export()
             for name, mod in report.model.named_modules()
             if hasattr(mod, "export") and hasattr(mod, "w_codes")
         },
-        "meta": {"w_bits": w_bits, "a_bits": None if weights_only else a_bits, "method": method,
-                 "residual": residual, "rounding": rounding, "paper": "arXiv 1902.06822"},
-    }  # fmt: skip
+        "meta": {
+            "w_bits": w_bits,
+            "a_bits": None if weights_only else a_bits,
+            "method": method,
+            "residual": residual,
+            "act_residual": act_residual,
+            "rounding": rounding,
+            "paper": "arXiv 1902.06822",
+        },
+    }
     buf = io.BytesIO()
     torch.save(export, buf)
     atomic_write_bytes(out, buf.getvalue())
     payload = {
-        "out": str(out), "layers": _layers_json(report), "skipped": list(report.skipped),
-        "extra_mac_fraction": report.extra_mac_fraction, "seconds": report.seconds,
+        "out": str(out),
+        "layers": _layers_json(report),
+        "skipped": list(report.skipped),
+        "extra_mac_fraction": report.extra_mac_fraction,
+        "seconds": report.seconds,
         "warnings": [str(w.message) for w in caught],
-    }  # fmt: skip
+    }
     if json_out:
         emit_json(payload)
     else:
@@ -187,6 +223,7 @@ def eval_cmd(
     a_bits: int = A_BITS,
     method: str = METHOD,
     residual: float = RESIDUAL,
+    act_residual: float = ACT_RESIDUAL,
     rounding: str = ROUNDING,
     weights_only: bool = WEIGHTS_ONLY,
     seed: int = typer.Option(0, help="Seed of the CNN's training and data split."),
@@ -206,23 +243,34 @@ def eval_cmd(
         status.update("quantizing")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # LayerNorm/Embedding stay float (listed in JSON)
-            report = _quantize(net, calib, w_bits, a_bits, method, residual, rounding,
-                               weights_only)  # fmt: skip
+            report = _quantize(
+                net, calib, w_bits, a_bits, method, residual, act_residual, rounding, weights_only
+            )
         status.update("evaluating")
         quant = evaluate(report.model)
     payload = {
-        "model": model, "w_bits": w_bits, "a_bits": None if weights_only else a_bits,
-        "method": method, "residual": residual, "rounding": rounding, "fp32": fp32,
-        "quantized": quant, "extra_mac_fraction": report.extra_mac_fraction,
-        "quantize_seconds": report.seconds, "seconds": time.perf_counter() - t0,
-        "skipped": list(report.skipped), "layers": _layers_json(report),
-    }  # fmt: skip
+        "model": model,
+        "w_bits": w_bits,
+        "a_bits": None if weights_only else a_bits,
+        "method": method,
+        "residual": residual,
+        "act_residual": act_residual,
+        "rounding": rounding,
+        "fp32": fp32,
+        "quantized": quant,
+        "extra_mac_fraction": report.extra_mac_fraction,
+        "quantize_seconds": report.seconds,
+        "seconds": time.perf_counter() - t0,
+        "skipped": list(report.skipped),
+        "layers": _layers_json(report),
+    }
     if json_out:
         emit_json(payload)
         return 0
     console.print(_layer_table(report))
     for key in fp32:
         console.print(f"{key}: FP32 {fp32[key]:.4f} -> quantized {quant[key]:.4f}")
-    console.print(f"extra MACs {100 * report.extra_mac_fraction:.1f}%, quantized in "
-                  f"{report.seconds:.1f} s")  # fmt: skip
+    console.print(
+        f"extra MACs {100 * report.extra_mac_fraction:.1f}%, quantized in {report.seconds:.1f} s"
+    )
     return 0

@@ -320,6 +320,22 @@ class QuantizedLayer(nn.Module):
             self.register_buffer("a_scale", None)
             self.register_buffer("a_zero_point", None)
             self.register_buffer("a_bits", None)
+        # optional second (residual) input tensor: x ~ a (q - z) + a2 q2
+        self.a2_grid: Grid | None = None
+        self.register_buffer("a2_scale", None)
+
+    def set_input_residual(self, activation: ScaleResult) -> None:
+        """Give the input a second low-bit tensor fitted to its quantization residual
+        ``x - a (q - z)`` (the paper's residual tensors, applied to activations): the layer
+        then costs one more integer pass over its MACs (two more with a weight residual).
+        ``activation``: a per-tensor signed ScaleResult of the residual (zero point 0)."""
+        if self.a_grid is None:
+            raise InvalidInputError("an input residual needs input quantization (activation=)")
+        agrid, a_s, a_z = _check_act_result(activation)
+        if a_z != 0 or not agrid.signed:
+            raise InvalidInputError("the input residual's grid must be signed with zero point 0")
+        self.a2_grid = agrid
+        self.a2_scale = torch.tensor(a_s, dtype=torch.float32, device=self.w_scale.device)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -372,7 +388,14 @@ class QuantizedLayer(nn.Module):
         if self.a_grid is None:
             return x
         codes = self.input_codes(x)
-        return (codes - self.a_zero_point.to(x.dtype)) * self.a_scale.to(x.dtype)
+        xq = (codes - self.a_zero_point.to(x.dtype)) * self.a_scale.to(x.dtype)
+        if self.a2_grid is not None:
+            xq = xq + self._residual_codes(x - xq) * self.a2_scale.to(x.dtype)
+        return xq
+
+    def _residual_codes(self, r: torch.Tensor) -> torch.Tensor:
+        s2 = self.a2_scale.to(r.dtype)
+        return torch.clamp(torch.round(r / s2), self.a2_grid.qmin, self.a2_grid.qmax)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Float simulation: fake-quantized input through the layer with the dequantized
@@ -412,6 +435,17 @@ class QuantizedLayer(nn.Module):
         out = accumulate(self.w_codes) * (a * self.w_scale.to(dt)).view(shape)
         if self.w2_codes is not None:
             out = out + accumulate(self.w2_codes) * (a * self.w2_scale.to(dt)).view(shape)
+        if self.a2_grid is not None:  # second input tensor: integer codes of the residual
+            xd = x.to(dt)
+            q2 = self._residual_codes(xd - (q - z) * a)
+            a2 = self.a2_scale.to(dt)
+            out = out + self._op(q2, self.w_codes.to(dt), None) * (a2 * self.w_scale.to(dt)).view(
+                shape
+            )
+            if self.w2_codes is not None:
+                out = out + self._op(q2, self.w2_codes.to(dt), None) * (
+                    a2 * self.w2_scale.to(dt)
+                ).view(shape)
         if self.bias is not None:
             out = out + self.bias.to(dt).view(shape)
         return out.to(x.dtype)
@@ -427,8 +461,13 @@ class QuantizedLayer(nn.Module):
 
     def extra_macs(self, input_shape: Sequence[int]) -> int:
         """Extra multiply-accumulates of the residual tensors for ``input_shape``: the MACs of
-        the ``n_residual`` kernels that get a second pass."""
-        return self.macs(input_shape) * self.n_residual // self.n_kernels
+        the ``n_residual`` kernels that get a second pass, and with an input residual one more
+        pass over all kernels (and their residuals)."""
+        macs = self.macs(input_shape)
+        extra = macs * self.n_residual // self.n_kernels
+        if self.a2_grid is not None:
+            extra += macs + macs * self.n_residual // self.n_kernels
+        return extra
 
     def export(self) -> dict[str, torch.Tensor]:
         """The deployable tensors (CPU copies): ``w_codes`` (int8), ``w_scale`` (float32),
@@ -451,6 +490,9 @@ class QuantizedLayer(nn.Module):
             out["a_zero_point"] = self.a_zero_point.detach().cpu().clone()
             out["a_bits"] = self.a_bits.detach().cpu().clone()
             out["a_signed"] = torch.tensor(self.a_grid.signed)
+        if self.a2_grid is not None:
+            out["a2_scale"] = self.a2_scale.detach().cpu().clone()
+            out["a2_bits"] = torch.tensor(self.a2_grid.bits, dtype=torch.int32)
         return out
 
     def extra_repr(self) -> str:

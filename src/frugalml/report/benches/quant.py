@@ -38,6 +38,7 @@ CONFIG: dict[bool, dict[str, Any]] = {
         "cnn_methods": ("mmse", "minmax"),
         "cnn_bits": ((4, 8), (4, 4)),
         "residual": (0.05,),
+        "act_residual": (0.10,),
         "mnist1d_n": 4000,
         "minilm_methods": ("mmse", "minmax"),
         "minilm_bits": ((4, 8),),
@@ -49,6 +50,7 @@ CONFIG: dict[bool, dict[str, Any]] = {
         "cnn_methods": METHODS,
         "cnn_bits": BITS,
         "residual": (0.02, 0.05, 0.10),
+        "act_residual": (0.05, 0.10),
         "mnist1d_n": 5000,
         "minilm_methods": METHODS,
         "minilm_bits": BITS,
@@ -123,12 +125,16 @@ def _cnn_section(cfg, say, frac, rng: int):
             acc44 = accuracy(
                 _quantize(model, calib, w_bits=4, a_bits=4, method="mmse").model, X_te, y_te
             )
-        for fraction in cfg["residual"]:
-            rep = _quantize(model, calib, w_bits=4, a_bits=4, method="mmse", residual=fraction)
+        gap = fp32 - acc44
+        settings = [("weights", f, {"residual": f}) for f in cfg["residual"]]
+        settings += [("inputs", b, {"act_residual": b}) for b in cfg["act_residual"]]
+        for kind, value, kw in settings:
+            rep = _quantize(model, calib, w_bits=4, a_bits=4, method="mmse", **kw)
             acc = accuracy(rep.model, X_te, y_te)
-            gap = fp32 - acc44
             recovered = (acc - acc44) / gap if gap > 0 else None
-            res_rows.append((name, fraction, fp32, acc44, acc, rep.extra_mac_fraction, recovered))
+            res_rows.append(
+                (name, kind, value, fp32, acc44, acc, rep.extra_mac_fraction, recovered)
+            )
     return rows, res_rows, records, layer_rows
 
 
@@ -152,6 +158,7 @@ def _minilm_section(cfg, say, frac):
             ("mmse", 4, 8, {"rounding": "gptq", "residual": 0.05}),
             ("mmse", 4, 8, {"rounding": "gptq", "residual": 0.10}),
             ("mmse", 4, 8, {"residual": 0.10}),
+            ("mmse", 4, 8, {"rounding": "gptq", "act_residual": 0.10}),
             ("mmse", 4, 4, {"rounding": "gptq"}),
         ]
     rows, records, layer_rows = [], [], []
@@ -221,7 +228,8 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -
             title="Residual tensors on W4A4 (MMSE): accuracy gap recovered vs extra MACs",
             columns=(
                 "task",
-                "kernel fraction",
+                "residual on",
+                "kernel fraction / MAC budget",
                 "FP32",
                 "W4A4",
                 "W4A4 + residual",
@@ -229,8 +237,10 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -
                 "gap recovered",
             ),
             rows=tuple(res_rows),
-            note="worst kernels by relative weight MSE across layers get a second 4-bit tensor; "
-            "extra MACs relative to the quantized layers' MACs; gap recovered = "
+            note="weights: the worst kernels by relative weight MSE across layers get a second "
+            "4-bit tensor; inputs: the layers with the largest relative input quantization "
+            "error get a second 4-bit input tensor within the MAC budget; extra MACs relative "
+            "to the quantized layers' MACs; gap recovered = "
             "(residual - W4A4) / (FP32 - W4A4). Goal: >= 50% at <= 10% extra MACs.",
         ),
         Table(
@@ -285,7 +295,7 @@ def _headline(cnn_records, res_rows, lm_records, n_ok, n_layers) -> str:
                 f"cosine {r['cosine']:.4f}, NN {100 * r['nn_agreement']:.1f}%"
             )
     best: dict[str, float] = {}
-    for task, _, _, _, _, extra, recovered in res_rows:
+    for task, _, _, _, _, _, extra, recovered in res_rows:
         if recovered is not None and extra <= 0.10:
             best[task] = max(best.get(task, -np.inf), recovered)
     if best:
