@@ -14,6 +14,7 @@ from .. import __version__
 from ..errors import FrugalError
 from .coded import coded_app
 from .convex import convex_app
+from .ecc import ecc_app
 from .quant import quant_app
 from .remat import remat_app
 from .report import report
@@ -35,6 +36,7 @@ app.add_typer(sketch_app, name="sketch")
 app.add_typer(remat_app, name="remat")
 app.add_typer(convex_app, name="convex")
 app.add_typer(quant_app, name="quant")
+app.add_typer(ecc_app, name="ecc")
 app.command("report")(report)
 
 

@@ -1,0 +1,496 @@
+"""``frugalml ecc train | eval | codes``: syndrome-based neural decoders of linear codes against
+hard-decision, belief-propagation and OSD baselines over BPSK/AWGN.
+
+Paper: Bennatan, Amir, Choukroun & Kisilev, "Deep Learning for Decoding of Linear Codes - A
+Syndrome-Based Approach" (ISIT 2018, arXiv 1802.04741); the transformer backbone follows
+Choukroun & Wolf, "Error Correction Code Transformer" (NeurIPS 2022, arXiv 2203.14966).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .._threads import default_blas_threads
+from .._validate import check_choice
+from ..errors import InvalidInputError
+from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
+
+__all__ = ["ecc_app"]
+
+ecc_app = typer.Typer(
+    help="Neural syndrome decoders of linear codes (BCH, polar, LDPC) vs BP and OSD.",
+    no_args_is_help=True,
+)
+
+BACKBONES = ("gru", "mlp", "transformer")  # == frugalml.ecc.neural.BACKBONES (needs no torch)
+PRESETS = ("fast", "paper")
+BASELINES = ("hard", "bp", "min-sum", "osd-0", "osd-1", "osd-2", "osd-3")
+MODEL_SUFFIXES = (".pt", ".pth", ".ckpt")
+CODE_EXAMPLES = (
+    "bch-31-21",
+    "bch-31-16",
+    "bch-63-51",
+    "bch-63-45",
+    "bch-63-36",
+    "bch-127-64",
+    "polar-64-32",
+    "polar-128-86",
+    "ldpc-ldpc_96_48.alist",
+    "ldpc-regular-96-3-6",
+)
+
+CODE_OPTION = typer.Option(
+    "bch-63-45", "--code", help="Code name; `frugalml ecc codes` lists them."
+)
+SEED_OPTION = typer.Option(0, "--seed", min=0, help="Random seed.")
+DEVICE_OPTION = typer.Option("cpu", "--device", help="Torch device: cpu | cuda[:i].")
+
+
+def _code(name: str) -> Any:
+    from ..ecc.codes import get_code
+
+    code = get_code(name)
+    if code.k >= code.n:
+        raise InvalidInputError(f"{code.name} has no parity checks (k = n); nothing to decode")
+    return code
+
+
+def _check_out_path(path: Path | None, option: str) -> None:
+    if path is not None and path.is_dir():
+        raise InvalidInputError(f"{option} {path} is a directory; give a file path")
+
+
+def _torch_threads(blas_threads: int | None) -> None:
+    import torch
+
+    torch.set_num_threads(blas_threads or default_blas_threads())
+
+
+class _Bar:
+    """A rich progress bar that appears on its first update, so an error raised before any
+    progress leaves stdout empty, and is cleared when done (disabled with ``--json``)."""
+
+    def __init__(self, description: str, total: float, disable: bool):
+        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+        self._progress = Progress(*columns, console=console, disable=disable, transient=True)
+        self._description, self._total = description, total
+        self._task: Any = None
+
+    def update(self, completed: float, description: str | None = None) -> None:
+        if self._task is None:
+            self._progress.start()
+            self._task = self._progress.add_task(self._description, total=self._total)
+        extra = {} if description is None else {"description": description}
+        self._progress.update(self._task, completed=completed, **extra)
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._progress.stop()
+
+
+@contextlib.contextmanager
+def _one_line_errors(path: Path | None = None) -> Iterator[None]:
+    """Library errors that quote a multi-line message (torch.load's) as one line."""
+    try:
+        yield
+    except InvalidInputError as exc:
+        text = str(exc)
+        if "\n" not in text:
+            raise
+        if path is not None and "is not a frugalml decoder file" in text:
+            raise InvalidInputError(
+                f"{path} is not a frugalml decoder file (torch.load could not read it)"
+            ) from exc
+        raise InvalidInputError(" ".join(text.split())) from exc
+
+
+# --------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------
+
+
+@ecc_app.command("train")
+def train_cmd(
+    code_name: str = CODE_OPTION,
+    backbone: str = typer.Option("gru", help="gru (the paper's) | mlp | transformer (ECCT)."),
+    preset: str = typer.Option("fast", help="fast (CPU-sized) | paper (the papers' sizes)."),
+    hidden: int = typer.Option(None, min=1, help="Override the preset's hidden size / d."),
+    layers: int = typer.Option(None, min=1, help="Override the preset's number of layers."),
+    steps: int = typer.Option(5000, min=1, help="Training steps."),
+    batch: int = typer.Option(512, min=1, help="Words per step."),
+    lr: float = typer.Option(2e-3, help="Peak learning rate (cosine schedule)."),
+    ebn0_min: float = typer.Option(4.0, "--ebn0-min", help="Lowest training Eb/N0 (dB)."),
+    ebn0_max: float = typer.Option(7.0, "--ebn0-max", help="Highest training Eb/N0 (dB)."),
+    out: Path = typer.Option(..., "--out", help="Write the trained decoder (.pt) here."),
+    checkpoint: Path = typer.Option(
+        None, "--checkpoint", help="Resumable training checkpoint (written atomically)."
+    ),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue from --checkpoint if it exists."
+    ),
+    device: str = DEVICE_OPTION,
+    seed: int = SEED_OPTION,
+    json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
+) -> int:
+    """Train a syndrome-based neural decoder on the all-zero codeword over an Eb/N0 range."""
+    limit_blas_threads(blas_threads)
+    check_choice(backbone, "--backbone", BACKBONES)
+    check_choice(preset, "--preset", PRESETS)
+    _check_out_path(out, "--out")
+    _check_out_path(checkpoint, "--checkpoint")
+    if checkpoint is not None and checkpoint.resolve() == out.resolve():
+        raise InvalidInputError("--checkpoint and --out must be different files")
+    code = _code(code_name)
+    from ..ecc.neural import SyndromeDecoder, save_decoder, train_decoder
+
+    _torch_threads(blas_threads)
+    decoder = SyndromeDecoder(code, backbone, preset=preset, hidden=hidden, layers=layers, rng=seed)
+    with _Bar(f"training {backbone} decoder", 1.0, json_out) as bar, _one_line_errors(checkpoint):
+        result = train_decoder(
+            decoder,
+            ebn0_range=(ebn0_min, ebn0_max),
+            batch=batch,
+            steps=steps,
+            lr=lr,
+            checkpoint=checkpoint,
+            resume=resume,
+            device=device,
+            rng=seed,
+            progress=lambda msg, f: bar.update(f, escape(msg)),
+        )
+    save_decoder(decoder, out)
+    payload = {
+        "code": code.name,
+        "n": code.n,
+        "k": code.k,
+        "backbone": backbone,
+        "preset": preset,
+        "config": dict(decoder.config),
+        "parameters": decoder.parameter_count(),
+        "steps": result.steps,
+        "batch": result.batch,
+        "lr": result.lr,
+        "ebn0_range": list(result.ebn0_range),
+        "seed": result.seed,
+        "device": result.device,
+        "final_loss": result.final_loss,
+        "last_loss": result.losses[-1] if result.losses else None,
+        "seconds": result.seconds,
+        "resumed_from": result.resumed_from,
+        "checkpoint": result.checkpoint,
+        "out": str(out),
+    }
+    if json_out:
+        emit_json(payload)
+        return 0
+    console.print(escape(decoder.summary()))
+    console.print(escape(result.summary()))
+    console.print(f"wrote {escape(str(out))}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# eval
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Decoder:
+    name: str  # as given on the command line
+    kind: str  # hard | bp | osd | neural
+    description: str
+    make: Callable[[float], Callable[[np.ndarray], Any]]  # Eb/N0 -> simulate()'s decoder
+
+    @property
+    def label(self) -> str:
+        """Short name for tables and plot legends (a model's file name)."""
+        return Path(self.name).name if self.kind == "neural" else self.name
+
+
+def _parse_ebn0(text: str, rate: float) -> list[float]:
+    """``"4,5,6"`` or ``"start:stop:step"`` (stop included) -> validated Eb/N0 values (dB)."""
+    from ..ecc.channel import ebn0_to_sigma
+
+    bad = f"--ebn0 must be numbers like 4,5,6 or start:stop:step like 3:7:0.5; got {text!r}"
+    values: list[float] = []
+    for part in (p.strip() for p in text.split(",")):
+        pieces = part.split(":")
+        if len(pieces) not in (1, 3):
+            raise InvalidInputError(bad)
+        try:
+            nums = [float(v) for v in pieces]
+        except ValueError:
+            raise InvalidInputError(bad) from None
+        if len(nums) == 1:
+            values.append(nums[0])
+            continue
+        start, stop, step = nums
+        if not (all(map(math.isfinite, nums)) and step > 0 and stop >= start):
+            raise InvalidInputError(f"{bad} (need step > 0 and stop >= start)")
+        count = math.floor((stop - start) / step + 1e-9) + 1
+        if count > 1000:
+            raise InvalidInputError(f"--ebn0 range {part!r} has {count} points (max 1000)")
+        values.extend(round(start + i * step, 10) for i in range(count))
+    for v in values:
+        try:
+            ebn0_to_sigma(v, rate)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"--ebn0: {exc}") from None
+    if len(set(values)) != len(values):
+        raise InvalidInputError(f"--ebn0 lists a value twice: {text!r}")
+    return values
+
+
+def _is_model_path(spec: str) -> bool:
+    return spec.lower().endswith(MODEL_SUFFIXES) or "/" in spec or Path(spec).is_file()
+
+
+def _baseline(spec: str, code: Any, bp_iterations: int) -> _Decoder:
+    from ..ecc.bp import BeliefPropagation
+    from ..ecc.channel import ebn0_to_sigma
+    from ..ecc.osd import OrderedStatistics, hard_decision
+
+    if spec == "hard":
+        return _Decoder(spec, "hard", "hard decision (no decoding)", lambda e: hard_decision)
+    if spec in ("bp", "min-sum"):
+        variant = "sum-product" if spec == "bp" else "min-sum"
+        bp = BeliefPropagation(code, iterations=bp_iterations, variant=variant)
+
+        def make_bp(ebn0: float) -> Callable[[np.ndarray], Any]:
+            sigma = ebn0_to_sigma(ebn0, code.rate)
+            return lambda y: bp(y, sigma)
+
+        return _Decoder(spec, "bp", bp.summary(), make_bp)
+    osd = OrderedStatistics(code, order=int(spec.split("-")[1]))
+    return _Decoder(spec, "osd", osd.summary(), lambda e: osd)
+
+
+def _neural(spec: str, code: Any, device: str) -> _Decoder:
+    from ..ecc.neural import load_decoder
+
+    path = Path(spec)
+    if not path.is_file():
+        raise InvalidInputError(f"--decoders: no model file at {spec}")
+    with _one_line_errors(path):
+        decoder = load_decoder(path, code=code, device=device)
+    return _Decoder(spec, "neural", decoder.summary(), lambda e: decoder.decode)
+
+
+def _decoders(text: str, code: Any, bp_iterations: int, device: str) -> list[_Decoder]:
+    specs = [s.strip() for s in text.split(",")]
+    if not any(specs) or not all(specs):
+        raise InvalidInputError(f"--decoders must be a comma-separated list; got {text!r}")
+    if len(set(specs)) != len(specs):
+        raise InvalidInputError(f"--decoders lists a decoder twice: {text!r}")
+    for spec in specs:
+        if spec not in BASELINES and not _is_model_path(spec):
+            listed = ", ".join(BASELINES)
+            raise InvalidInputError(
+                f"unknown decoder {spec!r}; expected one of {listed} or a path to a trained "
+                "model (.pt)"
+            )
+    if any(spec not in BASELINES for spec in specs):
+        from .._optional import require
+
+        require("torch", what="evaluating a neural decoder", extra="ecc")
+    out = []
+    for spec in specs:
+        if spec in BASELINES:
+            out.append(_baseline(spec, code, bp_iterations))
+        else:
+            out.append(_neural(spec, code, device))
+    return out
+
+
+def _neg_ln(ber: float) -> float | None:
+    return -math.log(ber) if ber > 0 else None
+
+
+def _plot(code: Any, rows: list[dict[str, Any]], path: Path) -> None:
+    from ..report.output import pyplot, save_png
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for row in rows:
+        pts = [(r["ebn0_db"], r["ber"]) for r in row["results"] if r["ber"] > 0]
+        if pts:
+            x, y = zip(*pts, strict=True)
+            ax.semilogy(x, y, marker="o", label=row["label"])
+    ax.set_xlabel("Eb/N0 (dB)")
+    ax.set_ylabel("BER")
+    ax.set_title(f"{code.name} (n={code.n}, k={code.k}), BPSK/AWGN")
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    save_png(fig, path)
+
+
+@ecc_app.command("eval")
+def eval_cmd(
+    code_name: str = CODE_OPTION,
+    decoders: str = typer.Option(
+        "hard,bp,min-sum,osd-1,osd-2",
+        "--decoders",
+        help="Comma-separated: hard, bp (sum-product), min-sum, osd-0..osd-3, or a trained "
+        "model path (.pt).",
+    ),
+    ebn0: str = typer.Option(
+        "4,5,6", "--ebn0", help="Eb/N0 values in dB: 4,5,6 or start:stop:step (stop included)."
+    ),
+    min_frame_errors: int = typer.Option(
+        100, "--min-frame-errors", min=1, help="Stop a point after this many frame errors."
+    ),
+    max_frames: int = typer.Option(
+        100_000, "--max-frames", min=1, help="Stop a point after this many frames."
+    ),
+    batch: int = typer.Option(10_000, "--batch", min=1, help="Frames simulated per batch."),
+    bp_iterations: int = typer.Option(50, "--bp-iterations", min=1, help="BP iterations."),
+    random_codewords: bool = typer.Option(
+        False, "--random-codewords", help="Send random codewords instead of the all-zero one."
+    ),
+    plot: Path = typer.Option(None, "--plot", help="Write a semilog BER plot (PNG) here."),
+    device: str = DEVICE_OPTION,
+    seed: int = SEED_OPTION,
+    json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
+) -> int:
+    """Monte-Carlo BER/FER of each decoder at each Eb/N0 (the same noise seed for every point)."""
+    from ..ecc.channel import simulate
+
+    limit_blas_threads(blas_threads)
+    _check_out_path(plot, "--plot")
+    code = _code(code_name)
+    points = _parse_ebn0(ebn0, code.rate)
+    decs = _decoders(decoders, code, bp_iterations, device)
+    if any(d.kind == "neural" for d in decs):
+        _torch_threads(blas_threads)
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    with _Bar("simulating", len(decs) * len(points), json_out) as bar:
+        done = 0
+        for dec in decs:
+            results = []
+            for e in points:
+
+                def progress(r, dec=dec, e=e, done=done) -> None:
+                    frac = max(r.frames / max_frames, r.frame_errors / min_frame_errors)
+                    bar.update(
+                        done + min(frac, 1.0),
+                        f"{escape(dec.label)} @ {e:g} dB: {r.frame_errors} frame errors / "
+                        f"{r.frames} frames",
+                    )
+
+                res = simulate(
+                    code,
+                    dec.make(e),
+                    e,
+                    min_frame_errors=min_frame_errors,
+                    max_frames=max_frames,
+                    batch=batch,
+                    zero_codeword=not random_codewords,
+                    rng=seed,
+                    progress=progress,
+                )
+                done += 1
+                bar.update(done)
+                results.append({**res.to_dict(), "neg_ln_ber": _neg_ln(res.ber)})
+            rows.append(
+                {"name": dec.name, "label": dec.label, "kind": dec.kind,
+                 "description": dec.description, "results": results}
+            )  # fmt: skip
+    if plot is not None:
+        _plot(code, rows, plot)
+    payload = {
+        "code": code.name,
+        "n": code.n,
+        "k": code.k,
+        "rate": code.rate,
+        "ebn0_db": points,
+        "min_frame_errors": min_frame_errors,
+        "max_frames": max_frames,
+        "batch": batch,
+        "bp_iterations": bp_iterations,
+        "random_codewords": random_codewords,
+        "seed": seed,
+        "decoders": rows,
+        "seconds": time.perf_counter() - t0,
+        "plot": None if plot is None else str(plot),
+    }
+    if json_out:
+        emit_json(payload)
+        return 0
+    table = Table(title=f"{escape(code.name)} (n={code.n}, k={code.k}), BPSK/AWGN, seed {seed}")
+    for col in ("decoder", "Eb/N0", "BER", "FER", "-ln BER", "errors", "frames", "s"):
+        table.add_column(col, justify="right")
+    for row in rows:
+        for r in row["results"]:
+            nl = r["neg_ln_ber"]
+            table.add_row(
+                escape(row["label"]), f"{r['ebn0_db']:g}", f"{r['ber']:.2e}", f"{r['fer']:.2e}",
+                "inf" if nl is None else f"{nl:.2f}", str(r["frame_errors"]), str(r["frames"]),
+                f"{r['seconds']:.2f}",
+            )  # fmt: skip
+        table.add_section()
+    console.print(table)
+    if plot is not None:
+        console.print(f"plot written to {escape(str(plot))}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# codes
+# --------------------------------------------------------------------------------------------
+
+
+@ecc_app.command("codes")
+def codes_cmd(json_out: bool = JSON_OPTION) -> int:
+    """List the code-name formats, with examples (n, k, rate) and the valid BCH dimensions."""
+    from ..ecc.codes import CODE_NAME_FORMATS, bch_dimensions
+
+    examples = []
+    for name in CODE_EXAMPLES:
+        code = _code(name)
+        examples.append(
+            {"name": name, "n": code.n, "k": code.k, "rate": code.rate,
+             "designed_distance": code.designed_distance}
+        )  # fmt: skip
+    bch = {n: bch_dimensions(n) for n in (7, 15, 31, 63, 127)}
+    if json_out:
+        emit_json(
+            {"formats": list(CODE_NAME_FORMATS), "examples": examples,
+             "bch_dimensions": {str(n): ks for n, ks in bch.items()}}
+        )  # fmt: skip
+        return 0
+    console.print("code name formats: " + ", ".join(CODE_NAME_FORMATS))
+    console.print(
+        "  ldpc-<path.alist>: an alist file, or a bundled one by file name; "
+        "ldpc-regular: random (dv, dc)-regular, seed 0"
+    )
+    table = Table(title="examples")
+    for col in ("name", "n", "k", "rate", "designed distance"):
+        table.add_column(col, justify="right")
+    for ex in examples:
+        dd = ex["designed_distance"]
+        table.add_row(escape(ex["name"]), str(ex["n"]), str(ex["k"]), f"{ex['rate']:.3f}",
+                      "" if dd is None else str(dd))  # fmt: skip
+    console.print(table)
+    for n, ks in bch.items():
+        console.print(f"bch-{n}-<k>: k in {', '.join(map(str, ks))}")
+    console.print("polar-<n>-<k>: n a power of two, 1 <= k < n")
+    return 0

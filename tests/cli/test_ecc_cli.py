@@ -1,0 +1,204 @@
+"""``frugalml ecc train | eval | codes``: eval JSON equals direct simulate() calls, a model
+trained via the CLI evaluates via the CLI, plots are written atomically, and bad input gives
+one-line errors with exit code 2 and no output files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from frugalml.cli import main
+from frugalml.ecc import OrderedStatistics, get_code, hard_decision, simulate
+from frugalml.ecc.codes import CODE_NAME_FORMATS
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _without_seconds(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k not in ("seconds", "neg_ln_ber")}
+
+
+SIM = {"min_frame_errors": 20, "max_frames": 3000, "batch": 1000}
+SIM_ARGS = ("--min-frame-errors", 20, "--max-frames", 3000, "--batch", 1000)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny GRU decoder for bch-15-7 trained through the CLI: (model, checkpoint, payload)."""
+    pytest.importorskip("torch")
+    d = tmp_path_factory.mktemp("ecc")
+    model, ck = d / "model.pt", d / "ck.pt"
+    code = main(
+        [
+            "ecc", "train", "--code", "bch-15-7", "--backbone", "gru", "--steps", "20",
+            "--batch", "32", "--lr", "3e-3", "--ebn0-min", "3", "--ebn0-max", "6",
+            "--out", str(model), "--checkpoint", str(ck), "--seed", "1", "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    return model, ck
+
+
+@pytest.mark.parametrize("random_codewords", [False, True])
+def test_eval_json_equals_simulate(capsys, random_codewords):
+    extra = ("--random-codewords",) if random_codewords else ()
+    code, out, _ = run_cli(
+        capsys, "ecc", "eval", "--code", "bch-31-21", "--decoders", "hard,osd-1", "--ebn0", "4",
+        *SIM_ARGS, "--seed", 3, "--json", *extra,
+    )  # fmt: skip
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["code"] == "bch-31-21" and (payload["n"], payload["k"]) == (31, 21)
+    assert [d["name"] for d in payload["decoders"]] == ["hard", "osd-1"]
+    bch = get_code("bch-31-21")
+    refs = {"hard": hard_decision, "osd-1": OrderedStatistics(bch, order=1)}
+    for row in payload["decoders"]:
+        (got,) = row["results"]
+        ref = simulate(
+            bch, refs[row["name"]], 4.0, rng=3, zero_codeword=not random_codewords, **SIM
+        )
+        assert _without_seconds(got) == _without_seconds(ref.to_dict())
+        assert got["neg_ln_ber"] == pytest.approx(-math.log(ref.ber))
+    hard, osd = (row["results"][0] for row in payload["decoders"])
+    assert osd["ber"] < hard["ber"]
+
+
+def test_eval_table_and_plot(tmp_path, capsys):
+    plot = tmp_path / "sub" / "ber.png"
+    code, out, _ = run_cli(
+        capsys, "ecc", "eval", "--code", "bch-31-21", "--decoders", "hard,bp,min-sum,osd-0",
+        "--ebn0", "3:4:1", *SIM_ARGS, "--bp-iterations", 10, "--plot", plot,
+    )  # fmt: skip
+    assert code == 0
+    for text in ("-ln BER", "min-sum", "osd-0", "plot written"):
+        assert text in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in plot.parent.iterdir()] == ["ber.png"]  # no temp files left
+
+
+def test_train_then_eval(trained, tmp_path, capsys):
+    from frugalml.ecc import load_decoder
+
+    model, ck = trained
+    assert model.is_file() and ck.is_file()
+    # resuming a finished run does no steps and reports the same model
+    code, out, _ = run_cli(
+        capsys, "ecc", "train", "--code", "bch-15-7", "--steps", 20, "--batch", 32, "--lr",
+        "3e-3", "--ebn0-min", 3, "--ebn0-max", 6, "--out", tmp_path / "again.pt",
+        "--checkpoint", ck, "--seed", 1, "--json",
+    )  # fmt: skip
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["resumed_from"] == 20 and payload["steps"] == 20
+    assert payload["parameters"] > 0 and payload["final_loss"] > 0
+    assert payload["code"] == "bch-15-7" and payload["backbone"] == "gru"
+
+    code, out, _ = run_cli(
+        capsys, "ecc", "eval", "--code", "bch-15-7", "--decoders", f"hard,{model}", "--ebn0",
+        "4", *SIM_ARGS, "--seed", 2, "--json",
+    )  # fmt: skip
+    assert code == 0
+    rows = json.loads(out)["decoders"]
+    assert rows[1]["kind"] == "neural" and rows[1]["name"] == str(model)
+    bch = get_code("bch-15-7")
+    ref = simulate(bch, load_decoder(model, code=bch).decode, 4.0, rng=2, **SIM)
+    assert _without_seconds(rows[1]["results"][0]) == _without_seconds(ref.to_dict())
+
+
+def test_model_for_another_code_is_refused(trained, tmp_path, capsys):
+    model, ck = trained
+    plot = tmp_path / "p.png"
+    code, out, err = run_cli(
+        capsys, "ecc", "eval", "--code", "bch-15-11", "--decoders", f"hard,{model}",
+        "--plot", plot,
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert err.startswith("frugalml: error:") and err.count("\n") == 1
+    assert "belongs to code 'bch-15-7'" in err
+    assert not plot.exists()
+    out_path = tmp_path / "m.pt"
+    code, _, err = run_cli(
+        capsys, "ecc", "train", "--code", "bch-15-11", "--steps", 5, "--out", out_path,
+        "--checkpoint", ck,
+    )  # fmt: skip
+    assert code == 2 and "belongs to code 'bch-15-7'" in err
+    assert not out_path.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--code", "bch-31-22"), "no narrow-sense binary BCH code (31, 22)"),
+        (("--code", "bch-30-20"), "BCH length"),
+        (("--code", "polar-48-24"), "power of two"),
+        (("--code", "hamming-7-4"), "unknown code name"),
+        (("--ebn0", "4,40"), "ebn0"),
+        (("--ebn0", "four"), "--ebn0"),
+        (("--ebn0", "4,4"), "twice"),
+        (("--ebn0", "5:3:1"), "stop >= start"),
+        (("--decoders", "hard,magic"), "unknown decoder 'magic'"),
+        (("--decoders", "hard,,bp"), "--decoders"),
+        (("--decoders", "missing.pt"), "no model file"),
+        (("--min-frame-errors", "0"), "min-frame-errors"),
+    ],
+)
+def test_eval_bad_input(tmp_path, capsys, args, message):
+    plot = tmp_path / "p.png"
+    code, out, err = run_cli(
+        capsys, "ecc", "eval", "--code", "bch-31-21", "--decoders", "hard", "--max-frames", 10,
+        "--plot", plot, *args,
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert err.startswith("frugalml: error:") and err.count("\n") == 1
+    assert message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_model_file(tmp_path, capsys):
+    pytest.importorskip("torch")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torch file")
+    code, _, err = run_cli(capsys, "ecc", "eval", "--code", "bch-31-21", "--decoders", bad)
+    assert code == 2 and err.startswith("frugalml: error:") and err.count("\n") == 1
+    assert "not a frugalml decoder file" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--backbone", "lstm"), "--backbone"),
+        (("--preset", "huge"), "--preset"),
+        (("--ebn0-min", "50"), "ebn0"),
+        (("--code", "bch-15-8"), "valid k"),
+        (("--steps", "0"), "steps"),
+    ],
+)
+def test_train_bad_input(tmp_path, capsys, args, message):
+    pytest.importorskip("torch")
+    out_path = tmp_path / "m.pt"
+    code, out, err = run_cli(
+        capsys, "ecc", "train", "--code", "bch-15-7", "--steps", 2, "--out", out_path, *args
+    )
+    assert code == 2 and out == ""
+    assert err.startswith("frugalml: error:") and err.count("\n") == 1
+    assert message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_codes(capsys):
+    code, out, _ = run_cli(capsys, "ecc", "codes", "--json")
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["formats"] == list(CODE_NAME_FORMATS)
+    examples = {ex["name"]: ex for ex in payload["examples"]}
+    assert (examples["bch-63-45"]["n"], examples["bch-63-45"]["k"]) == (63, 45)
+    assert examples["polar-64-32"]["rate"] == pytest.approx(0.5)
+    assert 45 in payload["bch_dimensions"]["63"]
+    code, out, _ = run_cli(capsys, "ecc", "codes")
+    assert code == 0 and "bch-<n>-<k>" in out and "bch-63-45" in out
