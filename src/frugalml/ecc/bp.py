@@ -44,14 +44,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validate import (
-    check_array,
     check_choice,
     check_int,
     check_nonnegative_float,
     check_positive_float,
 )
 from ..errors import InvalidInputError
-from .codes import LinearCode
+from .codes import LinearCode, check_frames
 
 __all__ = ["VARIANTS", "BeliefPropagation"]
 
@@ -79,17 +78,6 @@ def _check_code(code: Any) -> LinearCode:
             f"code must be a frugalml.ecc.codes.LinearCode, got {type(code).__name__}"
         )
     return code
-
-
-def _check_llr_like(x: Any, name: str, n: int) -> tuple[np.ndarray, bool]:
-    """Return ``x`` as a (B, n) float64 array and whether the input was one frame (n,)."""
-    arr = check_array(x, name, ndim=(1, 2), dtype=np.float64, min_size=0)
-    if arr.shape[-1] != n:
-        raise InvalidInputError(
-            f"{name} must have shape (n,) or (batch, n) with n = {n}, got {arr.shape}"
-        )
-    single = arr.ndim == 1
-    return (arr[None, :] if single else arr), single
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,7 +178,7 @@ class BeliefPropagation:
     def __call__(self, y: Any, sigma: float) -> np.ndarray:
         """Decode BPSK/AWGN observations y (n,) or (B, n); returns uint8 bits, same shape."""
         sigma = check_positive_float(sigma, "sigma")
-        arr, single = _check_llr_like(y, "y", self.code.n)
+        arr, single = check_frames(y, "y", self.code.n)
         bits, _, _ = self._run(arr * (2.0 / sigma**2), early_stop=True)
         bits = (bits < 0).view(np.uint8)
         return bits[0] if single else bits
@@ -201,7 +189,7 @@ class BeliefPropagation:
         Returns ``(bits, converged)``: uint8 bits of the input's shape and a bool array (B,)
         (a scalar bool for one frame) that is True where the bits satisfy every check.
         """
-        arr, single = _check_llr_like(llr, "llr", self.code.n)
+        arr, single = check_frames(llr, "llr", self.code.n)
         total, converged, _ = self._run(arr, early_stop=True)
         bits = (total < 0).view(np.uint8)
         if single:
@@ -210,14 +198,14 @@ class BeliefPropagation:
 
     def posterior_llr(self, llr: Any) -> np.ndarray:
         """A-posteriori LLRs after exactly ``iterations`` iterations (no early stopping)."""
-        arr, single = _check_llr_like(llr, "llr", self.code.n)
+        arr, single = check_frames(llr, "llr", self.code.n)
         total, _, _ = self._run(arr, early_stop=False)
         return total[0] if single else total
 
     def iterations_used(self, llr: Any) -> np.ndarray:
         """Decode and return, per frame, the number of iterations run (0 if the channel hard
         decision was already a codeword); frames that never converged report ``iterations``."""
-        arr, single = _check_llr_like(llr, "llr", self.code.n)
+        arr, single = check_frames(llr, "llr", self.code.n)
         _, _, used = self._run(arr, early_stop=True)
         return used[0] if single else used
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import RngLike, check_int, check_rng
+from .._validate import RngLike, check_array, check_int, check_rng
 from ..errors import InfeasibleError, InvalidInputError
 from .gf2 import (
     as_bits,
@@ -50,6 +50,7 @@ __all__ = [
     "bch_code",
     "bch_dimensions",
     "bundled_alist",
+    "check_frames",
     "get_code",
     "ldpc_from_alist",
     "ldpc_regular",
@@ -167,6 +168,19 @@ class LinearCode:
         if b.ndim == 0 or b.shape[-1] != self.n:
             raise InvalidInputError(f"{name} must have shape (..., n={self.n}), got {b.shape}")
         return b
+
+
+def check_frames(x: Any, name: str, n: int) -> tuple[np.ndarray, bool]:
+    """``x`` as a (B, n) float64 array (received words or LLRs) and whether the input was a
+    single frame (n,); raises :class:`InvalidInputError` on a wrong shape or non-finite
+    values."""
+    arr = check_array(x, name, ndim=(1, 2), dtype=np.float64, min_size=0)
+    if arr.shape[-1] != n:
+        raise InvalidInputError(
+            f"{name} must have shape (n,) or (batch, n) with n = {n}, got {arr.shape}"
+        )
+    single = arr.ndim == 1
+    return (arr[None, :] if single else arr), single
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ import numpy as np
 
 from .._validate import check_array, check_int, check_positive_float
 from ..errors import InvalidInputError
-from .codes import LinearCode
+from .codes import LinearCode, check_frames
 from .gf2 import gf2_rank
 
 __all__ = ["MAX_ORDER", "OrderedStatistics", "hard_decision"]
@@ -68,16 +68,6 @@ def hard_decision(y: Any) -> np.ndarray:
     """Hard decisions of BPSK observations or LLRs: bit 1 where y < 0 (uint8, same shape)."""
     arr = check_array(y, "y", dtype=np.float64, min_size=0)
     return (arr < 0).astype(np.uint8)
-
-
-def _check_frames(x: Any, name: str, n: int) -> tuple[np.ndarray, bool]:
-    arr = check_array(x, name, ndim=(1, 2), dtype=np.float64, min_size=0)
-    if arr.shape[-1] != n:
-        raise InvalidInputError(
-            f"{name} must have shape (n,) or (batch, n) with n = {n}, got {arr.shape}"
-        )
-    single = arr.ndim == 1
-    return (arr[None, :] if single else arr), single
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,13 +116,13 @@ class OrderedStatistics:
     def __call__(self, y: Any, sigma: float = 1.0) -> np.ndarray:
         """Decode BPSK/AWGN observations y (n,) or (B, n); returns uint8 codewords."""
         check_positive_float(sigma, "sigma")
-        arr, single = _check_frames(y, "y", self.code.n)
+        arr, single = check_frames(y, "y", self.code.n)
         out = self._decode(arr)
         return out[0] if single else out
 
     def decode_llr(self, llr: Any) -> np.ndarray:
         """Decode LLRs (n,) or (B, n) (positive favours bit 0); returns uint8 codewords."""
-        arr, single = _check_frames(llr, "llr", self.code.n)
+        arr, single = check_frames(llr, "llr", self.code.n)
         out = self._decode(arr)
         return out[0] if single else out
 

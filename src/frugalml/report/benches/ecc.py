@@ -155,26 +155,19 @@ def _ber_section(cfg, say, frac):
             for dname, dec, _ in decs:
                 if not dname.startswith("syndrome"):
                     continue
-                zero = simulate(
-                    code,
-                    lambda y, dec=dec, s=sigma: dec(y, s),
-                    5.0,
-                    min_frame_errors=10**9,
-                    max_frames=cfg["max_frames"] // 2,
-                    batch=4096,
-                    rng=7,
-                    zero_codeword=True,
-                )
-                rand = simulate(
-                    code,
-                    lambda y, dec=dec, s=sigma: dec(y, s),
-                    5.0,
-                    min_frame_errors=10**9,
-                    max_frames=cfg["max_frames"] // 2,
-                    batch=4096,
-                    rng=7,
-                    zero_codeword=False,
-                )
+                ber = {}
+                for zero in (True, False):
+                    ber[zero] = simulate(
+                        code,
+                        lambda y, dec=dec, s=sigma: dec(y, s),
+                        5.0,
+                        min_frame_errors=10**9,
+                        max_frames=cfg["max_frames"] // 2,
+                        batch=4096,
+                        rng=7,
+                        zero_codeword=zero,
+                    )
+                zero, rand = ber[True], ber[False]
                 invariance.append((code.name, dname, zero.ber, rand.ber, zero.frames))
     return rows, records, throughput, invariance
 
