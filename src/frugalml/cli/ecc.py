@@ -1,7 +1,7 @@
 """``frugalml ecc train | eval | codes``: syndrome-based neural decoders of linear codes against
 hard-decision, belief-propagation and OSD baselines over BPSK/AWGN.
 
-Paper: Bennatan, Amir, Choukroun & Kisilev, "Deep Learning for Decoding of Linear Codes - A
+Paper: Bennatan, Choukroun & Kisilev, "Deep Learning for Decoding of Linear Codes - A
 Syndrome-Based Approach" (ISIT 2018, arXiv 1802.04741); the transformer backbone follows
 Choukroun & Wolf, "Error Correction Code Transformer" (NeurIPS 2022, arXiv 2203.14966).
 """

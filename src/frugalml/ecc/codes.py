@@ -1,6 +1,6 @@
 """Binary linear block codes for syndrome-based neural decoding: BCH, polar and LDPC.
 
-The codes are the test beds of Bennatan, Amir, Choukroun & Kisilev, "Deep Learning for
+The codes are the test beds of Bennatan, Choukroun & Kisilev, "Deep Learning for
 Decoding of Linear Codes - A Syndrome-Based Approach" (ISIT 2018, arXiv 1802.04741) and of
 Choukroun & Wolf, "Error Correction Code Transformer" (NeurIPS 2022, arXiv 2203.14966).
 
