@@ -37,6 +37,7 @@ Torch is required (extra ``quant``); this module imports it when it is imported.
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -190,7 +191,7 @@ def _pair_or_single(value: Any) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, (tuple, list)) else (int(value),)
 
 
-class QuantizedLayer(nn.Module):
+class QuantizedLayer(nn.Module, metaclass=ABCMeta):
     """Common machinery of :class:`QuantizedLinear`, :class:`QuantizedConv1d` and
     :class:`QuantizedConv2d` (module doc).
 
@@ -450,8 +451,9 @@ class QuantizedLayer(nn.Module):
             out = out + self.bias.to(dt).view(shape)
         return out.to(x.dtype)
 
+    @abstractmethod
     def _op(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError
+        """The float layer's operation (linear or convolution) with weight ``w``."""
 
     # ------------------------------------------------------------------ bookkeeping
     def macs(self, input_shape: Sequence[int]) -> int:
@@ -577,8 +579,9 @@ class _QuantizedConvNd(QuantizedLayer):
         self.padding_mode = module.padding_mode
         self._reversed_padding_repeated_twice = list(module._reversed_padding_repeated_twice)
 
+    @abstractmethod
     def _conv(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, padding: Any):
-        raise NotImplementedError
+        """``F.conv1d`` / ``F.conv2d`` with the layer's stride, dilation and groups."""
 
     def _op(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.padding_mode != "zeros":
