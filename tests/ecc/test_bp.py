@@ -16,37 +16,9 @@ from frugalml.ecc.bp import BeliefPropagation
 from frugalml.ecc.codes import LinearCode, bch_code
 from frugalml.errors import InvalidInputError
 
+from ._reference import code_from_h
+
 # -- codes built here -------------------------------------------------------------------------
-
-
-def nullspace(m: np.ndarray) -> np.ndarray:
-    """Rows spanning {x : m x = 0 mod 2}, by plain Gauss-Jordan elimination (test-local)."""
-    a = np.array(m, dtype=np.uint8) % 2
-    pivots: list[int] = []
-    r = 0
-    for c in range(a.shape[1]):
-        hits = [i for i in range(r, a.shape[0]) if a[i, c]]
-        if not hits:
-            continue
-        a[[r, hits[0]]] = a[[hits[0], r]]
-        for i in range(a.shape[0]):
-            if i != r and a[i, c]:
-                a[i] ^= a[r]
-        pivots.append(c)
-        r += 1
-    free = [c for c in range(a.shape[1]) if c not in pivots]
-    basis = np.zeros((len(free), a.shape[1]), dtype=np.uint8)
-    for j, f in enumerate(free):
-        basis[j, f] = 1
-        for i, p in enumerate(pivots):
-            basis[j, p] = a[i, f]
-    return basis
-
-
-def code_from_h(name: str, h) -> LinearCode:
-    h_arr = np.array(h, dtype=np.uint8)
-    g = nullspace(h_arr)
-    return LinearCode(name=name, n=h_arr.shape[1], k=len(g), H=h_arr, G=g)
 
 
 def repetition_chain(n: int = 5) -> LinearCode:
