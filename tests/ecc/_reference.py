@@ -35,3 +35,18 @@ def code_from_h(name: str, h) -> LinearCode:
     h_arr = np.array(h, dtype=np.uint8)
     g = nullspace(h_arr)
     return LinearCode(name=name, n=h_arr.shape[1], k=len(g), H=h_arr, G=g)
+
+
+def rank_ref(m: np.ndarray) -> int:
+    """Rank over GF(2) with each row an int bitmask and a basis keyed by leading bit."""
+    basis: dict[int, int] = {}
+    for row in m.tolist():
+        r = int("".join(str(int(b)) for b in row) or "0", 2)
+        while r:
+            lead = r.bit_length() - 1
+            if lead in basis:
+                r ^= basis[lead]
+            else:
+                basis[lead] = r
+                break
+    return len(basis)

@@ -38,21 +38,9 @@ from frugalml.ecc.codes import (
 )
 from frugalml.errors import InvalidInputError
 
+from ._reference import rank_ref
+
 # -- references -------------------------------------------------------------------------------
-
-
-def rank_ref(m: np.ndarray) -> int:
-    basis: dict[int, int] = {}
-    for row in m.tolist():
-        r = int("".join(str(int(b)) for b in row) or "0", 2)
-        while r:
-            lead = r.bit_length() - 1
-            if lead in basis:
-                r ^= basis[lead]
-            else:
-                basis[lead] = r
-                break
-    return len(basis)
 
 
 def mod2(a, b):

@@ -27,22 +27,9 @@ from frugalml.ecc.gf2 import (
 )
 from frugalml.errors import InvalidInputError
 
+from ._reference import rank_ref
+
 # -- references -------------------------------------------------------------------------------
-
-
-def rank_ref(m: np.ndarray) -> int:
-    """Rank over GF(2) with each row an int bitmask and a basis keyed by leading bit."""
-    basis: dict[int, int] = {}
-    for row in m.tolist():
-        r = int("".join(str(int(b)) for b in row) or "0", 2)
-        while r:
-            lead = r.bit_length() - 1
-            if lead in basis:
-                r ^= basis[lead]
-            else:
-                basis[lead] = r
-                break
-    return len(basis)
 
 
 def rref_ref(m: np.ndarray) -> tuple[list[list[int]], list[int]]:
