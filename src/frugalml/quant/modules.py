@@ -233,6 +233,7 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
     """
 
     _nd: int = 0  # number of spatial dimensions (0 for Linear)
+    _float_type: type = nn.Module  # the float layer type a subclass quantizes
 
     def __init__(
         self,
@@ -245,6 +246,10 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         codes: Any = None,
         residual_fit: ResidualTensor | None = None,
     ) -> None:
+        if not isinstance(module, self._float_type):
+            raise InvalidInputError(
+                f"{type(self).__name__} needs an nn.{self._float_type.__name__}, got {type(module)}"
+            )
         super().__init__()
         w_float = module.weight.detach()
         if not torch.is_floating_point(w_float):
@@ -324,6 +329,11 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         # optional second (residual) input tensor: x ~ a (q - z) + a2 q2
         self.a2_grid: Grid | None = None
         self.register_buffer("a2_scale", None)
+        self._copy_geometry(module)
+
+    @abstractmethod
+    def _copy_geometry(self, module: nn.Module) -> None:
+        """Copy the float layer's shape attributes (features, kernel, stride, ...)."""
 
     def set_input_residual(self, activation: ScaleResult) -> None:
         """Give the input a second low-bit tensor fitted to its quantization residual
@@ -510,28 +520,9 @@ class QuantizedLinear(QuantizedLayer):
     """Quantized :class:`torch.nn.Linear` (see :class:`QuantizedLayer`): input ``(*, in)`` ->
     output ``(*, out)``; ``O(numel(x) * out)`` per call."""
 
-    def __init__(
-        self,
-        module: nn.Linear,
-        weight: ScaleResult,
-        activation: ScaleResult | None = None,
-        residual_mask: Any = None,
-        *,
-        residual_method: str = "mmse",
-        codes: Any = None,
-        residual_fit: ResidualTensor | None = None,
-    ) -> None:
-        if not isinstance(module, nn.Linear):
-            raise InvalidInputError(f"QuantizedLinear needs an nn.Linear, got {type(module)}")
-        super().__init__(
-            module,
-            weight,
-            activation,
-            residual_mask,
-            residual_method=residual_method,
-            codes=codes,
-            residual_fit=residual_fit,
-        )
+    _float_type: type = nn.Linear
+
+    def _copy_geometry(self, module: nn.Module) -> None:
         self.in_features = module.in_features
         self.out_features = module.out_features
 
@@ -545,30 +536,7 @@ class QuantizedLinear(QuantizedLayer):
 class _QuantizedConvNd(QuantizedLayer):
     _float_type: type = nn.Conv1d
 
-    def __init__(
-        self,
-        module: nn.Module,
-        weight: ScaleResult,
-        activation: ScaleResult | None = None,
-        residual_mask: Any = None,
-        *,
-        residual_method: str = "mmse",
-        codes: Any = None,
-        residual_fit: ResidualTensor | None = None,
-    ) -> None:
-        if not isinstance(module, self._float_type):
-            raise InvalidInputError(
-                f"{type(self).__name__} needs an nn.{self._float_type.__name__}, got {type(module)}"
-            )
-        super().__init__(
-            module,
-            weight,
-            activation,
-            residual_mask,
-            residual_method=residual_method,
-            codes=codes,
-            residual_fit=residual_fit,
-        )
+    def _copy_geometry(self, module: nn.Module) -> None:
         self.in_channels = module.in_channels
         self.out_channels = module.out_channels
         self.kernel_size = tuple(module.kernel_size)
