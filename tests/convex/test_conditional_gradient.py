@@ -11,6 +11,8 @@ from frugalml.convex.conditional_gradient import trust_region_sphere
 from frugalml.convex.first_order import first_order_sdp
 from frugalml.errors import InvalidInputError
 
+from ._planted import planted_data
+
 
 def _sphere_min_bruteforce(Q, g, n=200000, seed=0):
     """Minimum of u^T Q u + g^T u over many sphere points, polished by projected descent."""
@@ -56,23 +58,12 @@ def test_trust_region_hard_case():
     assert abs(z0[0]) == pytest.approx(1.0)
 
 
-def _data(n, d, seed, classify=False):
-    gen = np.random.default_rng(seed)
-    X = gen.standard_normal((n, d)) / np.sqrt(d)
-    U = gen.standard_normal((d, 3))
-    U /= np.linalg.norm(U, axis=0)
-    z = (0.5 * (X @ U) ** 2 + 0.5 * (X @ U)) @ np.array([1.0, -0.7, 0.5])
-    if classify:
-        return X, np.where(z + 0.1 * gen.standard_normal(n) > np.median(z), 1.0, -1.0)
-    return X, z + 0.05 * gen.standard_normal(n)
-
-
 @pytest.mark.parametrize("loss", ["squared", "huber", "logistic"])
 def test_certified_gap_brackets_interior_point_optimum(loss):
     pytest.importorskip("cvxpy")
     from frugalml.convex import Polynomial, solve_poly_sdp
 
-    X, y = _data(150, 6, 11, classify=loss == "logistic")
+    X, y = planted_data(150, 6, 11, classify=loss == "logistic")
     act = Polynomial.fit_relu()
     ref = solve_poly_sdp(X, y, activation=act, beta=0.1, loss=loss, solver="clarabel")
     for tol in (1e-3, 1e-6):
@@ -85,7 +76,7 @@ def test_certified_gap_brackets_interior_point_optimum(loss):
 
 
 def test_cg_matrices_are_exactly_feasible_and_match_alm():
-    X, y = _data(100, 5, 12)
+    X, y = planted_data(100, 5, 12)
     cg = first_order_sdp(X, y, a=1.0, b=0.3, c=0.05, beta=0.1, tol=1e-8)
     alm = first_order_sdp(X, y, a=1.0, b=0.3, c=0.05, beta=0.1, tol=1e-8, method="alm")
     assert cg.objective == pytest.approx(alm.objective, rel=1e-6)
@@ -96,7 +87,7 @@ def test_cg_matrices_are_exactly_feasible_and_match_alm():
 
 
 def test_time_limit_and_bad_method():
-    X, y = _data(200, 8, 13)
+    X, y = planted_data(200, 8, 13)
     res = first_order_sdp(X, y, a=1.0, b=0.0, c=0.0, beta=0.01, tol=1e-12, time_limit=1e-6)
     assert not res.converged and res.gap > 1e-12
     with pytest.raises(InvalidInputError, match="method"):

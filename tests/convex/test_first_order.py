@@ -12,23 +12,14 @@ from frugalml.convex import Polynomial, decompose, solve_poly_sdp
 from frugalml.convex.first_order import first_order_sdp
 from frugalml.errors import InvalidInputError
 
-
-def _data(n, d, seed, classify=False):
-    gen = np.random.default_rng(seed)
-    X = gen.standard_normal((n, d)) / np.sqrt(d)
-    U = gen.standard_normal((d, 3))
-    U /= np.linalg.norm(U, axis=0)
-    z = (0.5 * (X @ U) ** 2 + 0.5 * (X @ U)) @ np.array([1.0, -0.7, 0.5])
-    if classify:
-        return X, np.where(z + 0.1 * gen.standard_normal(n) > np.median(z), 1.0, -1.0)
-    return X, z + 0.05 * gen.standard_normal(n)
+from ._planted import planted_data
 
 
 @pytest.mark.parametrize(
     ("loss", "seed"), [("squared", 0), ("squared", 1), ("huber", 2), ("logistic", 3)]
 )
 def test_matches_clarabel_objective(loss, seed):
-    X, y = _data(120, 6, seed, classify=loss == "logistic")
+    X, y = planted_data(120, 6, seed, classify=loss == "logistic")
     act = Polynomial.fit_relu()
     ref = solve_poly_sdp(X, y, activation=act, beta=0.1, loss=loss, solver="clarabel")
     got = solve_poly_sdp(X, y, activation=act, beta=0.1, loss=loss, solver="first-order",
@@ -42,8 +33,8 @@ def test_matches_clarabel_objective(loss, seed):
 
 
 def test_vector_outputs_equal_separate_solves():
-    X, y1 = _data(80, 5, 4)
-    _, y2 = _data(80, 5, 5)
+    X, y1 = planted_data(80, 5, 4)
+    _, y2 = planted_data(80, 5, 5)
     act = Polynomial(1.0, 0.5, 0.1)
     both = first_order_sdp(X, np.column_stack([y1, y2]), a=1.0, b=0.5, c=0.1, beta=0.05,
                            tol=1e-9)  # fmt: skip
@@ -55,7 +46,7 @@ def test_vector_outputs_equal_separate_solves():
 
 
 def test_iterates_are_feasible():
-    X, y = _data(60, 4, 6)
+    X, y = planted_data(60, 4, 6)
     res = first_order_sdp(X, y, a=1.0, b=0.0, c=0.0, beta=0.2, tol=1e-9)
     for Z in (res.Z[0], res.Zp[0]):
         assert np.linalg.eigvalsh(Z).min() >= -1e-10
@@ -67,13 +58,13 @@ def test_threads_restored():
     import torch
 
     before = torch.get_num_threads()
-    X, y = _data(40, 3, 7)
+    X, y = planted_data(40, 3, 7)
     first_order_sdp(X, y, a=1.0, b=0.0, c=0.0, beta=0.2, max_iter=50, threads=1)
     assert torch.get_num_threads() == before
 
 
 def test_bad_input():
-    X, y = _data(30, 3, 8)
+    X, y = planted_data(30, 3, 8)
     act = Polynomial.fit_relu()
     with pytest.raises(InvalidInputError, match="smooth"):
         solve_poly_sdp(X, y, activation=act, beta=0.1, loss="absolute", solver="first-order")
