@@ -1,4 +1,4 @@
-"""``frugalml coded matmul`` and ``frugalml coded simulate``."""
+"""``frugalml coded matmul | simulate | es | attack``: coded products and coded ES."""
 
 from __future__ import annotations
 
@@ -179,3 +179,177 @@ def _plot(res, path: Path) -> None:
     ax.set_ylabel("CDF")
     ax.legend(fontsize=8)
     save_png(fig, path)
+
+
+# -- coded derivative-free optimisation (frugalml.coded.dfo) -----------------------------------
+ES_METHODS = ("coded", "wait-all", "drop", "structured")
+ES_FUNCTIONS = ("quadratic", "rosenbrock", "logistic")
+
+
+def _straggler_model(model: str, shift: float, rate: float, p_slow: float, slowdown: float):
+    check_choice(model, "model", ("none", "shifted-exponential", "pareto", "bimodal"))
+    if model == "none":
+        return None
+    if model == "pareto":
+        return model_from_spec("pareto")
+    if model == "shifted-exponential":
+        return model_from_spec(model, shift=shift, rate=rate)
+    return model_from_spec(model, shift=shift, rate=rate, p_slow=p_slow, slowdown=slowdown)
+
+
+@coded_app.command("es")
+def es(
+    function: str = typer.Option("quadratic", help="quadratic | rosenbrock | logistic"),
+    dim: int = typer.Option(32, help="Dimension d."),
+    method: str = typer.Option("coded", help="coded | wait-all | drop | structured"),
+    code: str = typer.Option("polar", help="Code of the coded method: polar | mds | replication."),
+    directions: str = typer.Option(
+        None, help="orthogonal | hadamard | gaussian [coded, structured: orthogonal; else gaussian]"
+    ),
+    workers: int = typer.Option(64, help="N workers (a power of two for polar)."),
+    k: int = typer.Option(None, help="K coded directions [min(d, N/2)]."),
+    sigma: float = typer.Option(1e-4, help="Finite-difference step."),
+    step: float = typer.Option(None, help="Step size [quadratic 0.1, logistic 2, rosenbrock 0.1]."),
+    step_rule: str = typer.Option("gradient", help="gradient | sign"),
+    adam: bool = typer.Option(None, help="Adam moments [on for rosenbrock]."),
+    iterations: int = typer.Option(500, help="Maximum iterations."),
+    tolerance: float = typer.Option(1e-4, help="Stop when f - f* <= tolerance * (f(x0) - f*)."),
+    model: str = typer.Option("bimodal", help=MODEL_HELP),
+    shift: float = typer.Option(1.0, help="Straggler model: minimum time."),
+    rate: float = typer.Option(1.0, help="Straggler model: rate of the exponential tail."),
+    p_slow: float = typer.Option(0.2, help="Bimodal: fraction of slow workers."),
+    slowdown: float = typer.Option(10.0, help="Bimodal: slow-down of slow workers."),
+    deadline: float = typer.Option(None, help="Per-iteration deadline (simulated seconds)."),
+    backend: str = typer.Option(
+        "none", help="none (in process, simulated clock) | local-thread | local | ray | ..."
+    ),
+    seed: int = typer.Option(0, help="Random seed."),
+    json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
+) -> int:
+    """Minimise a test function with coded ES (or a baseline) under injected stragglers."""
+    from ..coded.dfo import (
+        CodedES,
+        DropStragglersES,
+        LogisticLoss,
+        Quadratic,
+        Rosenbrock,
+        StructuredES,
+        WaitAllES,
+    )
+
+    limit_blas_threads(blas_threads)
+    check_choice(function, "function", ES_FUNCTIONS)
+    check_choice(method, "method", ES_METHODS)
+    if backend != "none":
+        check_choice(backend, "backend", BACKENDS)
+    if not 0 < tolerance < 1:
+        raise InvalidInputError(f"tolerance must lie in (0, 1), got {tolerance}")
+    if function == "quadratic":
+        fn = Quadratic(dim, condition=10.0, rng=seed)
+    elif function == "logistic":
+        fn = LogisticLoss(dim, 500, rng=seed)
+    else:
+        fn = Rosenbrock(dim)
+    defaults = {"quadratic": 0.1, "logistic": 2.0, "rosenbrock": 0.1}
+    step = defaults[function] if step is None else step
+    adam = (function == "rosenbrock") if adam is None else adam
+    strag = _straggler_model(model, shift, rate, p_slow, slowdown)
+    kwargs = dict(sigma=sigma, step=step, step_rule=step_rule, adam=adam, deadline=deadline,
+                  batched=True, rng=seed)  # fmt: skip
+    if directions is not None:
+        kwargs["directions"] = directions
+    if method == "coded":
+        kwargs.update(code=code, n_directions=k)
+    elif k is not None:
+        raise InvalidInputError("--k applies to --method coded only (baselines use K = N)")
+    cls = {"coded": CodedES, "wait-all": WaitAllES, "drop": DropStragglersES,
+           "structured": StructuredES}[method]  # fmt: skip
+    f0 = fn(fn.x0)
+    target = fn.f_star + tolerance * (f0 - fn.f_star)
+    ex = None
+    try:
+        if backend != "none":
+            ex = make_executor(backend, **concurrent_options(backend, workers))
+            runner = (
+                FaultInjector(ex, stragglers=strag, clock="simulated", rng=seed) if strag else ex
+            )
+            opt = cls(fn, fn.x0, n_workers=workers, executor=runner, **kwargs)
+        else:
+            opt = cls(fn, fn.x0, n_workers=workers, stragglers=strag, **kwargs)
+        res = opt.run(iterations, target=target)
+    finally:
+        if ex is not None:
+            ex.close()
+    payload = {
+        "function": function, "dim": dim, "method": method, "name": res.name,
+        "code": opt.coder.code_name, "directions": opt.coder.directions,
+        "n_workers": workers, "n_directions": opt.n_directions, "f0": f0, "f_star": fn.f_star,
+        "target": target, "loss": res.loss, "reached": res.stopped_by == "target",
+        "iterations": res.iterations, "sim_time": res.total_sim_time,
+        "wall_s": res.total_wall_time, "evaluations": res.total_evaluations,
+        "exact_decodes": int(res.exact.sum()), "erasures": int(res.erasures.sum()),
+        "mean_arrivals": float(res.arrivals.mean()) if res.iterations else 0.0,
+        "clock": "simulated" if strag is not None else "none",
+    }  # fmt: skip
+    if json_out:
+        emit_json(payload)
+    else:
+        console.print(res.summary())
+        console.print(
+            f"target f <= {target:.4g} ({'reached' if payload['reached'] else 'not reached'})"
+        )
+    return 0
+
+
+@coded_app.command("attack")
+def attack(
+    dataset: str = typer.Option("digits", help="digits | mnist1d"),
+    method: str = typer.Option("coded", help="coded | wait-all | drop | structured | random"),
+    code: str = typer.Option("polar", help="polar | mds (coded method)."),
+    examples: int = typer.Option(10, help="Number of correctly classified test examples."),
+    eps: float = typer.Option(None, help="l_inf budget [digits 0.15, mnist1d 0.25]."),
+    workers: int = typer.Option(32, help="N workers."),
+    iterations: int = typer.Option(20, help="Maximum ES iterations per example."),
+    model: str = typer.Option("bimodal", help=MODEL_HELP),
+    p_slow: float = typer.Option(0.2, help="Bimodal: fraction of slow workers."),
+    slowdown: float = typer.Option(10.0, help="Bimodal: slow-down of slow workers."),
+    seed: int = typer.Option(0, help="Random seed."),
+    json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
+) -> int:
+    """Score-based black-box l_inf attack on an in-house CNN (simulated-clock stragglers)."""
+    from ..coded.dfo.attack import ATTACK_METHODS, run_attack, train_classifier
+
+    limit_blas_threads(blas_threads)
+    check_choice(dataset, "dataset", ("digits", "mnist1d"))
+    check_choice(method, "method", ATTACK_METHODS)
+    check_choice(code, "code", ("polar", "mds", "replication"))
+    eps = {"digits": 0.15, "mnist1d": 0.25}[dataset] if eps is None else eps
+    if eps <= 0:
+        raise InvalidInputError(f"eps must be > 0, got {eps}")
+    strag = _straggler_model(model, 1.0, 1.0, p_slow, slowdown)
+    clf = train_classifier(dataset, seed=seed)
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=json_out) as bar:
+        task = bar.add_task("attacking", total=1.0)
+        res = run_attack(
+            clf, method=method, n_examples=examples, eps=eps, n_workers=workers, code=code,
+            max_iter=iterations, stragglers=strag, rng=seed,
+            progress=lambda msg, f: bar.update(task, completed=f, description=msg),
+        )  # fmt: skip
+    payload = {
+        "dataset": dataset, "method": method, "eps": eps, "n_workers": workers,
+        "n_directions": res.n_directions, "test_accuracy": clf.test_accuracy,
+        "examples": examples, "success_rate": res.success_rate,
+        "mean_queries_success": res.mean_queries_success,
+        "mean_sim_time_success": res.mean_time_success,
+        "mean_wall_s_success": res.mean_wall_success, "queries": res.queries.tolist(),
+        "success": res.success.tolist(),
+    }  # fmt: skip
+    if json_out:
+        emit_json(payload)
+    else:
+        console.print(clf.summary())
+        console.print(res.summary())
+    return 0

@@ -63,3 +63,4 @@ register("remat", "Rematerialisation: MOCCASIN vs Checkmate", "frugalml.report.b
 register("convex", "Convex training: SDP vs backprop", "frugalml.report.benches.convex:run")
 register("quant", "Low-bit quantization: MMSE vs baselines", "frugalml.report.benches.quant:run")
 register("ecc", "ECC: syndrome-based neural decoding", "frugalml.report.benches.ecc:run")
+register("dfo", "Coded derivative-free optimisation and attacks", "frugalml.report.benches.dfo:run")

@@ -1,0 +1,70 @@
+"""Search directions for evolution strategies: Gaussian, orthogonal and randomized Hadamard.
+
+Every family returns K directions in R^d as the rows of a (K, d) array V, scaled so that
+E[v v^T] = I for one row v (Gaussian: N(0, I); structured: rows of norm sqrt(d) whose
+direction is uniform). Then ``(1/K) sum_i (grad . v_i) v_i`` is an unbiased gradient estimate,
+and it is exact when K = d and the rows are orthogonal, because V^T V = d I.
+
+* ``gaussian``: i.i.d. N(0, 1) entries (plain ES / NES, Salimans et al. 2017; Ilyas et al.
+  2018, arXiv 1804.08598). O(K d).
+* ``orthogonal``: Q factor of the QR factorisation of a d x d Gaussian matrix (Haar-random
+  orthonormal rows, sign-corrected), scaled to norm sqrt(d); K > d stacks ceil(K / d)
+  independent blocks. Structured exploration of Choromanski et al. 2018 (arXiv 1804.02395).
+  O(ceil(K/d) d^3).
+* ``hadamard``: rows of H_P D, H_P the P x P Sylvester Hadamard matrix (P = 2^ceil(log2 d)),
+  D random +-1 signs; K distinct rows per block and a random subset of d of the P columns.
+  Entries are +-1, so every row has norm sqrt(d) exactly; the rows are orthogonal when d is a
+  power of two (then P = d) and only nearly orthogonal otherwise. O(K d) after H_P.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from scipy.linalg import hadamard
+
+from ..._validate import RngLike, check_choice, check_int, check_rng
+
+__all__ = ["DIRECTIONS", "DirectionName", "sample_directions"]
+
+DirectionName = Literal["orthogonal", "hadamard", "gaussian"]
+DIRECTIONS: tuple[str, ...] = ("orthogonal", "hadamard", "gaussian")
+
+
+def _orthogonal_block(d: int, rows: int, gen: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(gen.standard_normal((d, d)))
+    q *= np.sign(np.diag(r))  # Haar measure (Mezzadri 2007): fix the signs of R's diagonal
+    pick = gen.choice(d, size=rows, replace=False)
+    return q.T[pick] * np.sqrt(d)
+
+
+def _hadamard_block(d: int, rows: int, gen: np.random.Generator) -> np.ndarray:
+    p = 1 << max(0, (d - 1).bit_length())
+    h = hadamard(p).astype(np.float64) * gen.choice(np.array([-1.0, 1.0]), size=p)
+    r = gen.choice(p, size=rows, replace=False)
+    c = np.sort(gen.choice(p, size=d, replace=False))
+    return h[np.ix_(r, c)]
+
+
+def sample_directions(kind: DirectionName | str, k: int, d: int, rng: RngLike = None) -> np.ndarray:
+    """K search directions in R^d as a (K, d) float64 array (see the module docstring).
+
+    ``kind`` is ``"gaussian"``, ``"orthogonal"`` or ``"hadamard"``. For the structured kinds,
+    K > d (resp. K > P for Hadamard) takes several independent blocks of at most d (P) rows.
+    """
+    kind = check_choice(kind, "directions", DIRECTIONS)
+    k = check_int(k, "n_directions", low=1)
+    d = check_int(d, "dimension", low=1)
+    gen = check_rng(rng)
+    if kind == "gaussian":
+        return gen.standard_normal((k, d))
+    block = d if kind == "orthogonal" else 1 << max(0, (d - 1).bit_length())
+    make = _orthogonal_block if kind == "orthogonal" else _hadamard_block
+    out = []
+    left = k
+    while left > 0:
+        rows = min(left, block)
+        out.append(make(d, rows, gen))
+        left -= rows
+    return np.concatenate(out, axis=0)

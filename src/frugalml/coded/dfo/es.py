@@ -1,0 +1,532 @@
+"""Straggler-resilient evolution strategies with coded search directions, and baselines.
+
+Bartan & Pilanci, "Distributed Black-Box Optimization via Error Correcting Codes"
+(arXiv 1907.05984). Every iteration draws K directions, encodes them into N coded directions
+(:class:`~.estimator.CodedDirections`), sends worker j the central difference along w_j, and
+stops waiting as soon as the arrived outputs are decodable (or at a deadline, then takes the
+anytime estimate); the decoded gradient estimate drives a gradient step or a sign step
+(l_inf attacks, Ilyas et al. 2018, arXiv 1804.08598), optionally with Adam moments and a
+projection (a callable and/or an l_inf ball).
+
+Baselines with the same interface (``run``/``step``, :class:`ESResult`):
+
+* :class:`WaitAllES` -- plain ES / NES with Gaussian directions, one per worker, waits for all;
+* :class:`DropStragglersES` -- the same, but uses the first ``n_wait`` arrivals (or the
+  deadline) and drops the stragglers;
+* :class:`StructuredES` -- orthogonal directions (Choromanski et al. 2018, arXiv 1804.02395),
+  one per worker, waits for all (``n_wait`` drops stragglers as well).
+
+Two ways to run the workers:
+
+* ``executor``: any :mod:`frugalml.runtime` executor, e.g. a ``FaultInjector`` with a
+  straggler model on the wall or simulated clock. The master checks decodability on every
+  arrival (``on_result``) and cancels the rest, as :func:`frugalml.coded.coded_matmul` does.
+* ``executor=None``: every finite difference is evaluated in this process (one batched call
+  with ``batched=True``) and completion times are drawn from ``stragglers`` (a
+  :class:`~frugalml.runtime.StragglerModel`): the simulated clock. The stopping time is the
+  first prefix of the arrival order that is decodable (binary search, O(log N) checks).
+
+Per iteration the cost is 2N function evaluations (N + 1 with forward differences), plus
+one evaluation of f at the new iterate for the loss history (``monitor_evaluations``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ..._validate import (
+    RngLike,
+    check_array,
+    check_choice,
+    check_int,
+    check_nonnegative_float,
+    check_positive_float,
+    check_probability,
+    check_rng,
+)
+from ...errors import InvalidInputError, TaskFailedError
+from ...runtime import Executor, StragglerModel
+from ..base import LinearCode
+from .estimator import (
+    CodedDirections,
+    GradientEstimate,
+    call_objective,
+    evaluate_differences,
+    finite_difference,
+)
+
+__all__ = [
+    "CodedES",
+    "DropStragglersES",
+    "ESResult",
+    "StepInfo",
+    "StructuredES",
+    "WaitAllES",
+]
+
+Wait = Literal["decodable", "all"] | int
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """One iteration: the new loss, the estimate used, times and evaluations."""
+
+    iteration: int
+    loss: float
+    estimate: GradientEstimate
+    sim_time: float
+    wall_time: float
+    decode_time: float
+    evaluations: int
+
+
+@dataclass(frozen=True)
+class ESResult:
+    """A run of an evolution strategy.
+
+    x: (d,) final iterate; losses: (T + 1,) f(x_t) from x_0; sim_times / wall_times: (T,)
+    seconds per iteration on the simulated clock (time until the master stopped waiting;
+    wall seconds when the executor runs on the wall clock) and measured wall seconds;
+    evaluations: (T,) function evaluations sent to workers; arrivals / erasures: (T,) workers
+    used / erased; exact: (T,) whether every directional derivative was recovered;
+    methods: decoder per iteration; stopped_by: ``"target"``, ``"stop"`` or ``"iterations"``.
+    """
+
+    name: str
+    x: np.ndarray
+    losses: np.ndarray
+    sim_times: np.ndarray
+    wall_times: np.ndarray
+    evaluations: np.ndarray
+    arrivals: np.ndarray
+    erasures: np.ndarray
+    exact: np.ndarray
+    methods: tuple[str, ...]
+    stopped_by: str
+    monitor_evaluations: int
+
+    @property
+    def iterations(self) -> int:
+        return int(self.sim_times.size)
+
+    @property
+    def loss(self) -> float:
+        return float(self.losses[-1])
+
+    @property
+    def total_sim_time(self) -> float:
+        return float(self.sim_times.sum())
+
+    @property
+    def total_wall_time(self) -> float:
+        return float(self.wall_times.sum())
+
+    @property
+    def total_evaluations(self) -> int:
+        return int(self.evaluations.sum())
+
+    def iterations_to(self, target: float) -> int | None:
+        """First iteration t with f(x_t) <= target (0 for x_0), or None."""
+        hit = np.flatnonzero(self.losses <= target)
+        return int(hit[0]) if hit.size else None
+
+    def time_to(self, target: float) -> float:
+        """Simulated seconds until f(x_t) <= target (inf if never)."""
+        t = self.iterations_to(target)
+        return math.inf if t is None else float(self.sim_times[:t].sum())
+
+    def evaluations_to(self, target: float) -> int | None:
+        t = self.iterations_to(target)
+        return None if t is None else int(self.evaluations[:t].sum())
+
+    def summary(self) -> str:
+        return (
+            f"{self.name}: f = {self.loss:.6g} after {self.iterations} iterations "
+            f"({self.stopped_by}), simulated time {self.total_sim_time:.4g}, wall "
+            f"{self.total_wall_time:.3f}s, {self.total_evaluations} evaluations, "
+            f"{int(self.exact.sum())}/{self.iterations} exact decodes, "
+            f"{int(self.erasures.sum())} erasures"
+        )
+
+
+class CodedES:
+    """Evolution strategy with coded search directions (see the module docstring).
+
+    Parameters
+    ----------
+    objective:
+        f(x) -> float for x of shape (d,) (or (m, d) -> (m,) with ``batched=True``). Must be
+        picklable for process executors. Non-finite values are erasures.
+    x0:
+        (d,) finite starting point.
+    n_directions, n_workers:
+        K directions and N workers (K <= N; default K = min(d, N // 2), uncoded: K = N).
+    code, directions, decoder, anytime, design_erasure:
+        See :class:`~.estimator.CodedDirections`.
+    sigma:
+        Finite-difference step s > 0.
+    step:
+        Step size (learning rate) > 0.
+    step_rule:
+        ``"gradient"`` (x -= step * d) or ``"sign"`` (x -= step * sign(d)), d the (Adam-)
+        direction.
+    antithetic:
+        Central differences (2 evaluations per worker) or forward differences (1, plus f(x)).
+    adam, betas:
+        Use Adam moments of the gradient estimates (eps 1e-8).
+    projection:
+        Callable applied to every new iterate (d,) -> (d,).
+    linf_ball:
+        ``(center (d,), radius)``: iterates are clipped to the l_inf ball (before
+        ``projection``).
+    executor:
+        A runtime executor; None evaluates in this process on the simulated clock.
+    stragglers:
+        Completion-time model for ``executor=None`` (None: every worker arrives at time 0).
+    deadline:
+        Seconds to wait per iteration (simulated seconds on the simulated clock); then the
+        anytime estimate is used.
+    wait:
+        ``"decodable"`` (stop at the first decodable arrived set), ``"all"``, or an int m
+        (the first m finite arrivals).
+    batched:
+        The objective evaluates a batch (m, d) -> (m,).
+    rng:
+        Seed or generator: directions, code randomisation, simulated straggler times.
+    """
+
+    name = "coded-es"
+
+    def __init__(
+        self,
+        objective: Callable[[np.ndarray], Any],
+        x0: np.ndarray,
+        *,
+        n_directions: int | None = None,
+        n_workers: int = 64,
+        code: str | LinearCode = "polar",
+        directions: str = "orthogonal",
+        sigma: float = 1e-3,
+        step: float = 0.1,
+        step_rule: Literal["gradient", "sign"] = "gradient",
+        antithetic: bool = True,
+        adam: bool = False,
+        betas: tuple[float, float] = (0.9, 0.999),
+        projection: Callable[[np.ndarray], np.ndarray] | None = None,
+        linf_ball: tuple[np.ndarray, float] | None = None,
+        executor: Executor | None = None,
+        stragglers: StragglerModel | None = None,
+        deadline: float | None = None,
+        wait: Wait = "decodable",
+        decoder: Literal["sc", "lstsq"] = "sc",
+        anytime: Literal["hybrid", "unbiased", "lstsq"] = "hybrid",
+        design_erasure: float = 0.25,
+        batched: bool = False,
+        rng: RngLike = None,
+    ):
+        if not callable(objective):
+            raise InvalidInputError("objective must be callable: f(x) -> float")
+        self.objective = objective
+        x = check_array(x0, "x0", ndim=1)
+        self.dim = x.size
+        self.sigma = check_positive_float(sigma, "sigma")
+        self.step_size = check_positive_float(step, "step")
+        self.step_rule = check_choice(step_rule, "step_rule", ("gradient", "sign"))
+        self.antithetic = bool(antithetic)
+        self.adam = bool(adam)
+        b1 = check_probability(betas[0], "betas[0]", allow_one=False)
+        b2 = check_probability(betas[1], "betas[1]", allow_one=False)
+        self.betas = (b1, b2)
+        self.batched = bool(batched)
+        if projection is not None and not callable(projection):
+            raise InvalidInputError("projection must be a callable (d,) -> (d,) or None")
+        self.projection = projection
+        self.linf_ball = None
+        if linf_ball is not None:
+            try:
+                center, radius = linf_ball
+            except (TypeError, ValueError):
+                raise InvalidInputError("linf_ball must be a pair (center, radius)") from None
+            center = check_array(center, "linf_ball center", shape=(self.dim,))
+            self.linf_ball = (center, check_nonnegative_float(radius, "linf_ball radius"))
+        if executor is not None and not isinstance(executor, Executor):
+            raise InvalidInputError("executor must implement the frugalml.runtime Executor API")
+        if executor is not None and stragglers is not None:
+            raise InvalidInputError(
+                "stragglers= is for executor=None (simulated in process); wrap the executor "
+                "in frugalml.runtime.FaultInjector(executor, stragglers=...) instead"
+            )
+        if stragglers is not None and not isinstance(stragglers, StragglerModel):
+            raise InvalidInputError("stragglers must be a frugalml.runtime.StragglerModel")
+        self.executor = executor
+        self.stragglers = stragglers
+        self.deadline = None if deadline is None else check_nonnegative_float(deadline, "deadline")
+        n = check_int(n_workers, "n_workers", low=1)
+        if n_directions is None:
+            n_directions = n if code == "none" else max(1, min(self.dim, n // 2))
+        self._gen = check_rng(rng)
+        self.coder = CodedDirections(
+            self.dim, n_directions, n, code=code, directions=directions, decoder=decoder,
+            anytime=anytime, design_erasure=design_erasure, rng=self._gen,
+        )  # fmt: skip
+        self.n_workers, self.n_directions = n, self.coder.k
+        if wait in ("decodable", "all"):
+            self.wait: Wait = wait
+        elif isinstance(wait, (int, np.integer)) and not isinstance(wait, bool):
+            self.wait = check_int(wait, "wait", low=1, high=n)
+        else:
+            raise InvalidInputError(
+                f"wait must be 'decodable', 'all' or a number of arrivals 1..{n}, got {wait!r}"
+            )
+        self.x = x.copy()
+        self.iteration = 0
+        self._m = np.zeros(self.dim)
+        self._v = np.zeros(self.dim)
+        self.loss = self._evaluate_at(self.x, "x0")
+        if not math.isfinite(self.loss):
+            raise InvalidInputError(
+                f"objective(x0) = {self.loss}; start from a point where f is finite"
+            )
+
+    # -- evaluation --------------------------------------------------------------------------
+    def _evaluate_at(self, x: np.ndarray, where: str) -> float:
+        try:
+            return float(call_objective(self.objective, x[None, :], self.batched)[0])
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{exc} (evaluating f at {where})") from None
+
+    def _stop_ok(self, mask: np.ndarray) -> bool:
+        if self.wait == "all":
+            return bool(mask.all())
+        if self.wait == "decodable":
+            return self.coder.decodable(mask)
+        return int(mask.sum()) >= self.wait
+
+    def _simulated_round(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        n = self.n_workers
+        f0 = None if self.antithetic else self.loss
+        vals = evaluate_differences(
+            self.objective, self.x, w, self.sigma, antithetic=self.antithetic, f0=f0,
+            batched=self.batched,
+        )  # fmt: skip
+        times = self.stragglers.sample(n, self._gen) if self.stragglers else np.zeros(n)
+        order = np.argsort(times, kind="stable")
+        finite = np.isfinite(vals)
+        limit = n
+        if self.deadline is not None:
+            limit = int(np.searchsorted(times[order], self.deadline, side="right"))
+
+        def prefix(t: int) -> np.ndarray:
+            mask = np.zeros(n, dtype=bool)
+            mask[order[:t]] = True
+            return mask
+
+        if self.wait == "all":
+            ok_at = n if limit == n else None
+        else:
+            ok_at = None
+            if self._stop_ok(prefix(limit) & finite):
+                lo, hi = 1, limit
+                while lo < hi:  # the decodable sets are monotone: binary search
+                    mid = (lo + hi) // 2
+                    if self._stop_ok(prefix(mid) & finite):
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                ok_at = lo
+        if ok_at is not None:
+            t_stop = ok_at
+            clock = float(times[order[t_stop - 1]]) if t_stop else 0.0
+        else:
+            t_stop = limit
+            clock = self.deadline if self.deadline is not None else float(times.max())
+        arrived = prefix(t_stop)
+        return vals, arrived, arrived & ~finite, clock
+
+    def _executor_round(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        ex = self.executor
+        n = self.n_workers
+        vals = np.full(n, np.nan)
+        arrived = np.zeros(n, dtype=bool)
+        finite = np.zeros(n, dtype=bool)
+        f0 = None if self.antithetic else self.loss
+
+        def on_result(i: int, value: Any) -> bool:
+            vals[i] = value
+            arrived[i] = True
+            finite[i] = math.isfinite(value)
+            if self.wait == "all":
+                return False
+            return self._stop_ok(finite)
+
+        t0 = time.perf_counter()
+        x = self.x.copy()
+        args = (self.sigma, self.antithetic, f0, self.batched)
+        handles = [ex.submit(finite_difference, self.objective, x, w[j], *args) for j in range(n)]
+        got = ex.gather(handles, deadline=self.deadline, on_result=on_result)
+        if got.pending:
+            ex.cancel([handles[i] for i in got.pending])
+        for i, fail in got.failures.items():
+            if fail.error_type == "InvalidInputError":
+                raise InvalidInputError(f"worker {i}: {fail.message}")
+            arrived[i] = True  # a failed worker is an erasure
+        if got.failures and not got.results and not got.pending:
+            first = next(iter(got.failures.values()))
+            raise TaskFailedError(f"every worker failed, e.g. {first}")
+        clock = got.elapsed if got.clock == "simulated" else time.perf_counter() - t0
+        return vals, arrived, arrived & ~finite, float(clock)
+
+    # -- iteration ---------------------------------------------------------------------------
+    def _direction(self, g: np.ndarray) -> np.ndarray:
+        d = g
+        if self.adam:
+            b1, b2 = self.betas
+            t = self.iteration + 1
+            self._m = b1 * self._m + (1 - b1) * g
+            self._v = b2 * self._v + (1 - b2) * g * g
+            d = (self._m / (1 - b1**t)) / (np.sqrt(self._v / (1 - b2**t)) + 1e-8)
+        return np.sign(d) if self.step_rule == "sign" else d
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        if self.linf_ball is not None:
+            c, r = self.linf_ball
+            x = np.clip(x, c - r, c + r)
+        if self.projection is not None:
+            x = check_array(self.projection(x), "projection(x)", shape=(self.dim,))
+        return x
+
+    def step(self) -> StepInfo:
+        """One iteration: draw, evaluate, decode, update. Returns the new loss and times."""
+        t0 = time.perf_counter()
+        v, w = self.coder.draw()
+        if self.executor is None:
+            vals, arrived, erased, clock = self._simulated_round(w)
+        else:
+            vals, arrived, erased, clock = self._executor_round(w)
+        t1 = time.perf_counter()
+        est = self.coder.estimate(vals, arrived, v, erased)
+        decode_time = time.perf_counter() - t1
+        self.x = self._project(self.x - self.step_size * self._direction(est.gradient))
+        self.iteration += 1
+        self.loss = self._evaluate_at(self.x, f"iteration {self.iteration}")
+        evals = self.n_workers * (2 if self.antithetic else 1)
+        return StepInfo(self.iteration, self.loss, est, clock, time.perf_counter() - t0,
+                        decode_time, evals)  # fmt: skip
+
+    def run(
+        self,
+        n_iter: int,
+        *,
+        target: float | None = None,
+        stop: Callable[[np.ndarray, float], bool] | None = None,
+        progress: Progress | None = None,
+    ) -> ESResult:
+        """Iterate up to ``n_iter`` times, stopping early once f(x) <= ``target`` or
+        ``stop(x, loss)`` is true. ``progress(message, fraction)`` is called per iteration."""
+        n_iter = check_int(n_iter, "n_iter", low=0)
+        if target is not None:
+            target = float(target)
+        losses = [self.loss]
+        sim, wall, evals, arr, era, exact, methods = [], [], [], [], [], [], []
+        stopped_by = "iterations"
+        if target is not None and self.loss <= target:
+            stopped_by = "target"
+        elif stop is not None and stop(self.x.copy(), self.loss):
+            stopped_by = "stop"
+        for it in range(n_iter if stopped_by == "iterations" else 0):
+            info = self.step()
+            losses.append(info.loss)
+            sim.append(info.sim_time)
+            wall.append(info.wall_time)
+            evals.append(info.evaluations)
+            arr.append(info.estimate.n_arrived)
+            era.append(info.estimate.n_erased)
+            exact.append(info.estimate.exact)
+            methods.append(info.estimate.method)
+            if progress is not None:
+                progress(f"{self.name} iteration {it + 1}: f = {info.loss:.4g}", (it + 1) / n_iter)
+            if target is not None and info.loss <= target:
+                stopped_by = "target"
+                break
+            if stop is not None and stop(self.x.copy(), info.loss):
+                stopped_by = "stop"
+                break
+        return ESResult(
+            name=self.name, x=self.x.copy(), losses=np.array(losses), sim_times=np.array(sim),
+            wall_times=np.array(wall), evaluations=np.array(evals, dtype=np.int64),
+            arrivals=np.array(arr, dtype=np.int64), erasures=np.array(era, dtype=np.int64),
+            exact=np.array(exact, dtype=bool), methods=tuple(methods), stopped_by=stopped_by,
+            monitor_evaluations=len(losses),
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(d={self.dim}, K={self.n_directions}, N={self.n_workers}, "
+            f"code={self.coder.code_name!r}, directions={self.coder.directions!r}, "
+            f"wait={self.wait!r})"
+        )
+
+
+_FIXED = ("code", "n_directions", "decoder", "anytime", "design_erasure")
+
+
+def _baseline_kwargs(kwargs: dict[str, Any], cls: str) -> None:
+    bad = sorted(k for k in _FIXED if k in kwargs)
+    if bad:
+        raise InvalidInputError(
+            f"{cls} is uncoded (one direction per worker); it takes no {', '.join(bad)}"
+        )
+
+
+class WaitAllES(CodedES):
+    """Plain ES / NES: N Gaussian directions, one per worker, waits for every worker
+    (``directions=`` may change the family). Same interface as :class:`CodedES`."""
+
+    name = "wait-all-es"
+
+    def __init__(self, objective, x0, *, n_workers: int = 64, directions: str = "gaussian",
+                 **kwargs: Any):  # fmt: skip
+        _baseline_kwargs(kwargs, type(self).__name__)
+        kwargs.setdefault("wait", "all")
+        super().__init__(objective, x0, n_workers=n_workers, code="none",
+                         directions=directions, **kwargs)  # fmt: skip
+
+
+class DropStragglersES(CodedES):
+    """ES that drops stragglers: N Gaussian directions, one per worker; uses the first
+    ``n_wait`` finite arrivals (default ceil(0.75 N)) or what arrived by ``deadline``."""
+
+    name = "drop-stragglers-es"
+
+    def __init__(self, objective, x0, *, n_workers: int = 64, directions: str = "gaussian",
+                 n_wait: int | None = None, **kwargs: Any):  # fmt: skip
+        _baseline_kwargs(kwargs, type(self).__name__)
+        if "wait" in kwargs:
+            raise InvalidInputError("DropStragglersES takes n_wait=, not wait=")
+        n = check_int(n_workers, "n_workers", low=1)
+        m = math.ceil(0.75 * n) if n_wait is None else check_int(n_wait, "n_wait", low=1, high=n)
+        super().__init__(objective, x0, n_workers=n, code="none", directions=directions,
+                         wait=m, **kwargs)  # fmt: skip
+
+
+class StructuredES(CodedES):
+    """Structured exploration (Choromanski et al. 2018): N orthogonal directions (blocks of
+    d), one per worker, waits for all (or the first ``n_wait`` arrivals)."""
+
+    name = "structured-es"
+
+    def __init__(self, objective, x0, *, n_workers: int = 64, directions: str = "orthogonal",
+                 n_wait: int | None = None, **kwargs: Any):  # fmt: skip
+        _baseline_kwargs(kwargs, type(self).__name__)
+        if "wait" in kwargs:
+            raise InvalidInputError("StructuredES takes n_wait=, not wait=")
+        wait: Wait = "all" if n_wait is None else n_wait
+        super().__init__(objective, x0, n_workers=n_workers, code="none",
+                         directions=directions, wait=wait, **kwargs)  # fmt: skip
