@@ -1,5 +1,6 @@
 """``frugalml convex fit``: globally optimal training of two-layer quadratic-activation
-networks (the lifted SDP) and of binary-weight networks (the quantized SDP relaxation)."""
+networks (the lifted SDP) and of binary-weight networks (the quantized SDP relaxation);
+``frugalml convex gan ...``: convex Wasserstein GANs (:mod:`.convex_gan`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .._io import atomic_write_bytes
 from .._validate import check_choice
 from ..errors import InvalidInputError
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
+from .convex_gan import gan_app
 
 __all__ = ["convex_app"]
 
@@ -22,6 +24,7 @@ convex_app = typer.Typer(
     help="Convex (globally optimal) training of polynomial-activation and quantized networks.",
     no_args_is_help=True,
 )
+convex_app.add_typer(gan_app, name="gan")
 
 MODELS = ("poly", "quantized")
 TASKS = ("regression", "classification")

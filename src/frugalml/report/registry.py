@@ -64,3 +64,4 @@ register("convex", "Convex training: SDP vs backprop", "frugalml.report.benches.
 register("quant", "Low-bit quantization: MMSE vs baselines", "frugalml.report.benches.quant:run")
 register("ecc", "ECC: syndrome-based neural decoding", "frugalml.report.benches.ecc:run")
 register("dfo", "Coded derivative-free optimisation and attacks", "frugalml.report.benches.dfo:run")
+register("convex-gan", "Convex Wasserstein GANs", "frugalml.report.benches.convex_gan:run")

@@ -1,0 +1,305 @@
+"""Progressive convex GAN (ProCoGAN): closed-form linear generators stacked over resolutions.
+
+Reference: A. Sahiner et al., "Hidden Convexity of Wasserstein GANs: Interpretable Generative
+Models with Closed-Form Solutions", ICLR 2022, arXiv:2107.05680 (Figure 2, ProCoGAN).
+
+Stage 1 maps a Gaussian latent ``[Z, 1]`` (centred and whitened exactly at fit time) to
+images at the lowest resolution; stage ``l > 1``
+maps the nearest-neighbour 2x upsampled output of stage ``l - 1`` (plus a bias column, and
+optionally ``stage_noise`` fresh Gaussian columns) to resolution ``l``. Every stage is the
+closed-form quadratic-discriminator WGAN of :mod:`.wgan` (centred, with a bias row) against
+the data average-pooled to that resolution, with its own truncation index ``k_l`` (equivalently
+``beta_l``). A stage's input has rank at most ``k_{l-1} + stage_noise``, so ``k_l`` is capped by
+it (asking for more raises ``InvalidInputError``). Optional histogram matching maps each output
+pixel through the monotone transform that takes the generated marginal (on the fitting latents)
+to the data marginal (quantile tables, ``quantiles`` levels).
+
+Works for signals ``(n, L)`` (1-D pooling) and images ``(n, h, w)`` (2-D). Cost: one SVD per
+stage, ``O(n d_l min(n, d_l))``.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..._io import atomic_write_bytes
+from ..._validate import RngLike, check_array, check_int, check_positive_float, check_rng
+from ...errors import InvalidInputError
+from .wgan import RANK_RTOL, _svd, closed_form_generator, gaussian_latent, truncation_beta
+
+__all__ = ["ProgressiveConvexGAN", "StageInfo", "downsample", "upsample"]
+
+
+def downsample(X: np.ndarray, factor: int) -> np.ndarray:
+    """Average-pool ``(n, L)`` or ``(n, h, w)`` by ``factor`` per spatial axis."""
+    if factor == 1:
+        return X
+    if X.ndim == 2:
+        n, L = X.shape
+        return X.reshape(n, L // factor, factor).mean(axis=2)
+    n, h, w = X.shape
+    return X.reshape(n, h // factor, factor, w // factor, factor).mean(axis=(2, 4))
+
+
+def upsample(X: np.ndarray) -> np.ndarray:
+    """Nearest-neighbour 2x upsampling of ``(n, L)`` or ``(n, h, w)``."""
+    if X.ndim == 2:
+        return np.repeat(X, 2, axis=1)
+    return np.repeat(np.repeat(X, 2, axis=1), 2, axis=2)
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """One stage: resolution ``shape``, truncation index ``k``, ``beta``, the input rank and the
+    constraint value ``||A_X - H_G||_2`` (equals ``beta`` when active)."""
+
+    shape: tuple[int, ...]
+    k: int
+    beta: float
+    input_rank: int
+    constraint: float
+
+
+class ProgressiveConvexGAN:
+    """ProCoGAN: progressive closed-form convex WGAN generator.
+
+    Parameters
+    ----------
+    n_stages:
+        Number of resolutions; the lowest is the data shape divided by ``2^(n_stages-1)``
+        (each spatial size must be divisible by it).
+    latent_dim:
+        Columns of the Gaussian latent of stage 1.
+    truncation:
+        Truncation index per stage (int for all, or a sequence); ``None`` takes the largest
+        admissible one (the stage input's rank, capped by ``max_truncation``). Ignored for a
+        stage whose ``beta`` is given.
+    beta:
+        ``beta`` per stage (float or sequence, ``None`` entries use ``truncation``).
+    stage_noise:
+        Extra Gaussian latent columns at each stage after the first (0 = the paper's model).
+    histogram_matching:
+        Map each output pixel's marginal to the data's (quantile matching).
+    """
+
+    def __init__(
+        self,
+        n_stages: int = 3,
+        latent_dim: int = 16,
+        *,
+        truncation: int | Sequence[int | None] | None = None,
+        beta: float | Sequence[float | None] | None = None,
+        stage_noise: int = 0,
+        max_truncation: int | None = None,
+        histogram_matching: bool = False,
+        quantiles: int = 101,
+    ):
+        self.n_stages = check_int(n_stages, "n_stages", low=1)
+        self.latent_dim = check_int(latent_dim, "latent_dim", low=1)
+        self.truncation = self._per_stage(truncation, "truncation", check_int)
+        self.beta = self._per_stage(beta, "beta", lambda v, name: check_positive_float(v, name))
+        self.stage_noise = check_int(stage_noise, "stage_noise", low=0)
+        self.max_truncation = None if max_truncation is None else check_int(
+            max_truncation, "max_truncation", low=1)  # fmt: skip
+        self.histogram_matching = bool(histogram_matching)
+        self.quantiles = check_int(quantiles, "quantiles", low=3)
+
+    def _per_stage(self, value: Any, name: str, check: Any) -> list[Any]:
+        if value is None or np.isscalar(value):
+            vals = [value] * self.n_stages
+        else:
+            vals = list(value)
+            if len(vals) != self.n_stages:
+                raise InvalidInputError(
+                    f"{name} must have one entry per stage ({self.n_stages}), got {len(vals)}"
+                )
+        if name == "truncation":
+            return [None if v is None else check(v, f"{name}[{i}]", low=1)
+                    for i, v in enumerate(vals)]  # fmt: skip
+        return [None if v is None else check(v, f"{name}[{i}]") for i, v in enumerate(vals)]
+
+    # ---------------------------------------------------------------------------- fit
+    def fit(self, X: Any, *, rng: RngLike = 0, progress: Any = None) -> ProgressiveConvexGAN:
+        """Fit on ``X`` ``(n, L)`` signals or ``(n, h, w)`` images (list of equally shaped
+        arrays accepted). ``progress(message, fraction)`` is called per stage."""
+        t0 = time.perf_counter()
+        if isinstance(X, list | tuple):
+            shapes = {np.shape(x) for x in X}
+            if len(shapes) > 1:
+                raise InvalidInputError(
+                    f"X holds images of inconsistent shape {sorted(shapes)}; resize or crop "
+                    "them to one shape first"
+                )
+        Xa = check_array(X, "X", ndim=(2, 3))
+        if Xa.shape[0] < 2:
+            raise InvalidInputError("X needs at least 2 samples")
+        factor = 2 ** (self.n_stages - 1)
+        if any(s % factor for s in Xa.shape[1:]):
+            raise InvalidInputError(
+                f"sample shape {Xa.shape[1:]} is not divisible by 2^(n_stages-1)={factor}; "
+                "use fewer stages or crop the data"
+            )
+        gen = check_rng(rng)
+        n = Xa.shape[0]
+        say = progress or (lambda msg, f: None)
+        self.sample_shape_ = tuple(Xa.shape[1:])
+        self.stages_: list[StageInfo] = []
+        self.weights_: list[np.ndarray] = []
+        self.latent_means_: list[np.ndarray] = []
+        prev = None
+        for s in range(self.n_stages):
+            say(f"stage {s + 1}/{self.n_stages}", s / self.n_stages)
+            target = downsample(Xa, 2 ** (self.n_stages - 1 - s))
+            T = target.reshape(n, -1)
+            Zs = self._stage_input(s, prev, n, gen, fitting=True)
+            W, info = self._fit_stage(s, T, Zs, target.shape[1:], gen)
+            self.weights_.append(W)
+            self.stages_.append(info)
+            prev = (Zs @ W[:-1] + W[-1]).reshape(target.shape)
+        G = prev.reshape(n, -1)
+        if self.histogram_matching:
+            levels = np.linspace(0, 1, self.quantiles)
+            self.gen_quantiles_ = np.quantile(G, levels, axis=0)
+            self.data_quantiles_ = np.quantile(Xa.reshape(n, -1), levels, axis=0)
+        self.fit_seconds_ = time.perf_counter() - t0
+        say("done", 1.0)
+        return self
+
+    def _stage_input(
+        self, s: int, prev: np.ndarray | None, n: int, gen, fitting: bool = False
+    ) -> np.ndarray:
+        if s == 0:
+            if fitting:
+                return gaussian_latent(n, self.latent_dim, gen)
+            return gen.standard_normal((n, self.latent_dim))
+        up = upsample(prev).reshape(n, -1)
+        if self.stage_noise:
+            up = np.hstack([up, gen.standard_normal((n, self.stage_noise))])
+        return up
+
+    def _fit_stage(self, s, T, Zs, shape, gen) -> tuple[np.ndarray, StageInfo]:
+        n = T.shape[0]
+        mu = T.mean(axis=0)
+        z_mean = Zs.mean(axis=0)
+        Tc, Zc = T - mu, Zs - z_mean
+        dz = np.linalg.svd(Zc / np.sqrt(n), compute_uv=False)
+        rank = int(np.count_nonzero(dz > RANK_RTOL * dz[0])) if dz[0] > 0 else 0
+        beta = self.beta[s]
+        if beta is None:
+            k_req = self.truncation[s]
+            if k_req is None:
+                k_req = rank if self.max_truncation is None else min(rank, self.max_truncation)
+            k_req = min(k_req, min(T.shape)) if self.truncation[s] is None else k_req
+            if k_req > rank:
+                raise InvalidInputError(
+                    f"stage {s + 1}: truncation index {k_req} exceeds the rank {rank} of the "
+                    f"stage input (latent dimension); lower it to <= {rank}, raise "
+                    "latent_dim, the previous stage's truncation or stage_noise"
+                )
+            _, sv, _ = _svd(Tc / np.sqrt(n), min(k_req + 1, *T.shape), "auto", gen)
+            if k_req > sv.size:
+                raise InvalidInputError(
+                    f"stage {s + 1}: truncation index {k_req} exceeds the data dimension "
+                    f"{sv.size} at resolution {shape}"
+                )
+            beta = truncation_beta(sv**2, k_req)
+        cf = closed_form_generator(Tc, Zc, beta, rng=gen, x_ref=mu, z_ref=z_mean)
+        Wc = cf["W"]
+        W = np.vstack([Wc, (mu - z_mean @ Wc)[None, :]])
+        G = Zc @ Wc
+        H = G.T @ G / n
+        A = Tc.T @ Tc / n
+        info = StageInfo(tuple(int(v) for v in shape), cf["k"], float(beta), rank,
+                         float(np.linalg.norm(A - H, 2)))  # fmt: skip
+        return W, info
+
+    # ---------------------------------------------------------------------------- sample
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "weights_"):
+            raise InvalidInputError("this ProgressiveConvexGAN is not fitted; call fit(X) first")
+
+    def sample(self, n: int, rng: RngLike = None, *, stage: int | None = None) -> np.ndarray:
+        """``n`` samples ``(n, *sample_shape)`` (or the output of ``stage``, 1-based)."""
+        self._check_fitted()
+        n = check_int(n, "n", low=1)
+        last = len(self.weights_) if stage is None else check_int(
+            stage, "stage", low=1, high=len(self.weights_))  # fmt: skip
+        gen = check_rng(rng)
+        out = None
+        for s in range(last):
+            Zs = self._stage_input(s, out, n, gen)
+            W = self.weights_[s]
+            out = (Zs @ W[:-1] + W[-1]).reshape(n, *self.stages_[s].shape)
+        if stage is None and self.histogram_matching:
+            flat = out.reshape(n, -1)
+            mapped = np.empty_like(flat)
+            for j in range(flat.shape[1]):
+                gq = self.gen_quantiles_[:, j]
+                mapped[:, j] = np.interp(flat[:, j], gq, self.data_quantiles_[:, j])
+            out = mapped.reshape(out.shape)
+        return out
+
+    def summary(self) -> str:
+        self._check_fitted()
+        parts = [f"{'x'.join(map(str, st.shape))}: k={st.k} beta={st.beta:.3g}"
+                 for st in self.stages_]  # fmt: skip
+        return f"ProgressiveConvexGAN ({self.fit_seconds_:.3g} s) " + "; ".join(parts)
+
+    # ---------------------------------------------------------------------------- save/load
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model as ``.npz`` atomically."""
+        self._check_fitted()
+        arrays: dict[str, Any] = {
+            "format": np.array("frugalml.ProgressiveConvexGAN/1"),
+            "n_stages": np.array(self.n_stages), "latent_dim": np.array(self.latent_dim),
+            "stage_noise": np.array(self.stage_noise),
+            "histogram_matching": np.array(self.histogram_matching),
+            "quantiles": np.array(self.quantiles), "sample_shape": np.array(self.sample_shape_),
+            "fit_seconds": np.array(self.fit_seconds_),
+        }  # fmt: skip
+        for s, (W, st) in enumerate(zip(self.weights_, self.stages_, strict=True)):
+            arrays[f"W{s}"] = W
+            arrays[f"stage{s}"] = np.array([st.k, st.beta, st.input_rank, st.constraint])
+            arrays[f"shape{s}"] = np.array(st.shape)
+        if self.histogram_matching:
+            arrays["gen_quantiles"] = self.gen_quantiles_
+            arrays["data_quantiles"] = self.data_quantiles_
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> ProgressiveConvexGAN:
+        """Read a model written by :meth:`save`."""
+        try:
+            with np.load(Path(path), allow_pickle=False) as f:
+                data = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(
+                f"cannot read a ProgressiveConvexGAN from {path}: {exc}"
+            ) from exc
+        if str(data.get("format", "")) != "frugalml.ProgressiveConvexGAN/1":
+            raise InvalidInputError(f"{path} is not a saved ProgressiveConvexGAN")
+        model = cls(int(data["n_stages"]), int(data["latent_dim"]),
+                    stage_noise=int(data["stage_noise"]),
+                    histogram_matching=bool(data["histogram_matching"]),
+                    quantiles=int(data["quantiles"]))  # fmt: skip
+        model.sample_shape_ = tuple(int(v) for v in data["sample_shape"])
+        model.fit_seconds_ = float(data["fit_seconds"])
+        model.weights_, model.stages_ = [], []
+        for s in range(model.n_stages):
+            k, beta, rank, cons = data[f"stage{s}"]
+            model.weights_.append(data[f"W{s}"])
+            model.stages_.append(StageInfo(tuple(int(v) for v in data[f"shape{s}"]), int(k),
+                                           float(beta), int(rank), float(cons)))  # fmt: skip
+        if model.histogram_matching:
+            model.gen_quantiles_ = data["gen_quantiles"]
+            model.data_quantiles_ = data["data_quantiles"]
+        return model
