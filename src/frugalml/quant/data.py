@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import random
 import sys
 import warnings
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .._mnist1d import generate_mnist1d
 from .._optional import require
 from .._validate import check_int, check_probability
 from ..errors import InvalidInputError
@@ -159,35 +159,18 @@ def load_mnist1d(seed: int = 0, n: int = 4000) -> TensorSplit:
     ``mnist1d.data.make_dataset`` reseeds NumPy's and Python's *global* random generators; their
     states are saved and restored around the call, so calling this has no side effect on them.
     """
-    seed = check_int(seed, "seed", low=0)
-    n = check_int(n, "n", low=20)
     torch = require("torch", what="load_mnist1d", extra="quant")
-    data_mod = require("mnist1d.data", what="load_mnist1d", extra="quant")
-    args = data_mod.get_dataset_args()
-    args.num_samples = n
-    args.seed = seed
-    args.train_split = 0.8
-    args.url = None  # never used: make_dataset generates, it does not download
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    try:
-        ds = data_mod.make_dataset(args)
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
+    xtr, ytr, xte, yte = generate_mnist1d(n, seed, what="load_mnist1d", extra="quant")
 
-    def _x(a: Any) -> Any:
-        return torch.from_numpy(np.ascontiguousarray(np.asarray(a, dtype=np.float32)[:, None, :]))
-
-    def _y(a: Any) -> Any:
-        return torch.from_numpy(np.asarray(a, dtype=np.int64))
+    def _x(a: np.ndarray) -> Any:
+        return torch.from_numpy(np.ascontiguousarray(a.astype(np.float32)[:, None, :]))
 
     return TensorSplit(
         name="mnist1d",
-        X_train=_x(ds["x"]),
-        y_train=_y(ds["y"]),
-        X_test=_x(ds["x_test"]),
-        y_test=_y(ds["y_test"]),
+        X_train=_x(xtr),
+        y_train=torch.from_numpy(ytr),
+        X_test=_x(xte),
+        y_test=torch.from_numpy(yte),
         n_classes=10,
     )
 

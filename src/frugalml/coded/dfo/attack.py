@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..._io import atomic_write_bytes
+from ..._mnist1d import generate_mnist1d
 from ..._optional import require
 from ..._validate import (
     RngLike,
@@ -88,25 +88,12 @@ def load_dataset(name: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.n
         cut = int(0.75 * y.size)
         tr, te = perm[:cut], perm[cut:]
         return x[tr], y[tr], x[te], y[te]
-    data_mod = require("mnist1d.data", what="the MNIST-1D data set", extra="dfo")
-    args = data_mod.get_dataset_args()
-    args.num_samples, args.seed, args.train_split = 4000, seed, 0.8
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        ds = data_mod.make_dataset(args)  # generates locally, never downloads
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
+    xtr, ytr, xte, yte = generate_mnist1d(4000, seed, what="the MNIST-1D data set", extra="dfo")
 
-    def _x(a: Any) -> np.ndarray:
-        return np.ascontiguousarray(np.asarray(a, dtype=np.float32)[:, None, :])
+    def _x(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a.astype(np.float32)[:, None, :])
 
-    return (
-        _x(ds["x"]),
-        np.asarray(ds["y"], dtype=np.int64),
-        _x(ds["x_test"]),
-        np.asarray(ds["y_test"], dtype=np.int64),
-    )
+    return _x(xtr), ytr, _x(xte), yte
 
 
 def _build_model(name: str) -> Any:

@@ -13,11 +13,11 @@ Downsampling for the progressive stages is average pooling
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..._mnist1d import generate_mnist1d
 from ..._optional import require
 from ..._validate import RngLike, check_choice, check_int, check_rng
 
@@ -69,22 +69,9 @@ def load_mnist1d(n: int = 4000, seed: int = 0) -> GanData:
     """MNIST-1D generated offline: ``(n', 40)`` signals (``n' = 10 (n // 10)``, train and test
     pooled) with labels; 4 stages (5 -> 10 -> 20 -> 40). The package's generator reseeds the
     global NumPy/Python generators: their states are restored afterwards."""
-    n = check_int(n, "n", low=20)
-    seed = check_int(seed, "seed", low=0)
-    data_mod = require("mnist1d.data", what="the MNIST-1D data set", extra="convex")
-    args = data_mod.get_dataset_args()
-    args.num_samples = n
-    args.seed = seed
-    args.train_split = 0.8
-    args.url = None
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        ds = data_mod.make_dataset(args)
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-    X = np.concatenate([np.asarray(ds["x"]), np.asarray(ds["x_test"])]).astype(np.float64)
-    y = np.concatenate([np.asarray(ds["y"]), np.asarray(ds["y_test"])]).astype(np.int64)
+    xtr, ytr, xte, yte = generate_mnist1d(n, seed, what="the MNIST-1D data set", extra="convex")
+    X = np.concatenate([xtr, xte])
+    y = np.concatenate([ytr, yte])
     return GanData("mnist1d", X, y, 4)
 
 
