@@ -1,0 +1,386 @@
+"""Test problems for saddle-point solvers (Choukroun, Zibulevsky & Kisilev, arXiv 2008.09149).
+
+* :func:`bilinear_game` — ``f = x^T A y + b^T x + c^T y`` with a full-rank square ``A`` of
+  prescribed condition number ``kappa`` (singular values log-spaced in ``[1, kappa]``).
+* :func:`quadratic_game` — strongly-convex-strongly-concave
+  ``f = 1/2 x^T B x + x^T A y - 1/2 y^T C y + b^T x + c^T y``.
+* :func:`constrained_least_squares` — ``min 1/2 ||F x - g||^2 s.t. E x = h`` through its
+  augmented Lagrangian ``L(x, lam) = 1/2||F x - g||^2 + lam^T (E x - h) + rho/2 ||E x - h||^2``
+  (the ADMM setting of the paper), with the constraint violation as a metric.
+* :func:`mixture_gan` — a small GAN on a 2-D mixture of Gaussians on a circle (torch), with
+  mode-coverage and sample-quality metrics.
+
+The saddle points of the first three are computed by a dense direct solve of their
+optimality systems (``O((n + m)^3)``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._optional import require
+from .._validate import (
+    RngLike,
+    check_int,
+    check_nonnegative_float,
+    check_positive_float,
+    check_rng,
+)
+from ..errors import InvalidInputError
+from .saddle import SaddleProblem
+
+__all__ = [
+    "GANProblem",
+    "adam_gda",
+    "bilinear_game",
+    "constrained_least_squares",
+    "mixture_gan",
+    "mode_metrics",
+    "quadratic_game",
+]
+
+
+def _orthogonal(n: int, gen: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(gen.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def _spectrum(n: int, low: float, high: float) -> np.ndarray:
+    return np.geomspace(high, low, n) if n > 1 else np.array([high])
+
+
+def bilinear_game(n: int = 100, kappa: float = 100.0, *, rng: RngLike = 0) -> SaddleProblem:
+    """Random bilinear game ``min_x max_y x^T A y + b^T x + c^T y`` with ``A`` of shape (n, n).
+
+    ``A = U diag(s) V^T`` with Haar-random ``U, V`` and singular values log-spaced from
+    ``kappa`` down to 1 (so ``||A|| = kappa`` = the Lipschitz constant, condition number
+    ``kappa``). ``b, c`` are scaled so that the saddle ``y* = -A^{-1} b``,
+    ``x* = -A^{-T} c`` has unit norm per block. Gradient: ``(A y + b, A^T x + c)``;
+    Hessian-vector product: ``(A q, A^T p)`` (same cost, counted 1).
+    """
+    n = check_int(n, "n", low=1)
+    kappa = check_positive_float(kappa, "kappa")
+    if kappa < 1:
+        raise InvalidInputError(f"kappa must be >= 1, got {kappa}")
+    gen = check_rng(rng)
+    s = _spectrum(n, 1.0, kappa)
+    U, V = _orthogonal(n, gen), _orthogonal(n, gen)
+    A = (U * s) @ V.T
+    x_star = gen.standard_normal(n)
+    y_star = gen.standard_normal(n)
+    x_star /= np.linalg.norm(x_star)
+    y_star /= np.linalg.norm(y_star)
+    b, c = -A @ y_star, -A.T @ x_star
+    J = np.block([[np.zeros((n, n)), A], [-A.T, np.zeros((n, n))]])
+    prob = SaddleProblem(
+        lambda x, y: A @ y + b,
+        lambda x, y: A.T @ x + c,
+        n,
+        n,
+        value=lambda x, y: float(x @ A @ y + b @ x + c @ y),
+        hvp=lambda x, y, p, q: (A @ q, A.T @ p),
+        x_star=x_star,
+        y_star=y_star,
+        bilinear=True,
+        linear_system=(J, np.concatenate([b, -c])),
+        lipschitz=float(s[0]),
+        name=f"bilinear(n={n}, kappa={kappa:g})",
+    )
+    prob.data = {"A": A, "b": b, "c": c}
+    return prob
+
+
+def quadratic_game(
+    n: int = 100,
+    m: int | None = None,
+    *,
+    mu: float = 0.01,
+    L: float = 1.0,
+    coupling: float = 1.0,
+    rng: RngLike = 0,
+) -> SaddleProblem:
+    """Strongly-convex-strongly-concave quadratic game.
+
+    ``f = 1/2 x^T B x + x^T A y - 1/2 y^T C y + b^T x + c^T y`` with ``B`` (n x n) and ``C``
+    (m x m) symmetric with eigenvalues log-spaced in ``[mu, L]`` and a Gaussian coupling ``A``
+    scaled to spectral norm ``coupling``. The saddle solves
+    ``[[B, A], [A^T, -C]] [x; y] = -[b; c]``.
+    """
+    n = check_int(n, "n", low=1)
+    m = n if m is None else check_int(m, "m", low=1)
+    mu = check_positive_float(mu, "mu")
+    L = check_positive_float(L, "L")
+    coupling = check_positive_float(coupling, "coupling")
+    if mu > L:
+        raise InvalidInputError(f"mu must be <= L, got mu={mu}, L={L}")
+    gen = check_rng(rng)
+    Ub, Uc = _orthogonal(n, gen), _orthogonal(m, gen)
+    B = (Ub * _spectrum(n, mu, L)) @ Ub.T
+    C = (Uc * _spectrum(m, mu, L)) @ Uc.T
+    A = gen.standard_normal((n, m))
+    A *= coupling / np.linalg.norm(A, 2)
+    x_star = gen.standard_normal(n)
+    y_star = gen.standard_normal(m)
+    x_star /= np.linalg.norm(x_star)
+    y_star /= np.linalg.norm(y_star)
+    b = -(B @ x_star + A @ y_star)
+    c = -(A.T @ x_star - C @ y_star)
+    J = np.block([[B, A], [-A.T, C]])
+    prob = SaddleProblem(
+        lambda x, y: B @ x + A @ y + b,
+        lambda x, y: A.T @ x - C @ y + c,
+        n,
+        m,
+        value=lambda x, y: float(0.5 * x @ B @ x + x @ A @ y - 0.5 * y @ C @ y + b @ x + c @ y),
+        hvp=lambda x, y, p, q: (B @ p + A @ q, A.T @ p - C @ q),
+        x_star=x_star,
+        y_star=y_star,
+        affine=True,
+        linear_system=(J, np.concatenate([b, -c])),
+        lipschitz=float(np.linalg.norm(J, 2)),
+        name=f"quadratic(n={n}, m={m}, mu={mu:g}, L={L:g})",
+    )
+    prob.data = {"A": A, "B": B, "C": C, "b": b, "c": c}
+    return prob
+
+
+def constrained_least_squares(
+    n: int = 200,
+    p: int = 300,
+    k: int = 50,
+    *,
+    kappa: float = 30.0,
+    rho: float = 1.0,
+    rng: RngLike = 0,
+) -> SaddleProblem:
+    """``min_x 1/2 ||F x - g||^2  s.t.  E x = h`` as the saddle of its augmented Lagrangian.
+
+    ``F`` is (p, n) with singular values log-spaced in ``[1, kappa]``, ``E`` (k, n) Gaussian
+    normalised to unit spectral norm, ``k <= n`` constraints. Primal ``x`` (n,), dual ``lam``
+    (k,). ``grad_x = F^T (F x - g) + E^T lam + rho E^T (E x - h)``, ``grad_lam = E x - h``.
+    The saddle ``(x*, lam*)`` solves the KKT system ``[[F^T F, E^T], [E, 0]]``. Metrics:
+    ``violation = ||E x - h|| / max(1, ||h||)`` and ``kkt_error = max(violation, distance)``.
+    ``problem.data`` holds ``F, g, E, h, rho`` (for :func:`~.saddle.admm_equality_ls`).
+    """
+    n = check_int(n, "n", low=1)
+    p = check_int(p, "p", low=1)
+    k = check_int(k, "k", low=1, high=n)
+    kappa = check_positive_float(kappa, "kappa")
+    rho = check_nonnegative_float(rho, "rho")
+    gen = check_rng(rng)
+    r = min(p, n)
+    U = np.linalg.qr(gen.standard_normal((p, r)))[0]
+    V = _orthogonal(n, gen)[:, :r]
+    F = (U * _spectrum(r, 1.0, kappa)) @ V.T
+    E = gen.standard_normal((k, n))
+    E /= np.linalg.norm(E, 2)
+    g = gen.standard_normal(p)
+    h = gen.standard_normal(k)
+    kkt = np.block([[F.T @ F, E.T], [E, np.zeros((k, k))]])
+    sol = np.linalg.solve(kkt, np.concatenate([F.T @ g, h]))
+    x_star, lam_star = sol[:n], sol[n:]
+    FtF = F.T @ F
+    H = FtF + rho * E.T @ E
+    off_x = -(F.T @ g) - rho * E.T @ h
+    J = np.block([[H, E.T], [-E, np.zeros((k, k))]])
+    hnorm = max(1.0, float(np.linalg.norm(h)))
+    zs = max(1.0, math.hypot(np.linalg.norm(x_star), np.linalg.norm(lam_star)))
+
+    def violation(x, y):
+        return float(np.linalg.norm(E @ x - h)) / hnorm
+
+    def kkt_error(x, y):
+        d = math.hypot(np.linalg.norm(x - x_star), np.linalg.norm(y - lam_star)) / zs
+        return max(violation(x, y), d)
+
+    prob = SaddleProblem(
+        lambda x, y: H @ x + E.T @ y + off_x,
+        lambda x, y: E @ x - h,
+        n,
+        k,
+        value=lambda x, y: float(
+            0.5 * np.sum((F @ x - g) ** 2) + y @ (E @ x - h) + 0.5 * rho * np.sum((E @ x - h) ** 2)
+        ),
+        hvp=lambda x, y, px, qy: (H @ px + E.T @ qy, E @ px),
+        x_star=x_star,
+        y_star=lam_star,
+        affine=True,
+        linear_system=(J, np.concatenate([off_x, h])),
+        lipschitz=float(np.linalg.norm(J, 2)),
+        metrics={"violation": violation, "kkt_error": kkt_error},
+        name=f"constrained-ls(n={n}, p={p}, k={k}, kappa={kappa:g}, rho={rho:g})",
+    )
+    prob.data = {"F": F, "g": g, "E": E, "h": h, "rho": rho}
+    return prob
+
+
+# -- GAN on a mixture of Gaussians ------------------------------------------------------------
+
+
+def mode_metrics(
+    samples: np.ndarray, centers: np.ndarray, std: float, *, min_share: float = 0.01
+) -> dict[str, float]:
+    """Mode coverage and quality of 2-D ``samples`` (shape (N, 2)) for a Gaussian mixture.
+
+    A sample is **high quality** if it lies within ``3 std`` of its nearest center; a mode is
+    **covered** if at least ``min_share`` of all samples are high-quality samples of it.
+    Returns ``modes`` (covered count), ``quality`` (high-quality fraction), ``mean_distance``
+    (mean distance to the nearest center) and ``balance`` (total-variation distance between
+    the high-quality samples' mode histogram and uniform). ``O(N K)``.
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    d = np.linalg.norm(samples[:, None, :] - centers[None, :, :], axis=2)
+    nearest = d.argmin(axis=1)
+    dmin = d[np.arange(len(samples)), nearest]
+    good = dmin <= 3 * std
+    counts = np.bincount(nearest[good], minlength=len(centers))
+    share = counts / max(1, len(samples))
+    hist = counts / max(1, counts.sum())
+    return {
+        "modes": int(np.count_nonzero(share >= min_share)),
+        "quality": float(good.mean()),
+        "mean_distance": float(dmin.mean()),
+        "balance_tv": float(0.5 * np.abs(hist - 1.0 / len(centers)).sum()),
+    }
+
+
+@dataclass
+class GANProblem:
+    """A GAN on a 2-D Gaussian mixture as ``min_x max_y F(x, y)`` over flat parameter vectors.
+
+    ``F(x, y) = mean log sigmoid(D_y(real)) + mean log sigmoid(-D_y(G_x(z)))`` (the original
+    minimax GAN value) on a fixed batch of real samples and latent codes; ``x0``/``y0`` are the
+    initial generator/discriminator parameters (float64 1-D tensors). Use :meth:`evaluate` for
+    mode coverage and quality on fresh latent samples.
+    """
+
+    loss: Any
+    x0: Any
+    y0: Any
+    centers: np.ndarray
+    std: float
+    latent: int
+    generator: Any
+    gen_params: Any
+
+    def sample(self, x: Any, count: int = 2000, *, seed: int = 123) -> np.ndarray:
+        """``count`` generator samples (shape (count, 2)) for flat generator parameters x."""
+        torch = require("torch", what="the mixture-of-Gaussians GAN", extra="torch")
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn(count, self.latent, generator=gen, dtype=torch.float64)
+        with torch.no_grad():
+            out = self.generator(torch.as_tensor(x, dtype=torch.float64), z)
+        return out.numpy()
+
+    def evaluate(self, x: Any, count: int = 2000, *, seed: int = 123) -> dict[str, float]:
+        return mode_metrics(self.sample(x, count, seed=seed), self.centers, self.std)
+
+
+def mixture_gan(
+    *,
+    modes: int = 8,
+    radius: float = 2.0,
+    std: float = 0.05,
+    hidden: int = 32,
+    latent: int = 2,
+    batch: int = 512,
+    rng: RngLike = 0,
+) -> GANProblem:
+    """A small GAN (tanh MLPs ``latent -> hidden -> hidden -> 2`` and ``2 -> hidden -> hidden
+    -> 1``) on ``modes`` Gaussians of standard deviation ``std`` evenly spaced on a circle.
+
+    The objective uses ``batch`` fixed real samples and ``batch`` fixed latent codes, so it is
+    a deterministic saddle problem (both PD-SESOP and the Adam-GDA baseline see the same one).
+    Parameters are float64 so finite-difference Hessian products are accurate.
+    """
+    torch = require("torch", what="the mixture-of-Gaussians GAN", extra="torch")
+    modes = check_int(modes, "modes", low=1)
+    radius = check_positive_float(radius, "radius")
+    std = check_positive_float(std, "std")
+    hidden = check_int(hidden, "hidden", low=1)
+    latent = check_int(latent, "latent", low=1)
+    batch = check_int(batch, "batch", low=1)
+    gen = check_rng(rng)
+    ang = 2 * np.pi * np.arange(modes) / modes
+    centers = radius * np.stack([np.cos(ang), np.sin(ang)], axis=1)
+    which = gen.integers(0, modes, batch)
+    real = torch.as_tensor(centers[which] + std * gen.standard_normal((batch, 2)))
+    z = torch.as_tensor(gen.standard_normal((batch, latent)))
+
+    def shapes(din: int, dout: int) -> list[tuple[int, ...]]:
+        return [(hidden, din), (hidden,), (hidden, hidden), (hidden,), (dout, hidden), (dout,)]
+
+    g_shapes, d_shapes = shapes(latent, 2), shapes(2, 1)
+
+    def init(shp: list[tuple[int, ...]]) -> Any:
+        parts = []
+        for s in shp:
+            fan_in = s[1] if len(s) == 2 else s[0]
+            scale = 1.0 / math.sqrt(fan_in) if len(s) == 2 else 0.0
+            parts.append(scale * gen.standard_normal(int(np.prod(s))))
+        return torch.as_tensor(np.concatenate(parts))
+
+    def mlp(flat: Any, shp: list[tuple[int, ...]], inp: Any) -> Any:
+        ps, off = [], 0
+        for s in shp:
+            size = int(np.prod(s))
+            ps.append(flat[off : off + size].reshape(s))
+            off += size
+        h = torch.tanh(inp @ ps[0].T + ps[1])
+        h = torch.tanh(h @ ps[2].T + ps[3])
+        return h @ ps[4].T + ps[5]
+
+    def generator(x: Any, zz: Any) -> Any:
+        return mlp(x, g_shapes, zz)
+
+    def loss(x: Any, y: Any) -> Any:
+        fake = generator(x, z)
+        d_real = mlp(y, d_shapes, real)
+        d_fake = mlp(y, d_shapes, fake)
+        F = torch.nn.functional
+        return F.logsigmoid(d_real).mean() + F.logsigmoid(-d_fake).mean()
+
+    return GANProblem(
+        loss=loss, x0=init(g_shapes), y0=init(d_shapes), centers=centers, std=std,
+        latent=latent, generator=generator, gen_params=g_shapes,
+    )  # fmt: skip
+
+
+def adam_gda(
+    F: Any,
+    x0: Any,
+    y0: Any,
+    *,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.5, 0.999),
+    max_evals: int = 1000,
+    callback: Any = None,
+) -> tuple[Any, Any, int]:
+    """Simultaneous Adam descent-ascent on a torch objective ``F(x, y)`` (the usual GAN
+    training loop, full batch): one gradient evaluation per step. Returns ``(x, y, evals)``.
+    ``callback(evals, x, y)`` is called after every step."""
+    torch = require("torch", what="Adam-GDA", extra="torch")
+    lr = check_positive_float(lr, "lr")
+    max_evals = check_int(max_evals, "max_evals", low=1)
+    x = x0.detach().clone().requires_grad_(True)
+    y = y0.detach().clone().requires_grad_(True)
+    opt_x = torch.optim.Adam([x], lr=lr, betas=betas)
+    opt_y = torch.optim.Adam([y], lr=lr, betas=betas)
+    for it in range(1, max_evals + 1):
+        val = F(x, y)
+        gx, gy = torch.autograd.grad(val, (x, y))
+        if not (torch.isfinite(gx).all() and torch.isfinite(gy).all()):
+            from .saddle import NonFiniteError
+
+            raise NonFiniteError("adam_gda: non-finite gradient", x=x.detach(), y=y.detach(),
+                                 iteration=it, grad_evals=it)  # fmt: skip
+        x.grad, y.grad = gx, -gy  # ascent in y
+        opt_x.step()
+        opt_y.step()
+        if callback is not None:
+            callback(it, x.detach(), y.detach())
+    return x.detach(), y.detach(), max_evals
