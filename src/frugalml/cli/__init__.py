@@ -20,6 +20,7 @@ from .remat import remat_app
 from .report import report
 from .runtime import runtime_app
 from .sketch import sketch_app
+from .subspace import subspace_app
 
 __all__ = ["app", "main"]
 
@@ -37,6 +38,7 @@ app.add_typer(remat_app, name="remat")
 app.add_typer(convex_app, name="convex")
 app.add_typer(quant_app, name="quant")
 app.add_typer(ecc_app, name="ecc")
+app.add_typer(subspace_app, name="subspace")
 app.command("report")(report)
 
 

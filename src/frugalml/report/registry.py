@@ -65,3 +65,9 @@ register("quant", "Low-bit quantization: MMSE vs baselines", "frugalml.report.be
 register("ecc", "ECC: syndrome-based neural decoding", "frugalml.report.benches.ecc:run")
 register("dfo", "Coded derivative-free optimisation and attacks", "frugalml.report.benches.dfo:run")
 register("convex-gan", "Convex Wasserstein GANs", "frugalml.report.benches.convex_gan:run")
+register("saddle", "Saddle points: primal-dual SESOP", "frugalml.report.benches.saddle:run")
+register(
+    "aggregation",
+    "Subspace gradient aggregation (AdaCons)",
+    "frugalml.report.benches.aggregation:run",
+)
