@@ -15,6 +15,7 @@ pair or one Hessian-vector product of the same cost = 1).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from typing import Any
@@ -44,6 +45,9 @@ __all__ = ["run"]
 TOL = 1e-8
 HAM = ("gradient", "steps", "nemirovski", "hamiltonian")
 ADMM_RHOS = (1.0, 3.0, 10.0, 30.0, 100.0)
+# ADMM's CG x-update stops when the warm-started residual fell by this factor; looser is better
+# here (measured on seeds 0-3: 0.7 beats 0.1 by about 1.7x at the best rho), so it is tuned too
+ADMM_CG_TOLS = (0.1, 0.3, 0.7)
 
 
 GS = ("gradient", "steps")
@@ -53,7 +57,7 @@ PAPER = ("gradient", "steps", "nemirovski")
 STRIDE = 50
 
 
-def _methods(problem, quick: bool, kind: str) -> dict[str, Any]:
+def _methods(problem, quick: bool, kind: str, penalised=None) -> dict[str, Any]:
     L = problem.lipschitz
     # first-order baselines: cap on gradient evaluations (stated in the table note)
     cap_bilinear, cap_other = (400_000, 20_000) if quick else (4_000_000, 100_000)
@@ -88,14 +92,24 @@ def _methods(problem, quick: bool, kind: str) -> dict[str, Any]:
         )
     else:
         for eta in (30.0, 100.0):
-            m[f"PD-SESOP inner saddle (M=3, eta={eta:g})"] = lambda p, x, y, e=eta: pd_sesop(
-                p, x, y, memory=3, prox=e, inner="exact_quadratic", target="kkt_error",
-                max_evals=ours_cap,
+            m[f"PD-SESOP inner saddle (M=3, rho=1, eta={eta:g})"] = lambda p, x, y, e=eta: (
+                pd_sesop(p, x, y, memory=3, prox=e, inner="exact_quadratic",
+                         target="kkt_error", max_evals=ours_cap)
             )  # fmt: skip
-        for rho in ADMM_RHOS:
-            m[f"ADMM (rho={rho:g}, CG)"] = lambda p, x, y, r=rho: admm_equality_ls(
-                p, x, rho=r, cg_tol=0.1, target="kkt_error", max_evals=cap
-            )
+        if penalised is not None:
+            # the rule: augmented-Lagrangian penalty rho = ||F||^2 (the objective's curvature),
+            # eta = rho / 10, M = 3, the paper's directions; same data, same metrics
+            pen, rho_pen = penalised
+            m["PD-SESOP inner saddle (M=3, rho=||F||^2, eta=rho/10)"] = lambda p, x, y: (
+                pd_sesop(pen, x, y, memory=3, prox=rho_pen / 10.0, inner="exact_quadratic",
+                         target="kkt_error", max_evals=ours_cap)
+            )  # fmt: skip
+        for cg_tol in ADMM_CG_TOLS:
+            for rho in ADMM_RHOS:
+                m[f"ADMM (rho={rho:g}, CG tol {cg_tol:g})"] = (
+                    lambda p, x, y, r=rho, c=cg_tol: admm_equality_ls(
+                        p, x, rho=r, cg_tol=c, target="kkt_error", max_evals=cap)
+                )  # fmt: skip
     tgt = {"target": "kkt_error"} if kind == "constrained" else {}
     fo = {"max_evals": cap, "max_iter": 10**8, "history_every": STRIDE, **tgt}
     m["extragradient (0.9/L)"] = lambda p, x, y: extragradient(p, x, y, lr=0.9 / L, **fo)
@@ -106,11 +120,11 @@ def _methods(problem, quick: bool, kind: str) -> dict[str, Any]:
     return m
 
 
-def _compare(name, problem, quick, kind, progress, base):
+def _compare(name, problem, quick, kind, progress, base, penalised=None):
     x0, y0 = np.zeros(problem.n), np.zeros(problem.m)
     rows, curves = [], {}
     results: dict[str, SaddleResult] = {}
-    methods = _methods(problem, quick, kind)
+    methods = _methods(problem, quick, kind, penalised)
     for i, (label, fn) in enumerate(methods.items()):
         if progress:
             progress(f"{name}: {label}", base + 0.25 * i / len(methods))
@@ -244,11 +258,17 @@ def run(*, quick: bool, progress: Progress | None = None, rng: int = 0) -> Bench
     problems = {
         f"bilinear kappa={kappa:g}": (bilinear_game(n, kappa, rng=gen), "bilinear"),
         "quadratic SC-SC": (quadratic_game(n, mu=0.01, L=1.0, rng=gen), "quadratic"),
-        "constrained LS": (constrained_least_squares(rng=gen), "constrained"),
     }
+    # the same constrained instance twice: penalty rho = 1 (baselines, ADMM, PD-SESOP with
+    # rho = 1) and rho = ||F||^2 (PD-SESOP's rule); ADMM and the metrics use only F, g, E, h
+    gen_pen = copy.deepcopy(gen)
+    problems["constrained LS"] = (constrained_least_squares(rng=gen), "constrained")
+    rho_pen = float(np.linalg.norm(problems["constrained LS"][0].data["F"], 2) ** 2)
+    penalised = (constrained_least_squares(rng=gen_pen, rho=rho_pen), rho_pen)
     rows, curves_by, summary = [], {}, {}
     for i, (pname, (prob, kind)) in enumerate(problems.items()):
-        r, curves, _ = _compare(pname, prob, quick, kind, progress, 0.25 * i)
+        pen = penalised if kind == "constrained" else None
+        r, curves, _ = _compare(pname, prob, quick, kind, progress, 0.25 * i, pen)
         rows += r
         curves_by[pname] = ("kkt_error" if kind == "constrained" else "distance", curves)
         if kind == "constrained":
@@ -298,7 +318,10 @@ def run(*, quick: bool, progress: Progress | None = None, rng: int = 0) -> Bench
             f"{'400000' if quick else '4000000'} evaluations, GDA 50000, PD-SESOP "
             f"{'20000' if quick else '100000'} (M=1, eta=0.1 variant: "
             f"{'5000' if quick else '20000'}); other problems "
-            f"{'20000' if quick else '100000'}. ADMM rho grid {list(ADMM_RHOS)}.",
+            f"{'20000' if quick else '100000'}. ADMM rho grid {list(ADMM_RHOS)} x CG tol "
+            f"{list(ADMM_CG_TOLS)}. Constrained PD-SESOP rule: rho = ||F||^2 (here kappa^2, "
+            "known by construction; a power iteration would cost a few dozen evaluations), "
+            "eta = rho/10.",
         ),
         Table(
             "Ratios: baseline evals / best PD-SESOP evals to 1e-8 per inner rule (goal >= 5 vs "
