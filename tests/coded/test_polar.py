@@ -379,6 +379,8 @@ def test_sc_exhaustive_n8(kernel, k):
         assert np.all(known[without] <= known[without | (1 << j)])
     assert known[-1].all()  # everyone arrived
     assert not known[0].any()  # nobody arrived
+    # the vectorised check over all 256 sets agrees with the one-set SC decoder
+    np.testing.assert_array_equal(code.decodable_many(masks), known.all(axis=1))
     # K = N: SC is decodable exactly when everyone arrives
     if k == 8:
         assert known.all(axis=1).sum() == 1
@@ -395,6 +397,7 @@ def test_sc_exhaustive_n8_partial(kernel, levels, k):
     for j in range(8):
         without = np.flatnonzero(((np.arange(256) >> j) & 1) == 0)
         assert np.all(known[without] <= known[without | (1 << j)])
+    np.testing.assert_array_equal(code.decodable_many(masks), known.all(axis=1))
     if levels == 0:  # identity code: block known iff its own worker arrived
         obs = np.stack([codeword_mask(code, m) for m in masks])
         np.testing.assert_array_equal(known, obs[:, code.data_positions])
@@ -419,6 +422,22 @@ def test_sc_sampled_n16(kernel, k):
             bigger = masks[t].copy()
             bigger[rng.choice(missing)] = True
             assert np.all(known[t] <= code.known_blocks(bigger))
+
+
+@pytest.mark.parametrize("kernel", KERNEL_NAMES)
+@pytest.mark.parametrize(("n", "k", "levels"), [(64, 32, None), (128, 77, None), (64, 20, 3)])
+def test_decodable_many_matches_one_at_a_time(kernel, n, k, levels):
+    rng = np.random.default_rng(n + k)
+    code = PolarCode(n, k, kernel=kernel, levels=levels, rng=3)
+    masks = rng.random((300, n)) < rng.uniform(0.2, 1.0, size=(300, 1))
+    one = np.array([code.decodable(m) for m in masks])
+    assert 0 < one.sum() < len(one)  # both outcomes occur
+    np.testing.assert_array_equal(code.decodable_many(masks), one)
+    assert code.decodable_many(np.zeros((0, n), dtype=bool)).shape == (0,)
+    with pytest.raises(InvalidInputError, match="bool array of shape"):
+        code.decodable_many(masks[:, :-1])
+    with pytest.raises(InvalidInputError, match="bool array of shape"):
+        code.decodable_many(masks.astype(int))
 
 
 def test_decode_accepts_index_lists_and_scalar_blocks():

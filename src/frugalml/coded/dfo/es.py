@@ -24,7 +24,8 @@ Two ways to run the workers:
 * ``executor=None``: every finite difference is evaluated in this process (one batched call
   with ``batched=True``) and completion times are drawn from ``stragglers`` (a
   :class:`~frugalml.runtime.StragglerModel`): the simulated clock. The stopping time is the
-  first prefix of the arrival order that is decodable (binary search, O(log N) checks).
+  first prefix of the arrival order that is decodable (one vectorised SC pass over every
+  prefix for the polar code, binary search with O(log N) checks otherwise).
 
 Per iteration the cost is 2N function evaluations (N + 1 with forward differences), plus
 one evaluation of f at the new iterate for the loss history (``monitor_evaluations``).
@@ -330,17 +331,12 @@ class CodedES:
 
         if self.wait == "all":
             ok_at = n if limit == n else None
-        else:
-            ok_at = None
-            if self._stop_ok(prefix(limit) & finite):
-                lo, hi = 1, limit
-                while lo < hi:  # the decodable sets are monotone: binary search
-                    mid = (lo + hi) // 2
-                    if self._stop_ok(prefix(mid) & finite):
-                        hi = mid
-                    else:
-                        lo = mid + 1
-                ok_at = lo
+        elif self.wait == "decodable":
+            ok_at = self.coder.first_decodable(order, finite, limit)
+        else:  # the first time m finite outputs have arrived
+            count = np.cumsum(finite[order[:limit]])
+            enough = count >= self.wait
+            ok_at = int(np.argmax(enough)) + 1 if enough.any() else None
         if ok_at is not None:
             t_stop = ok_at
             clock = float(times[order[t_stop - 1]]) if t_stop else 0.0

@@ -307,6 +307,35 @@ class CodedDirections:
             return bool(np.linalg.matrix_rank(self.generator[:, mask]) == self.k)
         return bool(self.code.decodable(mask))
 
+    def first_decodable(self, order: np.ndarray, usable: np.ndarray, limit: int) -> int | None:
+        """Smallest t <= ``limit`` such that the first t workers of ``order`` (a permutation),
+        restricted to the ``usable`` (N,) ones, are decodable; None if no such t.
+
+        Decodable sets are monotone, so a binary search over t needs O(log N) checks; for the
+        polar code's SC decoder every prefix is checked in one vectorised pass instead.
+        """
+        n = self.n
+        rank = np.empty(n, dtype=np.intp)
+        rank[order] = np.arange(n)
+        if isinstance(self.code, PolarCode) and self.decoder == "sc":
+            prefixes = (rank[None, :] < np.arange(1, limit + 1)[:, None]) & usable
+            ok = self.code.decodable_many(prefixes) & (prefixes.sum(axis=1) >= self.k)
+            return int(np.argmax(ok)) + 1 if ok.any() else None
+
+        def ok_at(t: int) -> bool:
+            return self.decodable((rank < t) & usable)
+
+        if limit < 1 or not ok_at(limit):
+            return None
+        lo, hi = 1, limit
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if ok_at(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
     def _min_norm(self, y: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a = self.generator[:, mask].T  # (m, K)
         if a.shape[0] == 0:
