@@ -50,3 +50,18 @@ def rank_ref(m: np.ndarray) -> int:
                 basis[lead] = r
                 break
     return len(basis)
+
+
+def sigma_of(ebn0_db: float, rate: float) -> float:
+    """Noise std of BPSK/AWGN at Eb/N0 (dB) for code rate ``rate`` (written out, not imported)."""
+    return float(np.sqrt(1.0 / (2.0 * rate * 10 ** (ebn0_db / 10))))
+
+
+def noisy(code: LinearCode, frames: int, ebn0_db: float, seed: int):
+    """(codewords, y, sigma): random codewords sent over BPSK/AWGN."""
+    rng = np.random.default_rng(seed)
+    msg = rng.integers(0, 2, size=(frames, code.k))
+    cw = ((msg @ code.G) % 2).astype(np.uint8)
+    sigma = sigma_of(ebn0_db, code.k / code.n)
+    y = (1.0 - 2.0 * cw) + sigma * rng.standard_normal((frames, code.n))
+    return cw, y, sigma

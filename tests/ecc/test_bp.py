@@ -16,7 +16,7 @@ from frugalml.ecc.bp import BeliefPropagation
 from frugalml.ecc.codes import LinearCode, bch_code
 from frugalml.errors import InvalidInputError
 
-from ._reference import code_from_h
+from ._reference import code_from_h, noisy
 
 # -- codes built here -------------------------------------------------------------------------
 
@@ -78,19 +78,6 @@ def maxlog_llr(code: LinearCode, llr: np.ndarray) -> np.ndarray:
         zero, one = words[:, i] == 0, words[:, i] == 1
         out[:, i] = score[:, zero].max(axis=1) - score[:, one].max(axis=1)
     return out
-
-
-def sigma_of(ebn0_db: float, rate: float) -> float:
-    return float(np.sqrt(1.0 / (2.0 * rate * 10 ** (ebn0_db / 10))))
-
-
-def noisy(code: LinearCode, frames: int, ebn0_db: float, seed: int):
-    rng = np.random.default_rng(seed)
-    msg = rng.integers(0, 2, size=(frames, code.k))
-    cw = ((msg @ code.G) % 2).astype(np.uint8)
-    sigma = sigma_of(ebn0_db, code.k / code.n)
-    y = (1.0 - 2.0 * cw) + sigma * rng.standard_normal((frames, code.n))
-    return cw, y, sigma
 
 
 def syndrome_ok(code: LinearCode, bits: np.ndarray) -> np.ndarray:

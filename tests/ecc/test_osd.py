@@ -16,7 +16,7 @@ from frugalml.ecc.codes import LinearCode, bch_code
 from frugalml.ecc.osd import OrderedStatistics, hard_decision
 from frugalml.errors import InvalidInputError
 
-from ._reference import code_from_h, nullspace
+from ._reference import code_from_h, noisy, nullspace
 
 # -- codes built here, without the library ------------------------------------------------
 
@@ -127,20 +127,6 @@ def discrepancy(bits: np.ndarray, llr: np.ndarray) -> np.ndarray:
 
 def is_codeword(code: LinearCode, bits: np.ndarray) -> np.ndarray:
     return ~((bits.astype(np.int64) @ np.asarray(code.H, dtype=np.int64).T) % 2).any(axis=-1)
-
-
-def sigma_of(ebn0_db: float, rate: float) -> float:
-    return float(np.sqrt(1.0 / (2.0 * rate * 10 ** (ebn0_db / 10))))
-
-
-def noisy(code: LinearCode, frames: int, ebn0_db: float, seed: int):
-    """(codewords, y, sigma): random codewords sent over BPSK/AWGN."""
-    rng = np.random.default_rng(seed)
-    msg = rng.integers(0, 2, size=(frames, code.k))
-    cw = ((msg @ code.G) % 2).astype(np.uint8)
-    sigma = sigma_of(ebn0_db, code.k / code.n)
-    y = (1.0 - 2.0 * cw) + sigma * rng.standard_normal((frames, code.n))
-    return cw, y, sigma
 
 
 @pytest.fixture(scope="module")
