@@ -2,17 +2,23 @@
 
 Trains one ``SyndromeDecoder`` per code and backbone on the all-zero codeword (Eb/N0 uniform in
 4-7 dB) and keeps it as a resumable checkpoint ``benchmarks/models/ecc/<code>-<backbone>.pt``
-(the training settings and losses are stored in it, so the table can state the budget);
-rerunning continues where a run stopped. Usage::
+(``<code>-<backbone>-<tag>.pt`` with ``--tag``; the training settings and losses are stored in
+it, so the table can state the budget); rerunning continues where a run stopped. Sizes default
+to the "fast" preset; ``--hidden/--layers/--unroll`` override them (a tagged model is evaluated
+by the benchmark as an extra row). Usage::
 
     python benchmarks/train_ecc.py [--codes bch-63-45,...] [--backbones gru,mlp,transformer]
                                    [--steps 20000] [--batch 512] [--device cpu|cuda]
+                                   [--hidden H --layers L --unroll T --tag medium]
+                                   [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+
+import torch
 
 from frugalml.ecc import get_code
 from frugalml.ecc.neural import SyndromeDecoder, train_decoder
@@ -27,15 +33,32 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--preset", default="fast", choices=("fast", "paper"))
+    parser.add_argument("--hidden", type=int, default=None)
+    parser.add_argument("--layers", type=int, default=None)
+    parser.add_argument("--unroll", type=int, default=None, help="GRU time steps T")
+    parser.add_argument("--tag", default="", help="file-name suffix for a non-default size")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sized = args.preset != "fast" or any(
+        v is not None for v in (args.hidden, args.layers, args.unroll)
+    )
+    if sized and not args.tag:
+        parser.error("a non-default size needs --tag (the default files hold the fast preset)")
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    suffix = f"-{args.tag}" if args.tag else ""
     for name in args.codes.split(","):
         code = get_code(name)
         for backbone in args.backbones.split(","):
-            path = MODEL_DIR / f"{code.name}-{backbone}.pt"
+            path = MODEL_DIR / f"{code.name}-{backbone}{suffix}.pt"
+            sizes = {"hidden": args.hidden, "layers": args.layers}
+            if backbone == "gru":
+                sizes["steps"] = args.unroll
             t0 = time.perf_counter()
             res = train_decoder(
-                SyndromeDecoder(code, backbone, rng=0),
+                SyndromeDecoder(code, backbone, preset=args.preset, rng=0, **sizes),
                 steps=args.steps,
                 batch=args.batch,
                 lr=args.lr,

@@ -111,6 +111,45 @@ def test_train_then_eval(trained, tmp_path, capsys):
     assert _without_seconds(rows[1]["results"][0]) == _without_seconds(ref.to_dict())
 
 
+def test_eval_ensemble_and_cascade_rows(trained, capsys):
+    """--ensemble / --fallback add one row per model that equals the library's ensemble."""
+    from frugalml.ecc import AutomorphismEnsemble, ebn0_to_sigma, load_decoder
+
+    model, _ck = trained
+    code, out, _ = run_cli(
+        capsys, "ecc", "eval", "--code", "bch-15-7", "--decoders", f"osd-2,{model}", "--ebn0",
+        "3", *SIM_ARGS, "--seed", 4, "--ensemble", 2, "--fallback", "osd-2", "--json",
+    )  # fmt: skip
+    assert code == 0
+    rows = json.loads(out)["decoders"]
+    assert [r["name"] for r in rows] == ["osd-2", str(model), f"{model}+ensemble8->osd-2"]
+    assert "automorphism ensemble of 8 members" in rows[2]["description"]
+    bch = get_code("bch-15-7")
+    ens = AutomorphismEnsemble(
+        load_decoder(model, code=bch), windows=2, fallback=OrderedStatistics(bch, order=2)
+    )
+    sigma = ebn0_to_sigma(3.0, bch.rate)
+    ref = simulate(bch, lambda y: ens(y, sigma), 3.0, rng=4, **SIM)
+    assert _without_seconds(rows[2]["results"][0]) == _without_seconds(ref.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--fallback", "magic"), "--fallback must be one of"),
+        (("--fallback", "hard"), "--fallback must be one of"),
+        (("--ensemble", 2, "--decoders", "hard"), "apply to trained models"),
+    ],
+)
+def test_eval_ensemble_bad_input(trained, capsys, extra, message):
+    model, _ck = trained
+    code, out, err = run_cli(
+        capsys, "ecc", "eval", "--code", "bch-15-7", "--decoders", f"hard,{model}", *extra
+    )
+    assert code == 2 and out == ""
+    assert err.startswith("frugalml: error:") and message in err
+
+
 def test_model_for_another_code_is_refused(trained, tmp_path, capsys):
     model, ck = trained
     plot = tmp_path / "p.png"

@@ -37,6 +37,7 @@ ecc_app = typer.Typer(
 BACKBONES = ("gru", "mlp", "transformer")  # == frugalml.ecc.neural.BACKBONES (needs no torch)
 PRESETS = ("fast", "paper")
 BASELINES = ("hard", "bp", "min-sum", "osd-0", "osd-1", "osd-2", "osd-3")
+FALLBACKS = BASELINES[1:]  # decoders a cascade may hand its detected failures to
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt")
 CODE_EXAMPLES = (
     "bch-31-21",
@@ -216,6 +217,7 @@ class _Decoder:
     kind: str  # hard | bp | osd | neural
     description: str
     make: Callable[[float], Callable[[np.ndarray], Any]]  # Eb/N0 -> simulate()'s decoder
+    model: Any = None  # the loaded SyndromeDecoder of a trained model
 
     @property
     def label(self) -> str:
@@ -289,10 +291,47 @@ def _neural(spec: str, code: Any, device: str) -> _Decoder:
         raise InvalidInputError(f"--decoders: no model file at {spec}")
     with _one_line_errors(path):
         decoder = load_decoder(path, code=code, device=device)
-    return _Decoder(spec, "neural", decoder.summary(), lambda e: decoder.decode)
+    return _Decoder(spec, "neural", decoder.summary(), lambda e: decoder.decode, decoder)
 
 
-def _decoders(text: str, code: Any, bp_iterations: int, device: str) -> list[_Decoder]:
+def _derived(
+    neural: _Decoder, code: Any, ensemble: int, fallback: str | None, bp_iterations: int
+) -> _Decoder:
+    """The automorphism ensemble and/or cascade to a baseline over a loaded neural decoder."""
+    from ..ecc.bp import BeliefPropagation
+    from ..ecc.channel import ebn0_to_sigma
+    from ..ecc.ensemble import AutomorphismEnsemble
+    from ..ecc.osd import OrderedStatistics
+
+    decoder = neural.model
+    fb: Any = None
+    if fallback in ("bp", "min-sum"):
+        variant = "sum-product" if fallback == "bp" else "min-sum"
+        fb = BeliefPropagation(code, iterations=bp_iterations, variant=variant)
+    elif fallback is not None:
+        fb = OrderedStatistics(code, order=int(fallback.split("-")[1]))
+    if ensemble:
+        ens = AutomorphismEnsemble(decoder, windows=ensemble, fallback=fb)
+    else:
+        ens = AutomorphismEnsemble(decoder, permutations=np.arange(code.n), fallback=fb)
+    name = neural.name + (f"+ensemble{len(ens)}" if ensemble else "")
+    name += f"->{fallback}" if fallback else ""
+
+    def make(ebn0: float) -> Callable[[np.ndarray], Any]:
+        sigma = ebn0_to_sigma(ebn0, code.rate)
+        return lambda y: ens(y, sigma)
+
+    return _Decoder(name, "neural", ens.summary(), make)
+
+
+def _decoders(
+    text: str,
+    code: Any,
+    bp_iterations: int,
+    device: str,
+    ensemble: int = 0,
+    fallback: str | None = None,
+) -> list[_Decoder]:
     specs = [s.strip() for s in text.split(",")]
     if not any(specs) or not all(specs):
         raise InvalidInputError(f"--decoders must be a comma-separated list; got {text!r}")
@@ -309,12 +348,23 @@ def _decoders(text: str, code: Any, bp_iterations: int, device: str) -> list[_De
         from .._optional import require
 
         require("torch", what="evaluating a neural decoder", extra="ecc")
+    if fallback is not None and fallback not in FALLBACKS:
+        raise InvalidInputError(
+            f"--fallback must be one of {', '.join(FALLBACKS)}; got {fallback!r}"
+        )
+    if (ensemble or fallback) and all(spec in BASELINES for spec in specs):
+        raise InvalidInputError(
+            "--ensemble and --fallback apply to trained models: list a model path in --decoders"
+        )
     out = []
     for spec in specs:
         if spec in BASELINES:
             out.append(_baseline(spec, code, bp_iterations))
         else:
-            out.append(_neural(spec, code, device))
+            neural = _neural(spec, code, device)
+            out.append(neural)
+            if ensemble or fallback:
+                out.append(_derived(neural, code, ensemble, fallback, bp_iterations))
     return out
 
 
@@ -364,20 +414,36 @@ def eval_cmd(
     random_codewords: bool = typer.Option(
         False, "--random-codewords", help="Send random codewords instead of the all-zero one."
     ),
+    ensemble: int = typer.Option(
+        0,
+        "--ensemble",
+        min=0,
+        help="Also evaluate each model's automorphism ensemble with this many preprocessing "
+        "windows per Frobenius map (cyclic codes; 1 for other codes); 0: off.",
+    ),
+    fallback: str = typer.Option(
+        None,
+        "--fallback",
+        help="Also evaluate each model as a cascade that hands its detected failures "
+        "(non-codeword outputs) to this decoder: bp, min-sum, osd-0..osd-3.",
+    ),
     plot: Path = typer.Option(None, "--plot", help="Write a semilog BER plot (PNG) here."),
     device: str = DEVICE_OPTION,
     seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:
-    """Monte-Carlo BER/FER of each decoder at each Eb/N0 (the same noise seed for every point)."""
+    """Monte-Carlo BER/FER of each decoder at each Eb/N0 (the same noise seed for every point).
+
+    With --ensemble / --fallback each trained model gets a second row: its automorphism
+    ensemble and/or its cascade to a classical decoder (frugalml.ecc.ensemble)."""
     from ..ecc.channel import simulate
 
     limit_blas_threads(blas_threads)
     _check_out_path(plot, "--plot")
     code = _code(code_name)
     points = _parse_ebn0(ebn0, code.rate)
-    decs = _decoders(decoders, code, bp_iterations, device)
+    decs = _decoders(decoders, code, bp_iterations, device, ensemble, fallback)
     if any(d.kind == "neural" for d in decs):
         _torch_threads(blas_threads)
     rows: list[dict[str, Any]] = []
@@ -436,7 +502,8 @@ def eval_cmd(
         emit_json(payload)
         return 0
     table = Table(title=f"{escape(code.name)} (n={code.n}, k={code.k}), BPSK/AWGN, seed {seed}")
-    for col in ("decoder", "Eb/N0", "BER", "FER", "-ln BER", "errors", "frames", "s"):
+    table.add_column("decoder", overflow="fold")
+    for col in ("Eb/N0", "BER", "FER", "-ln BER", "errors", "frames", "s"):
         table.add_column(col, justify="right")
     for row in rows:
         for r in row["results"]:

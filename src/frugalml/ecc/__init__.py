@@ -14,6 +14,9 @@ Choukroun & Wolf, "Error Correction Code Transformer" (NeurIPS 2022, arXiv 2203.
 * :mod:`.osd` — ordered-statistics decoding of order 0-3 (batched bit-packed elimination).
 * :mod:`.neural` (torch) — :class:`SyndromeDecoder` (GRU, MLP, transformer) and
   :func:`train_decoder` (zero-codeword training, resumable checkpoints).
+* :mod:`.ensemble` (torch) — :class:`AutomorphismEnsemble`: decode automorphic images
+  (Frobenius maps, preprocessing windows), keep the most likely output, optionally hand the
+  detected failures to a fallback decoder such as OSD.
 
 The torch parts are imported lazily: ``import frugalml.ecc`` needs only NumPy.
 """
@@ -36,6 +39,8 @@ from .codes import (
 from .osd import OrderedStatistics, hard_decision
 
 _LAZY = {
+    "AutomorphismEnsemble": "ensemble",
+    "frobenius_automorphisms": "ensemble",
     "SyndromeDecoder": "neural",
     "train_decoder": "neural",
     "save_decoder": "neural",
@@ -43,6 +48,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "AutomorphismEnsemble",
     "BERResult",
     "BeliefPropagation",
     "LinearCode",
@@ -52,6 +58,7 @@ __all__ = [
     "bpsk_awgn",
     "bpsk_llr",
     "ebn0_to_sigma",
+    "frobenius_automorphisms",
     "get_code",
     "hard_decision",
     "ldpc_from_alist",

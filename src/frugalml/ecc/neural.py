@@ -449,36 +449,48 @@ class SyndromeDecoder(nn.Module):
 
     # ---- preprocessing ---------------------------------------------------------------------
 
-    def shift_index(self, reliability: torch.Tensor) -> torch.Tensor:
+    def shift_index(self, reliability: torch.Tensor, window: int = 0) -> torch.Tensor:
         """Gather index (B, n) of the cyclic-shift preprocessing: ``y_p = y.gather(1, idx)``.
 
         ``idx[b, i] = (i + s_b) mod n`` where ``s_b`` moves the ``n - k`` consecutive positions
         (cyclically) of least total ``reliability`` to ``[k, n)``; ties go to the first window.
-        Cost O(n (n - k)) per word.
+        ``window = w > 0`` takes the window of rank ``w`` (0 = least reliable) instead, which
+        gives an automorphism ensemble another member (:mod:`frugalml.ecc.ensemble`).
+        Cost O(n (n - k)) per word (plus a sort of the n window sums when ``window > 0``).
         """
         n, r = self.n, self.n - self.k
+        window = check_int(window, "window", low=0, high=n - 1)
         ext = torch.cat([reliability, reliability[:, : r - 1]], dim=1)
-        window = ext.unfold(1, r, 1).sum(-1)  # (B, n): window starting at t
-        t = window.argmin(dim=1)
+        sums = ext.unfold(1, r, 1).sum(-1)  # (B, n): window starting at t
+        if window == 0:
+            t = sums.argmin(dim=1)
+        else:
+            t = torch.argsort(sums, dim=1, stable=True)[:, window]
         s = torch.remainder(t - self.k, n)
         return torch.remainder(self._arange + s.unsqueeze(1), n)
 
-    def features(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def features(
+        self, y: torch.Tensor, window: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Network input ``[|y_p|, 1 - 2 syndrome(hard(y_p))]`` (B, 2n - k) and the gather
-        index of the shift (None without permutation); ``y_p`` is the shifted ``y``."""
+        index of the shift (None without permutation); ``y_p`` is the shifted ``y`` (shifted
+        by the window of rank ``window``, see :meth:`shift_index`)."""
         a = y.abs()
         hard = (y < 0).to(y.dtype)
         idx = None
         if self.permute:
-            idx = self.shift_index(a)
+            idx = self.shift_index(a, window)
             a = a.gather(1, idx)
             hard = hard.gather(1, idx)
         syn = torch.remainder(hard @ self._ht.to(y.dtype), 2.0)  # integer sums: exact
         return torch.cat([a, 1.0 - 2.0 * syn], dim=1), idx
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """Flip logits (B, n), in the code's bit order, for channel outputs ``y`` (B, n)."""
-        feats, idx = self.features(y.to(self._ht.dtype))
+    def forward(self, y: torch.Tensor, window: int = 0) -> torch.Tensor:
+        """Flip logits (B, n), in the code's bit order, for channel outputs ``y`` (B, n).
+
+        ``window`` picks the shift of the preprocessing (rank of the least reliable window,
+        0 = the canonical one the decoder is trained with; ignored without permutation)."""
+        feats, idx = self.features(y.to(self._ht.dtype), window)
         logits = self.net(feats)
         if idx is None:
             return logits
@@ -491,14 +503,16 @@ class SyndromeDecoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def decode(self, y: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
+    def decode(self, y: np.ndarray, *, batch_size: int = 4096, window: int = 0) -> np.ndarray:
         """Decode channel outputs ``y`` (B, n) or (n,) to bits uint8 of the same shape.
 
         ``x_hat = hard(y) xor (logits > 0)``, in batches of ``batch_size`` under
-        ``torch.inference_mode`` on the module's device. Usable as the ``decoder`` callable of
+        ``torch.inference_mode`` on the module's device, with the preprocessing shift of rank
+        ``window`` (see :meth:`forward`). Usable as the ``decoder`` callable of
         :func:`frugalml.ecc.channel.simulate`.
         """
         batch_size = check_int(batch_size, "batch_size", low=1)
+        window = check_int(window, "window", low=0, high=self.n - 1)
         arr = check_array(y, "y", ndim=(1, 2), dtype=np.float32, min_size=0)
         single = arr.ndim == 1
         arr = arr.reshape(1, -1) if single else arr
@@ -510,7 +524,7 @@ class SyndromeDecoder(nn.Module):
         with torch.inference_mode():
             for start in range(0, arr.shape[0], batch_size):
                 yt = torch.from_numpy(arr[start : start + batch_size]).to(device)
-                bits = (yt < 0) ^ (self(yt) > 0)
+                bits = (yt < 0) ^ (self(yt, window) > 0)
                 out[start : start + batch_size] = bits.to(torch.uint8).cpu().numpy()
         return out[0] if single else out
 

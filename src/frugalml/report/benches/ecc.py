@@ -8,9 +8,13 @@ Sections (same run):
 1. BER, FER and -ln(BER) per code and Eb/N0 for hard decision, BP (sum-product and min-sum,
    50 flooding iterations), OSD-1, OSD-2 and the neural decoders (GRU, MLP; the slow
    transformer on the first code only), all on the same seeded noise; Monte-Carlo until 100
-   frame errors or a frame cap.
+   frame errors or a frame cap. Over the GRU: its automorphism ensemble (cyclic codes: Frobenius
+   maps x 3 preprocessing windows, lazy) and the cascade that hands the GRU's detected failures
+   (non-codeword outputs) to OSD-2 (:mod:`frugalml.ecc.ensemble`); a larger tagged GRU
+   (``<code>-gru-medium.pt``) on the first code when it was trained.
 2. Decoding throughput (codewords per second, batch 4096, at 5 dB) on this machine's CPU.
-3. The paper's invariance: BER of the neural decoder on random codewords vs the all-zero one.
+3. The paper's invariance: BER of the neural decoders (and the cascade) on random codewords vs
+   the all-zero one.
 
 Trained models: ``benchmarks/models/ecc/<code>-<backbone>.pt`` (written by
 ``benchmarks/train_ecc.py``, the longer training run, whose budget is stored in each file) when
@@ -42,6 +46,8 @@ CONFIG: dict[bool, dict[str, Any]] = {
         "max_frames": 20000,
         "train_steps": 300,
         "throughput_batch": 4096,
+        "ensemble_windows": 3,
+        "extra_models": (),
     },
     False: {
         "codes": ("bch-63-45", "bch-63-36", "polar-64-32", "ldpc-ldpc_96_48.alist"),
@@ -53,16 +59,22 @@ CONFIG: dict[bool, dict[str, Any]] = {
         "max_frames": 50000,
         "train_steps": 3000,
         "throughput_batch": 4096,
+        # automorphism ensemble: Frobenius maps x preprocessing windows (18 for n = 63)
+        "ensemble_windows": 3,
+        # (backbone, tag) of larger models evaluated on the first code when their file exists
+        "extra_models": (("gru", "medium"),),
     },
 }
 MIN_FRAME_ERRORS = 100
 
 
-def _neural(code, backbone: str, steps: int, say, at: float) -> tuple[Any, str]:
+def _neural(
+    code, backbone: str, steps: int, say, at: float, path: Path | None = None
+) -> tuple[Any, str]:
     """A trained decoder: the stored longer run when present, else a short training here."""
     from ...ecc.neural import SyndromeDecoder, load_decoder, train_decoder
 
-    path = MODEL_DIR / f"{code.name}-{backbone}.pt"
+    path = path or MODEL_DIR / f"{code.name}-{backbone}.pt"
     if path.exists():
         import torch
 
@@ -97,6 +109,31 @@ def _decoders(code, cfg, say, at: float, first: bool) -> list[tuple[str, Any, st
             continue
         dec, note = _neural(code, bb, cfg["train_steps"], say, at)
         out.append((f"syndrome {bb}", lambda y, s, dec=dec: dec.decode(y), note))
+        if bb == "gru":
+            out += _ensembles(code, dec, "gru", note, cfg)
+    if first:  # larger models from the longer run, when they were trained
+        for bb, tag in cfg["extra_models"]:
+            path = MODEL_DIR / f"{code.name}-{bb}-{tag}.pt"
+            if path.exists():
+                dec, note = _neural(code, bb, 0, say, at, path=path)
+                out.append((f"syndrome {bb}-{tag}", lambda y, s, dec=dec: dec.decode(y), note))
+                out += _ensembles(code, dec, f"{bb}-{tag}", note, cfg)
+    return out
+
+
+def _ensembles(code, dec, label: str, note: str, cfg) -> list[tuple[str, Any, str]]:
+    """The automorphism ensemble (cyclic codes) and the cascade to OSD-2 over ``dec``."""
+    from ...ecc.ensemble import AutomorphismEnsemble
+    from ...ecc.osd import OrderedStatistics
+
+    out: list[tuple[str, Any, str]] = []
+    if dec.permute:
+        ens = AutomorphismEnsemble(dec, windows=cfg["ensemble_windows"])
+        out.append((f"syndrome {label} + ensemble {len(ens)}", ens, note))
+    cascade = AutomorphismEnsemble(
+        dec, permutations=np.arange(code.n), fallback=OrderedStatistics(code, order=2)
+    )
+    out.append((f"cascade {label} -> OSD-2", cascade, f"{note}; OSD-2 on detected failures"))
     return out
 
 
@@ -168,7 +205,7 @@ def _ber_section(cfg, say, frac):
         torch.set_num_threads(1)
         if ci == 0:
             for dname, dec, _ in decs:
-                if not dname.startswith("syndrome"):
+                if not dname.startswith(("syndrome", "cascade")):
                     continue
                 ber = {}
                 for zero in (True, False):
@@ -260,6 +297,7 @@ def _headline(records, throughput) -> str:
             if r["code"] == code and r["ebn0"] == ebn0
         }
         nn = {k: v for k, v in at.items() if k.startswith("syndrome") and v is not None}
+        casc = {k: v for k, v in at.items() if k.startswith("cascade") and v is not None}
         bp, osd = at.get("BP sum-product"), at.get("OSD-2")
         if nn and bp is not None and osd is not None:
             best = max(nn, key=nn.get)
@@ -267,8 +305,13 @@ def _headline(records, throughput) -> str:
             parts.append(
                 f"{code} {ebn0:g} dB -ln BER: BP {bp:.2f}, {best} {nn[best]:.2f}, OSD-2 {osd:.2f}"
                 + ("" if closed is None else f" ({100 * closed:.0f}% of the BP-OSD-2 gap)")
+                + "".join(f", {k} {v:.2f}" for k, v in casc.items())
             )
-    fast = [r for r in throughput if r[0] == code and r[1].startswith("syndrome")]
+    fast = [
+        r
+        for r in throughput
+        if r[0] == code and (r[1].startswith(("syndrome", "cascade")) or r[1] == "OSD-2")
+    ]
     if fast:
         parts.append(", ".join(f"{r[1]} {r[2]:.3g} cw/s" for r in fast))
     return "; ".join(parts)

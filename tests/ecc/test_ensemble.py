@@ -1,0 +1,267 @@
+"""Tests of frugalml.ecc.ensemble: automorphism ensembles of the syndrome decoder, cascades."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from frugalml.ecc.channel import ebn0_to_sigma  # noqa: E402
+from frugalml.ecc.codes import get_code  # noqa: E402
+from frugalml.ecc.ensemble import (  # noqa: E402
+    AutomorphismEnsemble,
+    frobenius_automorphisms,
+    is_automorphism,
+)
+from frugalml.ecc.neural import SyndromeDecoder, train_decoder  # noqa: E402
+from frugalml.ecc.osd import OrderedStatistics  # noqa: E402
+from frugalml.errors import InvalidInputError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bch():
+    return get_code("bch-31-21")
+
+
+@pytest.fixture(scope="module")
+def trained(bch):
+    """A small GRU decoder trained briefly on BCH(31, 21) (about 2 s on one core)."""
+    dec = SyndromeDecoder(bch, "gru", rng=0)
+    train_decoder(dec, ebn0_range=(4.0, 6.0), batch=256, steps=300, lr=1e-2, rng=1)
+    return dec
+
+
+def _noisy(code, ebn0, frames, seed):
+    sigma = ebn0_to_sigma(ebn0, code.rate)
+    y = 1.0 + sigma * np.random.default_rng(seed).standard_normal((frames, code.n))
+    return y.astype(np.float32), sigma
+
+
+def _syndrome_weight(code, x):
+    return ((x.astype(np.int64) @ code.H.T.astype(np.int64)) % 2).sum(axis=1)
+
+
+# ---- automorphisms ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "order"), [("bch-31-21", 5), ("bch-63-45", 6), ("bch-127-64", 7)])
+def test_frobenius_maps_codewords_to_codewords(name, order):
+    code = get_code(name)
+    perms = frobenius_automorphisms(code)
+    assert perms.shape == (order, code.n)  # ord_n(2) = m for n = 2^m - 1
+    assert np.array_equal(perms[0], np.arange(code.n))
+    assert len({tuple(p) for p in perms}) == order
+    msgs = np.random.default_rng(0).integers(0, 2, size=(50, code.k), dtype=np.uint8)
+    cw = code.encode(msgs)
+    for p in perms:  # independent check: permuted codewords have zero syndrome
+        assert not _syndrome_weight(code, cw[:, p]).any()
+
+
+def test_non_cyclic_codes_get_the_identity_only():
+    polar = get_code("polar-32-16")
+    perms = frobenius_automorphisms(polar)
+    assert perms.shape == (1, 32) and np.array_equal(perms[0], np.arange(32))
+
+
+def test_is_automorphism_rejects_a_random_permutation(bch):
+    p = np.random.default_rng(3).permutation(bch.n)
+    assert not is_automorphism(bch, p)
+    assert is_automorphism(bch, np.roll(np.arange(bch.n), 5))
+    with pytest.raises(InvalidInputError, match="permutation"):
+        is_automorphism(bch, np.zeros(bch.n, dtype=int))
+
+
+# ---- members and selection against an independent reference ----------------------------------
+
+
+def _reference_member(dec, y, perm, window):
+    """Member (perm, window) written out: permute, shift by the window of rank `window` found
+    with NumPy, decode without the decoder's own preprocessing, undo both."""
+    n, r = dec.n, dec.n - dec.k
+    yp = y[:, perm]
+    a = np.abs(yp)
+    sums = np.array(
+        [[a[b, [(t + j) % n for j in range(r)]].sum() for t in range(n)] for b in range(len(y))]
+    )
+    t = np.argsort(sums, axis=1, kind="stable")[:, window]
+    s = (t - dec.k) % n
+    out = np.empty(y.shape, dtype=np.uint8)
+    dec.permute = False
+    try:
+        for b in range(len(y)):
+            yq = np.roll(yp[b], -s[b])  # yq[i] = yp[(i + s) mod n]
+            xq = dec.decode(yq.astype(np.float32))
+            xp = np.roll(xq, s[b])
+            out[b, perm] = xp
+    finally:
+        dec.permute = True
+    return out
+
+
+def test_member_decode_matches_reference(bch, trained):
+    y, _ = _noisy(bch, 4.0, 40, 5)
+    ens = AutomorphismEnsemble(trained, windows=2)
+    for member in (0, 3, len(ens) - 1):
+        e, w = ens.members[member]
+        ref = _reference_member(trained, y, ens.permutations[e], w)
+        assert np.array_equal(ens.member_decode(y, member), ref)
+
+
+def test_full_ensemble_keeps_the_most_likely_candidate(bch, trained):
+    y, _ = _noisy(bch, 3.0, 300, 6)
+    ens = AutomorphismEnsemble(trained, windows=2, lazy=False)
+    out = ens(y)
+    cands = np.stack([ens.member_decode(y, m) for m in range(len(ens))], axis=1)  # (B, E, n)
+    for b in range(len(y)):
+        sw = _syndrome_weight(bch, cands[b])
+        corr = (y[b] * (1.0 - 2.0 * cands[b])).sum(axis=1)
+        valid = sw == 0
+        if valid.any():
+            expect = corr[valid].max()
+            assert _syndrome_weight(bch, out[b : b + 1])[0] == 0
+            assert np.isclose((y[b] * (1.0 - 2.0 * out[b])).sum(), expect, rtol=0, atol=1e-4)
+        else:
+            assert _syndrome_weight(bch, out[b : b + 1])[0] == sw.min()
+    assert ens.last_stats.decoder_words == len(ens) * len(y)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_selection_rule_on_planted_candidates(bch, trained, monkeypatch, lazy):
+    """Members replaced by a table of planted outputs (codewords and non-codewords, several
+    distinct codewords per word): the kept output is the brute-force choice."""
+    rng = np.random.default_rng(13)
+    B = 200
+    y, _ = _noisy(bch, 2.0, B, 14)
+    ens = AutomorphismEnsemble(trained, windows=2, lazy=lazy)
+    E = len(ens)
+    cw = bch.encode(rng.integers(0, 2, size=(B, E, bch.k), dtype=np.uint8).reshape(-1, bch.k))
+    table = cw.reshape(B, E, bch.n)
+    flip = rng.random((B, E)) < 0.5  # half of the outputs become non-codewords
+    pos = rng.integers(0, bch.n, size=(B, E))
+    table[flip, pos[flip]] ^= 1
+    rows_of = {}
+
+    def planted(arr, member):
+        idx = [rows_of[arr[i].tobytes()] for i in range(len(arr))]
+        return table[idx, member].copy()
+
+    for b in range(B):
+        rows_of[y[b].tobytes()] = b
+    monkeypatch.setattr(ens, "member_decode", planted)
+    out = ens(y)
+    for b in range(B):
+        sw = _syndrome_weight(bch, table[b])
+        corr = (y[b].astype(np.float64) * (1.0 - 2.0 * table[b])).sum(axis=1)
+        if lazy:  # members after the first codeword are never tried
+            first = np.flatnonzero(sw == 0)
+            stop = first[0] + 1 if first.size else E
+            sw, corr = sw[:stop], corr[:stop]
+        if (sw == 0).any():
+            pick = np.flatnonzero(sw == 0)[np.argmax(corr[sw == 0])]
+        else:
+            low = np.flatnonzero(sw == sw.min())
+            pick = low[np.argmax(corr[low])]
+        assert np.array_equal(out[b], table[b, pick]), b
+
+
+def test_lazy_runs_later_members_only_on_failures(bch, trained, monkeypatch):
+    y, _ = _noisy(bch, 3.5, 400, 7)
+    single = trained.decode(y)
+    first_fail = _syndrome_weight(bch, single) > 0
+    assert 0 < first_fail.sum() < len(y)
+    lazy = AutomorphismEnsemble(trained, windows=2)
+    seen: list[int] = []
+    original = trained.decode
+
+    def spy(arr, **kw):
+        seen.append(len(arr))
+        return original(arr, **kw)
+
+    monkeypatch.setattr(trained, "decode", spy)
+    out = lazy(y)
+    monkeypatch.undo()
+    assert seen[0] == len(y) and seen[1] == first_fail.sum()
+    assert all(a >= b for a, b in itertools.pairwise(seen[1:]))
+    assert lazy.last_stats.decoder_words == sum(seen)
+    # words whose first output is a codeword are left as they were
+    assert np.array_equal(out[~first_fail], single[~first_fail])
+    # the lazy ensemble finds a codeword exactly where the full one does
+    full = AutomorphismEnsemble(trained, windows=2, lazy=False)(y)
+    assert np.array_equal(_syndrome_weight(bch, out) == 0, _syndrome_weight(bch, full) == 0)
+    assert lazy.last_stats.unresolved == int((_syndrome_weight(bch, out) > 0).sum())
+
+
+def test_ensemble_lowers_ber_on_fixed_noise(bch, trained):
+    """Monte-Carlo on 20000 fixed words at 4 dB: the single decoder's ~1e-2 BER leaves ~6e3
+    bit errors, so a drop by more than 10% is far beyond the noise of the comparison."""
+    y, _ = _noisy(bch, 4.0, 20000, 8)
+    single = trained.decode(y).mean()
+    ens = AutomorphismEnsemble(trained, windows=2)(y).mean()
+    assert ens < 0.9 * single
+
+
+def test_cascade_hands_unresolved_words_to_the_fallback(bch, trained):
+    y, sigma = _noisy(bch, 3.0, 500, 9)
+    osd = OrderedStatistics(bch, order=2)
+    plain = AutomorphismEnsemble(trained)
+    ens = plain(y)
+    left = _syndrome_weight(bch, ens) > 0
+    cascade = AutomorphismEnsemble(trained, fallback=osd)
+    out = cascade(y, sigma)
+    assert np.array_equal(out[~left], ens[~left])
+    assert np.array_equal(out[left], osd(y[left], sigma))
+    assert cascade.last_stats.fallback_words == left.sum() > 0
+    assert not _syndrome_weight(bch, out).any()  # OSD always returns codewords
+
+
+def test_invariance_on_random_codewords(bch, trained):
+    """The paper's Theorem 1 carries over: the same noise gives the same error pattern."""
+    y0, sigma = _noisy(bch, 3.5, 500, 10)
+    msgs = np.random.default_rng(11).integers(0, 2, size=(500, bch.k), dtype=np.uint8)
+    c = bch.encode(msgs)
+    yc = ((1.0 - 2.0 * c) * y0).astype(np.float32)
+    for ens in (
+        AutomorphismEnsemble(trained, windows=2),
+        AutomorphismEnsemble(trained, windows=2, lazy=False),
+        AutomorphismEnsemble(trained, fallback=OrderedStatistics(bch, order=1)),
+    ):
+        e0 = ens(y0, sigma)
+        ec = ens(yc, sigma) ^ c
+        assert np.array_equal(e0, ec)
+
+
+def test_single_word_and_empty_batch(bch, trained):
+    y, _ = _noisy(bch, 5.0, 3, 12)
+    ens = AutomorphismEnsemble(trained, windows=2)
+    assert np.array_equal(ens(y[1]), ens(y)[1])
+    assert ens(np.zeros((0, bch.n), dtype=np.float32)).shape == (0, bch.n)
+
+
+def test_bad_input(bch, trained):
+    polar = get_code("polar-32-16")
+    with pytest.raises(InvalidInputError, match="SyndromeDecoder"):
+        AutomorphismEnsemble(object())
+    with pytest.raises(InvalidInputError, match="cyclic-shift preprocessing"):
+        AutomorphismEnsemble(SyndromeDecoder(polar, "mlp"), windows=2)
+    with pytest.raises(InvalidInputError, match="not an automorphism"):
+        AutomorphismEnsemble(trained, permutations=np.random.default_rng(0).permutation(bch.n))
+    with pytest.raises(InvalidInputError, match="shape"):
+        AutomorphismEnsemble(trained, permutations=np.zeros((2, 5), dtype=int))
+    with pytest.raises(InvalidInputError, match="windows"):
+        AutomorphismEnsemble(trained, windows=0)
+    with pytest.raises(InvalidInputError, match="fallback"):
+        AutomorphismEnsemble(trained, fallback="osd-2")
+    ens = AutomorphismEnsemble(trained, fallback=OrderedStatistics(bch, order=1))
+    with pytest.raises(InvalidInputError, match="sigma"):
+        ens(np.ones((2, bch.n), dtype=np.float32))
+    with pytest.raises(InvalidInputError, match="columns"):
+        AutomorphismEnsemble(trained)(np.ones((2, bch.n + 1), dtype=np.float32))
+    bad = np.ones((2, bch.n), dtype=np.float32)
+    bad[0, 0] = np.nan
+    with pytest.raises(InvalidInputError):
+        AutomorphismEnsemble(trained)(bad)
+    with pytest.raises(InvalidInputError, match="window"):
+        trained.decode(np.ones((1, bch.n), dtype=np.float32), window=bch.n)
