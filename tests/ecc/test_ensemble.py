@@ -16,22 +16,15 @@ from frugalml.ecc.ensemble import (  # noqa: E402
     frobenius_automorphisms,
     is_automorphism,
 )
-from frugalml.ecc.neural import SyndromeDecoder, train_decoder  # noqa: E402
+from frugalml.ecc.neural import SyndromeDecoder  # noqa: E402
 from frugalml.ecc.osd import OrderedStatistics  # noqa: E402
 from frugalml.errors import InvalidInputError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def bch():
-    return get_code("bch-31-21")
-
-
-@pytest.fixture(scope="module")
-def trained(bch):
-    """A small GRU decoder trained briefly on BCH(31, 21) (about 2 s on one core)."""
-    dec = SyndromeDecoder(bch, "gru", rng=0)
-    train_decoder(dec, ebn0_range=(4.0, 6.0), batch=256, steps=300, lr=1e-2, rng=1)
-    return dec
+def gru(trained):
+    """The briefly trained BCH(31, 21) GRU decoder of conftest.py."""
+    return trained[0]
 
 
 def _noisy(code, ebn0, frames, seed):
@@ -101,18 +94,18 @@ def _reference_member(dec, y, perm, window):
     return out
 
 
-def test_member_decode_matches_reference(bch, trained):
+def test_member_decode_matches_reference(bch, gru):
     y, _ = _noisy(bch, 4.0, 40, 5)
-    ens = AutomorphismEnsemble(trained, windows=2)
+    ens = AutomorphismEnsemble(gru, windows=2)
     for member in (0, 3, len(ens) - 1):
         e, w = ens.members[member]
-        ref = _reference_member(trained, y, ens.permutations[e], w)
+        ref = _reference_member(gru, y, ens.permutations[e], w)
         assert np.array_equal(ens.member_decode(y, member), ref)
 
 
-def test_full_ensemble_keeps_the_most_likely_candidate(bch, trained):
+def test_full_ensemble_keeps_the_most_likely_candidate(bch, gru):
     y, _ = _noisy(bch, 3.0, 300, 6)
-    ens = AutomorphismEnsemble(trained, windows=2, lazy=False)
+    ens = AutomorphismEnsemble(gru, windows=2, lazy=False)
     out = ens(y)
     cands = np.stack([ens.member_decode(y, m) for m in range(len(ens))], axis=1)  # (B, E, n)
     for b in range(len(y)):
@@ -129,13 +122,13 @@ def test_full_ensemble_keeps_the_most_likely_candidate(bch, trained):
 
 
 @pytest.mark.parametrize("lazy", [False, True])
-def test_selection_rule_on_planted_candidates(bch, trained, monkeypatch, lazy):
+def test_selection_rule_on_planted_candidates(bch, gru, monkeypatch, lazy):
     """Members replaced by a table of planted outputs (codewords and non-codewords, several
     distinct codewords per word): the kept output is the brute-force choice."""
     rng = np.random.default_rng(13)
     B = 200
     y, _ = _noisy(bch, 2.0, B, 14)
-    ens = AutomorphismEnsemble(trained, windows=2, lazy=lazy)
+    ens = AutomorphismEnsemble(gru, windows=2, lazy=lazy)
     E = len(ens)
     cw = bch.encode(rng.integers(0, 2, size=(B, E, bch.k), dtype=np.uint8).reshape(-1, bch.k))
     table = cw.reshape(B, E, bch.n)
@@ -167,20 +160,20 @@ def test_selection_rule_on_planted_candidates(bch, trained, monkeypatch, lazy):
         assert np.array_equal(out[b], table[b, pick]), b
 
 
-def test_lazy_runs_later_members_only_on_failures(bch, trained, monkeypatch):
+def test_lazy_runs_later_members_only_on_failures(bch, gru, monkeypatch):
     y, _ = _noisy(bch, 3.5, 400, 7)
-    single = trained.decode(y)
+    single = gru.decode(y)
     first_fail = _syndrome_weight(bch, single) > 0
     assert 0 < first_fail.sum() < len(y)
-    lazy = AutomorphismEnsemble(trained, windows=2)
+    lazy = AutomorphismEnsemble(gru, windows=2)
     seen: list[int] = []
-    original = trained.decode
+    original = gru.decode
 
     def spy(arr, **kw):
         seen.append(len(arr))
         return original(arr, **kw)
 
-    monkeypatch.setattr(trained, "decode", spy)
+    monkeypatch.setattr(gru, "decode", spy)
     out = lazy(y)
     monkeypatch.undo()
     assert seen[0] == len(y) and seen[1] == first_fail.sum()
@@ -189,27 +182,27 @@ def test_lazy_runs_later_members_only_on_failures(bch, trained, monkeypatch):
     # words whose first output is a codeword are left as they were
     assert np.array_equal(out[~first_fail], single[~first_fail])
     # the lazy ensemble finds a codeword exactly where the full one does
-    full = AutomorphismEnsemble(trained, windows=2, lazy=False)(y)
+    full = AutomorphismEnsemble(gru, windows=2, lazy=False)(y)
     assert np.array_equal(_syndrome_weight(bch, out) == 0, _syndrome_weight(bch, full) == 0)
     assert lazy.last_stats.unresolved == int((_syndrome_weight(bch, out) > 0).sum())
 
 
-def test_ensemble_lowers_ber_on_fixed_noise(bch, trained):
+def test_ensemble_lowers_ber_on_fixed_noise(bch, gru):
     """Monte-Carlo on 20000 fixed words at 4 dB: the single decoder's ~1e-2 BER leaves ~6e3
     bit errors, so a drop by more than 10% is far beyond the noise of the comparison."""
     y, _ = _noisy(bch, 4.0, 20000, 8)
-    single = trained.decode(y).mean()
-    ens = AutomorphismEnsemble(trained, windows=2)(y).mean()
+    single = gru.decode(y).mean()
+    ens = AutomorphismEnsemble(gru, windows=2)(y).mean()
     assert ens < 0.9 * single
 
 
-def test_cascade_hands_unresolved_words_to_the_fallback(bch, trained):
+def test_cascade_hands_unresolved_words_to_the_fallback(bch, gru):
     y, sigma = _noisy(bch, 3.0, 500, 9)
     osd = OrderedStatistics(bch, order=2)
-    plain = AutomorphismEnsemble(trained)
+    plain = AutomorphismEnsemble(gru)
     ens = plain(y)
     left = _syndrome_weight(bch, ens) > 0
-    cascade = AutomorphismEnsemble(trained, fallback=osd)
+    cascade = AutomorphismEnsemble(gru, fallback=osd)
     out = cascade(y, sigma)
     assert np.array_equal(out[~left], ens[~left])
     assert np.array_equal(out[left], osd(y[left], sigma))
@@ -217,51 +210,51 @@ def test_cascade_hands_unresolved_words_to_the_fallback(bch, trained):
     assert not _syndrome_weight(bch, out).any()  # OSD always returns codewords
 
 
-def test_invariance_on_random_codewords(bch, trained):
+def test_invariance_on_random_codewords(bch, gru):
     """The paper's Theorem 1 carries over: the same noise gives the same error pattern."""
     y0, sigma = _noisy(bch, 3.5, 500, 10)
     msgs = np.random.default_rng(11).integers(0, 2, size=(500, bch.k), dtype=np.uint8)
     c = bch.encode(msgs)
     yc = ((1.0 - 2.0 * c) * y0).astype(np.float32)
     for ens in (
-        AutomorphismEnsemble(trained, windows=2),
-        AutomorphismEnsemble(trained, windows=2, lazy=False),
-        AutomorphismEnsemble(trained, fallback=OrderedStatistics(bch, order=1)),
+        AutomorphismEnsemble(gru, windows=2),
+        AutomorphismEnsemble(gru, windows=2, lazy=False),
+        AutomorphismEnsemble(gru, fallback=OrderedStatistics(bch, order=1)),
     ):
         e0 = ens(y0, sigma)
         ec = ens(yc, sigma) ^ c
         assert np.array_equal(e0, ec)
 
 
-def test_single_word_and_empty_batch(bch, trained):
+def test_single_word_and_empty_batch(bch, gru):
     y, _ = _noisy(bch, 5.0, 3, 12)
-    ens = AutomorphismEnsemble(trained, windows=2)
+    ens = AutomorphismEnsemble(gru, windows=2)
     assert np.array_equal(ens(y[1]), ens(y)[1])
     assert ens(np.zeros((0, bch.n), dtype=np.float32)).shape == (0, bch.n)
 
 
-def test_bad_input(bch, trained):
+def test_bad_input(bch, gru):
     polar = get_code("polar-32-16")
     with pytest.raises(InvalidInputError, match="SyndromeDecoder"):
         AutomorphismEnsemble(object())
     with pytest.raises(InvalidInputError, match="cyclic-shift preprocessing"):
         AutomorphismEnsemble(SyndromeDecoder(polar, "mlp"), windows=2)
     with pytest.raises(InvalidInputError, match="not an automorphism"):
-        AutomorphismEnsemble(trained, permutations=np.random.default_rng(0).permutation(bch.n))
+        AutomorphismEnsemble(gru, permutations=np.random.default_rng(0).permutation(bch.n))
     with pytest.raises(InvalidInputError, match="shape"):
-        AutomorphismEnsemble(trained, permutations=np.zeros((2, 5), dtype=int))
+        AutomorphismEnsemble(gru, permutations=np.zeros((2, 5), dtype=int))
     with pytest.raises(InvalidInputError, match="windows"):
-        AutomorphismEnsemble(trained, windows=0)
+        AutomorphismEnsemble(gru, windows=0)
     with pytest.raises(InvalidInputError, match="fallback"):
-        AutomorphismEnsemble(trained, fallback="osd-2")
-    ens = AutomorphismEnsemble(trained, fallback=OrderedStatistics(bch, order=1))
+        AutomorphismEnsemble(gru, fallback="osd-2")
+    ens = AutomorphismEnsemble(gru, fallback=OrderedStatistics(bch, order=1))
     with pytest.raises(InvalidInputError, match="sigma"):
         ens(np.ones((2, bch.n), dtype=np.float32))
     with pytest.raises(InvalidInputError, match="columns"):
-        AutomorphismEnsemble(trained)(np.ones((2, bch.n + 1), dtype=np.float32))
+        AutomorphismEnsemble(gru)(np.ones((2, bch.n + 1), dtype=np.float32))
     bad = np.ones((2, bch.n), dtype=np.float32)
     bad[0, 0] = np.nan
     with pytest.raises(InvalidInputError):
-        AutomorphismEnsemble(trained)(bad)
+        AutomorphismEnsemble(gru)(bad)
     with pytest.raises(InvalidInputError, match="window"):
-        trained.decode(np.ones((1, bch.n), dtype=np.float32), window=bch.n)
+        gru.decode(np.ones((1, bch.n), dtype=np.float32), window=bch.n)

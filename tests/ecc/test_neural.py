@@ -22,11 +22,6 @@ from frugalml.errors import InvalidInputError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def bch():
-    return get_code("bch-31-21")
-
-
-@pytest.fixture(scope="module")
 def polar():
     return get_code("polar-32-16")
 
@@ -42,14 +37,6 @@ def _flip_codewords(code, y0, seed):
     msgs = np.random.default_rng(seed).integers(0, 2, size=(y0.shape[0], code.k), dtype=np.uint8)
     c = code.encode(msgs)
     return c, (1.0 - 2.0 * c) * y0
-
-
-@pytest.fixture(scope="module")
-def trained(bch):
-    """A small GRU decoder trained briefly on BCH(31, 21) (about 2 s on one core)."""
-    dec = SyndromeDecoder(bch, "gru", rng=0)
-    result = train_decoder(dec, ebn0_range=(4.0, 6.0), batch=256, steps=300, lr=1e-2, rng=1)
-    return dec, result
 
 
 # ---- features and preprocessing -------------------------------------------------------------

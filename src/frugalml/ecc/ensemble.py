@@ -23,10 +23,11 @@ Selection. Each member's output ``x`` (mapped back to the code's order) is score
 ``sum_i y_i (1 - 2 x_i)`` wins (the most likely codeword on the AWGN channel among those found);
 among non-codewords the smallest syndrome weight, then the largest correlation. With ``lazy``
 (default) the members after the first run only on the words for which no member has yet returned
-a codeword (measured on BCH(63, 45): every error of the trained GRU at 4-6 dB was a
-non-codeword, i.e. detected, so the lazy ensemble loses nothing against the full one and costs
-``1 + (E - 1) f`` decoder passes for a fraction ``f`` of detected failures); ``lazy=False`` runs
-every member on every word and keeps the most likely codeword.
+a codeword (measured on BCH(63, 45) with the stored fast GRU, 60,000 words at 4 and 5 dB and
+200,000 at 6 dB: all but 2 of its ~21,000 wrong words at 4 dB, and all at 5 and 6 dB, were
+non-codewords, i.e. detected failures; the lazy ensemble had the same BER as the full one and
+costs ``1 + (E - 1) f`` decoder passes for a fraction ``f`` of detected failures);
+``lazy=False`` runs every member on every word and keeps the most likely codeword.
 
 Cascade. ``fallback`` (e.g. an :class:`~frugalml.ecc.osd.OrderedStatistics` or a
 :class:`~frugalml.ecc.bp.BeliefPropagation`) decodes the words that are still non-codewords after
