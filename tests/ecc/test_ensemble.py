@@ -210,6 +210,19 @@ def test_cascade_hands_unresolved_words_to_the_fallback(bch, gru):
     assert not _syndrome_weight(bch, out).any()  # OSD always returns codewords
 
 
+def test_identity_cascade_is_decoder_then_fallback(bch, gru):
+    y, sigma = _noisy(bch, 3.5, 500, 15)
+    osd = OrderedStatistics(bch, order=1)
+    single = gru.decode(y)
+    left = _syndrome_weight(bch, single) > 0
+    cascade = AutomorphismEnsemble(gru, permutations="identity", fallback=osd)
+    assert len(cascade) == 1
+    out = cascade(y, sigma)
+    assert np.array_equal(out[~left], single[~left])
+    assert np.array_equal(out[left], osd(y[left], sigma))
+    assert cascade.last_stats.decoder_words == len(y)
+
+
 def test_invariance_on_random_codewords(bch, gru):
     """The paper's Theorem 1 carries over: the same noise gives the same error pattern."""
     y0, sigma = _noisy(bch, 3.5, 500, 10)
@@ -243,6 +256,8 @@ def test_bad_input(bch, gru):
         AutomorphismEnsemble(gru, permutations=np.random.default_rng(0).permutation(bch.n))
     with pytest.raises(InvalidInputError, match="shape"):
         AutomorphismEnsemble(gru, permutations=np.zeros((2, 5), dtype=int))
+    with pytest.raises(InvalidInputError, match="'frobenius', 'identity'"):
+        AutomorphismEnsemble(gru, permutations="cyclic")
     with pytest.raises(InvalidInputError, match="windows"):
         AutomorphismEnsemble(gru, windows=0)
     with pytest.raises(InvalidInputError, match="fallback"):

@@ -313,7 +313,7 @@ def _derived(
     if ensemble:
         ens = AutomorphismEnsemble(decoder, windows=ensemble, fallback=fb)
     else:
-        ens = AutomorphismEnsemble(decoder, permutations=np.arange(code.n), fallback=fb)
+        ens = AutomorphismEnsemble(decoder, permutations="identity", fallback=fb)
     name = neural.name + (f"+ensemble{len(ens)}" if ensemble else "")
     name += f"->{fallback}" if fallback else ""
 

@@ -129,8 +129,9 @@ class AutomorphismEnsemble:
     decoder:
         A trained :class:`~frugalml.ecc.neural.SyndromeDecoder`.
     permutations:
-        Automorphisms (E, n) to use, identity first (each is checked); default
-        :func:`frobenius_automorphisms` of the decoder's code.
+        ``"frobenius"`` (default: :func:`frobenius_automorphisms` of the decoder's code),
+        ``"identity"`` (the decoder alone: a plain cascade when ``fallback`` is set), or an
+        array (E, n) of automorphisms, identity first (each is checked).
     windows:
         Preprocessing-window ranks per permutation (``1`` = the canonical shift only); more
         than 1 needs the decoder's cyclic-shift preprocessing. Members: ``E * windows``,
@@ -154,7 +155,7 @@ class AutomorphismEnsemble:
         self,
         decoder: SyndromeDecoder,
         *,
-        permutations: Any = None,
+        permutations: Any = "frobenius",
         windows: int = 1,
         lazy: bool = True,
         fallback: Callable[[np.ndarray, float], Any] | None = None,
@@ -166,8 +167,16 @@ class AutomorphismEnsemble:
             )
         code = decoder.code
         n = decoder.n
-        if permutations is None:
-            perms = frobenius_automorphisms(code)
+        if isinstance(permutations, str):
+            if permutations == "frobenius":
+                perms = frobenius_automorphisms(code)
+            elif permutations == "identity":
+                perms = np.arange(n, dtype=np.int64)[None, :]
+            else:
+                raise InvalidInputError(
+                    "permutations must be 'frobenius', 'identity' or an array (E, n), got "
+                    f"{permutations!r}"
+                )
         else:
             perms = np.asarray(permutations)
             if perms.ndim == 1:

@@ -131,7 +131,7 @@ def _ensembles(code, dec, label: str, note: str, cfg) -> list[tuple[str, Any, st
         ens = AutomorphismEnsemble(dec, windows=cfg["ensemble_windows"])
         out.append((f"syndrome {label} + ensemble {len(ens)}", ens, note))
     cascade = AutomorphismEnsemble(
-        dec, permutations=np.arange(code.n), fallback=OrderedStatistics(code, order=2)
+        dec, permutations="identity", fallback=OrderedStatistics(code, order=2)
     )
     out.append((f"cascade {label} -> OSD-2", cascade, f"{note}; OSD-2 on detected failures"))
     return out
