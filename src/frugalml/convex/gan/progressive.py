@@ -30,9 +30,16 @@ from typing import Any
 import numpy as np
 
 from ..._io import atomic_write_bytes
-from ..._validate import RngLike, check_array, check_int, check_positive_float, check_rng
+from ..._validate import RngLike, check_int, check_positive_float, check_rng
 from ...errors import InvalidInputError
-from .wgan import RANK_RTOL, _svd, closed_form_generator, gaussian_latent, truncation_beta
+from .wgan import (
+    RANK_RTOL,
+    _svd,
+    as_matrix,
+    closed_form_generator,
+    gaussian_latent,
+    truncation_beta,
+)
 
 __all__ = ["ProgressiveConvexGAN", "StageInfo", "downsample", "upsample"]
 
@@ -130,16 +137,12 @@ class ProgressiveConvexGAN:
         """Fit on ``X`` ``(n, L)`` signals or ``(n, h, w)`` images (list of equally shaped
         arrays accepted). ``progress(message, fraction)`` is called per stage."""
         t0 = time.perf_counter()
-        if isinstance(X, list | tuple):
-            shapes = {np.shape(x) for x in X}
-            if len(shapes) > 1:
-                raise InvalidInputError(
-                    f"X holds images of inconsistent shape {sorted(shapes)}; resize or crop "
-                    "them to one shape first"
-                )
-        Xa = check_array(X, "X", ndim=(2, 3))
-        if Xa.shape[0] < 2:
-            raise InvalidInputError("X needs at least 2 samples")
+        M, shape = as_matrix(X)
+        if len(shape) > 2:
+            raise InvalidInputError(
+                f"X must hold (n, L) signals or (n, h, w) images, got samples of shape {shape}"
+            )
+        Xa = M.reshape((M.shape[0], *shape))
         factor = 2 ** (self.n_stages - 1)
         if any(s % factor for s in Xa.shape[1:]):
             raise InvalidInputError(
