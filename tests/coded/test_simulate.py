@@ -19,6 +19,7 @@ from frugalml.coded.simulate import (
     first_decodable,
     first_decodable_mask,
     simulate_latency,
+    smallest_true,
 )
 from frugalml.errors import InvalidInputError
 from frugalml.runtime import ShiftedExponential, TraceReplay
@@ -74,6 +75,21 @@ def test_first_decodable_equals_linear_scan(name):
             assert t >= code.k
     if name == "never":
         assert first_decodable(code, np.arange(code.n)) == code.n + 1
+
+
+def test_smallest_true_equals_linear_scan():
+    for lo in range(0, 4):
+        for hi in range(lo, 12):
+            for threshold in range(lo, hi + 1):
+                calls = []
+
+                def ok(t, threshold=threshold, calls=calls):
+                    calls.append(t)
+                    return t >= threshold
+
+                assert smallest_true(ok, lo, hi) == threshold
+                assert all(lo <= t <= hi for t in calls)
+                assert len(calls) <= max(1, (hi - lo).bit_length())
 
 
 def test_first_decodable_known_values():

@@ -36,6 +36,7 @@ __all__ = [
     "first_decodable",
     "first_decodable_mask",
     "simulate_latency",
+    "smallest_true",
 ]
 
 
@@ -72,7 +73,13 @@ def first_decodable(code: LinearCode, order: np.ndarray) -> int:
 
     if not ok(n):
         return n + 1
-    lo, hi = code.k, n  # fewer than K arrivals can never decode K blocks
+    return smallest_true(ok, code.k, n)  # fewer than K arrivals can never decode K blocks
+
+
+def smallest_true(ok: Callable[[int], bool], lo: int, hi: int) -> int:
+    """Smallest ``t`` in ``[lo, hi]`` with ``ok(t)``, for a monotone ``ok`` (false ... false,
+    true ... true) with ``ok(hi)`` true: bisection, O(log(hi - lo)) calls. Decodability of
+    growing prefixes of an arrival order is such a predicate."""
     while lo < hi:
         mid = (lo + hi) // 2
         if ok(mid):

@@ -52,6 +52,7 @@ from ..anytime import anytime_estimate
 from ..base import LinearCode, check_mask
 from ..baselines import GaussianMDS, Replication, Uncoded
 from ..polar import PolarCode
+from ..simulate import smallest_true
 from .directions import DIRECTIONS, sample_directions
 
 __all__ = [
@@ -327,14 +328,7 @@ class CodedDirections:
 
         if limit < 1 or not ok_at(limit):
             return None
-        lo, hi = 1, limit
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if ok_at(mid):
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+        return smallest_true(ok_at, 1, limit)
 
     def _min_norm(self, y: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a = self.generator[:, mask].T  # (m, K)
