@@ -14,6 +14,7 @@ __all__ = [
     "InfeasibleError",
     "InvalidInputError",
     "NotDecodableError",
+    "SharedDataLostError",
     "TaskFailedError",
 ]
 
@@ -36,6 +37,11 @@ class NotDecodableError(FrugalError, RuntimeError):
 
 class TaskFailedError(FrugalError, RuntimeError):
     """A task's result was requested but the task failed (it raised, or its worker died)."""
+
+
+class SharedDataLostError(FrugalError, RuntimeError):
+    """The data behind a shared reference is gone (released, its file deleted, its worker or
+    object store lost)."""
 
 
 class BackendUnavailableError(FrugalError, ImportError):

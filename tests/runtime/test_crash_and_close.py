@@ -100,8 +100,9 @@ def test_crashing_task_is_a_failure_and_executor_stays_usable(fresh):
     assert after.stopped_by == "all", after.summary()
     assert len(after.results) == 3
     if ex.backend == "local":
-        # The broken pool was replaced by a new one: new worker processes.
-        assert not set(after.results.values()) & old_pids
+        # Only the dead worker was replaced: the others are the same processes, still alive.
+        alive = {pid for pid in old_pids if psutil.pid_exists(pid)}
+        assert len(alive) >= len(old_pids) - 1, (old_pids, alive)
     g = ex.gather([ex.submit(square, i) for i in range(4)], deadline=HANG)
     assert g.results == {0: 0, 1: 1, 2: 4, 3: 9}
 

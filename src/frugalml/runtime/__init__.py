@@ -5,14 +5,21 @@ Backends: ``local`` (process pool, the default; ``local-thread`` for a thread po
 them (:class:`FaultInjector`), optionally on a simulated clock.
 
 >>> from frugalml.runtime import make_executor
->>> with make_executor("local-thread", max_workers=2) as ex:
-...     handles = [ex.submit(pow, i, 2) for i in range(4)]
+Large operands are placed once (``ref = ex.share(a)``) and tasks carry the reference; every
+result reports the bytes it moved (``Gathered.bytes_sent`` / ``bytes_received``).
+
+>>> import numpy as np
+>>> from frugalml.runtime import make_executor
+>>> with make_executor("local-thread", workers=2) as ex:
+...     a = ex.share(np.arange(6.0))
+...     handles = [ex.submit(np.dot, a, a) for _ in range(4)]
 ...     got = ex.gather(handles, k=3)
 >>> len(got.results) >= 3
 True
 """
 
-from ._task import InjectedFailure
+from ..errors import SharedDataLostError
+from ._task import InjectedFailure, payload_nbytes
 from .base import (
     BaseExecutor,
     Executor,
@@ -22,8 +29,10 @@ from .base import (
     TaskHandle,
     TaskTiming,
 )
+from .comm import MEASURED, CommModel, measure_comm
 from .factory import BACKENDS, BackendInfo, backend_info, concurrent_options, make_executor
 from .faults import FailureModel, FaultInjector
+from .shared import Shared, collect_shared
 from .stragglers import (
     BimodalStragglers,
     Pareto,
@@ -35,9 +44,11 @@ from .stragglers import (
 
 __all__ = [
     "BACKENDS",
+    "MEASURED",
     "BackendInfo",
     "BaseExecutor",
     "BimodalStragglers",
+    "CommModel",
     "Executor",
     "FailureModel",
     "FaultInjector",
@@ -45,6 +56,8 @@ __all__ = [
     "InjectedFailure",
     "OnResult",
     "Pareto",
+    "Shared",
+    "SharedDataLostError",
     "ShiftedExponential",
     "StragglerModel",
     "TaskFailure",
@@ -52,7 +65,10 @@ __all__ = [
     "TaskTiming",
     "TraceReplay",
     "backend_info",
+    "collect_shared",
     "concurrent_options",
     "make_executor",
+    "measure_comm",
     "model_from_spec",
+    "payload_nbytes",
 ]

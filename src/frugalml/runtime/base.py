@@ -12,6 +12,7 @@ task latencies for n in the thousands).
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -20,13 +21,15 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from .._validate import check_int, check_nonnegative_float, check_positive_float
 from ..errors import FrugalError, InvalidInputError, TaskFailedError
-from ._task import Outcome
+from ._task import Outcome, payload_nbytes
+from .shared import _RELEASERS, Shared, collect_shared, describe, new_key
 
 __all__ = [
     "BaseExecutor",
     "Executor",
     "Gathered",
     "OnResult",
+    "Shared",
     "StopReason",
     "TaskFailure",
     "TaskHandle",
@@ -53,6 +56,8 @@ class TaskHandle:
     task_id: submission counter of the executor that made it (0, 1, 2, ...).
     backend: name of that executor's backend.
     submitted_at: ``time.perf_counter()`` on the master when it was submitted.
+    nbytes: bytes the task's call (function and arguments, shared references as tokens)
+        occupies on the wire; 0 on ``local-thread``, where nothing is copied.
     """
 
     task_id: int
@@ -60,6 +65,7 @@ class TaskHandle:
     submitted_at: float
     native: Any = field(repr=False)
     owner: int = field(repr=False)
+    nbytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,8 @@ class Gathered:
         ``"deadline"``, ``"max_wait"`` (the executor's safety bound when no deadline was given),
         ``"callback"`` (``on_result`` returned True) or
         ``"exhausted"`` (too many failures left k out of reach).
+    bytes_sent: per task (every index), bytes of its call sent to the worker.
+    bytes_received: per successful task, bytes of its result sent back (0 on local-thread).
     """
 
     n: int
@@ -116,6 +124,18 @@ class Gathered:
     stopped_by: StopReason
     backend: str
     clock: Clock = "wall"
+    bytes_sent: dict[int, int] = field(default_factory=dict)
+    bytes_received: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def total_bytes_sent(self) -> int:
+        """Bytes sent to the workers for these tasks."""
+        return sum(self.bytes_sent.values())
+
+    @property
+    def total_bytes_received(self) -> int:
+        """Bytes of the results received from the workers."""
+        return sum(self.bytes_received.values())
 
     @property
     def done(self) -> bool:
@@ -141,8 +161,18 @@ class Gathered:
         return (
             f"{self.backend} ({self.clock} clock): {len(self.results)}/{self.n} succeeded, "
             f"{len(self.failures)} failed, {len(self.pending)} pending after "
-            f"{self.elapsed:.3f}s (k={self.k}, stopped by {self.stopped_by})"
+            f"{self.elapsed:.3f}s (k={self.k}, stopped by {self.stopped_by}); "
+            f"{_fmt_bytes(self.total_bytes_sent)} sent, "
+            f"{_fmt_bytes(self.total_bytes_received)} received"
         )
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # unreachable
 
 
 @runtime_checkable
@@ -165,6 +195,10 @@ class Executor(Protocol):
     def cancel(self, handles: Iterable[TaskHandle]) -> None: ...
 
     def close(self) -> None: ...
+
+    def share(self, value: Any) -> Shared: ...
+
+    def release(self, ref: Shared) -> None: ...
 
 
 def check_gather_args(
@@ -204,12 +238,22 @@ class BaseExecutor(ABC):
     backend: str = "base"
     #: True when tasks run in separate processes (a task may crash its worker safely).
     isolates_processes: bool = True
+    #: True when task calls and results are serialised (bytes are counted then).
+    copies_data: bool = True
 
     def __init__(self, *, max_wait: float = 3600.0):
         self.max_wait = check_positive_float(max_wait, "max_wait")
         self._owner = next(_owner_ids)
         self._counter = itertools.count()
         self._closed = False
+        self._shares: dict[str, Shared] = {}
+        self._share_lock = threading.Lock()
+        #: bytes placed with :meth:`share` over this executor's life
+        self.bytes_placed = 0
+        #: bytes of task calls sent and results received over this executor's life
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        _RELEASERS[self._owner] = self._release_quietly
 
     # -- backend primitives -------------------------------------------------------------
     @abstractmethod
@@ -233,25 +277,117 @@ class BaseExecutor(ABC):
     def _shutdown(self) -> None:
         """Release every resource (processes, clusters, connections)."""
 
+    def _place(self, value: Any, key: str, what: str) -> Shared:
+        """Place ``value`` where the workers can read it; return its reference."""
+        raise FrugalError(f"the {self.backend} executor cannot share values")
+
+    def _unplace(self, ref: Shared) -> None:  # noqa: B027 - optional hook
+        """Free what :meth:`_place` placed (best effort; never raises)."""
+
+    def _prepare_args(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """Backend hook to rewrite references before submission (Dask passes its futures)."""
+        return args, kwargs
+
     def _arrival_time(self, native: Any, observed: float) -> float:
         """Master-clock time the task completed (must not consume state: it may be asked
         again for a task left pending); backends that know better override."""
         return observed
 
     # -- public API ---------------------------------------------------------------------
+    def share(self, value: Any) -> Shared:
+        """Place ``value`` once where this executor's workers can read it.
+
+        Returns a :class:`Shared` reference; pass it to :meth:`submit` (anywhere in the
+        arguments) and the task receives the value. Free it with :meth:`release` or
+        ``with ex.share(v) as ref: ...``; :meth:`close` frees every reference still held.
+        Raises ``InvalidInputError`` when the value cannot be serialised for the backend.
+        """
+        self._check_open()
+        if isinstance(value, Shared):
+            raise InvalidInputError(
+                f"{value.key} is already a shared reference; pass it to submit() as it is"
+            )
+        what = describe(value)
+        key = new_key(self._owner)
+        try:
+            ref = self._place(value, key, what)
+        except FrugalError:
+            raise
+        except Exception as exc:
+            raise InvalidInputError(
+                f"cannot share {what} with the {self.backend} executor: "
+                f"{type(exc).__name__}: {exc}; share picklable data (NumPy arrays, SciPy "
+                "matrices, plain Python objects), or open resources inside the task"
+            ) from exc
+        with self._share_lock:
+            self._shares[key] = ref
+            self.bytes_placed += ref.nbytes
+        return ref
+
+    def release(self, ref: Shared) -> None:
+        """Free a reference made by :meth:`share`. Releasing twice is an error."""
+        if not isinstance(ref, Shared):
+            raise InvalidInputError(f"release takes a Shared reference, got {type(ref).__name__}")
+        if ref.owner != self._owner:
+            raise InvalidInputError(
+                f"shared reference {ref.key} ({ref.what}) belongs to another {ref.backend} "
+                "executor; release it there"
+            )
+        with self._share_lock:
+            held = self._shares.pop(ref.key, None)
+        if held is None:
+            raise InvalidInputError(f"shared reference {ref.key} ({ref.what}) was already released")
+        self._unplace(held)
+
+    @property
+    def shared(self) -> tuple[Shared, ...]:
+        """References held now (placed and not released)."""
+        with self._share_lock:
+            return tuple(self._shares.values())
+
+    def _release_quietly(self, ref: Shared) -> None:
+        with self._share_lock:
+            held = self._shares.pop(ref.key, None)
+        if held is not None:
+            self._unplace(held)
+
+    def _check_refs(self, args: tuple, kwargs: dict) -> None:
+        for ref in collect_shared((args, kwargs)):
+            if ref.owner != self._owner:
+                raise InvalidInputError(
+                    f"shared reference {ref.key} ({ref.what}) belongs to another "
+                    f"{ref.backend} executor; share the value with this {self.backend} "
+                    "executor"
+                )
+            if ref.key not in self._shares:
+                raise InvalidInputError(
+                    f"shared reference {ref.key} ({ref.what}) was released (or its executor "
+                    "closed); share the value again"
+                )
+
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskHandle:
-        """Start ``fn(*args, **kwargs)``; returns at once with a handle."""
+        """Start ``fn(*args, **kwargs)``; returns at once with a handle.
+
+        Shared references anywhere in the arguments reach ``fn`` as their values.
+        """
         self._check_open()
         if not callable(fn):
             raise InvalidInputError(f"submit needs a callable, got {type(fn).__name__}")
+        self._check_refs(args, kwargs)
+        nbytes = payload_nbytes((fn, args, kwargs)) if self.copies_data else 0
+        args, kwargs = self._prepare_args(args, kwargs)
         submitted_at = time.perf_counter()  # before the task can possibly finish
         native = self._submit_native(fn, args, kwargs)
+        nbytes = max(nbytes, 0)
+        with self._share_lock:
+            self.bytes_sent += nbytes
         return TaskHandle(
             task_id=next(self._counter),
             backend=self.backend,
             submitted_at=submitted_at,
             native=native,
             owner=self._owner,
+            nbytes=nbytes,
         )
 
     def map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[TaskHandle]:
@@ -287,6 +423,7 @@ class BaseExecutor(ABC):
         results: dict[int, Any] = {}
         failures: dict[int, TaskFailure] = {}
         timings: dict[int, TaskTiming] = {}
+        received: dict[int, int] = {}
         arrivals: list[int] = []
         stopped_by: StopReason | None = None
         t0 = time.perf_counter()
@@ -307,10 +444,14 @@ class BaseExecutor(ABC):
             for arrived, i, native in batch:
                 handle = remaining.pop(i)
                 outcome = self._collect(native)
+                if outcome.nbytes:
+                    with self._share_lock:
+                        self.bytes_received += outcome.nbytes
                 timings[i] = TaskTiming(arrived - handle.submitted_at, outcome.run_time)
                 arrivals.append(i)
                 if outcome.ok:
                     results[i] = outcome.value
+                    received[i] = outcome.nbytes or 0
                     if on_result is not None and on_result(i, outcome.value):
                         stopped_by = "callback"
                 else:
@@ -339,6 +480,8 @@ class BaseExecutor(ABC):
             stopped_by=stopped_by,
             backend=self.backend,
             clock="wall",
+            bytes_sent={i: h.nbytes for i, h in enumerate(handles)},
+            bytes_received=received,
         )
 
     def cancel(self, handles: Iterable[TaskHandle]) -> None:
@@ -353,7 +496,14 @@ class BaseExecutor(ABC):
         """Stop the workers and release resources. Idempotent."""
         if not self._closed:
             self._closed = True
-            self._shutdown()
+            try:
+                with self._share_lock:
+                    held, self._shares = list(self._shares.values()), {}
+                for ref in held:
+                    self._unplace(ref)
+            finally:
+                _RELEASERS.pop(self._owner, None)
+                self._shutdown()
 
     def _check_open(self) -> None:
         if self._closed:

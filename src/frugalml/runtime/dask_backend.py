@@ -3,18 +3,25 @@
 Connects to a scheduler (``address="tcp://host:8786"``) or starts a ``LocalCluster`` that
 ``close()`` stops. The scheduler is told not to retry a task whose worker died
 (``allowed_failures=0``), so the crash is reported as a failure at once.
+
+``share`` scatters a value to every worker once (``Client.scatter(broadcast=True)``); tasks
+carry the resulting future, which Dask resolves to the value on the worker. ``release``
+drops the future, and Dask frees the data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from .._validate import check_int
+from ..errors import InvalidInputError
 from ._optional import require
-from ._task import Outcome, run_task
+from ._task import Outcome, payload_nbytes, run_task
 from .base import BaseExecutor
+from .shared import Shared, substitute
 
 __all__ = ["DaskExecutor"]
 
@@ -26,8 +33,9 @@ class DaskExecutor(BaseExecutor):
     ----------
     address:
         Scheduler to connect to; ``None`` starts a ``LocalCluster``.
-    n_workers, threads_per_worker, processes:
+    workers, threads_per_worker, processes:
         LocalCluster shape (default: one single-threaded worker process per core).
+        ``n_workers`` is accepted as an alias of ``workers``.
     allowed_failures:
         Times the scheduler retries a task whose worker died (LocalCluster only).
     """
@@ -38,6 +46,7 @@ class DaskExecutor(BaseExecutor):
         self,
         address: str | None = None,
         *,
+        workers: int | None = None,
         n_workers: int | None = None,
         threads_per_worker: int = 1,
         processes: bool = True,
@@ -49,16 +58,28 @@ class DaskExecutor(BaseExecutor):
         distributed = require("distributed", what="the Dask executor", extra="distributed")
         self._distributed = distributed
         self._cluster = None
+        if workers is not None and n_workers is not None and workers != n_workers:
+            raise InvalidInputError(
+                f"got workers={workers} and n_workers={n_workers}; give only workers"
+            )
+        n_workers = workers if workers is not None else n_workers
         if address is None:
             import os
 
             n_workers = check_int(
-                n_workers if n_workers is not None else (os.cpu_count() or 1), "n_workers", low=1
+                n_workers if n_workers is not None else (os.cpu_count() or 1), "workers", low=1
             )
             threads_per_worker = check_int(threads_per_worker, "threads_per_worker", low=1)
             allowed_failures = check_int(allowed_failures, "allowed_failures", low=0)
             self.isolates_processes = bool(processes)
-            with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
+            # worker-saturation 1.0: a worker holds only the tasks it runs, so a worker that
+            # dies takes only its own running tasks with it (at the default 1.1 one queued
+            # task per worker would be lost too).
+            settings = {
+                "distributed.scheduler.allowed-failures": allowed_failures,
+                "distributed.scheduler.worker-saturation": 1.0,
+            }
+            with dask.config.set(settings):
                 self._cluster = distributed.LocalCluster(
                     n_workers=n_workers,
                     threads_per_worker=threads_per_worker,
@@ -75,8 +96,27 @@ class DaskExecutor(BaseExecutor):
         """The ``distributed.Client`` in use."""
         return self._client
 
+    @property
+    def workers(self) -> int:
+        """Worker processes connected now."""
+        return len(self._client.scheduler_info(n_workers=-1).get("workers", {}))
+
     def _submit_native(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-        return self._client.submit(run_task, fn, args, kwargs, pure=False)
+        return self._client.submit(run_task, fn, args, kwargs, True, pure=False)
+
+    def _prepare_args(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        # Dask resolves the futures it finds in a task's arguments on the worker.
+        return substitute(args, _future_of), substitute(kwargs, _future_of)
+
+    def _place(self, value: Any, key: str, what: str) -> Shared:
+        nbytes = value.nbytes if hasattr(value, "nbytes") else payload_nbytes(value)
+        # a list around the value: scatter() would otherwise scatter a list's elements
+        (future,) = self._client.scatter([value], broadcast=True, hash=False)
+        return Shared(key, self.backend, self._owner, "dask", future, int(nbytes), what)
+
+    def _unplace(self, ref: Shared) -> None:
+        with contextlib.suppress(Exception):  # already released or client closed
+            ref.handle.release()
 
     def _wait_any(self, natives: list[Any], timeout: float) -> list[Any]:
         stream = self._distributed.as_completed(natives, loop=self._client.loop, timeout=timeout)
@@ -105,3 +145,7 @@ class DaskExecutor(BaseExecutor):
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _future_of(ref: Shared) -> Any:
+    return ref.handle

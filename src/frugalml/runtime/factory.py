@@ -54,17 +54,21 @@ def concurrent_options(backend: str, n_tasks: int) -> dict[str, Any]:
     check_choice(backend, "backend", BACKENDS)
     cpus = os.cpu_count() or 1
     if backend in ("local", "local-thread"):
-        return {"max_workers": n_tasks}
+        return {"workers": n_tasks}
     if backend == "ray":
-        return {"num_cpus": cpus, "task_cpus": cpus / n_tasks}
+        return {"workers": cpus, "task_cpus": cpus / n_tasks}
     if backend == "dask":
-        return {"n_workers": cpus, "threads_per_worker": math.ceil(n_tasks / cpus)}
+        return {"workers": cpus, "threads_per_worker": math.ceil(n_tasks / cpus)}
     return {"workers": n_tasks}
 
 
 def make_executor(backend: str = "local", **options: Any) -> BaseExecutor:
     """Create an executor: ``"local"`` (process pool), ``"local-thread"``, ``"ray"``,
     ``"dask"`` or ``"lithops"``; ``options`` go to its constructor.
+
+    Every backend takes ``workers=`` (pool size; Ray's logical CPUs; Dask's worker
+    processes; Lithops localhost's concurrent functions); backend-specific options pass
+    through (``task_cpus``, ``threads_per_worker``, ``config``, ...).
 
     Raises ``InvalidInputError`` for an unknown name and ``BackendUnavailableError`` (naming
     the extra to install) when the backend's package is missing.

@@ -9,10 +9,14 @@
   completion time is the sampled delay, not the wall time. ``gather`` takes results in
   order of simulated completion and applies ``k``/``deadline``/``on_result`` on that clock,
   so 256 workers can be studied on 2 cores. Results say ``clock="simulated"``.
+  With ``comm=CommModel(...)`` each task's simulated completion time also includes
+  ``latency + (bytes sent + bytes received) / bandwidth`` for the bytes the task really moved
+  (:mod:`.comm`).
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import time
 import weakref
@@ -29,12 +33,14 @@ from .base import (
     Executor,
     Gathered,
     OnResult,
+    Shared,
     StopReason,
     TaskFailure,
     TaskHandle,
     TaskTiming,
     check_gather_args,
 )
+from .comm import CommModel
 from .stragglers import StragglerModel
 
 __all__ = ["FailureModel", "FaultInjector", "InjectedFailure"]
@@ -97,6 +103,9 @@ class FaultInjector:
         ``"wall"`` (delays are slept on the workers) or ``"simulated"``.
     rng:
         Seed or generator; the delays and failures are reproducible from it.
+    comm:
+        Communication model added to simulated completion times (``clock="simulated"``
+        only); ``None`` adds nothing.
     """
 
     def __init__(
@@ -107,6 +116,7 @@ class FaultInjector:
         failures: FailureModel | None = None,
         clock: Literal["wall", "simulated"] = "wall",
         rng: RngLike = None,
+        comm: CommModel | None = None,
     ):
         if not isinstance(executor, Executor):
             raise InvalidInputError("executor must implement the Executor protocol")
@@ -126,6 +136,14 @@ class FaultInjector:
             )
         if clock == "simulated" and stragglers is None:
             raise InvalidInputError("clock='simulated' needs a straggler model to assign times")
+        if comm is not None and not isinstance(comm, CommModel):
+            raise InvalidInputError("comm must be a CommModel or None")
+        if comm is not None and clock != "simulated":
+            raise InvalidInputError(
+                "comm adds transfer time to the simulated clock; use clock='simulated' (on the "
+                "wall clock the transfers are real and already measured)"
+            )
+        self.comm = comm
         self.executor = executor
         self.stragglers = stragglers
         self.failures = failures
@@ -155,6 +173,19 @@ class FaultInjector:
     def map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[TaskHandle]:
         return [self.submit(fn, item) for item in items]
 
+    def share(self, value: Any) -> Shared:
+        """Place ``value`` with the wrapped executor (see ``BaseExecutor.share``)."""
+        return self.executor.share(value)
+
+    def release(self, ref: Shared) -> None:
+        self.executor.release(ref)
+
+    def __getattr__(self, name: str) -> Any:
+        # byte counters, workers, ... of the wrapped executor
+        if name in ("bytes_placed", "bytes_sent", "bytes_received", "workers", "shared"):
+            return getattr(self.executor, name)
+        raise AttributeError(name)
+
     def delay_of(self, handle: TaskHandle) -> float:
         """The injected delay (wall) or simulated completion time of a task."""
         try:
@@ -183,29 +214,50 @@ class FaultInjector:
     ) -> Gathered:
         want_all = k is None
         handles, k, deadline = check_gather_args(handles, k, deadline)
-        times = np.array([self.delay_of(h) for h in handles])
-        order = np.argsort(times, kind="stable")
+        comm = self.comm
+        # Lower bounds of each completion time; exact once the task's result (and so its
+        # received bytes) is known. Best-first: a task is next when its exact time is the
+        # smallest bound left, so only tasks that may arrive next are waited for.
+        heap = []
+        for i, h in enumerate(handles):
+            t = self.delay_of(h)
+            if comm is not None:
+                t += comm.transfer_time(h.nbytes, 0)
+            heap.append((t, i, False))
+        heapq.heapify(heap)
         results: dict[int, Any] = {}
         failures: dict[int, TaskFailure] = {}
         timings: dict[int, TaskTiming] = {}
+        received: dict[int, int] = {}
+        outcomes: dict[int, Gathered] = {}
         arrivals: list[int] = []
         stopped_by: StopReason | None = None
         clock = 0.0
-        for pos, i in enumerate(order.tolist()):
-            if deadline is not None and times[i] > deadline:
+        n = len(handles)
+        while heap:
+            t, i, exact = heapq.heappop(heap)
+            if deadline is not None and t > deadline:
                 stopped_by, clock = "deadline", deadline
                 break
-            clock = float(times[i])
-            # The task's real result: wait for it on the wrapped executor.
-            real = self.executor.gather([handles[i]], k=1, deadline=self.max_wait)
-            if real.pending:
-                stopped_by = "max_wait"
-                break
+            if not exact:
+                # The task's real result: wait for it on the wrapped executor.
+                real = self.executor.gather([handles[i]], k=1, deadline=self.max_wait)
+                if real.pending:
+                    stopped_by = "max_wait"
+                    break
+                outcomes[i] = real
+                if comm is not None:
+                    got = real.bytes_received.get(0, 0)
+                    heapq.heappush(heap, (t + got / comm.bandwidth, i, True))
+                    continue
+            real = outcomes.pop(i)
+            clock = float(t)
             run_time = real.timings[0].run_time if 0 in real.timings else None
             timings[i] = TaskTiming(clock, run_time)
             arrivals.append(i)
             if 0 in real.results:
                 results[i] = real.results[0]
+                received[i] = real.bytes_received.get(0, 0)
                 if on_result is not None and on_result(i, results[i]):
                     stopped_by = "callback"
                     break
@@ -217,24 +269,26 @@ class FaultInjector:
             if len(results) >= k:
                 stopped_by = "k"
                 break
-            if len(results) + (len(handles) - pos - 1) < k:
+            if len(results) + (n - len(arrivals)) < k:
                 stopped_by = "exhausted"
                 break
         else:  # every task arrived
             stopped_by = "all"
         done = set(arrivals)
         return Gathered(
-            n=len(handles),
+            n=n,
             k=k,
             results=results,
             failures=failures,
-            pending=tuple(i for i in range(len(handles)) if i not in done),
+            pending=tuple(i for i in range(n) if i not in done),
             arrivals=tuple(arrivals),
             timings=timings,
             elapsed=clock,
             stopped_by=stopped_by,
             backend=self.backend,
             clock="simulated",
+            bytes_sent={i: h.nbytes for i, h in enumerate(handles)},
+            bytes_received=received,
         )
 
     def cancel(self, handles: Iterable[TaskHandle]) -> None:

@@ -7,11 +7,17 @@ whole seconds that only works on the main thread, too coarse for first-k deadlin
 Configuration is a Lithops config dict (``{"lithops": {...}, "aws_lambda": {...}, ...}``);
 for the ``localhost`` backend the runtime defaults to the running interpreter (Lithops would
 otherwise start the bare ``python`` on PATH, which may not have frugalml installed).
+
+``share`` uploads a value once to Lithops storage (the ``localhost`` storage in tests, the
+configured object store on a cloud: S3, GCS, ...): arrays as ``.npy`` bytes, other values
+pickled. Functions receive the storage handle from Lithops and read what they need, once per
+worker process. ``release`` and ``close`` delete the objects.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import logging
 import sys
@@ -21,8 +27,9 @@ from typing import Any
 
 from .._validate import check_int, check_positive_float
 from ._optional import require
-from ._task import Outcome, run_task
+from ._task import Outcome, run_task_lithops
 from .base import BaseExecutor
+from .shared import Shared, forget
 
 __all__ = ["LithopsExecutor"]
 
@@ -86,7 +93,38 @@ class LithopsExecutor(BaseExecutor):
         self._fexec = lithops.FunctionExecutor(config=config)
 
     def _submit_native(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-        return self._fexec.call_async(run_task, (fn, args, kwargs))
+        # Lithops passes its storage to a function with a parameter named ``storage``.
+        return self._fexec.call_async(run_task_lithops, (fn, args, kwargs))
+
+    @property
+    def workers(self) -> int | None:
+        """Concurrent functions of the localhost backend (None: the provider decides)."""
+        return self.config.get("localhost", {}).get("worker_processes")
+
+    def _place(self, value: Any, key: str, what: str) -> Shared:
+        import io
+
+        import numpy as np
+
+        from .local import _is_plain_array
+
+        if _is_plain_array(value):
+            buf = io.BytesIO()
+            np.save(buf, value, allow_pickle=False)
+            data, fmt = buf.getvalue(), "npy"
+        else:
+            import cloudpickle
+
+            data, fmt = cloudpickle.dumps(value, protocol=5), "pickle"
+        storage = self._fexec.storage
+        cobj = storage.put_cloudobject(data, key=f"lithops.jobs/tmp/frugalml-share/{key}")
+        handle = (cobj, storage.backend, fmt)
+        return Shared(key, self.backend, self._owner, "lithops", handle, len(data), what)
+
+    def _unplace(self, ref: Shared) -> None:
+        forget(ref.key)
+        with contextlib.suppress(Exception):
+            self._fexec.storage.delete_cloudobject(ref.handle[0])
 
     def _done(self, natives: list[Any]) -> list[Any]:
         done, _ = self._fexec.wait(

@@ -1,34 +1,52 @@
-"""Local executor: a ``concurrent.futures`` process pool (default) or thread pool.
+"""Local executor: a process pool (default, :mod:`pebble`) or a daemon thread pool.
 
-Processes give isolation: a task that crashes its worker (segfault, ``os._exit``) is recorded
-as a failed task, and the pool is rebuilt for the next submission. Functions are serialised
-with cloudpickle, so lambdas and closures work as they do on Ray and Dask. Worker processes
-are started with ``spawn`` (safe beside threads) and have their BLAS pools limited to one
-thread each, since ``max_workers`` processes already share the cores. As with any spawn-based
-pool, a script that creates one must guard its entry point with
-``if __name__ == "__main__":``.
+Processes give isolation. The pool is pebble's ``ProcessPool``, which tracks which worker
+runs which task: a task that crashes its worker (segfault, ``os._exit``) fails alone with
+``ProcessExpired``, every other task finishes, and pebble starts a replacement worker
+(``concurrent.futures`` would instead fail every task then in flight with
+``BrokenProcessPool``; docs/runtime.md explains the choice). Functions are serialised with
+cloudpickle, so lambdas and closures work as they do on Ray and Dask. Worker processes are
+started with ``spawn`` (safe beside threads) and have their BLAS pools limited to one thread
+each, since ``workers`` processes already share the cores. As with any spawn-based pool, a
+script that creates one must guard its entry point with ``if __name__ == "__main__":``.
 
-When a worker process dies, ``concurrent.futures`` marks every task then in flight on that
-pool as failed (``BrokenProcessPool``); they are reported as failures, and the next submission
-starts a fresh pool.
+Start-up is not counted against deadlines: the first ``submit`` starts every worker and waits
+until each has imported its libraries (:meth:`LocalExecutor.start` does it explicitly).
+
+Shared values (:meth:`~frugalml.runtime.BaseExecutor.share`) live in a private directory on
+``/dev/shm`` (tmpfs; the system temporary directory where there is none): arrays as ``.npy``
+files that workers memory-map read-only (zero copy), other values as one pickle each, loaded
+once per worker. ``close()`` deletes the directory; so does the garbage collector or the
+interpreter's exit if ``close()`` was never called.
+
+The thread pool's threads are daemons: a task that hangs does not keep the interpreter alive
+after ``close()``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import shutil
+import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent import futures as cf
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
 
-from .._validate import check_choice, check_int
-from ._task import Outcome, run_pickled, run_task
-from .base import BaseExecutor
+import numpy as np
 
-__all__ = ["LocalExecutor"]
+from .._validate import check_choice, check_int, check_positive_float
+from ..errors import FrugalError, InvalidInputError
+from ._task import Outcome, run_pickled, run_task
+from ._threads import DaemonThreadPool
+from .base import BaseExecutor
+from .shared import Shared, forget
+
+__all__ = ["LocalExecutor", "share_dir_root"]
 
 _THREAD_ENV = (
     "OMP_NUM_THREADS",
@@ -42,7 +60,7 @@ _THREAD_ENV = (
 _worker_limits: object = None
 
 
-def _init_worker(blas_threads: int) -> None:
+def _init_worker(blas_threads: int, ready: Any) -> None:
     # Libraries loaded later read the variables; those already loaded (NumPy's OpenBLAS is,
     # since this module imports NumPy) are limited through threadpoolctl.
     global _worker_limits
@@ -51,6 +69,29 @@ def _init_worker(blas_threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
     _worker_limits = threadpool_limits(limits=blas_threads)
+    import cloudpickle  # noqa: F401  (imported before the first task, not during it)
+
+    ready.release()
+
+
+def share_dir_root(nbytes: int = 0) -> str:
+    """Where the process pool places a shared value of ``nbytes``: ``/dev/shm`` (tmpfs) if
+    writable with room to spare, else the system temporary directory."""
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        free = shutil.disk_usage(shm).free
+        if nbytes * 1.25 + (64 << 20) < free:
+            return shm
+    return tempfile.gettempdir()
+
+
+def _is_plain_array(value: Any) -> bool:
+    return (
+        isinstance(value, np.ndarray)
+        and type(value) is np.ndarray
+        and not value.dtype.hasobject
+        and value.dtype.fields is None
+    )
 
 
 class LocalExecutor(BaseExecutor):
@@ -58,9 +99,10 @@ class LocalExecutor(BaseExecutor):
 
     Parameters
     ----------
-    max_workers:
+    workers:
         Pool size; default ``os.cpu_count()``. Tasks that mostly wait (I/O, injected
-        straggler delays) may use more workers than cores.
+        straggler delays) may use more workers than cores. (``max_workers`` is accepted as
+        an alias.)
     kind:
         ``"process"`` (isolated, default) or ``"thread"`` (no pickling, shares memory; a task
         cannot be stopped once started).
@@ -69,6 +111,8 @@ class LocalExecutor(BaseExecutor):
         ``"fork"``).
     blas_threads:
         BLAS/OpenMP threads in each worker process.
+    start_timeout:
+        Seconds to wait for the process pool's workers to start.
     max_wait:
         Safety bound of a gather without deadline (see :class:`BaseExecutor`).
     """
@@ -77,37 +121,80 @@ class LocalExecutor(BaseExecutor):
 
     def __init__(
         self,
-        max_workers: int | None = None,
+        workers: int | None = None,
         *,
         kind: Literal["process", "thread"] = "process",
         start_method: str = "spawn",
         blas_threads: int = 1,
+        start_timeout: float = 120.0,
         max_wait: float = 3600.0,
+        max_workers: int | None = None,
     ):
         super().__init__(max_wait=max_wait)
+        if workers is not None and max_workers is not None and workers != max_workers:
+            raise InvalidInputError(
+                f"got workers={workers} and max_workers={max_workers}; give only workers"
+            )
+        workers = workers if workers is not None else max_workers
         self.kind = check_choice(kind, "kind", ("process", "thread"))
-        self.max_workers = check_int(
-            max_workers if max_workers is not None else (os.cpu_count() or 1), "max_workers", low=1
+        self.workers = check_int(
+            workers if workers is not None else (os.cpu_count() or 1), "workers", low=1
         )
         self.start_method = check_choice(
             start_method, "start_method", multiprocessing.get_all_start_methods()
         )
         self.blas_threads = check_int(blas_threads, "blas_threads", low=1)
+        self.start_timeout = check_positive_float(start_timeout, "start_timeout")
         self.isolates_processes = kind == "process"
+        self.copies_data = kind == "process"
         self.backend = "local" if kind == "process" else "local-thread"
-        self._pool: cf.Executor | None = None
+        self._pool: Any = None
         self._done_at: dict[int, float] = {}
         self._lock = threading.Lock()
+        self._share_dirs: dict[str, str] = {}  # root -> private directory (mode 0700)
+        self._share_finalizers: list[weakref.finalize] = []
+        #: seconds the process pool took to start (None until started)
+        self.start_seconds: float | None = None
 
-    def _make_pool(self) -> cf.Executor:
+    @property
+    def max_workers(self) -> int:
+        """Alias of ``workers`` (the former name)."""
+        return self.workers
+
+    # -- pool ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the workers now and wait until each is ready (import done). Called by the
+        first ``submit``; calling it first keeps start-up out of every measurement."""
+        self._check_open()
+        if self._pool is not None:
+            return
         if self.kind == "thread":
-            return cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="frugalml")
-        return cf.ProcessPoolExecutor(
-            self.max_workers,
-            mp_context=multiprocessing.get_context(self.start_method),
+            self._pool = DaemonThreadPool(self.workers)
+            self.start_seconds = 0.0
+            return
+        import pebble
+
+        t0 = time.perf_counter()
+        ctx = multiprocessing.get_context(self.start_method)
+        ready = ctx.Semaphore(0)
+        pool = pebble.ProcessPool(
+            max_workers=self.workers,
             initializer=_init_worker,
-            initargs=(self.blas_threads,),
+            initargs=(self.blas_threads, ready),
+            context=ctx,
         )
+        self._pool = pool
+        # pebble starts all its workers with the first task; wait until each has run the
+        # initializer.
+        pool.schedule(os.getpid)
+        end = t0 + self.start_timeout
+        for started in range(self.workers):
+            if not ready.acquire(timeout=max(end - time.perf_counter(), 0.0)):
+                raise FrugalError(
+                    f"only {started} of {self.workers} local worker processes started within "
+                    f"{self.start_timeout:g}s; raise start_timeout or use fewer workers"
+                )
+        self.start_seconds = time.perf_counter() - t0
 
     def _stamp(self, fut: cf.Future) -> None:
         with self._lock:
@@ -115,21 +202,14 @@ class LocalExecutor(BaseExecutor):
 
     def _submit_native(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> cf.Future:
         if self._pool is None:
-            self._pool = self._make_pool()
+            self.start()
         if self.kind == "thread":
             fut = self._pool.submit(run_task, fn, args, kwargs)
         else:
             import cloudpickle
 
             payload = cloudpickle.dumps((fn, args, kwargs))
-            try:
-                fut = self._pool.submit(run_pickled, payload)
-            except BrokenProcessPool:
-                # A worker died earlier: every task then in flight was recorded as failed.
-                # Start a fresh pool so the executor stays usable.
-                self._terminate_pool(self._pool)
-                self._pool = self._make_pool()
-                fut = self._pool.submit(run_pickled, payload)
+            fut = self._pool.schedule(run_pickled, args=(payload,))
         fut.add_done_callback(self._stamp)
         return fut
 
@@ -146,38 +226,78 @@ class LocalExecutor(BaseExecutor):
             self._done_at.pop(id(native), None)
         try:
             return native.result(timeout=0)
-        except BaseException as exc:  # BrokenProcessPool, CancelledError, pickling errors
+        except BaseException as exc:  # ProcessExpired (worker died), CancelledError, ...
             if isinstance(exc, KeyboardInterrupt):
                 raise
             return Outcome.failure(exc)
 
     def _cancel_natives(self, natives: list[cf.Future]) -> None:
+        # pebble: cancelling a running task stops its worker (a replacement starts).
         for fut in natives:
-            if fut.cancel():  # never ran: its completion stamp will never be read
+            if fut.cancel():
                 with self._lock:
                     self._done_at.pop(id(fut), None)
-
-    @staticmethod
-    def _terminate_pool(pool: cf.Executor) -> None:
-        # shutdown() forgets the worker processes, so take them first.
-        procs = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=5)
 
     def _shutdown(self) -> None:
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        if isinstance(pool, cf.ProcessPoolExecutor):
-            # Running tasks (stragglers) are stopped rather than waited for.
-            self._terminate_pool(pool)
+        if self.kind == "thread":
+            # Threads cannot be killed: queued tasks are cancelled, running ones are
+            # abandoned (daemon threads do not keep the interpreter alive).
+            pool.shutdown()
+            return
+        # Running tasks (stragglers) are stopped rather than waited for.
+        pool.stop()
+        pool.join(timeout=30)
+
+    # -- shared values ---------------------------------------------------------------------
+    def _share_dir_for(self, nbytes: int) -> str:
+        root = share_dir_root(nbytes)
+        if root not in self._share_dirs:
+            path = tempfile.mkdtemp(prefix="frugalml-share-", dir=root)
+            self._share_dirs[root] = path
+            self._share_finalizers.append(weakref.finalize(self, shutil.rmtree, path, True))
+        return self._share_dirs[root]
+
+    def _place(self, value: Any, key: str, what: str) -> Shared:
+        if self.kind == "thread":
+            nbytes = int(getattr(value, "nbytes", 0) or 0)
+            return Shared(key, self.backend, self._owner, "object", value, nbytes, what)
+        if _is_plain_array(value):
+            folder = self._share_dir_for(value.nbytes)
+            path = os.path.join(folder, f"{key}.npy")
+            kind = "npy"
+            _write_atomic(path, lambda fh: np.save(fh, value, allow_pickle=False))
         else:
-            # Threads cannot be killed: queued tasks are cancelled, running ones finish.
-            pool.shutdown(wait=False, cancel_futures=True)
+            import cloudpickle
+
+            data = cloudpickle.dumps(value, protocol=5)
+            folder = self._share_dir_for(len(data))
+            path = os.path.join(folder, f"{key}.pkl")
+            kind = "pickle"
+            _write_atomic(path, lambda fh: fh.write(data))
+        return Shared(key, self.backend, self._owner, kind, path, os.path.getsize(path), what)
+
+    def _unplace(self, ref: Shared) -> None:
+        forget(ref.key)
+        if ref.kind in ("npy", "pickle"):
+            with contextlib.suppress(OSError):
+                os.unlink(ref.handle)
+
+    def close(self) -> None:
+        super().close()
+        for finalizer in self._share_finalizers:
+            finalizer()  # removes a share directory
+
+
+def _write_atomic(path: str, write: Callable[[Any], Any]) -> None:
+    tmp = path + ".part"
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

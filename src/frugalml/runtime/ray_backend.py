@@ -4,6 +4,11 @@ Connects to an existing cluster (``address="auto"`` or ``"ray://host:10001"``) o
 local one with ``num_cpus`` logical CPUs; a cluster it started is shut down by ``close()``.
 Tasks are not retried (``max_retries=0``) so a crashed worker is reported as a failure at once,
 which is what a straggler-resilient caller wants (it has redundancy of its own).
+
+``share`` puts a value in Ray's object store once (``ray.put``; NumPy arrays are then read
+zero-copy by the workers on the node); tasks carry the ``ObjectRef`` inside a
+:class:`~frugalml.runtime.Shared` token and resolve it on the worker (cached per worker
+process). ``release`` frees the object.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 from .._validate import check_int, check_positive_float
+from ..errors import InvalidInputError
 from ._optional import require
-from ._task import Outcome, run_task
+from ._task import Outcome, payload_nbytes, run_task
 from .base import BaseExecutor
+from .shared import Shared, forget
 
 __all__ = ["RayExecutor"]
 
@@ -29,8 +36,9 @@ class RayExecutor(BaseExecutor):
     address:
         Cluster to join; ``None`` starts a local Ray instance (unless one is already running in
         this process, which is then used and left running).
-    num_cpus:
-        Logical CPUs of a locally started instance (default: all cores).
+    workers:
+        Logical CPUs of a locally started instance, i.e. how many tasks run at once with
+        ``task_cpus=1`` (default: all cores). ``num_cpus`` is accepted as an alias.
     task_cpus:
         CPUs each task reserves. Below 1 lets more tasks than cores run at once (for tasks
         that mostly wait).
@@ -49,6 +57,7 @@ class RayExecutor(BaseExecutor):
         self,
         address: str | None = None,
         *,
+        workers: int | None = None,
         num_cpus: int | None = None,
         task_cpus: float = 1.0,
         max_retries: int = 0,
@@ -59,8 +68,14 @@ class RayExecutor(BaseExecutor):
         super().__init__(max_wait=max_wait)
         ray = require("ray", what="the Ray executor", extra="distributed")
         self._ray = ray
+        if workers is not None and num_cpus is not None and workers != num_cpus:
+            raise InvalidInputError(
+                f"got workers={workers} and num_cpus={num_cpus}; give only workers"
+            )
+        num_cpus = workers if workers is not None else num_cpus
         if num_cpus is not None:
-            num_cpus = check_int(num_cpus, "num_cpus", low=1)
+            num_cpus = check_int(num_cpus, "workers", low=1)
+        self.workers = num_cpus
         task_cpus = check_positive_float(task_cpus, "task_cpus")
         max_retries = check_int(max_retries, "max_retries", low=0)
         self.force_cancel = bool(force_cancel)
@@ -81,7 +96,19 @@ class RayExecutor(BaseExecutor):
         self._remote = ray.remote(num_cpus=task_cpus, max_retries=max_retries)(run_task)
 
     def _submit_native(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-        return self._remote.remote(fn, args, kwargs)
+        return self._remote.remote(fn, args, kwargs, True)
+
+    def _place(self, value: Any, key: str, what: str) -> Shared:
+        nbytes = value.nbytes if hasattr(value, "nbytes") else payload_nbytes(value)
+        ref = self._ray.put(value)
+        return Shared(key, self.backend, self._owner, "ray", ref, int(nbytes), what)
+
+    def _unplace(self, ref: Shared) -> None:
+        forget(ref.key)
+        with contextlib.suppress(Exception):
+            from ray._private.internal_api import free
+
+            free([ref.handle])
 
     def _wait_any(self, natives: list[Any], timeout: float) -> list[Any]:
         ray = self._ray
