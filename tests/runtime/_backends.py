@@ -6,10 +6,10 @@ from typing import Any
 
 #: test id -> (make_executor name, options). Small pools: the test machine has 2 cores.
 BACKEND_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "local": ("local", {"max_workers": 4}),
-    "local-thread": ("local-thread", {"max_workers": 4}),
-    "ray": ("ray", {"num_cpus": 2, "task_cpus": 0.25}),
-    "dask": ("dask", {"n_workers": 2, "threads_per_worker": 2}),
+    "local": ("local", {"workers": 4}),
+    "local-thread": ("local-thread", {"workers": 4}),
+    "ray": ("ray", {"workers": 2, "task_cpus": 0.25}),
+    "dask": ("dask", {"workers": 2, "threads_per_worker": 2}),
     "lithops": ("lithops", {"workers": 4}),
 }
 

@@ -85,7 +85,7 @@ def three_squares(executor):
 
 @pytest.fixture
 def other_executor():
-    ex = make_executor("local-thread", max_workers=1)
+    ex = make_executor("local-thread", workers=1)
     yield ex
     ex.close()
 
@@ -391,7 +391,7 @@ def test_latency_is_never_negative_on_a_fresh_thread_executor():
     when a thread runs the task before ``submit`` has returned (a fresh pool's first task)."""
     bad = []
     for _ in range(20):
-        with make_executor("local-thread", max_workers=2) as ex:
+        with make_executor("local-thread", workers=2) as ex:
             g = ex.gather([ex.submit(square, 3)], deadline=HANG)
         assert g.results == {0: 9}
         t = g.timings[0]

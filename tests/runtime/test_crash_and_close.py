@@ -123,7 +123,7 @@ def test_close_leaves_no_child_processes(fresh, child_processes):
 
 def test_local_close_after_finished_tasks_leaves_no_child_processes(child_processes):
     before = child_processes()
-    ex = make_executor("local", max_workers=2)
+    ex = make_executor("local", workers=2)
     g = ex.gather([ex.submit(pid_of_worker, 0.2) for _ in range(2)], deadline=HANG)
     assert g.stopped_by == "all", g.summary()
     assert set(g.results.values()) <= child_processes() - before  # the pool's workers
@@ -141,7 +141,7 @@ def blas_setup():
 
 @pytest.mark.parametrize("blas_threads", [1, 2])
 def test_local_workers_limit_blas_threads(blas_threads):
-    with make_executor("local", max_workers=1, blas_threads=blas_threads) as ex:
+    with make_executor("local", workers=1, blas_threads=blas_threads) as ex:
         g = ex.gather([ex.submit(blas_setup)], deadline=HANG)
     assert g.results == {0: ({blas_threads}, str(blas_threads))}
 
@@ -156,7 +156,7 @@ def test_closed_executor_rejects_work(fresh):
 
 
 def test_closed_thread_executor_rejects_work():
-    with make_executor("local-thread", max_workers=2) as ex:
+    with make_executor("local-thread", workers=2) as ex:
         handles = [ex.submit(square, 3)]
         assert ex.gather(handles).results == {0: 9}
     with pytest.raises(FrugalError, match="closed"):
@@ -168,7 +168,7 @@ def test_closed_thread_executor_rejects_work():
 
 
 def test_thread_executor_is_not_process_isolated():
-    with make_executor("local-thread", max_workers=1) as ex:
+    with make_executor("local-thread", workers=1) as ex:
         assert ex.isolates_processes is False
         assert ex.gather([ex.submit(os.getpid)]).results == {0: os.getpid()}
 

@@ -35,7 +35,7 @@ def square(x):
 
 @pytest.fixture(scope="module")
 def threads():
-    ex = make_executor("local-thread", max_workers=4)
+    ex = make_executor("local-thread", workers=4)
     yield ex
     ex.close()
 
@@ -265,7 +265,7 @@ def test_crash_needs_a_process_backend(threads):
 
 
 def test_crash_on_local_process_executor_is_recorded():
-    with make_executor("local", max_workers=2) as ex:
+    with make_executor("local", workers=2) as ex:
         inj = FaultInjector(ex, failures=FailureModel(tasks={0}, kind="crash"))
         g = inj.gather([inj.submit(square, 2)], deadline=HANG)
         assert g.stopped_by == "all", g.summary()

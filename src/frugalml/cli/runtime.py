@@ -37,7 +37,7 @@ def _smoke(name: str) -> dict:
         return row
     t0 = time.perf_counter()
     try:
-        options = {"num_cpus": 2} if name == "ray" else {}
+        options = {"workers": 2} if name in ("ray", "dask") else {}
         with make_executor(name, **options) as ex:
             handles = [ex.submit(_square, i) for i in range(4)] + [ex.submit(_fail)]
             got = ex.gather(handles, deadline=120)
