@@ -218,3 +218,85 @@ def test_backend_info_reports_installed_backends():
         assert info.installed
         assert info.extra == extra
         assert info.version
+
+
+# -- a dead worker costs only its own task ------------------------------------------------
+
+
+def nap_or_die(i, dying):
+    if i in dying:
+        os._exit(3)
+    time.sleep(0.3)
+    return i
+
+
+#: one task slot per worker process, so that a dying process holds no one else's task
+ONE_SLOT = {
+    "local": {"workers": 4},
+    "ray": {"workers": 2},
+    "dask": {"workers": 2, "threads_per_worker": 1},
+    "lithops": {"workers": 4},
+}
+
+
+@pytest.mark.parametrize("backend", PROCESS_BACKENDS)
+def test_two_dying_tasks_of_sixteen_fail_alone(backend):
+    """16 tasks, 2 of which kill their worker: exactly those 2 fail, the other 14 finish
+    (the README's promise that a dead worker is one erasure)."""
+    with make_executor(backend, **ONE_SLOT[backend]) as ex:
+        handles = [ex.submit(nap_or_die, i, (3, 11)) for i in range(16)]
+        got = ex.gather(handles, deadline=HANG)
+        assert got.stopped_by == "all", got.summary()
+        assert set(got.failures) == {3, 11}, got.summary()
+        assert got.results == {i: i for i in range(16) if i not in (3, 11)}
+        # the pool is whole again afterwards
+        again = ex.gather([ex.submit(square, i) for i in range(4)], deadline=HANG)
+        assert again.results == {i: i * i for i in range(4)}
+
+
+_HANG_SCRIPT = """
+import time
+from frugalml.runtime import make_executor
+if __name__ == "__main__":
+    ex = make_executor({backend!r}, workers=2)
+    got = ex.gather([ex.submit(time.sleep, 1000)], deadline=0.5)
+    assert got.pending == (0,), got.summary()
+    ex.close()
+    print("closed", flush=True)
+"""
+
+
+@pytest.mark.parametrize("backend", ["local-thread", "local"])
+def test_hung_task_does_not_keep_the_interpreter_alive(tmp_path, backend):
+    import subprocess
+
+    script = tmp_path / "hang.py"
+    script.write_text(_HANG_SCRIPT.format(backend=backend))
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "closed" in proc.stdout
+    assert time.monotonic() - t0 < 30  # not the 1000 s of the hung task
+
+
+def test_pool_start_up_is_not_billed_to_the_deadline():
+    """The first submit starts the workers and waits for them; a gather deadline shorter
+    than the start-up still sees quick tasks finish."""
+    with make_executor("local", workers=4) as ex:
+        handles = [ex.submit(square, i) for i in range(4)]
+        assert ex.start_seconds is not None and ex.start_seconds > 0
+        got = ex.gather(handles, deadline=max(0.5 * ex.start_seconds, 0.2) + 0.5)
+        assert got.results == {i: i * i for i in range(4)}, got.summary()
+
+
+@pytest.mark.parametrize(
+    ("backend", "alias"),
+    [("local", "max_workers"), ("local-thread", "max_workers"), ("dask", "n_workers")],
+)
+def test_workers_is_the_one_keyword(backend, alias):
+    with make_executor(backend, workers=2) as ex:
+        assert ex.workers == 2
+    with make_executor(backend, **{alias: 2}) as ex:
+        assert ex.workers == 2
+    with pytest.raises(InvalidInputError, match="give only workers"):
+        make_executor(backend, workers=2, **{alias: 3})
