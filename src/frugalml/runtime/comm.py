@@ -7,10 +7,11 @@ the task really moved (``TaskHandle.nbytes`` and the result's measured size), so
 simulated 256-worker run pays for shipping data as a real one would.
 
 Defaults (:data:`MEASURED`) were measured on the 2-core development machine with
-:func:`measure_comm` (``python benchmarks/bench_runtime.py --comm-only`` re-measures them):
-the median round trip of a no-op task is the latency; the bandwidth is the extra time of a
-task that carries an 8 MiB unshared array. Serverless figures for a cloud provider are
-the user's to give (e.g. ``CommModel(latency=0.03, bandwidth=80e6)`` for Lambda reading S3,
+:func:`measure_comm` (the runtime benchmark, ``python benchmarks/bench_runtime.py``, re-measures them):
+a least-squares line through the median round trips of tasks carrying 0-3 MiB unshared
+arrays gives the latency (intercept) and bandwidth (inverse slope). Lithops ``localhost``
+starts a fresh interpreter per call (about 0.9 s here), as a cold serverless function does.
+Figures for a cloud provider are the user's to give (e.g. ``CommModel(latency=0.03, bandwidth=80e6)`` for Lambda reading S3,
 a commonly published order of magnitude, not a figure measured here).
 """
 
@@ -68,13 +69,13 @@ class CommModel:
         )
 
 
-#: Figures measured with :func:`measure_comm` on the 2-core x86-64 development machine
-#: (2026-12-06; benchmarks/results/runtime_comm.json), 2 workers each.
+#: Figures measured with :func:`measure_comm` (10 repeats x 0/1/2/3 MiB) on the 2-core x86-64
+#: development machine, 2026-12-06, executors made with ``workers=2``.
 MEASURED: dict[str, CommModel] = {
-    "local": CommModel(latency=1.0e-3, bandwidth=1.0e9, source="measured: local process pool"),
-    "ray": CommModel(latency=2.0e-3, bandwidth=1.0e9, source="measured: ray, num_cpus=2"),
-    "dask": CommModel(latency=3.0e-3, bandwidth=5.0e8, source="measured: dask LocalCluster"),
-    "lithops": CommModel(latency=5.0e-2, bandwidth=2.0e8, source="measured: lithops localhost"),
+    "local": CommModel(latency=0.76e-3, bandwidth=926e6, source="measured: local process pool"),
+    "ray": CommModel(latency=2.96e-3, bandwidth=681e6, source="measured: ray, workers=2"),
+    "dask": CommModel(latency=10.4e-3, bandwidth=2.06e9, source="measured: dask, workers=2"),
+    "lithops": CommModel(latency=0.877, bandwidth=22.9e6, source="measured: lithops localhost"),
 }
 
 
@@ -82,15 +83,20 @@ def _echo_size(x: Any) -> int:
     return int(getattr(x, "nbytes", 0))
 
 
-def measure_comm(executor: Any, *, repeats: int = 20, payload_mib: int = 8) -> CommModel:
-    """Measure a backend's latency (median no-op round trip over ``repeats``) and bandwidth
-    (median extra seconds of a task carrying ``payload_mib`` MiB unshared). Runs tasks one at
-    a time on ``executor``. Cost: ``2 * repeats`` round trips."""
+def measure_comm(
+    executor: Any, *, repeats: int = 10, sizes_mib: tuple[float, ...] = (0, 1, 2, 3)
+) -> CommModel:
+    """Measure a backend: run one task at a time carrying an unshared array of each size in
+    ``sizes_mib`` (MiB; Lithops refuses calls over 4 MiB), ``repeats`` times each, and fit
+    ``median seconds = latency + bytes / bandwidth`` by least squares over the medians.
+    Cost: ``repeats * len(sizes_mib)`` round trips."""
     repeats = check_int(repeats, "repeats", low=3)
-    payload_mib = check_int(payload_mib, "payload_mib", low=1)
-    payload = np.ones(payload_mib * (1 << 20) // 8)
-    executor.gather([executor.submit(_echo_size, 0)], deadline=600)  # warm up
-    executor.gather([executor.submit(_echo_size, payload)], deadline=600)
+    sizes = [float(s) for s in sizes_mib]
+    if len(set(sizes)) < 2 or min(sizes) < 0:
+        raise InvalidInputError(f"sizes_mib needs two or more distinct sizes >= 0, got {sizes}")
+    payloads = [np.ones(int(s * (1 << 20)) // 8) for s in sizes]
+    for p in payloads:  # warm up
+        executor.gather([executor.submit(_echo_size, p)], deadline=600)
 
     def once(arg: Any) -> float:
         t0 = time.perf_counter()
@@ -99,11 +105,14 @@ def measure_comm(executor: Any, *, repeats: int = 20, payload_mib: int = 8) -> C
             raise InvalidInputError(f"the measuring task failed: {got.summary()}")
         return time.perf_counter() - t0
 
-    latency = statistics.median(once(0) for _ in range(repeats))
-    loaded = statistics.median(once(payload) for _ in range(repeats))
-    extra = max(loaded - latency, 1e-9)
+    nbytes = np.array([p.nbytes for p in payloads], dtype=float)
+    seconds = np.array([statistics.median(once(p) for _ in range(repeats)) for p in payloads])
+    slope, intercept = np.polyfit(nbytes, seconds, 1)
+    # a slope lost in the noise (a backend whose transfers cost less than its jitter) is
+    # reported as 10 GB/s rather than as a negative or infinite bandwidth
+    bandwidth = 1.0 / slope if slope > 1e-10 else 1e10
     return CommModel(
-        latency=latency,
-        bandwidth=payload.nbytes / extra,
+        latency=max(float(intercept), float(seconds.min()) * 0.5),
+        bandwidth=float(bandwidth),
         source=f"measured on {getattr(executor, 'backend', '?')} by measure_comm",
     )
