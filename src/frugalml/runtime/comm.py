@@ -7,12 +7,12 @@ the task really moved (``TaskHandle.nbytes`` and the result's measured size), so
 simulated 256-worker run pays for shipping data as a real one would.
 
 Defaults (:data:`MEASURED`) were measured on the 2-core development machine with
-:func:`measure_comm` (the runtime benchmark, ``python benchmarks/bench_runtime.py``, re-measures them):
-a least-squares line through the median round trips of tasks carrying 0-3 MiB unshared
-arrays gives the latency (intercept) and bandwidth (inverse slope). Lithops ``localhost``
-starts a fresh interpreter per call (about 0.9 s here), as a cold serverless function does.
-Figures for a cloud provider are the user's to give (e.g. ``CommModel(latency=0.03, bandwidth=80e6)`` for Lambda reading S3,
-a commonly published order of magnitude, not a figure measured here).
+:func:`measure_comm` (``python benchmarks/bench_runtime.py`` measures them again): a
+least-squares line through the median round trips of tasks carrying 0-3 MiB unshared arrays
+gives the latency (intercept) and bandwidth (inverse slope). Lithops ``localhost`` starts a
+fresh interpreter per call (about 0.9 s here), as a cold serverless function does. Figures for
+a cloud provider are the user's to give, e.g. ``CommModel(latency=0.03, bandwidth=80e6)``
+(an order of magnitude for Lambda reading S3, not a figure measured here).
 """
 
 from __future__ import annotations
