@@ -20,6 +20,7 @@ Pilanci, "Distributed Averaging Methods for Randomized Second Order Optimization
 
 from .base import Sketch, SketchMatrix
 from .debias import correction, newton_step_size, scaled_regularization
+from .distributed import DistributedResult, distributed_lstsq
 from .effective import effective_dimension
 from .estimators import SketchedLogisticRegression, SketchedRidge
 from .factory import SKETCHES, make_sketch
@@ -37,6 +38,7 @@ from .surrogate import SurrogateSketch
 __all__ = [
     "SKETCHES",
     "CountSketch",
+    "DistributedResult",
     "GaussianSketch",
     "HybridSketch",
     "LESSSketch",
@@ -53,6 +55,7 @@ __all__ = [
     "SurrogateSketch",
     "UniformSampling",
     "correction",
+    "distributed_lstsq",
     "distributed_newton",
     "effective_dimension",
     "leverage_scores",

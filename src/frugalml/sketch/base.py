@@ -73,6 +73,26 @@ class SketchMatrix(ABC):
         """The explicit ``(m, n)`` matrix (for tests and small problems)."""
         return self._apply(sp.identity(self.n, format="csr"))
 
+    def apply_rows(self, x: Any, start: int) -> np.ndarray:
+        """``S[:, start:start + len(x)] @ x``: the contribution of the row block ``x``
+        (rows ``start`` ... of the full operand), so that ``S A = sum_j S_j A_j`` streams over
+        row blocks. Shapes as :meth:`apply`. Only sketches with ``streams_rows`` support it."""
+        raise InvalidInputError(
+            f"{type(self).__name__} mixes all rows at once and cannot be applied block by "
+            "block; with row-sharded data use a gaussian, rademacher, sparse-sign, countsketch "
+            "or uniform sketch"
+        )
+
+    def _rows_operand(self, x: Any, start: int) -> tuple[Any, bool]:
+        x = as_operand(x, name="row block")
+        if start < 0 or start + x.shape[0] > self.n:
+            raise InvalidInputError(
+                f"row block [{start}, {start + x.shape[0]}) lies outside the sketch's "
+                f"n={self.n} columns"
+            )
+        vec = x.ndim == 1
+        return (x[:, None] if vec else x), vec
+
 
 class Sketch(ABC):
     """A sketch family with ``m`` rows; see the module docstring."""
@@ -81,6 +101,9 @@ class Sketch(ABC):
     name: str = ""
     #: True when ``draw`` needs the data matrix (leverage-score based sketches)
     data_dependent: bool = False
+    #: True when a realisation can be applied row block by row block
+    #: (:meth:`SketchMatrix.apply_rows`), as row-sharded data needs
+    streams_rows: bool = False
 
     def __init__(self, m: int, rng: RngLike = None):
         self.m = check_int(m, "sketch size m", low=1)

@@ -50,11 +50,28 @@ class _GeneratedDense(SketchMatrix):
                 out += s @ xb
         return out
 
+    def apply_rows(self, x: Any, start: int) -> np.ndarray:
+        x, vec = self._rows_operand(x, start)
+        stop = start + x.shape[0]
+        out = np.zeros((self.m, x.shape[1]))
+        for j in range(start // self.block, (stop - 1) // self.block + 1):
+            lo = j * self.block
+            hi = min(lo + self.block, self.n)
+            s = self._block(j, hi - lo)
+            a, b = max(start, lo), min(stop, hi)
+            xb = x[a - start : b - start]
+            if sp.issparse(xb):
+                out += (xb.T @ s[:, a - lo : b - lo].T).T
+            else:
+                out += s[:, a - lo : b - lo] @ xb
+        return out[:, 0] if vec else out
+
 
 class GaussianSketch(Sketch):
     """``S`` with i.i.d. N(0, 1/m) entries; ``E[S^T S] = I``. Exact error theory applies."""
 
     name = "gaussian"
+    streams_rows = True
     _kind = "gaussian"
 
     def __init__(self, m: int, rng: RngLike = None, *, block: int = 4096):

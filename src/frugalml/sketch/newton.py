@@ -19,6 +19,16 @@ from ``E[adj(W)] / E[det(W)]`` of a Wishart matrix), and steps ``x <- x - t d`` 
 for quadratics, backtracking Armijo search for logistic). ``averaging="exact"`` takes the
 exact Newton step (the baseline).
 Least squares with ``lam = 0`` is the distributed iterative Hessian sketch.
+
+**Data placed once.** ``A`` is shared with the executor before the first iteration
+(:meth:`~frugalml.runtime.BaseExecutor.share`); per iteration only ``x`` (logistic), ``g``, the
+sketch spec and a seed travel to each worker, and a ``d``-vector comes back: ``O(d)`` bytes per
+task per round, never ``O(n d)``. Each worker forms its Hessian square root ``B`` at ``x``
+from the shared ``A`` itself (:func:`hessian_sqrt`). Row-sharded ``A`` (a list of row
+blocks, a ``.npy`` path, a ``dask.array``: :mod:`frugalml.runtime.sharded`) is placed block by
+block; workers stream ``S B = sum_j S_j B_j`` over the blocks and the master streams the
+gradient, the objective and (exactly, by a streamed QR of ``B``) ``d_lambda`` block by block,
+never holding ``A`` whole. :class:`NewtonResult` reports the bytes moved per round.
 """
 
 from __future__ import annotations
@@ -42,14 +52,26 @@ from .._validate import (
     check_rng,
 )
 from ..errors import InvalidInputError, TaskFailedError
-from ..runtime import Executor, make_executor
+from ..runtime import Executor, Shared, make_executor
+from ..runtime.sharded import PlacedRows, RowBlocks, as_row_blocks, is_row_sharded
 from .debias import correction
-from .distributed import worker_sizes
+from .distributed import owner_of, worker_sizes
 from .effective import effective_dimension
 from .factory import SKETCHES, make_sketch
 from .lstsq import SketchedFactor
+from .streaming import check_streams_rows, sketch_parts
 
-__all__ = ["LOSSES", "NewtonProblem", "NewtonResult", "distributed_newton", "newton_task"]
+__all__ = [
+    "LOSSES",
+    "NewtonProblem",
+    "NewtonResult",
+    "ShardedNewtonProblem",
+    "distributed_newton",
+    "hessian_sqrt",
+    "newton_rows_task",
+    "newton_shared_task",
+    "newton_task",
+]
 
 LOSSES = ("least-squares", "logistic")
 Averaging = Literal["debiased", "naive", "exact"]
@@ -104,15 +126,22 @@ class NewtonProblem:
 
     def hessian_sqrt(self, x: np.ndarray) -> np.ndarray:
         """``B`` (n, d) with ``B^T B + lam I`` the Hessian at ``x``."""
-        if self.loss == "least-squares":
-            return self.a
-        p = scipy.special.expit(self.a @ x)
-        return self.a * np.sqrt(p * (1.0 - p))[:, None]
+        return hessian_sqrt(self.a, x, self.loss)
 
     def newton_direction(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
         b = self.hessian_sqrt(x)
         h = b.T @ b + self.lam * np.eye(b.shape[1])
         return scipy.linalg.solve(h, g, assume_a="pos")
+
+
+def hessian_sqrt(a: np.ndarray, x: np.ndarray | None, loss: str) -> np.ndarray:
+    """``B`` (n, d) with ``B^T B + lam I`` the Hessian at ``x``: ``A`` itself for least
+    squares (``x`` unused), ``diag(sqrt(p (1 - p))) A`` with ``p = expit(A x)`` for logistic.
+    Row-wise, so it applies to a row block of ``A`` as well."""
+    if loss == "least-squares":
+        return a
+    p = scipy.special.expit(a @ x)
+    return a * np.sqrt(p * (1.0 - p))[:, None]
 
 
 def newton_task(
@@ -122,6 +151,112 @@ def newton_task(
     sb = sketch.draw(b.shape[0], data=b, rng=seed).apply(b)
     factor = SketchedFactor(sb, lam_local)
     return step * factor.apply_inverse_gram(g), factor.logdet
+
+
+def newton_shared_task(
+    a: np.ndarray,
+    x: np.ndarray | None,
+    loss: str,
+    g: np.ndarray,
+    sketch: Any,
+    seed: int,
+    lam_local: float,
+    step: float,
+) -> tuple[np.ndarray, float]:
+    """One worker on shared data: forms ``B`` at ``x`` from ``A`` (n, d) placed once with the
+    executor, then :func:`newton_task`. Only ``x`` and ``g`` (d,) change between rounds."""
+    return newton_task(hessian_sqrt(a, x, loss), g, sketch, seed, lam_local, step)
+
+
+def newton_rows_task(
+    a_parts: tuple[Any, ...],
+    a_offsets: tuple[int, ...],
+    x: np.ndarray | None,
+    loss: str,
+    g: np.ndarray,
+    sketch: Any,
+    seed: int,
+    lam_local: float,
+    step: float,
+) -> tuple[np.ndarray, float]:
+    """One worker on row-sharded data: ``S B = sum_j S_j B_j`` streamed over the blocks of
+    ``A`` (``B_j`` formed from ``A_j`` at ``x``), then the same solve as :func:`newton_task`."""
+    smat = sketch.draw(a_offsets[-1], rng=seed)
+    sb = sketch_parts(smat, a_parts, a_offsets, lambda blk: hessian_sqrt(blk, x, loss))
+    factor = SketchedFactor(sb, lam_local)
+    return step * factor.apply_inverse_gram(g), factor.logdet
+
+
+class ShardedNewtonProblem:
+    """:class:`NewtonProblem` over row-sharded ``A`` (:class:`~frugalml.runtime.sharded.RowBlocks`):
+    the objective, gradient and Hessian quantities are streamed block by block on the master,
+    which never holds ``A`` whole. ``y`` (n,) is in memory."""
+
+    def __init__(self, a: RowBlocks, y: np.ndarray, lam: float, loss: str):
+        self.a, self.y, self.lam, self.loss = a, y, lam, loss
+        self.shape = a.shape
+
+    @classmethod
+    def build(cls, a: Any, y: Any, lam: float, loss: str) -> ShardedNewtonProblem:
+        rows = as_row_blocks(a, name="A")
+        if rows.ndim != 2:
+            raise InvalidInputError(f"A must be 2-D (n, d), got shape {rows.shape}")
+        if is_row_sharded(y):
+            y = as_row_blocks(y, name="y").to_array()
+        # labels and lam checked by NewtonProblem.build on a 1-column stand-in (same rules)
+        y = check_array(y, "y", shape=(rows.shape[0],))
+        stand_in = NewtonProblem.build(np.zeros((rows.shape[0], 1)), y, lam, loss)
+        n, d = rows.shape
+        if stand_in.loss == "least-squares" and stand_in.lam == 0.0 and n < d:
+            raise InvalidInputError("least squares with n < d needs lam > 0")
+        return cls(rows, stand_in.y, stand_in.lam, stand_in.loss)
+
+    def _pieces(self):
+        for start, blk in self.a.blocks():
+            yield np.asarray(blk, dtype=float), self.y[start : start + blk.shape[0]]
+
+    def value(self, x: np.ndarray) -> float:
+        data = 0.0
+        for blk, yb in self._pieces():
+            z = blk @ x
+            if self.loss == "least-squares":
+                r = z - yb
+                data += 0.5 * float(r @ r)
+            else:
+                data += float(np.sum(np.logaddexp(0.0, -yb * z)))
+        return data + 0.5 * self.lam * float(x @ x)
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        g = self.lam * x
+        for blk, yb in self._pieces():
+            z = blk @ x
+            if self.loss == "least-squares":
+                g = g + blk.T @ (z - yb)
+            else:
+                g = g + blk.T @ (-yb * scipy.special.expit(-yb * z))
+        return g
+
+    def hessian_r(self, x: np.ndarray) -> np.ndarray:
+        """``R`` (<= d, d) with ``R^T R = B^T B`` at ``x`` (streamed QR)."""
+        d = self.shape[1]
+        r = np.zeros((0, d))
+        for blk, _ in self._pieces():
+            stacked = np.vstack([r, hessian_sqrt(blk, x, self.loss)])
+            r = scipy.linalg.qr(stacked, mode="r", check_finite=False)[0][:d]
+        return r
+
+    def effective_dimension(self, x: np.ndarray) -> float:
+        """Exact ``d_lambda`` of ``B`` at ``x`` from the singular values of ``R``."""
+        s = np.linalg.svd(self.hessian_r(x), compute_uv=False)
+        if self.lam == 0.0:
+            return float(np.count_nonzero(s > np.finfo(float).eps * max(self.shape) * s[0]))
+        s2 = s * s
+        return float(np.sum(s2 / (s2 + self.lam)))
+
+    def newton_direction(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        r = self.hessian_r(x)
+        h = r.T @ r + self.lam * np.eye(self.shape[1])
+        return scipy.linalg.solve(h, g, assume_a="pos")
 
 
 @dataclass(frozen=True)
@@ -144,17 +279,41 @@ class NewtonResult:
     #: per iteration, the seconds the master waited for the workers (``Gathered.elapsed``:
     #: simulated seconds when the executor runs on a simulated clock)
     round_seconds: tuple[float, ...] = ()
+    #: per iteration, bytes of the task calls sent to the workers (all ``q`` tasks together;
+    #: 0 on ``local-thread``, where nothing is copied)
+    round_bytes_sent: tuple[int, ...] = ()
+    #: per iteration, bytes of the results received
+    round_bytes_received: tuple[int, ...] = ()
+    #: bytes this run shared with the executor once, before the first iteration (``A``)
+    bytes_placed: int = 0
 
     @property
     def objective(self) -> float:
         return self.history[-1][0]
 
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes sent to the workers over all iterations."""
+        return int(sum(self.round_bytes_sent))
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes received from the workers over all iterations."""
+        return int(sum(self.round_bytes_received))
+
     def summary(self) -> str:
         status = "converged" if self.converged else "NOT converged"
+        moved = ""
+        if self.round_bytes_sent:
+            per = self.bytes_sent / (len(self.round_bytes_sent) * max(len(self.sizes), 1))
+            moved = (
+                f", placed {self.bytes_placed} B once, sent {self.bytes_sent} B "
+                f"({per:.0f} B per task per round), received {self.bytes_received} B"
+            )
         return (
             f"{self.averaging} Newton sketch ({self.loss}, lam={self.lam:g}): {self.iterations} "
             f"iterations, f = {self.objective:.10g}, ||g|| = {self.history[-1][1]:.3g}, "
-            f"{self.history[-1][2]:.3g}s, {status}"
+            f"{self.history[-1][2]:.3g}s, {status}{moved}"
         )
 
 
@@ -187,14 +346,31 @@ def distributed_newton(
 ) -> NewtonResult:
     """Minimise ``f`` by Newton steps with averaged sketched Hessians (module docstring).
 
-    ``a`` (n, d), ``y`` (n,). ``m``: sketch size (default ``max(4 d, 4 d_lambda + 10)``) or one
+    ``a`` (n, d): an array, a :class:`~frugalml.runtime.Shared` reference made by
+    ``executor`` (used as it is), or row-sharded data (list of row blocks, ``.npy`` path,
+    ``dask.array``, :class:`~frugalml.runtime.sharded.RowBlocks`; sketches that stream over
+    rows only). ``y`` (n,). ``m``: sketch size (default ``max(4 d, 4 d_lambda + 10)``) or one
     per worker. ``d_lambda``: the effective dimension of the Hessian square root (default:
     computed exactly at the start; for logistic, re-estimated from ``B`` every iteration — by
-    SVD when ``n d^2 <= 5e8``, else from a sparse sketch of ``B``). Stops when
-    ``||g|| <= tol ||g_0||`` or after ``max_iter``. ``callback(iteration, x, f)`` is called
-    after every step.
+    SVD when ``n d^2 <= 5e8``, else from a sparse sketch of ``B``; on sharded data always
+    exactly, by a streamed QR). Stops when ``||g|| <= tol ||g_0||`` or after ``max_iter``.
+    ``callback(iteration, x, f)`` is called after every step. ``A`` is placed once with the
+    executor and released at the end; per round only ``x`` and ``g`` travel.
     """
-    prob = NewtonProblem.build(a, y, lam, loss)
+    a_ref = None
+    if isinstance(a, Shared):
+        a_ref = a
+        if executor is None or a.owner != owner_of(executor):
+            raise InvalidInputError(
+                "A is a shared reference of another executor; pass the executor that made it "
+                "as executor= (or pass the array itself)"
+            )
+        a = a.get()
+    sharded = is_row_sharded(a)
+    prob = (
+        ShardedNewtonProblem.build(a, y, lam, loss) if sharded
+        else NewtonProblem.build(a, y, lam, loss)
+    )  # fmt: skip
     averaging = check_choice(averaging, "averaging", ("debiased", "naive", "exact"))
     weights = check_choice(weights, "weights", ("size", "uniform", "determinantal"))
     sketch = check_choice(sketch, "sketch", (*SKETCHES, "surrogate"))
@@ -205,15 +381,19 @@ def distributed_newton(
         k = check_int(k, "k", low=1, high=q)
     if deadline is not None:
         deadline = check_positive_float(deadline, "deadline")
+    if sharded and averaging != "exact":
+        check_streams_rows(_make(sketch, max(prob.shape[1], 1), prob.lam))
     d = prob.a.shape[1]
     x = np.zeros(d) if x0 is None else check_array(x0, "x0", shape=(d,)).copy()
     gen = check_rng(rng)
     fixed_dlam = d_lambda is not None
-    d_lam = (
-        float(d_lambda)
-        if fixed_dlam
-        else _effective_dimension(prob.hessian_sqrt(x), prob.lam, gen, sketch)
-    )
+
+    def dlam_at(x_now: np.ndarray) -> float:
+        if sharded:
+            return prob.effective_dimension(x_now)
+        return _effective_dimension(prob.hessian_sqrt(x_now), prob.lam, gen, sketch)
+
+    d_lam = float(d_lambda) if fixed_dlam else dlam_at(x)
     sizes = _sizes(m, q, d, d_lam)
     own = executor is None and averaging != "exact"
     ex = make_executor("local-thread") if own else executor
@@ -226,18 +406,31 @@ def distributed_newton(
     its = 0
     corr = ()
     rounds: list[float] = []
+    sent: list[int] = []
+    received: list[int] = []
+    placed_refs: list[Shared] = []
+    placed_rows: PlacedRows | None = None
+    data: tuple[Any, ...] = ()
     try:
+        if averaging != "exact":
+            if sharded:
+                placed_rows = prob.a.place(ex)
+                data = (newton_rows_task, placed_rows.parts, placed_rows.offsets)
+            else:
+                if a_ref is None:
+                    a_ref = ex.share(prob.a)
+                    placed_refs.append(a_ref)
+                data = (newton_shared_task, a_ref)
         for its in range(1, max_iter + 1):
             if converged:
                 its -= 1
                 break
-            b = prob.hessian_sqrt(x)
             if averaging == "exact":
                 direction, used = prob.newton_direction(x, g), 0
             else:
                 if prob.loss == "logistic" and not fixed_dlam and averaging == "debiased":
                     # naive averaging never uses d_lambda: skip the per-iteration estimate
-                    d_lam = _effective_dimension(b, prob.lam, gen, sketch)
+                    d_lam = dlam_at(x)
                 # determinantal averaging debiases by its weights: workers solve the naive
                 # local problem and the master rescales (see _averaged_direction)
                 local_debias = averaging == "debiased" and weights != "determinantal"
@@ -245,9 +438,10 @@ def distributed_newton(
                     correction(prob.lam, d_lam, mk, debias=local_debias, sketch=sketch)
                     for mk in sizes
                 )
-                direction, used, waited = _averaged_direction(
+                x_sent = x if prob.loss == "logistic" else None
+                direction, used, waited, moved = _averaged_direction(
                     ex,
-                    b,
+                    (*data, x_sent, prob.loss),
                     g,
                     sketch,
                     prob.lam,
@@ -261,6 +455,8 @@ def distributed_newton(
                     averaging == "debiased",
                 )
                 rounds.append(waited)
+                sent.append(moved[0])
+                received.append(moved[1])
             x, g, fx = _step(prob, x, g, fx, direction)
             gn = float(np.linalg.norm(g))
             history.append((fx, gn, time.perf_counter() - t0, used))
@@ -270,13 +466,21 @@ def distributed_newton(
                 break
             converged = gn <= tol * g0
     finally:
+        for ref in placed_refs:
+            ex.release(ref)
+        if placed_rows is not None:
+            placed_rows.release()
         if own:
             ex.close()
+    bytes_placed = sum(r.nbytes for r in placed_refs)
+    if placed_rows is not None:
+        bytes_placed += placed_rows.nbytes_placed
     return NewtonResult(
         x=x, averaging=averaging, loss=prob.loss, lam=prob.lam, iterations=its,
         converged=converged, history=tuple(history), sizes=sizes,
         corrections=tuple((c.lam_local, c.step) for c in corr),
-        round_seconds=tuple(rounds),
+        round_seconds=tuple(rounds), round_bytes_sent=tuple(sent),
+        round_bytes_received=tuple(received), bytes_placed=bytes_placed,
     )  # fmt: skip
 
 
@@ -309,15 +513,18 @@ def _make(sketch: str, m: int, lam: float):
 
 
 def _averaged_direction(
-    ex, b, g, sketch, lam, sizes, corr, weights, d_lam, k, deadline, gen, debias
+    ex, call, g, sketch, lam, sizes, corr, weights, d_lam, k, deadline, gen, debias
 ):
+    """``call``: the task function and its data arguments (shared references, or sharded
+    parts and offsets, then ``x`` and the loss); each task adds ``g``, its sketch and seed."""
     seeds = gen.integers(0, 2**63 - 1, size=len(sizes))
     handles = []
     for i, mk in enumerate(sizes):
         sk = _make(sketch, mk, lam)
-        handles.append(ex.submit(newton_task, b, g, sk, int(seeds[i]), corr[i].lam_local,
+        handles.append(ex.submit(*call, g, sk, int(seeds[i]), corr[i].lam_local,
                                  corr[i].step))  # fmt: skip
     got = ex.gather(handles, k=k, deadline=deadline)
+    moved = (got.total_bytes_sent, got.total_bytes_received)
     if got.pending:
         ex.cancel([handles[i] for i in got.pending])
     arrived = got.finished
@@ -337,13 +544,13 @@ def _averaged_direction(
                 sum(wk * (sizes[i] - d_lam + 1.0) / sizes[i] for wk, i in zip(w, arrived,
                                                                                 strict=True))
             )  # fmt: skip
-        return direction, len(arrived), float(got.elapsed)
+        return direction, len(arrived), float(got.elapsed), moved
     if weights == "size":
         w = np.array([max(sizes[i] - d_lam, 1.0) for i in arrived])
     else:
         w = np.ones(len(arrived))
     w = w / w.sum()
-    return w @ dirs, len(arrived), float(got.elapsed)
+    return w @ dirs, len(arrived), float(got.elapsed), moved
 
 
 def _step(prob: NewtonProblem, x, g, f0: float, direction):

@@ -39,6 +39,16 @@ class SamplingMatrix(SketchMatrix):
         rows *= self.weights[:, None]
         return rows
 
+    def apply_rows(self, x: Any, start: int) -> np.ndarray:
+        x, vec = self._rows_operand(x, start)
+        out = np.zeros((self.m, x.shape[1]))
+        hit = np.flatnonzero((self.idx >= start) & (self.idx < start + x.shape[0]))
+        if hit.size:
+            rows = x[self.idx[hit] - start]
+            rows = rows.toarray() if hasattr(rows, "toarray") else np.asarray(rows, dtype=float)
+            out[hit] = rows * self.weights[hit, None]
+        return out[:, 0] if vec else out
+
 
 def sample_rows(m: int, p: np.ndarray, rng: np.random.Generator) -> SamplingMatrix:
     """``m`` i.i.d. draws from ``p`` (n,), weighted ``1/sqrt(m p_i)``."""
@@ -50,6 +60,7 @@ class UniformSampling(Sketch):
     """Uniform row sampling with replacement, rows scaled by ``sqrt(n/m)``."""
 
     name = "uniform"
+    streams_rows = True
 
     def _draw(self, n: int, rng: np.random.Generator, data: Any) -> SketchMatrix:
         idx = rng.integers(0, n, size=self.m)

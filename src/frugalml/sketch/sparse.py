@@ -34,6 +34,12 @@ class _SparseMatrix(SketchMatrix):
     def to_dense(self) -> np.ndarray:
         return self.matrix.toarray()
 
+    def apply_rows(self, x: Any, start: int) -> np.ndarray:
+        x, vec = self._rows_operand(x, start)
+        y = self.matrix[:, start : start + x.shape[0]] @ x
+        y = y.toarray() if sp.issparse(y) else np.asarray(y)
+        return y[:, 0] if vec else y
+
 
 def _distinct_rows(m: int, n: int, s: int, rng: np.random.Generator) -> np.ndarray:
     """(n, s) row indices, distinct within each column (rejection on the rare duplicates)."""
@@ -54,6 +60,7 @@ class SparseSignSketch(Sketch):
     """Sparse sign embedding with ``nnz_per_col`` nonzeros per column (default 8)."""
 
     name = "sparse-sign"
+    streams_rows = True
 
     def __init__(self, m: int, rng: RngLike = None, *, nnz_per_col: int = 8):
         super().__init__(m, rng)
