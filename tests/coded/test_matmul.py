@@ -40,7 +40,7 @@ def data(seed: int, m: int = 21, n: int = 10, p: int = 3):
 
 @pytest.fixture(scope="module")
 def pool():
-    with make_executor("local-thread", max_workers=2) as ex:
+    with make_executor("local-thread", workers=2) as ex:
         yield ex
 
 
@@ -106,12 +106,14 @@ def test_gradient_descent_through_coded_matvecs(pool):
     for _ in range(120):
         r = fwd(x).value - b
         x = x - adj(r).value / 4.0
+    fwd.close()
+    adj.close()
     assert np.linalg.norm(x - x_star) <= 1e-9 * np.linalg.norm(x_star)
 
 
 def test_process_pool_exact():
     a, b = data(7)
-    with make_executor("local", max_workers=2) as ex:
+    with make_executor("local", workers=2) as ex:
         res = coded_matmul(a, b, ex, code="polar", n_workers=N, k_blocks=K, rng=0)
     assert res.exact and rel_err(res.value, a @ b) <= 1e-10
     assert res.gathered.backend == "local"
@@ -135,7 +137,7 @@ def test_failed_workers_are_erasures(name, lost):
     # failures first (no delay), the others after 0.2 s, so every failure is recorded
     trace = delays([0.0 if j in failed else 0.2 for j in range(N)])
     fails = FailureModel(tasks=frozenset(failed))
-    inner = make_executor("local-thread", max_workers=N)
+    inner = make_executor("local-thread", workers=N)
     with FaultInjector(inner, stragglers=trace, failures=fails) as ex:
         res = coded_matmul(a, b, ex, code=code)
     assert res.exact and rel_err(res.value, a @ b) <= TOL.get(name, 1e-10)
@@ -150,7 +152,7 @@ def test_uncoded_cannot_lose_a_worker():
     a, b = data(10)
     fails = FailureModel(tasks=frozenset({3}))
     with (
-        FaultInjector(make_executor("local-thread", max_workers=2), failures=fails) as ex,
+        FaultInjector(make_executor("local-thread", workers=2), failures=fails) as ex,
         pytest.raises(NotDecodableError, match=r"7 of 8 workers returned \(1 failed"),
     ):
         coded_matmul(a, b, ex, code="uncoded", n_workers=N)
@@ -162,7 +164,7 @@ def test_stragglers_are_left_behind():
     n = 16
     slow = {12, 13, 14, 15}
     trace = delays([5.0 if j in slow else 0.0 for j in range(n)])
-    inner = make_executor("local-thread", max_workers=n)
+    inner = make_executor("local-thread", workers=n)
     with FaultInjector(inner, stragglers=trace) as ex:
         t0 = time.perf_counter()
         res = coded_matmul(a, b, ex, code="mds", n_workers=n, k_blocks=8, rng=0)
@@ -180,7 +182,7 @@ def test_stragglers_are_left_behind():
 def simulated(values) -> FaultInjector:
     """A simulated clock on which worker j finishes at ``values[j]``."""
     return FaultInjector(
-        make_executor("local-thread", max_workers=2), stragglers=delays(values), clock="simulated"
+        make_executor("local-thread", workers=2), stragglers=delays(values), clock="simulated"
     )
 
 
@@ -207,7 +209,7 @@ def test_anytime_estimate_error_matches_prediction_on_average():
 def test_anytime_tiny_wall_deadline():
     a, b = data(13, m=32)
     trace = delays([0.0] * 6 + [3.0] * 10)
-    inner = make_executor("local-thread", max_workers=16)
+    inner = make_executor("local-thread", workers=16)
     with FaultInjector(inner, stragglers=trace) as ex:
         res = coded_matmul(
             a, b, ex, code="polar", n_workers=16, k_blocks=8, mode="anytime", deadline=0.5, rng=0
@@ -242,7 +244,7 @@ def test_exact_mode_deadline_too_short():
         coded_matmul(a, b, ex, code="polar", n_workers=16, k_blocks=8, deadline=5.5)
     trace = delays([0.5] * 8)
     with (
-        FaultInjector(make_executor("local-thread", max_workers=8), stragglers=trace) as ex,
+        FaultInjector(make_executor("local-thread", workers=8), stragglers=trace) as ex,
         pytest.raises(NotDecodableError, match=r"0 of 8 workers returned.*deadline"),
     ):
         coded_matmul(a, b, ex, code="mds", n_workers=8, k_blocks=4, deadline=0.0)
@@ -295,7 +297,7 @@ def test_bad_deadline_and_estimator_fail_before_any_task_is_submitted():
     """Validation happens up front: nothing is submitted, nothing waits out the deadline."""
     rng = np.random.default_rng(0)
     a, x = rng.standard_normal((32, 4)), rng.standard_normal(4)
-    with make_executor("local-thread", max_workers=2) as ex:
+    with make_executor("local-thread", workers=2) as ex:
         submitted = []
         original = ex.submit
         ex.submit = lambda *args, **kw: submitted.append(1) or original(*args, **kw)
@@ -365,3 +367,102 @@ def test_streamed_matmul_at_scale(tmp_path):
     ref = np.asarray(a[:20_000], dtype=np.float64) @ b.astype(np.float64)
     assert rel_err(res.value[:20_000].astype(np.float64), ref) <= 1e-5
     assert res.chunks == -(-m // 32_768)
+
+
+# -- data placed once: bytes on the wire ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def processes():
+    with make_executor("local", workers=4) as ex:
+        ex.start()
+        yield ex
+
+
+def test_matvec_places_blocks_once_and_sends_only_x(processes):
+    """50 calls: every task carries x and a block reference, never the block itself."""
+    ex = processes
+    rng = np.random.default_rng(21)
+    a = rng.standard_normal((256, 48))
+    placed_before = ex.bytes_placed
+    with CodedMatVec(a, ex, code="polar", n_workers=16, k_blocks=8, rng=0) as op:
+        blocks = op.coded.nbytes
+        assert op.bytes_placed >= blocks
+        assert ex.bytes_placed - placed_before == op.bytes_placed
+        assert len(ex.shared) == 16
+        for _ in range(50):
+            x = rng.standard_normal(48)
+            res = op(x)
+            assert res.exact
+            np.testing.assert_allclose(res.value, a @ x, rtol=1e-10, atol=1e-10)
+            per_task = res.gathered.bytes_sent
+            assert len(per_task) == 16
+            assert max(per_task.values()) <= x.nbytes + 4096 < blocks / 16
+            assert res.bytes_sent == sum(per_task.values())
+            assert 0 < res.bytes_received == res.gathered.total_bytes_received
+            assert res.bytes_placed == op.bytes_placed
+        assert ex.bytes_placed - placed_before == op.bytes_placed  # nothing placed per call
+        assert "placed once" in res.summary()
+    assert ex.shared == ()  # close() released the blocks
+    with pytest.raises(InvalidInputError, match="closed"):
+        op(x)
+    op.close()  # idempotent
+
+
+def test_coded_matmul_sends_references_only(processes):
+    """A's blocks and B are placed once; a task's call does not grow with A or B."""
+    rng = np.random.default_rng(22)
+    sent = []
+    for m, n, p in [(32, 8, 2), (512, 64, 40)]:
+        a, b = rng.standard_normal((m, n)), rng.standard_normal((n, p))
+        res = coded_matmul(a, b, processes, code="mds", n_workers=8, k_blocks=4, rng=0)
+        assert res.exact and rel_err(res.value, a @ b) <= 1e-10
+        assert res.bytes_placed >= a.nbytes + b.nbytes
+        sent.append(max(res.gathered.bytes_sent.values()))
+        assert processes.shared == ()
+    assert sent[1] < 1024 and abs(sent[1] - sent[0]) < 64
+
+
+def test_streamed_matmul_places_b_once(processes):
+    rng = np.random.default_rng(23)
+    a, b = rng.standard_normal((100, 12)), rng.standard_normal((12, 30))
+    before = processes.bytes_placed
+    res = streamed_matmul(a, b, processes, chunk_rows=40, code="mds", n_workers=8, rng=0)
+    assert rel_err(res.value, a @ b) <= 1e-10 and res.chunks == 3
+    assert processes.shared == ()
+    # B once + every chunk's coded blocks (2x the chunk for a rate-1/2 code), no B per chunk
+    assert processes.bytes_placed - before < b.nbytes + 3 * 2 * 40 * 12 * 8 + 8 * 3 * 4096
+
+
+def test_thread_pool_shares_by_identity(pool):
+    a, b = data(24)
+    with CodedMatVec(a, pool, code="mds", n_workers=N, k_blocks=K, rng=0) as op:
+        assert len(pool.shared) == N
+        res = op(b)
+        assert res.bytes_sent == 0 and res.bytes_received == 0  # nothing copied
+        assert "0 B sent" in res.summary()
+    assert pool.shared == ()
+
+
+def _crash_seeds(processes, seeds) -> list[int]:
+    """Seeds for which coded_matmul decoded exactly with 10% of the workers killed."""
+    rng = np.random.default_rng(25)
+    a, b = rng.standard_normal((64, 16)), rng.standard_normal((16, 4))
+    ok, crashed = [], 0
+    for seed in seeds:
+        inj = FaultInjector(processes, failures=FailureModel(p=0.1, kind="crash"), rng=seed)
+        res = coded_matmul(a, b, inj, code="polar", n_workers=16, k_blocks=8, rng=seed)
+        lost = res.gathered.failures
+        assert all(f.error_type == "ProcessExpired" for f in lost.values())
+        crashed += len(lost)
+        if res.exact and rel_err(res.value, a @ b) <= 1e-10:
+            ok.append(seed)
+        assert processes.shared == ()
+    assert crashed > 0  # workers really died
+    return ok
+
+
+def test_worker_crashes_are_erasures(processes):
+    """A dead worker process costs exactly its own task: 10/10 seeds decode exactly."""
+    seeds = list(range(10))
+    assert _crash_seeds(processes, seeds) == seeds

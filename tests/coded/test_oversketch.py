@@ -25,6 +25,7 @@ from frugalml.errors import InvalidInputError, NotDecodableError
 from frugalml.runtime import (
     FailureModel,
     FaultInjector,
+    Shared,
     ShiftedExponential,
     TraceReplay,
     make_executor,
@@ -64,7 +65,7 @@ def law(a, b, d: int, m: int = 1) -> float:
 
 @pytest.fixture(scope="module")
 def pool():
-    with make_executor("local-thread", max_workers=2) as ex:
+    with make_executor("local-thread", workers=2) as ex:
         yield ex
 
 
@@ -154,17 +155,30 @@ class Spy:
     def close(self):
         self.inner.close()
 
+    def share(self, value):
+        return self.inner.share(value)
 
-def test_only_a_b_and_int_seeds_are_sent(pool):
+    def release(self, ref):
+        self.inner.release(ref)
+
+    @property
+    def shared(self):
+        return self.inner.shared
+
+
+def test_only_references_to_a_b_and_int_seeds_are_sent(pool):
     a, b = correlated_pair(3, m=10, n=30, p=4)
     spy = Spy(pool)
     res = sketch_matmul(a, b, spy, n_workers=6, sketch_dim=5, rng=9)
     assert len(spy.calls) == 6
+    refs_a = {id(args[0]) for args in spy.calls}
+    assert len(refs_a) == 1  # A placed once, the same reference in every task
     for args in spy.calls:
         assert len(args) == 4
-        assert args[0] is not None and np.array_equal(args[0], a)
-        assert np.array_equal(args[1], b)
+        assert isinstance(args[0], Shared) and np.array_equal(args[0].get(), a)
+        assert isinstance(args[1], Shared) and np.array_equal(args[1].get(), b)
         assert type(args[2]) is int and type(args[3]) is int and args[3] == 5
+    assert pool.shared == ()  # released after the product
     seeds = [args[2] for args in spy.calls]
     assert len(set(seeds)) == 6
     # the average of the sketches rebuilt from those seeds
@@ -177,10 +191,15 @@ def test_reproducible_and_same_on_process_pool(pool):
     r1 = sketch_matmul(a, b, pool, n_workers=4, sketch_dim=6, rng=11)
     r2 = sketch_matmul(a, b, None, n_workers=4, sketch_dim=6, rng=11)
     np.testing.assert_allclose(r1.value, r2.value, atol=1e-12)
-    with make_executor("local", max_workers=2) as ex:
+    with make_executor("local", workers=2) as ex:
         r3 = sketch_matmul(a, b, ex, n_workers=4, sketch_dim=6, rng=11)
+        assert ex.shared == ()
     np.testing.assert_allclose(r3.value, r1.value, atol=1e-12)
     assert r3.n_arrived == 4 and r3.gathered.backend == "local"
+    # A and B placed once; a task carries two references and two ints
+    assert r3.bytes_placed >= a.nbytes + b.nbytes
+    assert max(r3.gathered.bytes_sent.values()) < 2048
+    assert r3.bytes_sent == r3.gathered.total_bytes_sent and r3.bytes_received > 0
 
 
 # -- the end-to-end estimate ------------------------------------------------------------------
@@ -263,7 +282,7 @@ def test_plugin_prediction(pool):
 def test_deadline_averages_what_arrived_and_cancels_the_rest():
     a, b = correlated_pair(10, m=5, n=16, p=3)
     delays = TraceReplay(np.array([0.0] * 4 + [2.0] * 4), mode="cycle")
-    with FaultInjector(make_executor("local-thread", max_workers=8), stragglers=delays) as ex:
+    with FaultInjector(make_executor("local-thread", workers=8), stragglers=delays) as ex:
         t0 = time.perf_counter()
         res = sketch_matmul(a, b, ex, n_workers=8, sketch_dim=4, deadline=0.5, rng=3)
         took = time.perf_counter() - t0
@@ -277,7 +296,7 @@ def test_deadline_averages_what_arrived_and_cancels_the_rest():
 def test_failed_workers_are_left_out():
     a, b = correlated_pair(11, m=5, n=16, p=3)
     fails = FailureModel(tasks=frozenset({0, 3, 5}))
-    with FaultInjector(make_executor("local-thread", max_workers=2), failures=fails) as ex:
+    with FaultInjector(make_executor("local-thread", workers=2), failures=fails) as ex:
         res = sketch_matmul(a, b, ex, n_workers=8, sketch_dim=4, rng=3)
     assert res.n_arrived == 5 and set(res.gathered.failures) == {0, 3, 5}
     assert res.predicted_rel_error == pytest.approx(countsketch_error(a, b, 4, 5), rel=1e-12)
@@ -289,7 +308,7 @@ def test_failed_workers_are_left_out():
 def test_nothing_arrived_raises():
     a, b = correlated_pair(12)
     sim = FaultInjector(
-        make_executor("local-thread", max_workers=2),
+        make_executor("local-thread", workers=2),
         stragglers=ShiftedExponential(shift=1.0, rate=1.0),
         clock="simulated",
         rng=0,
@@ -298,7 +317,7 @@ def test_nothing_arrived_raises():
         sketch_matmul(a, b, sim, n_workers=4, sketch_dim=2, deadline=0.5, rng=0)
     fails = FailureModel(p=1.0)
     with (
-        FaultInjector(make_executor("local-thread", max_workers=2), failures=fails) as ex,
+        FaultInjector(make_executor("local-thread", workers=2), failures=fails) as ex,
         pytest.raises(NotDecodableError, match=r"4 failed"),
     ):
         sketch_matmul(a, b, ex, n_workers=4, sketch_dim=2, rng=0)

@@ -6,6 +6,12 @@ arrival (``on_result``) and decodes as soon as the arrived set suffices, cancell
 stragglers; in ``mode="anytime"`` it returns at the deadline with an estimate and its
 predicted error if the set is not yet decodable (Bartan & Pilanci, arXiv 1901.06811 and
 2309.00682). ``CodedMatVec`` encodes A once and serves repeated A @ x.
+
+Data placed once: the N coded blocks are placed with the executor once
+(``executor.share``: identity on threads, memory-mapped files on the process pool,
+``ray.put``, Dask scatter, Lithops storage) and stay there; a task carries only a reference
+to its block and the right-hand side x (``CodedMatVec``), or a reference to B, placed once
+per product (``coded_matmul``, ``streamed_matmul``). Results report the bytes moved.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from .._validate import (
     check_probability,
 )
 from ..errors import InvalidInputError, NotDecodableError
-from ..runtime import Executor, Gathered, make_executor
+from ..runtime import Executor, Gathered, Shared, make_executor
+from ._shared import fmt_bytes, place, release
 from .anytime import anytime_estimate, require_sketch_code
 from .base import LinearCode
 from .baselines import GaussianMDS, Replication, Uncoded, VandermondeCode
@@ -80,6 +87,12 @@ class CodedResult:
     predicted_rel_error: predicted E||value - A B||^2 / ||A B||^2 (0 when exact).
     n_arrived / n_workers: outputs used out of N.
     wait_s: seconds from submission until decoding started; decode_s: decoding seconds.
+    bytes_sent / bytes_received: bytes of this call's task calls sent to the workers and of
+        their results received (measured by the executor; 0 on ``local-thread``, where
+        nothing is copied).
+    bytes_placed: bytes placed with the executor for this product (``executor.share``): the
+        coded blocks, placed once when the operator was built and reused by every call, plus
+        an operand placed for this call (B in ``coded_matmul``).
     """
 
     value: np.ndarray
@@ -91,6 +104,9 @@ class CodedResult:
     wait_s: float
     decode_s: float
     gathered: Gathered
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    bytes_placed: int = 0
 
     def summary(self) -> str:
         kind = (
@@ -98,12 +114,16 @@ class CodedResult:
         )
         return (
             f"{self.code}: {kind} from {self.n_arrived}/{self.n_workers} workers, "
-            f"wait {self.wait_s:.3f}s + decode {self.decode_s:.4f}s"
+            f"wait {self.wait_s:.3f}s + decode {self.decode_s:.4f}s; "
+            f"{fmt_bytes(self.bytes_sent)} sent, {fmt_bytes(self.bytes_received)} received, "
+            f"{fmt_bytes(self.bytes_placed)} placed once"
         )
 
 
 def _product(block: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    return block @ rhs
+    """Worker body: coded block (rows, n) @ rhs (n,) or (n, p). The block may be a read-only
+    memory map (process pool); the result is a plain array."""
+    return np.asarray(block @ rhs)
 
 
 def _as_float(arr: np.ndarray) -> np.ndarray:
@@ -134,8 +154,11 @@ class CodedMatVec:
         A ``LinearCode`` with N workers, or a name from ``CODE_NAMES``.
     n_workers, k_blocks:
         N and K when ``code`` is a name (default N = 16, K = N / 2).
-    Note: each call sends every worker its coded block; on process backends the block is
-    serialised per call.
+
+    The N coded blocks (each (ceil(m / K), n)) are placed with the executor once, here
+    (``executor.share``), and stay resident until :meth:`close`; each call sends every worker
+    only a reference to its block and x. ``bytes_placed`` is what was placed. Call
+    :meth:`close` (or use ``with``) to free the blocks; closing the executor frees them too.
     """
 
     def __init__(
@@ -163,6 +186,14 @@ class CodedMatVec:
         self.coded = self.code.encode(blocks)  # (N, rows, n)
         self._own = executor is None
         self.executor = executor if executor is not None else make_executor("local-thread")
+        self._closed = False
+        try:
+            self._blocks = [place(self.executor, self.coded[j]) for j in range(self.code.n)]
+        except BaseException:
+            self.close()
+            raise
+        #: bytes placed with the executor (the N coded blocks), once
+        self.bytes_placed = sum(getattr(r, "nbytes", 0) for r in self._blocks)
 
     def __call__(
         self,
@@ -171,14 +202,44 @@ class CodedMatVec:
         mode: Literal["exact", "anytime"] = "exact",
         deadline: float | None = None,
         estimator: Literal["hybrid", "unbiased", "lstsq"] = "hybrid",
+        share_x: bool = False,
     ) -> CodedResult:
-        """A @ x for x of shape (n,) or (n, p)."""
-        mode = check_choice(mode, "mode", ("exact", "anytime"))
+        """A @ x for x of shape (n,) or (n, p); returns the (m,) or (m, p) product.
+
+        Each task receives a reference to its coded block and x itself: O(len(x)) bytes per
+        task. ``share_x=True`` places x once with the executor for this call and sends every
+        task a reference instead (worth it for a wide x, e.g. a matrix B; ``coded_matmul``
+        does this).
+        """
+        x = self._check_x(x)
+        if not share_x:
+            return self._compute(x, x, mode, deadline, estimator)
+        mode, deadline, estimator = self._check_options(mode, deadline, estimator)
+        ref = place(self.executor, x)
+        try:
+            return self._compute(x, ref, mode, deadline, estimator)
+        finally:
+            release(self.executor, [ref])
+
+    def _check_x(self, x: np.ndarray) -> np.ndarray:
+        self._check_open()
         x = _as_float(check_array(x, "x", ndim=(1, 2), dtype=None))
         if x.shape[0] != self.n_cols:
             raise InvalidInputError(
                 f"shapes do not match: A is ({self.m}, {self.n_cols}), x is {x.shape}"
             )
+        return x
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidInputError(
+                "this CodedMatVec is closed (its coded blocks were released); build a new one"
+            )
+
+    def _check_options(
+        self, mode: str, deadline: float | None, estimator: str
+    ) -> tuple[Any, float | None, Any]:
+        mode = check_choice(mode, "mode", ("exact", "anytime"))
         if mode == "anytime" and deadline is None:
             raise InvalidInputError("mode='anytime' needs a deadline (seconds)")
         if deadline is not None:
@@ -186,6 +247,22 @@ class CodedMatVec:
         estimator = check_choice(estimator, "estimator", ("hybrid", "unbiased", "lstsq"))
         if mode == "anytime" and isinstance(self.code, PolarCode):
             require_sketch_code(self.code, estimator)  # fail now, not after the deadline
+        return mode, deadline, estimator
+
+    def _compute(
+        self,
+        x: np.ndarray,
+        rhs: Any,
+        mode: str,
+        deadline: float | None,
+        estimator: Any,
+        placed: int | None = None,
+    ) -> CodedResult:
+        """A @ x with ``rhs`` (x itself or a reference to it) sent to every task; ``placed``:
+        bytes of x placed for this call (default: ``rhs.nbytes`` when it is a reference)."""
+        mode, deadline, estimator = self._check_options(mode, deadline, estimator)
+        if placed is None:
+            placed = rhs.nbytes if isinstance(rhs, Shared) else 0
         code, n = self.code, self.code.n
         rows = self.coded.shape[1]
         outputs = np.zeros((n, rows, *x.shape[1:]), dtype=np.result_type(self.coded, x))
@@ -197,7 +274,7 @@ class CodedMatVec:
             return code.decodable(arrived)
 
         t0 = time.perf_counter()
-        handles = [self.executor.submit(_product, self.coded[j], x) for j in range(n)]
+        handles = [self.executor.submit(_product, self._blocks[j], rhs) for j in range(n)]
         got = self.executor.gather(handles, deadline=deadline, on_result=on_result)
         if got.pending:
             self.executor.cancel([handles[i] for i in got.pending])
@@ -222,12 +299,21 @@ class CodedMatVec:
         value = blocks.reshape(-1, *x.shape[1:])[: self.m]
         return CodedResult(
             value, exact, err, int(arrived.sum()), n, self.code_name, wait,
-            time.perf_counter() - t1, got,
+            time.perf_counter() - t1, got, got.total_bytes_sent, got.total_bytes_received,
+            self.bytes_placed + placed,
         )  # fmt: skip
 
     def close(self) -> None:
-        if self._own:
-            self.executor.close()
+        """Release the coded blocks placed with the executor (and close an executor made
+        here). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            release(self.executor, getattr(self, "_blocks", ()))
+        finally:
+            if self._own:
+                self.executor.close()
 
     def __enter__(self):
         return self
@@ -250,17 +336,21 @@ def coded_matmul(
     design_erasure: float = 0.25,
     rng: RngLike = None,
 ) -> CodedResult:
-    """A @ B computed by N coded workers (see module docstring).
+    """A @ B computed by N coded workers (see module docstring); returns (m, p) or (m,).
 
-    ``a`` (m, n), ``b`` (n, p) or (n,). Raises ``NotDecodableError`` in exact mode when the
-    workers that returned (before the deadline, or before too many failed) cannot be decoded.
+    ``a`` (m, n), ``b`` (n, p) or (n,). The N coded blocks of A and B are each placed once
+    with the executor (``executor.share``) and released before returning; every task carries
+    two references, so the bytes per task do not grow with A or B. A worker that fails or
+    dies (its process crashes) is one erasure. Raises ``NotDecodableError`` in exact mode
+    when the workers that returned (before the deadline, or before too many failed) cannot be
+    decoded.
     """
     b = _as_float(check_array(b, "B", ndim=(1, 2), dtype=None))
     with CodedMatVec(
         a, executor, code=code, n_workers=n_workers, k_blocks=k_blocks,
         design_erasure=design_erasure, rng=rng,
     ) as op:  # fmt: skip
-        return op(b, mode=mode, deadline=deadline, estimator=estimator)
+        return op(b, mode=mode, deadline=deadline, estimator=estimator, share_x=True)
 
 
 @dataclass(frozen=True)
@@ -306,6 +396,9 @@ def streamed_matmul(
     decodable set of workers (exact). ``out`` (m, p) may itself be a memmap. ``progress``,
     if given, is called as ``progress(rows_done, rows_total)``. Memory: about
     (1 + N/K) chunks of A plus the chunk results.
+
+    B is placed with the executor once for the whole stream, each chunk's N coded blocks
+    once per chunk (released when the chunk is done): tasks carry references only.
     """
     if not hasattr(a, "shape") or len(a.shape) != 2:
         raise InvalidInputError("A must be a 2-D array or memmap")
@@ -329,10 +422,12 @@ def streamed_matmul(
     elif out.shape != (m, *b.shape[1:]):
         raise InvalidInputError(f"out must have shape {(m, *b.shape[1:])}, got {out.shape}")
     own = executor is None
-    ex = make_executor("local-thread", max_workers=the_code.n) if own else executor
+    ex = make_executor("local-thread", workers=the_code.n) if own else executor
     arrivals = []
     t0 = time.perf_counter()
+    b_ref = None
     try:
+        b_ref = place(ex, b)
         for start in range(0, m, chunk_rows):
             chunk = np.ascontiguousarray(a[start : start + chunk_rows])
             if not np.all(np.isfinite(chunk)):
@@ -340,15 +435,18 @@ def streamed_matmul(
             rows = chunk.shape[0]
             if rows < the_code.k:  # a short last chunk: pad to K rows (zeros decode to zeros)
                 chunk = np.concatenate([chunk, np.zeros((the_code.k - rows, n), chunk.dtype)])
-            op = CodedMatVec(chunk, ex, code=the_code)
-            op.code_name = name
-            res = op(b)
+            with CodedMatVec(chunk, ex, code=the_code) as op:
+                op.code_name = name
+                res = op._compute(b, b_ref, "exact", None, "hybrid")
             out[start : start + rows] = res.value[:rows]
             arrivals.append(res.n_arrived)
             if progress is not None:
                 progress(start + rows, m)
     finally:
-        if own:
-            ex.close()
+        try:
+            release(ex, [b_ref])
+        finally:
+            if own:
+                ex.close()
     seconds = time.perf_counter() - t0
     return StreamedResult(out, m, seconds, m / seconds, len(arrivals), float(np.mean(arrivals)))

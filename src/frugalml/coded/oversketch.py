@@ -31,8 +31,9 @@ has expected squared error 1/r of that; ``predicted_rel_error`` is the result di
 
 Cost per worker: O((m + p) n) to apply the sketch (a sparse product, i.e. a scatter-add of
 columns of A and rows of B into d buckets) plus 2 m d p flops for the small product; the
-master does O(m p) per arrival to accumulate. Only A, B and an int seed travel to a worker:
-the sketch is rebuilt there from the seed (:func:`countsketch`).
+master does O(m p) per arrival to accumulate. A and B are placed once with the executor
+(``executor.share``) per product; a task carries their two references and an int seed, and
+the sketch is rebuilt on the worker from the seed (:func:`countsketch`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from .._validate import (
 )
 from ..errors import InvalidInputError, NotDecodableError
 from ..runtime import Executor, make_executor
+from ._shared import place, release
 from .matmul import CodedResult
 
 __all__ = ["countsketch", "countsketch_error", "sketch_matmul"]
@@ -206,16 +208,22 @@ def sketch_matmul(
 
     own = executor is None
     ex = make_executor("local-thread") if own else executor
+    refs: list[Any] = []
     try:
-        t0 = time.perf_counter()
-        handles = [ex.submit(_sketch_product, a, b, seed, d) for seed in seeds]
+        refs = [place(ex, a), place(ex, b)]
+        placed = sum(getattr(r, "nbytes", 0) for r in refs)
+        t0 = time.perf_counter()  # placing A and B is not waiting (as in coded_matmul)
+        handles = [ex.submit(_sketch_product, refs[0], refs[1], seed, d) for seed in seeds]
         got = ex.gather(handles, k=k, deadline=deadline, on_result=on_result)
         if got.pending:
             ex.cancel([handles[i] for i in got.pending])
         wait = time.perf_counter() - t0
     finally:
-        if own:
-            ex.close()
+        try:
+            release(ex, refs)
+        finally:
+            if own:
+                ex.close()
     m = len(got.results)
     if m == 0:
         raise NotDecodableError(
@@ -233,4 +241,7 @@ def sketch_matmul(
     else:
         ab = norms_sq[0]
     err = _relative((_error_terms(a, b) + ab) / (d * m), ab)
-    return CodedResult(value, False, err, m, n_workers, "oversketch", wait, decode, got)
+    return CodedResult(
+        value, False, err, m, n_workers, "oversketch", wait, decode, got,
+        got.total_bytes_sent, got.total_bytes_received, placed,
+    )  # fmt: skip
