@@ -338,3 +338,53 @@ def test_concurrent_options_run_all_waiting_tasks_at_once():
     assert got.elapsed < 1.5, f"8 sleeping tasks took {got.elapsed:.2f}s: not concurrent"
     with pytest.raises(InvalidInputError, match="backend must be one of"):
         concurrent_options("slurm", 8)
+
+
+# -- communication model on the simulated clock ---------------------------------------------
+
+
+def zeros_of(n):
+    return np.zeros(n)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_comm_model_adds_measured_transfer_time(seed):
+    """Completion = delay + latency + (sent + received) / bandwidth, with the bytes each
+    task really moved; arrivals follow those times (checked against a sort of them)."""
+    from frugalml.runtime import CommModel
+
+    gen = np.random.default_rng(seed)
+    n = 12
+    delays = gen.uniform(0.0, 0.01, size=n)
+    sizes = gen.integers(0, 200_000, size=n)  # result lengths: up to 1.6 MB back
+    comm = CommModel(latency=0.002, bandwidth=1e8)
+    with make_executor("local", workers=2) as ex:
+        inj = FaultInjector(
+            ex, stragglers=TraceReplay(delays), clock="simulated", comm=comm, rng=seed
+        )
+        handles = [inj.submit(zeros_of, int(s)) for s in sizes]
+        got = inj.gather(handles)
+    assert got.stopped_by == "all"
+    expected = np.array(
+        [
+            inj.delay_of(handles[i]) + comm.transfer_time(handles[i].nbytes, got.bytes_received[i])
+            for i in range(n)
+        ]
+    )
+    for i in range(n):
+        assert got.bytes_received[i] >= 8 * sizes[i]
+        assert got.timings[i].latency == pytest.approx(expected[i], rel=1e-12)
+    assert list(got.arrivals) == np.argsort(expected, kind="stable").tolist()
+    assert got.elapsed == pytest.approx(expected.max())
+
+
+def test_comm_model_needs_the_simulated_clock(threads):
+    from frugalml.runtime import CommModel
+
+    with pytest.raises(InvalidInputError, match="simulated"):
+        FaultInjector(threads, stragglers=MODEL, clock="wall", comm=CommModel(0.01, 1e8))
+    with pytest.raises(InvalidInputError, match="bandwidth"):
+        CommModel(0.01, 0.0)
+    with pytest.raises(InvalidInputError, match="no measured"):
+        CommModel.for_backend("smoke-signals")
+    assert CommModel.for_backend("ray").bandwidth > 0
