@@ -31,7 +31,7 @@ def problem():
 
 @pytest.fixture(scope="module")
 def threads():
-    ex = make_executor("local-thread", max_workers=4)
+    ex = make_executor("local-thread", workers=4)
     yield ex
     ex.close()
 
@@ -186,7 +186,7 @@ def test_deadline_on_simulated_clock_returns_the_fast_workers(problem, threads):
 
 def test_deadline_on_wall_clock_with_a_delayed_worker(problem):
     a, b, _, _ = problem
-    with make_executor("local-thread", max_workers=4) as ex:
+    with make_executor("local-thread", workers=4) as ex:
         delays = TraceReplay(np.array([0.0, 0.0, 0.0, 1.5]), mode="cycle")
         inj = FaultInjector(ex, stragglers=delays, clock="wall", rng=0)
         t0 = time.perf_counter()
@@ -268,7 +268,7 @@ def test_ridge_has_no_prediction_and_a_finite_error(problem, threads):
 
 def test_process_pool_gives_the_same_answer(problem):
     a, b, _, _ = problem
-    with make_executor("local", max_workers=2) as ex:
+    with make_executor("local", workers=2) as ex:
         res = distributed_lstsq(a, b, 4, 30, executor=ex, rng=9)
     assert res.gathered.backend == "local" and res.arrived == (0, 1, 2, 3)
     local = distributed_lstsq(a, b, 4, 30, rng=9)

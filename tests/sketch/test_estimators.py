@@ -38,7 +38,7 @@ def clf_data():
 
 @pytest.fixture(scope="module")
 def threads():
-    with make_executor("local-thread", max_workers=2) as ex:
+    with make_executor("local-thread", workers=2) as ex:
         yield ex
 
 

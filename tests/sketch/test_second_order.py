@@ -631,7 +631,7 @@ def test_gaussian_newton_rate_four_workers(ls_rate_problem, trials):
     m, d, q = 30, a.shape[1], 4
     e0 = float(np.sum((a @ (x0 - x_star)) ** 2))
     ratios = np.empty(trials)
-    with make_executor("local-thread", max_workers=2) as ex:
+    with make_executor("local-thread", workers=2) as ex:
         for t in range(trials):
             res = distributed_newton(
                 a, b, q=q, m=m, max_iter=1, x0=x0, tol=1e-300, executor=ex, rng=1000 + t
@@ -663,7 +663,7 @@ def classification():
 
 @pytest.fixture(scope="module")
 def threads():
-    with make_executor("local-thread", max_workers=2) as ex:
+    with make_executor("local-thread", workers=2) as ex:
         yield ex
 
 
@@ -841,7 +841,7 @@ def test_deadline_simulated_stragglers(regression):
     # the 4th worker of every iteration takes 10 (simulated) seconds; the deadline is 1
     model = TraceReplay(np.array([0.1, 0.2, 0.3, 10.0]), mode="cycle")
     with FaultInjector(
-        make_executor("local-thread", max_workers=2), stragglers=model, clock="simulated"
+        make_executor("local-thread", workers=2), stragglers=model, clock="simulated"
     ) as ex:
         res = distributed_newton(a, b, lam=lam, q=4, deadline=1.0, executor=ex, rng=9)
     assert all(h[3] == 3 for h in res.history[1:])
@@ -853,13 +853,13 @@ def test_deadline_wall_clock_local_threads(regression):
     lam = 0.5
     # the 4th worker of every iteration sleeps 2 s; the deadline (0.5 s) leaves it out
     model = TraceReplay(np.array([0.0, 0.0, 0.0, 2.0]), mode="cycle")
-    with FaultInjector(make_executor("local-thread", max_workers=8), stragglers=model) as ex:
+    with FaultInjector(make_executor("local-thread", workers=8), stragglers=model) as ex:
         res = distributed_newton(a, b, lam=lam, q=4, deadline=0.5, max_iter=2, executor=ex, rng=10)
     assert res.iterations == 2
     assert [h[3] for h in res.history[1:]] == [3, 3]
     assert res.history[-1][1] < 1e-2 * res.history[0][1]  # still a good step on 3 workers
     # generous deadline, no stragglers: every worker arrives
-    with make_executor("local-thread", max_workers=2) as ex:
+    with make_executor("local-thread", workers=2) as ex:
         full = distributed_newton(a, b, lam=lam, q=4, deadline=60.0, executor=ex, rng=10)
     assert full.converged and all(h[3] == 4 for h in full.history[1:])
 

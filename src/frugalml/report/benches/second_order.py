@@ -65,7 +65,7 @@ def _executors(quick: bool, gen) -> list[tuple]:
             except ImportError:
                 rows.append(("ray", "wall", None, None, "not installed", None, None, None, None))
                 continue
-        opts = {"max_workers": 2} if backend.startswith("local") else {"num_cpus": 2}
+        opts = {"workers": 2}
         with make_executor(backend, **opts) as ex:
             for q in (4, 16):
                 t0 = time.perf_counter()
@@ -73,7 +73,7 @@ def _executors(quick: bool, gen) -> list[tuple]:
                                          sketch="sparse-sign", executor=ex, tol=1e-12,
                                          rng=int(gen.integers(2**31)))  # fmt: skip
                 record(backend, "wall", q, q, res, time.perf_counter() - t0)
-    with make_executor("local-thread", max_workers=2) as ex:
+    with make_executor("local-thread", workers=2) as ex:
         for q in (64,) if quick else (64, 256):
             for k in (q, (3 * q) // 4):
                 sim = FaultInjector(ex, stragglers=ShiftedExponential(shift=1.0, rate=1.0),
@@ -148,7 +148,7 @@ def _suboptimality_runs(quick: bool, gen, say) -> tuple[list[tuple], dict[str, A
     problems.append(("digits ridge", dg.a, dg.b, "least-squares", 1.0))
     qs = (4, 16) if quick else (4, 16, 64)
     rows, traces = [], {}
-    with make_executor("local-thread", max_workers=2) as ex:
+    with make_executor("local-thread", workers=2) as ex:
         for pname, a, y, loss, lam in problems:
             say(f"Newton: {pname}", 0.45)
             exact = distributed_newton(a, y, loss=loss, lam=lam, averaging="exact", tol=1e-14,

@@ -179,7 +179,7 @@ def _theory_check(quick: bool, gen) -> list[tuple]:
     syn = synthetic_regression(1000, 20, noise=1.0, rng=gen)
     cases.append(("synthetic 1000x20", syn, 80))
     q = 8
-    with make_executor("local-thread", max_workers=2) as ex:
+    with make_executor("local-thread", workers=2) as ex:
         for name, prob, m in cases:
             a, b = prob.a, prob.b
             d = a.shape[1]
