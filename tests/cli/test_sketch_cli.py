@@ -163,6 +163,8 @@ def test_distributed_json_has_predicted_and_measured_errors(capsys, npz, problem
     x = np.array(payload["x"])
     assert payload["measured_error"] == pytest.approx(np.sum((a @ (x - xs)) ** 2) / f, rel=1e-6)
     assert 0 < payload["measured_error"] < 10 * payload["predicted_error"]
+    # data placed once on the thread pool: nothing copied per task
+    assert payload["bytes_placed"] >= a.nbytes and payload["bytes_sent"] == 0
 
 
 def test_distributed_options(capsys, npz, tmp_path):
@@ -253,6 +255,8 @@ def test_newton_ridge_and_logistic_json(capsys, tmp_path, npz, problem):
     ref = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ b)
     assert payload["converged"] and payload["averaging"] == "debiased"
     np.testing.assert_allclose(payload["x"], ref, rtol=1e-7, atol=1e-9)
+    assert payload["bytes_placed"] >= a.nbytes
+    assert len(payload["round_bytes_sent"]) == payload["iterations"]
     y = (a @ np.ones(a.shape[1]) > 0).astype(float)
     path = tmp_path / "clf.csv"
     np.savetxt(path, np.column_stack([a, y]), delimiter=",")

@@ -136,6 +136,8 @@ def distributed_cmd(
         "q": q, "m": size, "sketch": sketch, "backend": backend, "arrived": list(res.arrived),
         "lam": lam, "weights": weights, "measured_error": res.measured_error,
         "predicted_error": res.predicted_error, "f_star": res.f_star, "seconds": res.seconds,
+        "bytes_placed": res.bytes_placed, "bytes_sent": res.bytes_sent,
+        "bytes_received": res.bytes_received,
     }  # fmt: skip
     if json_out:
         payload["x"] = res.x.tolist() if out is None else str(out)
@@ -201,7 +203,9 @@ def newton_cmd(
     payload = {
         "loss": loss, "lam": lam, "q": q, "m": list(res.sizes), "sketch": sketch,
         "averaging": averaging, "iterations": res.iterations, "converged": res.converged,
-        "objective": res.objective,
+        "objective": res.objective, "bytes_placed": res.bytes_placed,
+        "round_bytes_sent": list(res.round_bytes_sent),
+        "round_bytes_received": list(res.round_bytes_received),
         "history": [{"f": f, "grad_norm": gn, "seconds": s, "workers": w}
                     for f, gn, s, w in res.history],
     }  # fmt: skip
