@@ -19,7 +19,11 @@ from frugalml.coded.dfo.attack import (  # noqa: E402
     upsample,
 )
 from frugalml.errors import InvalidInputError  # noqa: E402
-from frugalml.runtime import BimodalStragglers, ShiftedExponential  # noqa: E402
+from frugalml.runtime import (  # noqa: E402
+    BimodalStragglers,
+    ShiftedExponential,
+    make_executor,
+)
 
 torch.set_num_threads(1)
 HEAVY = BimodalStragglers(ShiftedExponential(1.0, 1.0), p_slow=0.2, slowdown=10.0)
@@ -141,3 +145,23 @@ def test_bad_classifier_and_dataset():
         run_attack("model")
     with pytest.raises(InvalidInputError, match="dataset must be one of"):
         train_classifier("cifar10")
+
+
+@pytest.mark.parametrize("backend", ["local-thread", "local"])
+def test_attack_on_an_executor_places_the_model_once(digits, backend):
+    """Same perturbations as in process; per round a task carries O(p) bytes, not the CNN."""
+    kw = dict(method="wait-all", n_examples=2, eps=0.15, n_workers=8, max_iter=2, rng=1)
+    ref = run_attack(digits, **kw)
+    with make_executor(backend, workers=2) as ex:
+        res = run_attack(digits, executor=ex, **kw)
+        assert ex.shared == ()  # the model and the objectives were released
+    np.testing.assert_array_equal(res.examples, ref.examples)
+    np.testing.assert_array_equal(res.success, ref.success)
+    np.testing.assert_allclose(res.perturbations, ref.perturbations, rtol=0, atol=1e-12)
+    assert res.bytes_sent.shape == (2,) and ref.bytes_sent.sum() == 0
+    if backend == "local":
+        model_bytes = sum(t.numel() * 4 for t in digits.model.parameters())
+        assert res.bytes_placed >= model_bytes
+        rounds = res.iterations.sum()
+        per_task = res.bytes_sent.sum() / (rounds * 8)
+        assert per_task <= 2 * 16 * 8 + 2048 < model_bytes / 10

@@ -116,7 +116,7 @@ def test_deadline_gives_anytime_estimates(quad):
 
 def test_executor_simulated_clock_matches_reference(quad):
     """The same rounds on a thread pool behind a simulated-clock FaultInjector."""
-    with make_executor("local-thread", max_workers=4) as ex:
+    with make_executor("local-thread", workers=4) as ex:
         inj = FaultInjector(ex, stragglers=HEAVY, clock="simulated", rng=5)
         es = CodedES(quad, quad.x0, n_workers=32, n_directions=16, code="polar",
                      executor=inj, step=0.1, rng=4)  # fmt: skip
@@ -132,7 +132,7 @@ def test_executor_simulated_clock_matches_reference(quad):
 
 
 def test_executor_failures_are_erasures(quad):
-    with make_executor("local-thread", max_workers=4) as ex:
+    with make_executor("local-thread", workers=4) as ex:
         inj = FaultInjector(ex, stragglers=ShiftedExponential(1.0, 1.0),
                             failures=FailureModel(p=0.2), clock="simulated", rng=0)  # fmt: skip
         es = CodedES(quad, quad.x0, n_workers=32, n_directions=8, code="mds", executor=inj,
@@ -144,7 +144,7 @@ def test_executor_failures_are_erasures(quad):
 
 
 def test_executor_objective_errors_surface(quad):
-    with make_executor("local-thread", max_workers=2) as ex:
+    with make_executor("local-thread", workers=2) as ex:
         calls = {"n": 0}
 
         def f(x):
@@ -238,7 +238,7 @@ def test_bad_x0_and_objective():
 
 def test_bad_executor_combinations_and_baseline_options():
     with (
-        make_executor("local-thread", max_workers=1) as ex,
+        make_executor("local-thread", workers=1) as ex,
         pytest.raises(InvalidInputError, match="FaultInjector"),
     ):
         CodedES(_sq, np.ones(4), n_workers=8, executor=ex, stragglers=HEAVY)
@@ -252,3 +252,35 @@ def test_bad_executor_combinations_and_baseline_options():
         DropStragglersES(_sq, np.ones(4), n_workers=8, n_wait=9)
     with pytest.raises(InvalidInputError, match="n_iter"):
         CodedES(_sq, np.ones(4), n_workers=8).run(-1)
+
+
+# -- data placed once: bytes per round --------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["local-thread", "local"])
+def test_objective_placed_once_and_rounds_send_o_d_bytes(backend):
+    """The objective (4000 samples, 250 KiB) is placed once per run; a round's task carries
+    x and its direction (d = 8), and the iterates are those of the in-process reference."""
+    f = LogisticLoss(8, 4000, rng=0)
+    kw = dict(n_workers=8, n_directions=4, code="mds", wait="all", step=0.5, rng=3)
+    ref = CodedES(f, f.x0, **kw).run(3)
+    with make_executor(backend, workers=2) as ex:
+        res = CodedES(f, f.x0, executor=ex, **kw).run(3)
+        assert ex.shared == ()  # released when the run ended
+        es = CodedES(f, f.x0, executor=ex, **kw)
+        first, second = es.step(), es.step()
+        assert len(ex.shared) == 1  # placed on the first round, reused by the second
+        es.close()
+        assert ex.shared == ()
+    np.testing.assert_array_equal(res.x, ref.x)
+    np.testing.assert_array_equal(res.losses, ref.losses)
+    assert res.bytes_sent.shape == res.bytes_received.shape == (3,)
+    assert second.bytes_placed == 0
+    if backend == "local-thread":  # shared by identity: nothing is copied
+        assert res.bytes_sent.sum() == 0 and res.bytes_placed == 0
+        return
+    assert res.bytes_placed >= f.a.nbytes and first.bytes_placed == res.bytes_placed
+    per_task = res.bytes_sent / 8
+    assert per_task.max() <= 2 * f.dim * 8 + 2048  # x and w_j, not the 250 KiB objective
+    assert second.bytes_sent == first.bytes_sent
+    assert "placed once" in res.summary()

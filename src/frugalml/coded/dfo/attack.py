@@ -16,6 +16,11 @@ Models are small CNNs trained here (seconds, one core) on scikit-learn's bundled
 or on MNIST-1D generated locally with the ``mnist1d`` package: nothing is downloaded. Trained
 weights are cached in memory (and on disk with ``cache_dir``). Needs torch, scikit-learn and
 mnist1d (extra ``dfo``).
+
+Data placed once: with an executor, the model is placed with it once per attack
+(``executor.share``) and every example's objective refers to it; each example's objective
+(the example and that reference) is placed once per example by :class:`CodedES`, so per round
+a task carries only the perturbation and its direction, O(p) bytes, not the model.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from ..._validate import (
     check_rng,
 )
 from ...errors import InvalidInputError
-from ...runtime import Executor, StragglerModel
+from ...runtime import Executor, Shared, StragglerModel
+from .._shared import place, release
 from .es import CodedES, DropStragglersES, StructuredES, WaitAllES
 
 __all__ = [
@@ -218,7 +224,10 @@ def _fit_or_load(torch, model, dataset, seed, epochs, cache_dir, xtr, ytr) -> fl
 class LogitsOracle:
     """The black box: inputs (m, *input_shape) -> logits (m, C) as NumPy, nothing else.
 
-    Counts the queries it answers (``queries``). Thread-safe enough for a thread pool: the
+    ``model``: a torch module, or a :class:`~frugalml.runtime.Shared` reference to one placed
+    with an executor (then the oracle pickles as a short token and each worker process reads
+    the model once). Counts the queries it answers (``queries``; on a process or remote
+    executor, each worker's copy counts its own). Thread-safe enough for a thread pool: the
     counter is only used for reporting.
     """
 
@@ -230,8 +239,9 @@ class LogitsOracle:
         torch = _torch()
         x = np.ascontiguousarray(x, dtype=np.float32)
         self.queries += x.shape[0]
+        model = self._model.get() if isinstance(self._model, Shared) else self._model
         with torch.no_grad():
-            return self._model(torch.from_numpy(x)).numpy().astype(np.float64)
+            return model(torch.from_numpy(x)).numpy().astype(np.float64)
 
 
 def upsample(delta: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -292,7 +302,9 @@ class AttackResult:
     the loss checks; the full budget for failures); iterations: (n,); sim_times / wall_times:
     (n,) simulated-clock and wall seconds spent per example (until success or the budget);
     examples: (n,) indices into the classifier's test set; perturbations: (n, p) final
-    low-dimensional perturbations (l_inf norm <= eps).
+    low-dimensional perturbations (l_inf norm <= eps); bytes_sent: (n,) bytes of task calls
+    sent per example (0 without an executor or on ``local-thread``); bytes_placed: bytes
+    placed once with the executor (the model, plus each example's objective).
     """
 
     dataset: str
@@ -307,6 +319,8 @@ class AttackResult:
     n_directions: int
     examples: np.ndarray
     perturbations: np.ndarray
+    bytes_sent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    bytes_placed: int = 0
 
     @property
     def success_rate(self) -> float:
@@ -372,7 +386,9 @@ def run_attack(
     costs 2N queries plus one loss check; sign steps of size ``step`` (default eps / 2) and
     projection onto the ball, at most ``max_iter`` iterations per example. The random
     baseline spends the same query budget, N queries per round. Stragglers and
-    executors as in :class:`CodedES`. Cost: O(n_examples * max_iter * N) forward passes.
+    executors as in :class:`CodedES`; with an executor the model is placed with it once for
+    the whole attack and released at the end. Cost: O(n_examples * max_iter * N) forward
+    passes.
     """
     if not isinstance(classifier, TrainedClassifier):
         raise InvalidInputError("classifier must come from train_classifier()")
@@ -387,14 +403,31 @@ def run_attack(
     idx = _pick_examples(classifier, n_examples, gen)
     p = perturbation_dim(classifier.input_shape)
     k = min(p, n) if n_directions is None else n_directions
-    success, queries, iters, sims, walls, deltas = [], [], [], [], [], []
+    model: Any = classifier.model
+    if executor is not None and method != "random":
+        model = place(executor, classifier.model)  # once for the whole attack
+    try:
+        return _attack(classifier, method, idx, eps, n, k, p, max_iter, step, sigma, code,
+                       stragglers, executor, deadline, gen, progress, model)  # fmt: skip
+    finally:
+        if model is not classifier.model:
+            release(executor, [model])
+
+
+def _attack(classifier, method, idx, eps, n, k, p, max_iter, step, sigma, code, stragglers,
+            executor, deadline, gen, progress, model) -> AttackResult:  # fmt: skip
+    """The loop of :func:`run_attack` over examples (``model``: the module or its reference)."""
+    n_examples = len(idx)
+    placed = int(getattr(model, "nbytes", 0))
+    success, queries, iters, sims, walls, deltas, sent = [], [], [], [], [], [], []
     for e, i in enumerate(idx):
-        oracle = LogitsOracle(classifier.model)
+        oracle = LogitsOracle(model)
         obj = MarginObjective(oracle, classifier.x_test[i], int(classifier.y_test[i]),
                               clip=classifier.clip)  # fmt: skip
         t0 = time.perf_counter()
         if method == "random":
             ok, it, sim, delta = _random_signs(obj, eps, max_iter * (2 * n + 1), stragglers, n, gen)
+            sent.append(0)
         else:
             common = dict(
                 n_workers=n, sigma=sigma, step=step, step_rule="sign",
@@ -412,6 +445,8 @@ def run_attack(
             res = es.run(max_iter, stop=lambda _x, loss: loss < 0)
             ok, it, sim = res.stopped_by == "stop", res.iterations, res.total_sim_time
             delta = res.x
+            sent.append(int(res.bytes_sent.sum()))
+            placed += res.bytes_placed
         walls.append(time.perf_counter() - t0)
         success.append(ok)
         queries.append(oracle.queries)
@@ -424,7 +459,7 @@ def run_attack(
         classifier.dataset, method, eps, np.array(success, dtype=bool),
         np.array(queries, dtype=np.int64), np.array(iters, dtype=np.int64), np.array(sims),
         np.array(walls), n, k if method == "coded" else n, np.asarray(idx),
-        np.array(deltas).reshape(len(idx), p),
+        np.array(deltas).reshape(len(idx), p), np.array(sent, dtype=np.int64), placed,
     )  # fmt: skip
 
 

@@ -29,6 +29,13 @@ Two ways to run the workers:
 
 Per iteration the cost is 2N function evaluations (N + 1 with forward differences), plus
 one evaluation of f at the new iterate for the loss history (``monitor_evaluations``).
+
+Data placed once: with an executor, the objective (with whatever it holds: data, a model) is
+placed with it once (``executor.share``) on the first round of a :meth:`CodedES.run` and
+released when the run ends (or on :meth:`CodedES.close` after manual :meth:`CodedES.step`
+calls); per round a task carries only the objective's reference, the iterate x (d,), its
+coded direction w_j (d,) and a few scalars, so the bytes per round are O(N d) whatever the
+objective's size. ``StepInfo`` and ``ESResult`` report the bytes moved.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -53,6 +60,7 @@ from ..._validate import (
 )
 from ...errors import InvalidInputError, TaskFailedError
 from ...runtime import Executor, StragglerModel
+from .._shared import fmt_bytes, place, release
 from ..base import LinearCode
 from .estimator import (
     CodedDirections,
@@ -77,7 +85,12 @@ Progress = Callable[[str, float], None]
 
 @dataclass(frozen=True)
 class StepInfo:
-    """One iteration: the new loss, the estimate used, times and evaluations."""
+    """One iteration: the new loss, the estimate used, times and evaluations.
+
+    bytes_sent / bytes_received: bytes of this round's task calls and results on the wire
+    (0 in process or on ``local-thread``); bytes_placed: bytes placed with the executor in
+    this round (the objective, on the first round of a run; 0 afterwards).
+    """
 
     iteration: int
     loss: float
@@ -86,6 +99,9 @@ class StepInfo:
     wall_time: float
     decode_time: float
     evaluations: int
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    bytes_placed: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,7 +113,9 @@ class ESResult:
     wall seconds when the executor runs on the wall clock) and measured wall seconds;
     evaluations: (T,) function evaluations sent to workers; arrivals / erasures: (T,) workers
     used / erased; exact: (T,) whether every directional derivative was recovered;
-    methods: decoder per iteration; stopped_by: ``"target"``, ``"stop"`` or ``"iterations"``.
+    methods: decoder per iteration; stopped_by: ``"target"``, ``"stop"`` or ``"iterations"``;
+    bytes_sent / bytes_received: (T,) bytes of task calls sent / results received per
+    iteration; bytes_placed: bytes placed once with the executor (the objective).
     """
 
     name: str
@@ -112,6 +130,9 @@ class ESResult:
     methods: tuple[str, ...]
     stopped_by: str
     monitor_evaluations: int
+    bytes_sent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    bytes_received: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    bytes_placed: int = 0
 
     @property
     def iterations(self) -> int:
@@ -153,8 +174,14 @@ class ESResult:
             f"({self.stopped_by}), simulated time {self.total_sim_time:.4g}, wall "
             f"{self.total_wall_time:.3f}s, {self.total_evaluations} evaluations, "
             f"{int(self.exact.sum())}/{self.iterations} exact decodes, "
-            f"{int(self.erasures.sum())} erasures"
+            f"{int(self.erasures.sum())} erasures; {fmt_bytes(self.mean_bytes_per_round)} "
+            f"sent per round, {fmt_bytes(self.bytes_placed)} placed once"
         )
+
+    @property
+    def mean_bytes_per_round(self) -> int:
+        """Bytes of task calls sent per iteration, on average (0 without iterations)."""
+        return round(float(self.bytes_sent.mean())) if self.bytes_sent.size else 0
 
 
 class CodedES:
@@ -188,7 +215,8 @@ class CodedES:
         ``(center (d,), radius)``: iterates are clipped to the l_inf ball (before
         ``projection``).
     executor:
-        A runtime executor; None evaluates in this process on the simulated clock.
+        A runtime executor; None evaluates in this process on the simulated clock. The
+        objective is placed with it once per :meth:`run` (see the module docstring).
     stragglers:
         Completion-time model for ``executor=None`` (None: every worker arrives at time 0).
     deadline:
@@ -288,6 +316,8 @@ class CodedES:
             )
         self.x = x.copy()
         self.iteration = 0
+        self._objective_ref: Any = None  # the objective as placed with the executor
+        self._round_bytes = (0, 0, 0)  # sent, received, placed in the last executor round
         self._m = np.zeros(self.dim)
         self._v = np.zeros(self.dim)
         self.loss = self._evaluate_at(self.x, "x0")
@@ -362,11 +392,17 @@ class CodedES:
                 return False
             return self._stop_ok(finite)
 
+        placed = 0
+        if self._objective_ref is None:  # first round: place the objective once
+            self._objective_ref = place(ex, self.objective)
+            placed = int(getattr(self._objective_ref, "nbytes", 0))
+        objective = self._objective_ref
         t0 = time.perf_counter()
         x = self.x.copy()
         args = (self.sigma, self.antithetic, f0, self.batched)
-        handles = [ex.submit(finite_difference, self.objective, x, w[j], *args) for j in range(n)]
+        handles = [ex.submit(finite_difference, objective, x, w[j], *args) for j in range(n)]
         got = ex.gather(handles, deadline=self.deadline, on_result=on_result)
+        self._round_bytes = (got.total_bytes_sent, got.total_bytes_received, placed)
         if got.pending:
             ex.cancel([handles[i] for i in got.pending])
         for i, fail in got.failures.items():
@@ -402,6 +438,7 @@ class CodedES:
         """One iteration: draw, evaluate, decode, update. Returns the new loss and times."""
         t0 = time.perf_counter()
         v, w = self.coder.draw()
+        self._round_bytes = (0, 0, 0)
         if self.executor is None:
             vals, arrived, erased, clock = self._simulated_round(w)
         else:
@@ -414,7 +451,20 @@ class CodedES:
         self.loss = self._evaluate_at(self.x, f"iteration {self.iteration}")
         evals = self.n_workers * (2 if self.antithetic else 1)
         return StepInfo(self.iteration, self.loss, est, clock, time.perf_counter() - t0,
-                        decode_time, evals)  # fmt: skip
+                        decode_time, evals, *self._round_bytes)  # fmt: skip
+
+    def close(self) -> None:
+        """Release the objective placed with the executor (a later step places it again).
+        :meth:`run` does this when it ends; call it after manual :meth:`step` calls."""
+        ref, self._objective_ref = self._objective_ref, None
+        if ref is not None and self.executor is not None:
+            release(self.executor, [ref])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(
         self,
@@ -425,12 +475,28 @@ class CodedES:
         progress: Progress | None = None,
     ) -> ESResult:
         """Iterate up to ``n_iter`` times, stopping early once f(x) <= ``target`` or
-        ``stop(x, loss)`` is true. ``progress(message, fraction)`` is called per iteration."""
+        ``stop(x, loss)`` is true. ``progress(message, fraction)`` is called per iteration.
+
+        With an executor the objective is placed once, on the first round, and released when
+        the run ends (also on an error)."""
         n_iter = check_int(n_iter, "n_iter", low=0)
+        try:
+            return self._run(n_iter, target, stop, progress)
+        finally:
+            self.close()
+
+    def _run(
+        self,
+        n_iter: int,
+        target: float | None,
+        stop: Callable[[np.ndarray, float], bool] | None,
+        progress: Progress | None,
+    ) -> ESResult:
         if target is not None:
             target = float(target)
         losses = [self.loss]
         sim, wall, evals, arr, era, exact, methods = [], [], [], [], [], [], []
+        sent, received, placed = [], [], 0
         stopped_by = "iterations"
         if target is not None and self.loss <= target:
             stopped_by = "target"
@@ -446,6 +512,9 @@ class CodedES:
             era.append(info.estimate.n_erased)
             exact.append(info.estimate.exact)
             methods.append(info.estimate.method)
+            sent.append(info.bytes_sent)
+            received.append(info.bytes_received)
+            placed += info.bytes_placed
             if progress is not None:
                 progress(f"{self.name} iteration {it + 1}: f = {info.loss:.4g}", (it + 1) / n_iter)
             if target is not None and info.loss <= target:
@@ -459,7 +528,8 @@ class CodedES:
             wall_times=np.array(wall), evaluations=np.array(evals, dtype=np.int64),
             arrivals=np.array(arr, dtype=np.int64), erasures=np.array(era, dtype=np.int64),
             exact=np.array(exact, dtype=bool), methods=tuple(methods), stopped_by=stopped_by,
-            monitor_evaluations=len(losses),
+            monitor_evaluations=len(losses), bytes_sent=np.array(sent, dtype=np.int64),
+            bytes_received=np.array(received, dtype=np.int64), bytes_placed=placed,
         )  # fmt: skip
 
     def __repr__(self) -> str:
