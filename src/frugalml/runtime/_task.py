@@ -7,7 +7,8 @@ task is an erasure to the caller, never a crash of the whole job. Shared referen
 
 Bytes are counted as they travel: :func:`payload_nbytes` is the length of the pickle of an
 object (protocol 5) plus its out-of-band buffers (array data), with each shared reference
-counted as the short token that actually travels in its place. Counting array buffers
+counted as its wire form (key, kind and file path; a Ray, Dask or Lithops handle adds that
+backend's own object id of a few dozen bytes). Counting array buffers
 out-of-band costs no copy.
 """
 
@@ -72,7 +73,8 @@ def payload_nbytes(obj: Any) -> int:
     class _Counter(cloudpickle.Pickler):
         def persistent_id(self, o: Any) -> Any:
             if isinstance(o, _shared.Shared):
-                return o.key
+                # the wire form; a Ray/Dask/Lithops handle adds the backend's own id
+                return (o.key, o.kind, o.handle if isinstance(o.handle, str) else None)
             return None
 
     sink = io.BytesIO()

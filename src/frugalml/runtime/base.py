@@ -247,6 +247,7 @@ class BaseExecutor(ABC):
         self._counter = itertools.count()
         self._closed = False
         self._shares: dict[str, Shared] = {}
+        self._described: dict[str, str] = {}  # key -> description, for workers' errors
         self._share_lock = threading.Lock()
         #: bytes placed with :meth:`share` over this executor's life
         self.bytes_placed = 0
@@ -288,6 +289,12 @@ class BaseExecutor(ABC):
         """Backend hook to rewrite references before submission (Dask passes its futures)."""
         return args, kwargs
 
+    def _call_nbytes(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> int:
+        """Bytes of a task call on the wire (0 where nothing is copied). Backends that
+        serialise the call themselves measure it exactly (``_frugal_nbytes`` on the native
+        future) and return 0 here."""
+        return payload_nbytes((fn, args, kwargs)) if self.copies_data else 0
+
     def _arrival_time(self, native: Any, observed: float) -> float:
         """Master-clock time the task completed (must not consume state: it may be asked
         again for a task left pending); backends that know better override."""
@@ -321,6 +328,7 @@ class BaseExecutor(ABC):
             ) from exc
         with self._share_lock:
             self._shares[key] = ref
+            self._described[key] = what
             self.bytes_placed += ref.nbytes
         return ref
 
@@ -351,6 +359,16 @@ class BaseExecutor(ABC):
         if held is not None:
             self._unplace(held)
 
+    def _name_refs(self, message: str) -> str:
+        """A worker's error message with the description of each reference it names."""
+        if "shared reference" not in message:
+            return message
+        for key, what in self._described.items():
+            named = f"shared reference {key}"
+            if named in message and f"{named} (" not in message:
+                message = message.replace(named, f"{named} ({what})")
+        return message
+
     def _check_refs(self, args: tuple, kwargs: dict) -> None:
         for ref in collect_shared((args, kwargs)):
             if ref.owner != self._owner:
@@ -374,11 +392,11 @@ class BaseExecutor(ABC):
         if not callable(fn):
             raise InvalidInputError(f"submit needs a callable, got {type(fn).__name__}")
         self._check_refs(args, kwargs)
-        nbytes = payload_nbytes((fn, args, kwargs)) if self.copies_data else 0
+        nbytes = self._call_nbytes(fn, args, kwargs)
         args, kwargs = self._prepare_args(args, kwargs)
         submitted_at = time.perf_counter()  # before the task can possibly finish
         native = self._submit_native(fn, args, kwargs)
-        nbytes = max(nbytes, 0)
+        nbytes = max(nbytes, getattr(native, "_frugal_nbytes", 0), 0)
         with self._share_lock:
             self.bytes_sent += nbytes
         return TaskHandle(
@@ -456,7 +474,7 @@ class BaseExecutor(ABC):
                         stopped_by = "callback"
                 else:
                     failures[i] = TaskFailure(
-                        i, outcome.error_type, outcome.message, outcome.traceback
+                        i, outcome.error_type, self._name_refs(outcome.message), outcome.traceback
                     )
                 if stopped_by is None:
                     if want_all:

@@ -210,6 +210,7 @@ class LocalExecutor(BaseExecutor):
 
             payload = cloudpickle.dumps((fn, args, kwargs))
             fut = self._pool.schedule(run_pickled, args=(payload,))
+            fut._frugal_nbytes = len(payload)  # the bytes that really travel
         fut.add_done_callback(self._stamp)
         return fut
 
@@ -250,6 +251,9 @@ class LocalExecutor(BaseExecutor):
         # Running tasks (stragglers) are stopped rather than waited for.
         pool.stop()
         pool.join(timeout=30)
+
+    def _call_nbytes(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> int:
+        return 0  # measured exactly on the payload in _submit_native (process pool)
 
     # -- shared values ---------------------------------------------------------------------
     def _share_dir_for(self, nbytes: int) -> str:

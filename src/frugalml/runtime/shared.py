@@ -102,8 +102,9 @@ class Shared:
                 "and cannot leave this process; share the value with the executor that runs "
                 "the task"
             )
-        state = (self.key, self.backend, self.owner, self.kind, self.handle, self.nbytes)
-        return (Shared, (*state, self.what))
+        # The wire form is what a worker needs (key, kind, handle): a few dozen bytes plus the
+        # handle (a path, an ObjectRef, ...). The master adds the description to errors.
+        return (_from_wire, (self.key, self.kind, self.handle))
 
     # context manager: ``with ex.share(a) as ref:`` releases on exit
     def __enter__(self) -> Shared:
@@ -113,6 +114,15 @@ class Shared:
         release = _RELEASERS.get(self.owner)
         if release is not None:
             release(self)
+
+
+def _from_wire(key: str, kind: str, handle: Any) -> Shared:
+    return Shared(key, "", 0, kind, handle, 0, "")
+
+
+def _named(ref: Shared) -> str:
+    """``key (what)`` on the master, ``key`` on a worker (the master adds the description)."""
+    return f"{ref.key} ({ref.what})" if ref.what else ref.key
 
 
 # executor id -> its release function (so ``with ref:`` can release without holding the executor)
@@ -135,7 +145,7 @@ def _load(ref: Shared) -> Any:
             return np.load(ref.handle, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
             raise SharedDataLostError(
-                f"the data of shared reference {ref.key} ({ref.what}) is gone: its file "
+                f"the data of shared reference {_named(ref)} is gone: its file "
                 f"{ref.handle} was deleted (released, or its executor closed)"
             ) from None
     if kind == "pickle":
@@ -147,7 +157,7 @@ def _load(ref: Shared) -> Any:
                 return cloudpickle.load(fh)
         except FileNotFoundError:
             raise SharedDataLostError(
-                f"the data of shared reference {ref.key} ({ref.what}) is gone: its file "
+                f"the data of shared reference {_named(ref)} is gone: its file "
                 f"{ref.handle} was deleted (released, or its executor closed)"
             ) from None
     if kind == "ray":
@@ -157,7 +167,7 @@ def _load(ref: Shared) -> Any:
             return ray.get(ref.handle)
         except Exception as exc:
             raise SharedDataLostError(
-                f"the data of shared reference {ref.key} ({ref.what}) could not be read from "
+                f"the data of shared reference {_named(ref)} could not be read from "
                 f"the Ray object store: {type(exc).__name__}: {exc}"
             ) from exc
     if kind == "dask":
@@ -166,7 +176,7 @@ def _load(ref: Shared) -> Any:
             return ref.handle.result()
         except Exception as exc:
             raise SharedDataLostError(
-                f"the data of shared reference {ref.key} ({ref.what}) could not be read from "
+                f"the data of shared reference {_named(ref)} could not be read from "
                 f"Dask: {type(exc).__name__}: {exc}"
             ) from exc
     if kind == "lithops":
@@ -191,14 +201,14 @@ def _load_lithops(ref: Shared) -> Any:
             return np.load(path, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
             raise SharedDataLostError(
-                f"the data of shared reference {ref.key} ({ref.what}) is gone from Lithops "
+                f"the data of shared reference {_named(ref)} is gone from Lithops "
                 f"localhost storage ({path}): released, or its executor closed"
             ) from None
     try:
         data = storage.get_cloudobject(cobj)
     except Exception as exc:
         raise SharedDataLostError(
-            f"the data of shared reference {ref.key} ({ref.what}) could not be read from "
+            f"the data of shared reference {_named(ref)} could not be read from "
             f"Lithops storage: {type(exc).__name__}: {exc}"
         ) from exc
     if fmt == "npy":
