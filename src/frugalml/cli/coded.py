@@ -92,6 +92,8 @@ def matmul(
         "exact": res.exact, "n_arrived": res.n_arrived, "failed": len(res.gathered.failures),
         "startup_s": startup, "seconds": total, "wait_s": res.wait_s, "decode_s": res.decode_s,
         "relative_error": rel, "predicted_rel_error": res.predicted_rel_error,
+        "bytes_sent": res.bytes_sent, "bytes_received": res.bytes_received,
+        "bytes_placed": res.bytes_placed,
     }  # fmt: skip
     if json_out:
         emit_json(payload)
@@ -291,6 +293,7 @@ def es(
         "exact_decodes": int(res.exact.sum()), "erasures": int(res.erasures.sum()),
         "mean_arrivals": float(res.arrivals.mean()) if res.iterations else 0.0,
         "clock": "simulated" if strag is not None else "none",
+        "bytes_sent_per_round": res.mean_bytes_per_round, "bytes_placed": res.bytes_placed,
     }  # fmt: skip
     if json_out:
         emit_json(payload)

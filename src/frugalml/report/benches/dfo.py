@@ -194,7 +194,7 @@ def _attack_real(n_examples: int) -> list[tuple]:
     n = 32
     rows = []
     for method in ("coded", "wait-all", "drop"):
-        with make_executor("local-thread", max_workers=4 * n) as ex:
+        with make_executor("local-thread", workers=4 * n) as ex:
             ex.gather([ex.submit(time.sleep, 0.01) for _ in range(4 * n)], deadline=60)
             inj = FaultInjector(ex, stragglers=model, clock="wall", rng=11)
             r = run_attack(clf, method=method, n_examples=n_examples, eps=0.15, n_workers=n,
