@@ -229,6 +229,8 @@ def _distributed_lstsq(
         if is_row_sharded(b):
             b_rows = as_row_blocks(b, name="b")
         else:
+            if isinstance(b, Shared):
+                b = _resolve_ref(b, ex, "b")
             b_arr = check_array(b, "b", ndim=1)
             b_rows = as_row_blocks([b_arr], name="b", check_finite=False)
         if b_rows.ndim != 1 or b_rows.shape[0] != a_rows.shape[0]:
