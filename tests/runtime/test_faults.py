@@ -347,8 +347,10 @@ def zeros_of(n):
     return np.zeros(n)
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_comm_model_adds_measured_transfer_time(seed):
+@pytest.mark.parametrize(
+    ("seed", "backend"), [(s, "local") for s in range(3)] + [(3, "local-thread")]
+)
+def test_comm_model_adds_measured_transfer_time(seed, backend):
     """Completion = delay + latency + (sent + received) / bandwidth, with the bytes each
     task really moved; arrivals follow those times (checked against a sort of them)."""
     from frugalml.runtime import CommModel
@@ -358,7 +360,7 @@ def test_comm_model_adds_measured_transfer_time(seed):
     delays = gen.uniform(0.0, 0.01, size=n)
     sizes = gen.integers(0, 200_000, size=n)  # result lengths: up to 1.6 MB back
     comm = CommModel(latency=0.002, bandwidth=1e8)
-    with make_executor("local", workers=2) as ex:
+    with make_executor(backend, workers=2) as ex:
         inj = FaultInjector(
             ex, stragglers=TraceReplay(delays), clock="simulated", comm=comm, rng=seed
         )
@@ -367,11 +369,12 @@ def test_comm_model_adds_measured_transfer_time(seed):
     assert got.stopped_by == "all"
     expected = np.array(
         [
-            inj.delay_of(handles[i]) + comm.transfer_time(handles[i].nbytes, got.bytes_received[i])
+            inj.delay_of(handles[i]) + comm.transfer_time(got.bytes_sent[i], got.bytes_received[i])
             for i in range(n)
         ]
     )
     for i in range(n):
+        assert got.bytes_sent[i] > 0  # measured on the thread pool too
         assert got.bytes_received[i] >= 8 * sizes[i]
         assert got.timings[i].latency == pytest.approx(expected[i], rel=1e-12)
     assert list(got.arrivals) == np.argsort(expected, kind="stable").tolist()

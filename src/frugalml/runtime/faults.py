@@ -11,7 +11,8 @@
   so 256 workers can be studied on 2 cores. Results say ``clock="simulated"``.
   With ``comm=CommModel(...)`` each task's simulated completion time also includes
   ``latency + (bytes sent + bytes received) / bandwidth`` for the bytes the task really moved
-  (:mod:`.comm`).
+  (:mod:`.comm`). On a thread pool, which copies nothing, the injector measures the bytes the
+  call and its result would occupy on the wire.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from .._validate import RngLike, check_choice, check_probability, check_rng
 from ..errors import InvalidInputError
-from ._task import InjectedFailure
+from ._task import InjectedFailure, payload_nbytes
 from .base import (
     Executor,
     Gathered,
@@ -152,6 +153,7 @@ class FaultInjector:
         self._rng = check_rng(rng)
         self._number = 0
         self._delays: weakref.WeakKeyDictionary[TaskHandle, float] = weakref.WeakKeyDictionary()
+        self._sent: weakref.WeakKeyDictionary[TaskHandle, int] = weakref.WeakKeyDictionary()
 
     @property
     def max_wait(self) -> float:
@@ -168,6 +170,9 @@ class FaultInjector:
         sleep = delay if self.clock == "wall" else 0.0
         handle = self.executor.submit(_Faulty(fn, sleep, fail, os.getpid()), *args, **kwargs)
         self._delays[handle] = delay
+        if self.comm is not None and not getattr(self.executor, "copies_data", True):
+            # a thread pool copies nothing, but the simulated platform would ship the call
+            self._sent[handle] = max(payload_nbytes((fn, args, kwargs)), 0)
         return handle
 
     def map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[TaskHandle]:
@@ -218,11 +223,12 @@ class FaultInjector:
         # Lower bounds of each completion time; exact once the task's result (and so its
         # received bytes) is known. Best-first: a task is next when its exact time is the
         # smallest bound left, so only tasks that may arrive next are waited for.
+        sent = [max(h.nbytes, self._sent.get(h, 0)) for h in handles]
         heap = []
         for i, h in enumerate(handles):
             t = self.delay_of(h)
             if comm is not None:
-                t += comm.transfer_time(h.nbytes, 0)
+                t += comm.transfer_time(sent[i], 0)
             heap.append((t, i, False))
         heapq.heapify(heap)
         results: dict[int, Any] = {}
@@ -248,6 +254,9 @@ class FaultInjector:
                 outcomes[i] = real
                 if comm is not None:
                     got = real.bytes_received.get(0, 0)
+                    if not got and 0 in real.results and handles[i] in self._sent:
+                        got = max(payload_nbytes(real.results[0]), 0)
+                        real.bytes_received[0] = got
                     heapq.heappush(heap, (t + got / comm.bandwidth, i, True))
                     continue
             real = outcomes.pop(i)
@@ -287,7 +296,7 @@ class FaultInjector:
             stopped_by=stopped_by,
             backend=self.backend,
             clock="simulated",
-            bytes_sent={i: h.nbytes for i, h in enumerate(handles)},
+            bytes_sent=dict(enumerate(sent)),
             bytes_received=received,
         )
 

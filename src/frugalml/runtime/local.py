@@ -113,6 +113,9 @@ class LocalExecutor(BaseExecutor):
         BLAS/OpenMP threads in each worker process.
     start_timeout:
         Seconds to wait for the process pool's workers to start.
+    cancel_running:
+        ``cancel`` also stops running tasks of the process pool by stopping their workers
+        (pebble starts replacements); default False: only queued tasks are dropped.
     max_wait:
         Safety bound of a gather without deadline (see :class:`BaseExecutor`).
     """
@@ -127,6 +130,7 @@ class LocalExecutor(BaseExecutor):
         start_method: str = "spawn",
         blas_threads: int = 1,
         start_timeout: float = 120.0,
+        cancel_running: bool = False,
         max_wait: float = 3600.0,
         max_workers: int | None = None,
     ):
@@ -145,6 +149,7 @@ class LocalExecutor(BaseExecutor):
         )
         self.blas_threads = check_int(blas_threads, "blas_threads", low=1)
         self.start_timeout = check_positive_float(start_timeout, "start_timeout")
+        self.cancel_running = bool(cancel_running)
         self.isolates_processes = kind == "process"
         self.copies_data = kind == "process"
         self.backend = "local" if kind == "process" else "local-thread"
@@ -233,8 +238,12 @@ class LocalExecutor(BaseExecutor):
             return Outcome.failure(exc)
 
     def _cancel_natives(self, natives: list[cf.Future]) -> None:
-        # pebble: cancelling a running task stops its worker (a replacement starts).
+        # Queued tasks are dropped. A running task is left to finish unless
+        # ``cancel_running``: pebble would stop its worker, and starting a replacement costs
+        # more than most stragglers have left (coded products cancel theirs on every call).
         for fut in natives:
+            if fut.running() and not self.cancel_running:
+                continue
             if fut.cancel():
                 with self._lock:
                     self._done_at.pop(id(fut), None)
