@@ -232,3 +232,22 @@ def test_no_shared_files_left_behind(data, tmp_path):
     finally:
         ex.close()
     assert not any(os.path.exists(folder) for folder in dirs)
+
+
+@pytest.mark.parametrize("sketch", ["countsketch", "sparse-sign", "gaussian"])
+def test_newton_worker_streams_a_large_hessian_root(monkeypatch, sketch):
+    """Above the streaming threshold a logistic worker accumulates S B over row chunks
+    instead of forming B (n, d): same direction and log-determinant as forming B."""
+    from frugalml.sketch import newton
+
+    gen = np.random.default_rng(11)
+    a = gen.standard_normal((3000, 12))
+    x = 0.3 * gen.standard_normal(12)
+    g = gen.standard_normal(12)
+    sk = make_sketch(sketch, 60)
+    whole = newton.newton_shared_task(a, x, "logistic", g, sk, 5, 0.1, 1.0)
+    monkeypatch.setattr(newton, "_STREAM_BYTES", 0)
+    monkeypatch.setattr(newton, "_CHUNK_BYTES", 8 * 12 * 700)  # 700-row chunks
+    streamed = newton.newton_shared_task(a, x, "logistic", g, sk, 5, 0.1, 1.0)
+    np.testing.assert_allclose(streamed[0], whole[0], rtol=1e-9, atol=1e-12)
+    assert streamed[1] == pytest.approx(whole[1], rel=1e-10)

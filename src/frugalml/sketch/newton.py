@@ -164,8 +164,26 @@ def newton_shared_task(
     step: float,
 ) -> tuple[np.ndarray, float]:
     """One worker on shared data: forms ``B`` at ``x`` from ``A`` (n, d) placed once with the
-    executor, then :func:`newton_task`. Only ``x`` and ``g`` (d,) change between rounds."""
-    return newton_task(hessian_sqrt(a, x, loss), g, sketch, seed, lam_local, step)
+    executor, then :func:`newton_task`. Only ``x`` and ``g`` (d,) change between rounds.
+
+    For logistic loss on a large ``A`` (over 256 MiB) and a sketch that streams over rows,
+    ``S B`` is accumulated over row chunks of about 32 MiB, so the worker never holds a copy
+    of ``B`` (n, d) beside the shared ``A``: memory O(chunk + m d) instead of O(n d)."""
+    n, d = a.shape
+    if loss == "least-squares" or not sketch.streams_rows or n * d * 8 <= _STREAM_BYTES:
+        return newton_task(hessian_sqrt(a, x, loss), g, sketch, seed, lam_local, step)
+    smat = sketch.draw(n, rng=seed)
+    chunk = max(1, _CHUNK_BYTES // (8 * d))
+    sb = None
+    for start in range(0, n, chunk):
+        part = smat.apply_rows(hessian_sqrt(np.asarray(a[start : start + chunk]), x, loss), start)
+        sb = part if sb is None else sb + part
+    factor = SketchedFactor(sb, lam_local)
+    return step * factor.apply_inverse_gram(g), factor.logdet
+
+
+_STREAM_BYTES = 256 << 20
+_CHUNK_BYTES = 32 << 20
 
 
 def newton_rows_task(
