@@ -6,6 +6,9 @@ sleeps on the workers, wall clock), and the measured time until k results are in
 with the ideal: the k-th smallest injected duration, i.e. what a backend with zero overhead
 and unlimited parallelism would achieve. Ratios near 1 mean the backend adds little; the
 "vs all" column is the gain of stopping at k instead of waiting for all n.
+
+The data-plane sections (:mod:`.dataplane`: data placed once, bytes per task, crashes,
+simulated serverless runs with the communication model) follow in the same result.
 """
 
 from __future__ import annotations
@@ -107,11 +110,31 @@ def run(
     progress: Progress | None = None,
     rng: int = 2023,
     backends: Sequence[str] | None = None,
+    dataplane: Sequence[str] | None = None,
+    stragglers: bool = True,
 ) -> BenchResult:
     """Measure every installed backend (or those named in ``backends``).
 
-    Quick: 2 trials, 32 overhead tasks; full: 5 trials, 200 overhead tasks.
+    Quick: 2 trials, 32 overhead tasks; full: 5 trials, 200 overhead tasks. ``dataplane``:
+    which data-plane sections to run (default all; ``()`` none); ``stragglers=False`` skips
+    the first-k sections.
     """
+    from .dataplane import SECTIONS, dataplane_figures, run_dataplane
+
+    sections = tuple(SECTIONS) if dataplane is None else tuple(dataplane)
+    for name in sections:
+        check_choice(name, "data-plane section", SECTIONS)
+    dp_tables, dp_data = run_dataplane(quick=quick, progress=progress, sections=sections)
+    if not stragglers:
+        return BenchResult(
+            name="runtime",
+            title="Runtime: data plane",
+            headline=_dataplane_headline(dp_data),
+            tables=dp_tables,
+            figures=dataplane_figures(dp_data),
+            data={"dataplane": dp_data},
+            mode="wall clock (data plane); simulated clock where a table says so",
+        )
     n_trials, n_overhead, n_trips = (2, 32, 5) if quick else (5, 200, 20)
     gen = np.random.default_rng(rng)
     durations = [MODEL.sample(N_TASKS, gen) for _ in range(n_trials)]
@@ -157,6 +180,8 @@ def run(
     )
     if errors:
         headline += "; failed: " + ", ".join(errors)
+    if dp_data:
+        headline += "; " + _dataplane_headline(dp_data)
     note = (
         f"{N_TASKS} tasks, durations from {MODEL.name} "
         f"(shift 0.2 s + Exp(mean 0.1 s), 15% slowed 8x), same durations on every backend; "
@@ -175,13 +200,17 @@ def run(
             tuple(first_k_rows),
             note=note,
         ),
+        *dp_tables,
     )
     return BenchResult(
         name="runtime",
         title="Runtime: first k of n",
         headline=headline,
         tables=tables,
-        figures=_figures(measured, ratios) if measured else {},
+        figures={
+            **(_figures(measured, ratios) if measured else {}),
+            **dataplane_figures(dp_data),
+        },
         data={
             "n_tasks": N_TASKS,
             "model": MODEL.describe(),
@@ -189,9 +218,24 @@ def run(
             "backends": measured,
             "errors": errors,
             "options": BACKEND_OPTIONS,
+            "dataplane": dp_data,
         },
         mode="wall clock; straggler delays injected as sleeps on the workers",
     )
+
+
+def _dataplane_headline(dp: dict[str, Any]) -> str:
+    parts = []
+    lstsq = dp.get("lstsq", {}).get("backends", {})
+    per_task = [v["bytes_per_task"] for b, v in lstsq.items() if b != "local-thread" and
+                "bytes_per_task" in v]  # fmt: skip
+    if per_task:
+        parts.append(f"lstsq sends <= {max(per_task):.0f} B/task with A placed once")
+    crash = dp.get("crash", {}).get("backends", {})
+    ok = [b for b, v in crash.items() if v.get("failed_of_16") == [3, 11]]
+    if crash:
+        parts.append(f"2 dying tasks fail alone on {len(ok)}/{len(crash)} process backends")
+    return "; ".join(parts) or "data plane"
 
 
 def _figures(measured: dict[str, dict[str, Any]], ratios: dict[str, dict[int, float]]):
