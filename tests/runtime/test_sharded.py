@@ -155,7 +155,7 @@ def test_process_pool_reads_blocks_and_leaves_no_files(tmp_path):
     ex = make_executor("local", workers=2)
     try:
         placed = as_row_blocks(blocks).place(ex)
-        dirs = list(ex._share_dirs.values())
+        dirs = list(ex.share_dirs)
         assert dirs and all(os.listdir(d_) for d_ in dirs)
         by_path = as_row_blocks(tmp_path / "a.npy", block_rows=33).place(ex)
         got = ex.gather([ex.submit(_sum_rows, p.parts, p.offsets) for p in (placed, by_path)])

@@ -212,3 +212,16 @@ def test_payload_nbytes_counts_buffers_and_tokens():
         assert by_ref < 1024
         assert by_value - by_ref > arr.nbytes - 200
     assert payload_nbytes(threading.Lock()) == -1
+
+
+def test_owns_tells_whose_reference_it_is():
+    from frugalml.runtime import FaultInjector
+
+    with (
+        make_executor("local-thread", workers=1) as ex,
+        make_executor("local-thread", workers=1) as other,
+    ):
+        ref = ex.share(np.ones(2))
+        assert ex.owns(ref) and not other.owns(ref)
+        assert FaultInjector(ex).owns(ref)
+        assert not ex.owns(np.ones(2))

@@ -227,7 +227,7 @@ def test_no_shared_files_left_behind(data, tmp_path):
         distributed_lstsq(a, b, 2, M, executor=ex, rng=1)
         distributed_lstsq([a[:2000], a[2000:]], b, 2, M, executor=ex, rng=1, reference=False)
         distributed_newton(str(tmp_path / "a.npy"), b, lam=1.0, q=2, max_iter=2, executor=ex)
-        dirs = list(ex._share_dirs.values())
+        dirs = list(ex.share_dirs)
         assert dirs and all(os.listdir(folder) == [] for folder in dirs)
     finally:
         ex.close()

@@ -347,6 +347,10 @@ class BaseExecutor(ABC):
             raise InvalidInputError(f"shared reference {ref.key} ({ref.what}) was already released")
         self._unplace(held)
 
+    def owns(self, ref: Shared) -> bool:
+        """True when ``ref`` was made by this executor's :meth:`share`."""
+        return isinstance(ref, Shared) and ref.owner == self._owner
+
     @property
     def shared(self) -> tuple[Shared, ...]:
         """References held now (placed and not released)."""

@@ -185,6 +185,11 @@ class FaultInjector:
     def release(self, ref: Shared) -> None:
         self.executor.release(ref)
 
+    def owns(self, ref: Shared) -> bool:
+        """True when ``ref`` was made by the wrapped executor."""
+        owns = getattr(self.executor, "owns", None)
+        return bool(owns(ref)) if owns is not None else False
+
     def __getattr__(self, name: str) -> Any:
         # byte counters, workers, ... of the wrapped executor
         if name in ("bytes_placed", "bytes_sent", "bytes_received", "workers", "shared"):

@@ -265,6 +265,12 @@ class LocalExecutor(BaseExecutor):
         return 0  # measured exactly on the payload in _submit_native (process pool)
 
     # -- shared values ---------------------------------------------------------------------
+    @property
+    def share_dirs(self) -> tuple[str, ...]:
+        """The private directories holding this executor's shared values (removed by
+        ``close()``)."""
+        return tuple(self._share_dirs.values())
+
     def _share_dir_for(self, nbytes: int) -> str:
         root = share_dir_root(nbytes)
         if root not in self._share_dirs:

@@ -156,16 +156,15 @@ def worker_sizes(m: int | Sequence[int], q: int) -> tuple[int, ...]:
     return sizes
 
 
-def owner_of(executor: Any) -> int | None:
-    """Id of the executor that owns references made through ``executor`` (unwrapping a
-    :class:`~frugalml.runtime.FaultInjector`)."""
-    inner = getattr(executor, "executor", None)
-    return getattr(executor, "_owner", None) if inner is None else owner_of(inner)
+def owns(executor: Any, ref: Shared) -> bool:
+    """True when ``ref`` was made by ``executor`` (any executor with an ``owns`` method)."""
+    check = getattr(executor, "owns", None)
+    return bool(check(ref)) if check is not None else False
 
 
 def _resolve_ref(x: Any, ex: Executor, name: str) -> Any:
     """The value of a :class:`Shared` made by ``ex`` (validated on the master)."""
-    if x.owner != owner_of(ex):
+    if not owns(ex, x):
         raise InvalidInputError(
             f"{name} is a shared reference of another {x.backend} executor; pass that "
             "executor as executor= (or pass the array itself)"

@@ -55,7 +55,7 @@ from ..errors import InvalidInputError, TaskFailedError
 from ..runtime import Executor, Shared, make_executor
 from ..runtime.sharded import PlacedRows, RowBlocks, as_row_blocks, is_row_sharded
 from .debias import correction
-from .distributed import owner_of, worker_sizes
+from .distributed import owns, worker_sizes
 from .effective import effective_dimension
 from .factory import SKETCHES, make_sketch
 from .lstsq import SketchedFactor
@@ -378,7 +378,7 @@ def distributed_newton(
     a_ref = None
     if isinstance(a, Shared):
         a_ref = a
-        if executor is None or a.owner != owner_of(executor):
+        if executor is None or not owns(executor, a):
             raise InvalidInputError(
                 "A is a shared reference of another executor; pass the executor that made it "
                 "as executor= (or pass the array itself)"
