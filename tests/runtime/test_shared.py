@@ -225,3 +225,17 @@ def test_owns_tells_whose_reference_it_is():
         assert ex.owns(ref) and not other.owns(ref)
         assert FaultInjector(ex).owns(ref)
         assert not ex.owns(np.ones(2))
+
+
+def test_forgotten_executor_frees_its_files():
+    """An executor dropped without close() still removes its share directory once it is
+    garbage-collected (and at interpreter exit)."""
+    import gc
+
+    ex = make_executor("local", workers=1)
+    ref = ex.share(np.ones(10))
+    path = ref.handle
+    assert os.path.exists(path)
+    del ex
+    gc.collect()
+    assert not os.path.exists(os.path.dirname(path))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -254,7 +255,8 @@ class BaseExecutor(ABC):
         #: bytes of task calls sent and results received over this executor's life
         self.bytes_sent = 0
         self.bytes_received = 0
-        _RELEASERS[self._owner] = self._release_quietly
+        # weakly: a forgotten executor can still be collected (and its shares freed)
+        _RELEASERS[self._owner] = weakref.WeakMethod(self._release_quietly)
 
     # -- backend primitives -------------------------------------------------------------
     @abstractmethod

@@ -111,7 +111,8 @@ class Shared:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        release = _RELEASERS.get(self.owner)
+        method = _RELEASERS.get(self.owner)
+        release = method() if method is not None else None
         if release is not None:
             release(self)
 
@@ -125,7 +126,7 @@ def _named(ref: Shared) -> str:
     return f"{ref.key} ({ref.what})" if ref.what else ref.key
 
 
-# executor id -> its release function (so ``with ref:`` can release without holding the executor)
+# executor id -> weak reference to its release method (``with ref:`` releases through it)
 _RELEASERS: dict[int, Any] = {}
 
 
