@@ -7,6 +7,7 @@ import os
 import stat
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -120,3 +121,21 @@ def test_report_files_get_normal_permissions(tmp_path, fake_registry):
     assert stat.S_IMODE((tmp_path / "rep").stat().st_mode) == 0o777 & ~umask
     for f in (tmp_path / "rep").iterdir():
         assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
+
+
+def test_dataplane_serverless_section_coded_beats_wait_all():
+    """The simulated serverless section (local-thread, simulated clock): every product is
+    correct, bytes per task are counted, and coded / first-k beat waiting for all."""
+    from frugalml.report.benches.dataplane import run_dataplane
+
+    tables, data = run_dataplane(quick=True, sections=("serverless",))
+    (table,) = tables
+    assert all(row[-1] is True for row in table.rows)
+    assert all(row[4] > 0 for row in table.rows)  # bytes measured on the thread pool too
+    cases = data["serverless"]["cases"]
+    for label in ("lithops localhost (measured)", "cloud"):
+        coded = np.mean(cases[f"matvec/{label}/polar"]["sim_seconds"])
+        uncoded = np.mean(cases[f"matvec/{label}/uncoded"]["sim_seconds"])
+        assert coded < uncoded
+        first_k = cases[f"newton/{label}/first 3/4 of q"]["sim_seconds"]
+        assert first_k < cases[f"newton/{label}/wait for all q"]["sim_seconds"]

@@ -494,11 +494,15 @@ SECTIONS = {
 
 
 def run_dataplane(
-    *, quick: bool = True, progress: Progress | None = None, sections: tuple[str, ...] = ()
+    *,
+    quick: bool = True,
+    progress: Progress | None = None,
+    sections: tuple[str, ...] | None = None,
 ) -> tuple[tuple[Table, ...], dict[str, Any]]:
-    """Run the data-plane sections (all, or those named); returns the tables and raw data."""
+    """Run the data-plane sections (``None``: all; else those named, possibly none);
+    returns the tables and raw data."""
     tables, data = [], {}
-    for name in sections or tuple(SECTIONS):
+    for name in tuple(SECTIONS) if sections is None else sections:
         t0 = time.perf_counter()
         table, raw = SECTIONS[name](quick, progress)
         raw["seconds"] = time.perf_counter() - t0

@@ -116,12 +116,17 @@ def run(
     """Measure every installed backend (or those named in ``backends``).
 
     Quick: 2 trials, 32 overhead tasks; full: 5 trials, 200 overhead tasks. ``dataplane``:
-    which data-plane sections to run (default all; ``()`` none); ``stragglers=False`` skips
-    the first-k sections.
+    which data-plane sections to run (default: all, or none when ``backends`` is given;
+    ``()`` none); ``stragglers=False`` skips the first-k sections.
     """
     from .dataplane import SECTIONS, dataplane_figures, run_dataplane
 
-    sections = tuple(SECTIONS) if dataplane is None else tuple(dataplane)
+    if backends is not None:
+        for b in backends:
+            check_choice(b, "backend", BACKEND_OPTIONS)
+    # the data-plane sections compare every backend; naming backends skips them by default
+    default = () if backends is not None else tuple(SECTIONS)
+    sections = default if dataplane is None else tuple(dataplane)
     for name in sections:
         check_choice(name, "data-plane section", SECTIONS)
     dp_tables, dp_data = run_dataplane(quick=quick, progress=progress, sections=sections)
