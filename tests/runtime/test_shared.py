@@ -37,6 +37,8 @@ A = np.random.default_rng(0).standard_normal((2000, 128))  # 2 MB
 
 
 def column_sum(a, j):
+    if isinstance(a, list):  # [array]
+        (a,) = a
     return float(np.asarray(a)[:, j].sum())
 
 
@@ -239,3 +241,21 @@ def test_forgotten_executor_frees_its_files():
     del ex
     gc.collect()
     assert not os.path.exists(os.path.dirname(path))
+
+
+def test_dask_scatter_placement():
+    """On a cluster joined by address Dask scatters shares; the same results and bytes."""
+    pytest.importorskip("distributed")
+    with make_executor("dask", workers=2, placement="scatter") as ex:
+        ref = ex.share(A)
+        assert ref.kind == "dask"
+        got = ex.gather([ex.submit(column_sum, [ref], j) for j in range(3)], deadline=HANG)
+        for j in range(3):
+            assert got.results[j] == pytest.approx(A[:, j].sum())
+            assert got.bytes_sent[j] < 2048
+        ex.release(ref)
+    with make_executor("dask", workers=1) as ex:
+        assert ex.placement == "file"
+        assert ex.share(A).kind == "npy"
+        dirs = ex.share_dirs
+    assert not any(os.path.exists(d) for d in dirs)

@@ -4,9 +4,16 @@ Connects to a scheduler (``address="tcp://host:8786"``) or starts a ``LocalClust
 ``close()`` stops. The scheduler is told not to retry a task whose worker died
 (``allowed_failures=0``), so the crash is reported as a failure at once.
 
-``share`` scatters a value to every worker once (``Client.scatter(broadcast=True)``); tasks
-carry the resulting future, which Dask resolves to the value on the worker. ``release``
-drops the future, and Dask frees the data.
+``share`` places a value once. On a ``LocalCluster`` that this executor started (the workers
+share this machine) it is written to ``/dev/shm`` like the local pool's shares
+(:mod:`.filestore`): arrays are memory-mapped by the workers (zero copy, no transfer), and
+the data survives the death of any worker. On a cluster joined by ``address`` (or with
+``placement="scatter"``) it is scattered to every worker (``Client.scatter(broadcast=True)``,
+after waiting for the cluster's workers to be up) and tasks carry the future, which Dask
+resolves on the worker. Scattered data is not recomputable: when every worker that held it
+died, Dask forgets it; the executor keeps a reference to the value (no copy) and scatters it
+again before the next task that needs it, so such a loss costs the tasks then in flight.
+``release`` frees the data.
 """
 
 from __future__ import annotations
@@ -16,11 +23,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .._validate import check_int
+from .._validate import check_choice, check_int
 from ..errors import InvalidInputError
 from ._optional import require
 from ._task import Outcome, payload_nbytes, run_task
 from .base import BaseExecutor
+from .filestore import FileStore
 from .shared import Shared, substitute
 
 __all__ = ["DaskExecutor"]
@@ -38,6 +46,9 @@ class DaskExecutor(BaseExecutor):
         ``n_workers`` is accepted as an alias of ``workers``.
     allowed_failures:
         Times the scheduler retries a task whose worker died (LocalCluster only).
+    placement:
+        Where ``share`` puts values: ``"auto"`` (files on ``/dev/shm`` for a LocalCluster this
+        executor started, else scatter), ``"file"`` or ``"scatter"``.
     """
 
     backend = "dask"
@@ -51,6 +62,7 @@ class DaskExecutor(BaseExecutor):
         threads_per_worker: int = 1,
         processes: bool = True,
         allowed_failures: int = 0,
+        placement: str = "auto",
         max_wait: float = 3600.0,
     ):
         super().__init__(max_wait=max_wait)
@@ -58,6 +70,10 @@ class DaskExecutor(BaseExecutor):
         distributed = require("distributed", what="the Dask executor", extra="distributed")
         self._distributed = distributed
         self._cluster = None
+        self._expected_workers = 0
+        self._values: dict[str, Any] = {}  # key -> the shared value (to scatter it again)
+        self._futures: dict[str, Any] = {}  # key -> its current future
+        placement = check_choice(placement, "placement", ("auto", "file", "scatter"))
         if workers is not None and n_workers is not None and workers != n_workers:
             raise InvalidInputError(
                 f"got workers={workers} and n_workers={n_workers}; give only workers"
@@ -88,8 +104,13 @@ class DaskExecutor(BaseExecutor):
                     silence_logs=logging.ERROR,
                 )
             self._client = distributed.Client(self._cluster, set_as_default=False)
+            self._expected_workers = n_workers
         else:
             self._client = distributed.Client(address, set_as_default=False)
+        if placement == "auto":
+            placement = "file" if self._cluster is not None else "scatter"
+        self.placement = placement
+        self._store = FileStore(self.backend, self._owner)
 
     @property
     def client(self) -> Any:
@@ -106,17 +127,46 @@ class DaskExecutor(BaseExecutor):
 
     def _prepare_args(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         # Dask resolves the futures it finds in a task's arguments on the worker.
-        return substitute(args, _future_of), substitute(kwargs, _future_of)
+        return substitute(args, self._live_future), substitute(kwargs, self._live_future)
 
-    def _place(self, value: Any, key: str, what: str) -> Shared:
-        nbytes = value.nbytes if hasattr(value, "nbytes") else payload_nbytes(value)
+    def _live_future(self, ref: Shared) -> Any:
+        """The future of ``ref``'s data, scattered again if Dask lost it (its workers died);
+        a file-placed reference stays as it is (the worker maps the file)."""
+        if ref.kind != "dask":
+            return ref
+        future = self._futures.get(ref.key, ref.handle)
+        if future.status in ("lost", "error", "cancelled") and ref.key in self._values:
+            future = self._scatter(self._values[ref.key])
+            self._futures[ref.key] = future
+        return future
+
+    def _scatter(self, value: Any) -> Any:
+        if self._expected_workers:
+            # broadcast reaches the workers up now: wait for all (a restarting one, too)
+            with contextlib.suppress(Exception):
+                self._client.wait_for_workers(self._expected_workers, timeout=60)
         # a list around the value: scatter() would otherwise scatter a list's elements
         (future,) = self._client.scatter([value], broadcast=True, hash=False)
+        return future
+
+    def _place(self, value: Any, key: str, what: str) -> Shared:
+        if self.placement == "file":
+            return self._store.place(value, key, what)
+        nbytes = value.nbytes if hasattr(value, "nbytes") else payload_nbytes(value)
+        future = self._scatter(value)
+        self._values[key] = value
+        self._futures[key] = future
         return Shared(key, self.backend, self._owner, "dask", future, int(nbytes), what)
 
     def _unplace(self, ref: Shared) -> None:
-        with contextlib.suppress(Exception):  # already released or client closed
-            ref.handle.release()
+        if ref.kind != "dask":
+            FileStore.unplace(ref)
+            return
+        self._values.pop(ref.key, None)
+        future = self._futures.pop(ref.key, ref.handle)
+        for fut in {id(future): future, id(ref.handle): ref.handle}.values():
+            with contextlib.suppress(Exception):  # already released or client closed
+                fut.release()
 
     def _wait_any(self, natives: list[Any], timeout: float) -> list[Any]:
         stream = self._distributed.as_completed(natives, loop=self._client.loop, timeout=timeout)
@@ -128,10 +178,12 @@ class DaskExecutor(BaseExecutor):
 
     def _collect(self, native: Any) -> Outcome:
         try:
-            if native.status == "finished":
-                return native.result(timeout=self.max_wait)
-            exc = native.exception(timeout=self.max_wait)
-            return Outcome.failure(exc if exc is not None else RuntimeError(native.status))
+            if native.status in ("error", "cancelled"):
+                exc = native.exception(timeout=self.max_wait)
+                return Outcome.failure(exc if exc is not None else RuntimeError(native.status))
+            # "finished"; or "lost": a finished result that died with its worker before it
+            # was fetched, which Dask computes again (the task is not the one that crashed)
+            return native.result(timeout=self.max_wait)
         except Exception as exc:  # CancelledError, KilledWorker, FutureCancelledError...
             return Outcome.failure(exc)
 
@@ -141,11 +193,15 @@ class DaskExecutor(BaseExecutor):
         # queue behind it on that worker.
         self._client.cancel(natives)
 
+    @property
+    def share_dirs(self) -> tuple[str, ...]:
+        """Directories of file-placed shares (removed by ``close()``)."""
+        return self._store.dirs
+
     def _shutdown(self) -> None:
-        self._client.close()
-        if self._cluster is not None:
-            self._cluster.close()
-
-
-def _future_of(ref: Shared) -> Any:
-    return ref.handle
+        try:
+            self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+        finally:
+            self._store.close()

@@ -106,9 +106,9 @@ class LithopsExecutor(BaseExecutor):
 
         import numpy as np
 
-        from .local import _is_plain_array
+        from .filestore import is_plain_array
 
-        if _is_plain_array(value):
+        if is_plain_array(value):
             buf = io.BytesIO()
             np.save(buf, value, allow_pickle=False)
             data, fmt = buf.getvalue(), "npy"

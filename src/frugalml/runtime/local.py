@@ -14,10 +14,10 @@ Start-up is not counted against deadlines: the first ``submit`` starts every wor
 until each has imported its libraries (:meth:`LocalExecutor.start` does it explicitly).
 
 Shared values (:meth:`~frugalml.runtime.BaseExecutor.share`) live in a private directory on
-``/dev/shm`` (tmpfs; the system temporary directory where there is none): arrays as ``.npy``
-files that workers memory-map read-only (zero copy), other values as one pickle each, loaded
-once per worker. ``close()`` deletes the directory; so does the garbage collector or the
-interpreter's exit if ``close()`` was never called.
+``/dev/shm`` (:mod:`.filestore`): arrays as ``.npy`` files that workers memory-map read-only
+(zero copy), other values as one pickle each, loaded once per worker. ``close()`` deletes the
+directory; so does the garbage collector or the interpreter's exit if ``close()`` was never
+called.
 
 The thread pool's threads are daemons: a task that hangs does not keep the interpreter alive
 after ``close()``.
@@ -25,28 +25,23 @@ after ``close()``.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
-import shutil
-import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from concurrent import futures as cf
 from typing import Any, Literal
-
-import numpy as np
 
 from .._validate import check_choice, check_int, check_positive_float
 from ..errors import FrugalError, InvalidInputError
 from ._task import Outcome, run_pickled, run_task
 from ._threads import DaemonThreadPool
 from .base import BaseExecutor
-from .shared import Shared, forget
+from .filestore import FileStore
+from .shared import Shared
 
-__all__ = ["LocalExecutor", "share_dir_root"]
+__all__ = ["LocalExecutor"]
 
 _THREAD_ENV = (
     "OMP_NUM_THREADS",
@@ -72,26 +67,6 @@ def _init_worker(blas_threads: int, ready: Any) -> None:
     import cloudpickle  # noqa: F401  (imported before the first task, not during it)
 
     ready.release()
-
-
-def share_dir_root(nbytes: int = 0) -> str:
-    """Where the process pool places a shared value of ``nbytes``: ``/dev/shm`` (tmpfs) if
-    writable with room to spare, else the system temporary directory."""
-    shm = "/dev/shm"
-    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
-        free = shutil.disk_usage(shm).free
-        if nbytes * 1.25 + (64 << 20) < free:
-            return shm
-    return tempfile.gettempdir()
-
-
-def _is_plain_array(value: Any) -> bool:
-    return (
-        isinstance(value, np.ndarray)
-        and type(value) is np.ndarray
-        and not value.dtype.hasobject
-        and value.dtype.fields is None
-    )
 
 
 class LocalExecutor(BaseExecutor):
@@ -156,8 +131,7 @@ class LocalExecutor(BaseExecutor):
         self._pool: Any = None
         self._done_at: dict[int, float] = {}
         self._lock = threading.Lock()
-        self._share_dirs: dict[str, str] = {}  # root -> private directory (mode 0700)
-        self._share_finalizers: list[weakref.finalize] = []
+        self._store = FileStore(self.backend, self._owner)
         #: seconds the process pool took to start (None until started)
         self.start_seconds: float | None = None
 
@@ -269,54 +243,17 @@ class LocalExecutor(BaseExecutor):
     def share_dirs(self) -> tuple[str, ...]:
         """The private directories holding this executor's shared values (removed by
         ``close()``)."""
-        return tuple(self._share_dirs.values())
-
-    def _share_dir_for(self, nbytes: int) -> str:
-        root = share_dir_root(nbytes)
-        if root not in self._share_dirs:
-            path = tempfile.mkdtemp(prefix="frugalml-share-", dir=root)
-            self._share_dirs[root] = path
-            self._share_finalizers.append(weakref.finalize(self, shutil.rmtree, path, True))
-        return self._share_dirs[root]
+        return self._store.dirs
 
     def _place(self, value: Any, key: str, what: str) -> Shared:
         if self.kind == "thread":
             nbytes = int(getattr(value, "nbytes", 0) or 0)
             return Shared(key, self.backend, self._owner, "object", value, nbytes, what)
-        if _is_plain_array(value):
-            folder = self._share_dir_for(value.nbytes)
-            path = os.path.join(folder, f"{key}.npy")
-            kind = "npy"
-            _write_atomic(path, lambda fh: np.save(fh, value, allow_pickle=False))
-        else:
-            import cloudpickle
-
-            data = cloudpickle.dumps(value, protocol=5)
-            folder = self._share_dir_for(len(data))
-            path = os.path.join(folder, f"{key}.pkl")
-            kind = "pickle"
-            _write_atomic(path, lambda fh: fh.write(data))
-        return Shared(key, self.backend, self._owner, kind, path, os.path.getsize(path), what)
+        return self._store.place(value, key, what)
 
     def _unplace(self, ref: Shared) -> None:
-        forget(ref.key)
-        if ref.kind in ("npy", "pickle"):
-            with contextlib.suppress(OSError):
-                os.unlink(ref.handle)
+        FileStore.unplace(ref)
 
     def close(self) -> None:
         super().close()
-        for finalizer in self._share_finalizers:
-            finalizer()  # removes a share directory
-
-
-def _write_atomic(path: str, write: Callable[[Any], Any]) -> None:
-    tmp = path + ".part"
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        self._store.close()
