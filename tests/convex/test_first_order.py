@@ -47,7 +47,9 @@ def test_vector_outputs_equal_separate_solves():
 
 def test_iterates_are_feasible():
     X, y = planted_data(60, 4, 6)
-    res = first_order_sdp(X, y, a=1.0, b=0.0, c=0.0, beta=0.2, tol=1e-9)
+    # tol at the documented floor of the certified gap (~1e-8 relative, set by the L-BFGS-B
+    # refinement): at 1e-9 the gap stalled at 1.8e-9 on some CPUs (OpenBLAS kernels differ)
+    res = first_order_sdp(X, y, a=1.0, b=0.0, c=0.0, beta=0.2, tol=1e-8)
     for Z in (res.Z[0], res.Zp[0]):
         assert np.linalg.eigvalsh(Z).min() >= -1e-10
         assert abs(np.trace(Z[:-1, :-1]) - Z[-1, -1]) <= 1e-6 * max(Z[-1, -1], 1.0)
