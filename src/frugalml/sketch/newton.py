@@ -172,14 +172,10 @@ def newton_shared_task(
     n, d = a.shape
     if loss == "least-squares" or not sketch.streams_rows or n * d * 8 <= _STREAM_BYTES:
         return newton_task(hessian_sqrt(a, x, loss), g, sketch, seed, lam_local, step)
-    smat = sketch.draw(n, rng=seed)
     chunk = max(1, _CHUNK_BYTES // (8 * d))
-    sb = None
-    for start in range(0, n, chunk):
-        part = smat.apply_rows(hessian_sqrt(np.asarray(a[start : start + chunk]), x, loss), start)
-        sb = part if sb is None else sb + part
-    factor = SketchedFactor(sb, lam_local)
-    return step * factor.apply_inverse_gram(g), factor.logdet
+    starts = tuple(range(0, n, chunk))
+    parts = tuple(a[start : start + chunk] for start in starts)  # views, no copy
+    return newton_rows_task(parts, (*starts, n), x, loss, g, sketch, seed, lam_local, step)
 
 
 _STREAM_BYTES = 256 << 20

@@ -547,25 +547,19 @@ def dataplane_figures(data: dict[str, Any]) -> dict[str, Any]:
     if not names:
         return {}
     plt = pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     pos = np.arange(len(names))
-    shared_b = [max(lstsq[b]["bytes_per_task"], 1.0) for b in names]
-    copied_b = [lstsq[b].get("copied", {}).get("bytes_per_task", np.nan) for b in names]
-    ax1.bar(pos - 0.2, shared_b, 0.4, label="placed once")
-    ax1.bar(pos + 0.2, copied_b, 0.4, label="copied per task")
-    ax1.set_yscale("log")
-    ax1.set_xticks(pos, names, fontsize=8)
-    ax1.set_ylabel("bytes sent per task (log)")
-    ax1.set_title("distributed_lstsq: bytes per task")
-    ax1.legend(fontsize=8)
-    shared_t = [lstsq[b]["seconds"] for b in names]
-    copied_t = [lstsq[b].get("copied", {}).get("seconds", np.nan) for b in names]
-    ax2.bar(pos - 0.2, shared_t, 0.4, label="placed once")
-    ax2.bar(pos + 0.2, copied_t, 0.4, label="copied per task")
-    ax2.set_yscale("log")
-    ax2.set_xticks(pos, names, fontsize=8)
-    ax2.set_ylabel("wall seconds (log)")
-    ax2.set_title("distributed_lstsq: wall time")
-    ax2.legend(fontsize=8)
+    for ax, field_, label in zip(
+        axes, ("bytes_per_task", "seconds"), ("bytes sent per task", "wall seconds"), strict=True
+    ):
+        shared = [max(lstsq[b][field_], 1e-3) for b in names]
+        copied = [lstsq[b].get("copied", {}).get(field_, np.nan) for b in names]
+        ax.bar(pos - 0.2, shared, 0.4, label="placed once")
+        ax.bar(pos + 0.2, copied, 0.4, label="copied per task")
+        ax.set_yscale("log")
+        ax.set_xticks(pos, names, fontsize=8)
+        ax.set_ylabel(f"{label} (log)")
+        ax.set_title(f"distributed_lstsq: {label}")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return {"dataplane_lstsq": fig}
