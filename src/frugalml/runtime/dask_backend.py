@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .._validate import check_choice, check_int
+from .._validate import check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
 from ._optional import require
 from ._task import Outcome, payload_nbytes, run_task
@@ -46,6 +46,9 @@ class DaskExecutor(BaseExecutor):
         ``n_workers`` is accepted as an alias of ``workers``.
     allowed_failures:
         Times the scheduler retries a task whose worker died (LocalCluster only).
+    lost_result_wait:
+        Seconds to wait for Dask to recompute a finished result lost with its worker before
+        it was fetched (then the task counts as failed).
     placement:
         Where ``share`` puts values: ``"auto"`` (files on ``/dev/shm`` for a LocalCluster this
         executor started, else scatter), ``"file"`` or ``"scatter"``.
@@ -63,6 +66,7 @@ class DaskExecutor(BaseExecutor):
         processes: bool = True,
         allowed_failures: int = 0,
         placement: str = "auto",
+        lost_result_wait: float = 30.0,
         max_wait: float = 3600.0,
     ):
         super().__init__(max_wait=max_wait)
@@ -74,6 +78,7 @@ class DaskExecutor(BaseExecutor):
         self._values: dict[str, Any] = {}  # key -> the shared value (to scatter it again)
         self._futures: dict[str, Any] = {}  # key -> its current future
         placement = check_choice(placement, "placement", ("auto", "file", "scatter"))
+        self.lost_result_wait = check_positive_float(lost_result_wait, "lost_result_wait")
         if workers is not None and n_workers is not None and workers != n_workers:
             raise InvalidInputError(
                 f"got workers={workers} and n_workers={n_workers}; give only workers"
@@ -181,9 +186,11 @@ class DaskExecutor(BaseExecutor):
             if native.status in ("error", "cancelled"):
                 exc = native.exception(timeout=self.max_wait)
                 return Outcome.failure(exc if exc is not None else RuntimeError(native.status))
-            # "finished"; or "lost": a finished result that died with its worker before it
-            # was fetched, which Dask computes again (the task is not the one that crashed)
-            return native.result(timeout=self.max_wait)
+            if native.status == "finished":
+                return native.result(timeout=self.max_wait)
+            # "lost": a finished result that died with its worker before it was fetched;
+            # Dask computes it again if a worker is left. Wait a bounded time, else erasure.
+            return native.result(timeout=min(self.max_wait, self.lost_result_wait))
         except Exception as exc:  # CancelledError, KilledWorker, FutureCancelledError...
             return Outcome.failure(exc)
 
