@@ -300,3 +300,15 @@ def test_workers_is_the_one_keyword(backend, alias):
         assert ex.workers == 2
     with pytest.raises(InvalidInputError, match="give only workers"):
         make_executor(backend, workers=2, **{alias: 3})
+
+
+def module_loaded(name):
+    return name in sys.modules
+
+
+def test_preload_imports_modules_during_start_up():
+    with make_executor("local", workers=1, preload=("fractions", "frugalml.sketch")) as ex:
+        got = ex.gather([ex.submit(module_loaded, "frugalml.sketch")], deadline=HANG)
+        assert got.results == {0: True}
+    with pytest.raises(InvalidInputError, match="preload"):
+        make_executor("local", preload="frugalml.sketch")

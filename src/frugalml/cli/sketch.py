@@ -126,7 +126,7 @@ def distributed_cmd(
     check_choice(backend, "backend", BACKENDS)
     a, b = load_problem(data, target=target)
     size = 4 * a.shape[1] if m is None else m
-    with make_executor(backend, **concurrent_options(backend, q)) as ex:
+    with make_executor(backend, **_pool_options(backend, q)) as ex:
         res = distributed_lstsq(
             a, b, q, size, sketch=sketch, executor=ex, k=k, deadline=deadline, lam=lam,
             weights=weights, rng=seed,
@@ -193,7 +193,7 @@ def newton_cmd(
     limit_blas_threads(blas_threads)
     check_choice(backend, "backend", BACKENDS)
     a, b = load_problem(data, target=target)
-    with make_executor(backend, **concurrent_options(backend, q)) as ex:
+    with make_executor(backend, **_pool_options(backend, q)) as ex:
         res = distributed_newton(
             a, b, loss=loss, lam=lam, q=q, m=m, sketch=sketch, averaging=averaging,
             weights=weights, executor=ex, k=k, deadline=deadline, max_iter=max_iter, tol=tol,
@@ -217,3 +217,12 @@ def newton_cmd(
         if out is not None:
             console.print(f"x written to {out}")
     return 0
+
+
+def _pool_options(backend: str, q: int) -> dict:
+    """Options for q concurrent tasks; the local pool imports the sketch modules while it
+    starts, so that a --deadline counts the work, not the workers' imports."""
+    options = concurrent_options(backend, q)
+    if backend == "local":
+        options["preload"] = ("frugalml.sketch",)
+    return options

@@ -55,7 +55,7 @@ _THREAD_ENV = (
 _worker_limits: object = None
 
 
-def _init_worker(blas_threads: int, ready: Any) -> None:
+def _init_worker(blas_threads: int, ready: Any, preload: tuple[str, ...] = ()) -> None:
     # Libraries loaded later read the variables; those already loaded (NumPy's OpenBLAS is,
     # since this module imports NumPy) are limited through threadpoolctl.
     global _worker_limits
@@ -64,7 +64,12 @@ def _init_worker(blas_threads: int, ready: Any) -> None:
     from threadpoolctl import threadpool_limits
 
     _worker_limits = threadpool_limits(limits=blas_threads)
+    import importlib
+
     import cloudpickle  # noqa: F401  (imported before the first task, not during it)
+
+    for module in preload:  # the tasks' own modules: imported during start-up, not in a task
+        importlib.import_module(module)
 
     ready.release()
 
@@ -88,6 +93,10 @@ class LocalExecutor(BaseExecutor):
         BLAS/OpenMP threads in each worker process.
     start_timeout:
         Seconds to wait for the process pool's workers to start.
+    preload:
+        Modules every worker process imports while it starts (e.g. ``("frugalml.sketch",)``),
+        so that importing the tasks' libraries is part of start-up, which no deadline counts,
+        rather than of the first task.
     cancel_running:
         ``cancel`` also stops running tasks of the process pool by stopping their workers
         (pebble starts replacements); default False: only queued tasks are dropped.
@@ -106,6 +115,7 @@ class LocalExecutor(BaseExecutor):
         blas_threads: int = 1,
         start_timeout: float = 120.0,
         cancel_running: bool = False,
+        preload: tuple[str, ...] | list[str] = (),
         max_wait: float = 3600.0,
         max_workers: int | None = None,
     ):
@@ -125,6 +135,9 @@ class LocalExecutor(BaseExecutor):
         self.blas_threads = check_int(blas_threads, "blas_threads", low=1)
         self.start_timeout = check_positive_float(start_timeout, "start_timeout")
         self.cancel_running = bool(cancel_running)
+        if isinstance(preload, str) or not all(isinstance(m, str) for m in preload):
+            raise InvalidInputError(f"preload takes a sequence of module names, got {preload!r}")
+        self.preload = tuple(preload)
         self.isolates_processes = kind == "process"
         self.copies_data = kind == "process"
         self.backend = "local" if kind == "process" else "local-thread"
@@ -159,7 +172,7 @@ class LocalExecutor(BaseExecutor):
         pool = pebble.ProcessPool(
             max_workers=self.workers,
             initializer=_init_worker,
-            initargs=(self.blas_threads, ready),
+            initargs=(self.blas_threads, ready, self.preload),
             context=ctx,
         )
         self._pool = pool
