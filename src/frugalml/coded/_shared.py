@@ -12,7 +12,7 @@ from typing import Any
 
 from ..runtime import Shared
 
-__all__ = ["fmt_bytes", "place", "release"]
+__all__ = ["place", "release"]
 
 
 def place(executor: Any, value: Any) -> Any:
@@ -30,13 +30,3 @@ def release(executor: Any, refs: Iterable[Any]) -> None:
     for ref in refs:
         if isinstance(ref, Shared) and (held is None or ref in held):
             executor.release(ref)
-
-
-def fmt_bytes(n: int) -> str:
-    """``n`` bytes as ``"512 B"``, ``"1.5 KiB"``, ``"3.0 MiB"`` or ``"1.2 GiB"``."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if abs(size) < 1024:
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"

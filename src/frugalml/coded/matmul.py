@@ -31,8 +31,8 @@ from .._validate import (
     check_probability,
 )
 from ..errors import InvalidInputError, NotDecodableError
-from ..runtime import Executor, Gathered, Shared, make_executor
-from ._shared import fmt_bytes, place, release
+from ..runtime import Executor, Gathered, Shared, fmt_bytes, make_executor
+from ._shared import place, release
 from .anytime import anytime_estimate, require_sketch_code
 from .base import LinearCode
 from .baselines import GaussianMDS, Replication, Uncoded, VandermondeCode

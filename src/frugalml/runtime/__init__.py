@@ -28,6 +28,7 @@ from .base import (
     TaskFailure,
     TaskHandle,
     TaskTiming,
+    fmt_bytes,
 )
 from .comm import MEASURED, CommModel, measure_comm
 from .factory import BACKENDS, BackendInfo, backend_info, concurrent_options, make_executor
@@ -67,6 +68,7 @@ __all__ = [
     "backend_info",
     "collect_shared",
     "concurrent_options",
+    "fmt_bytes",
     "make_executor",
     "measure_comm",
     "model_from_spec",

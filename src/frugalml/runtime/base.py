@@ -35,6 +35,7 @@ __all__ = [
     "TaskFailure",
     "TaskHandle",
     "TaskTiming",
+    "fmt_bytes",
 ]
 
 StopReason = Literal["all", "k", "deadline", "max_wait", "callback", "exhausted"]
@@ -163,17 +164,19 @@ class Gathered:
             f"{self.backend} ({self.clock} clock): {len(self.results)}/{self.n} succeeded, "
             f"{len(self.failures)} failed, {len(self.pending)} pending after "
             f"{self.elapsed:.3f}s (k={self.k}, stopped by {self.stopped_by}); "
-            f"{_fmt_bytes(self.total_bytes_sent)} sent, "
-            f"{_fmt_bytes(self.total_bytes_received)} received"
+            f"{fmt_bytes(self.total_bytes_sent)} sent, "
+            f"{fmt_bytes(self.total_bytes_received)} received"
         )
 
 
-def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # unreachable
+def fmt_bytes(n: float) -> str:
+    """``n`` bytes as ``"512 B"``, ``"1.5 KiB"``, ``"3.0 MiB"`` or ``"1.2 GiB"``."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if abs(size) < 1024:
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 @runtime_checkable

@@ -37,7 +37,7 @@ from .._validate import (
     check_rng,
 )
 from ..errors import InvalidInputError, TaskFailedError
-from ..runtime import Executor, Gathered, Shared, make_executor
+from ..runtime import Executor, Gathered, Shared, fmt_bytes, make_executor
 from ..runtime.sharded import PlacedRows, as_row_blocks, is_row_sharded
 from .base import Sketch
 from .factory import SKETCHES, make_sketch
@@ -129,19 +129,11 @@ class DistributedResult:
         if self.predicted_error is not None:
             parts.append(f"exact theory {self.predicted_error:.4g}")
         parts.append(
-            f"placed {_fmt_bytes(self.bytes_placed)} once, sent {_fmt_bytes(self.bytes_sent)} "
-            f"({_fmt_bytes(self.bytes_per_task)}/task), received "
-            f"{_fmt_bytes(self.bytes_received)}"
+            f"placed {fmt_bytes(self.bytes_placed)} once, sent {fmt_bytes(self.bytes_sent)} "
+            f"({fmt_bytes(self.bytes_per_task)}/task), received "
+            f"{fmt_bytes(self.bytes_received)}"
         )
         return "; ".join(parts)
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if abs(n) < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def worker_sizes(m: int | Sequence[int], q: int) -> tuple[int, ...]:

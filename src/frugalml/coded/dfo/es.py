@@ -59,8 +59,8 @@ from ..._validate import (
     check_rng,
 )
 from ...errors import InvalidInputError, TaskFailedError
-from ...runtime import Executor, StragglerModel
-from .._shared import fmt_bytes, place, release
+from ...runtime import Executor, StragglerModel, fmt_bytes
+from .._shared import place, release
 from ..base import LinearCode
 from .estimator import (
     CodedDirections,
