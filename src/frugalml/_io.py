@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_directory", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_directory", "atomic_write_bytes", "atomic_write_text", "check_output_path"]
 
 
 def _umask() -> int:
@@ -67,3 +67,38 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_path(path: str | Path, option: str = "--out", *, directory: bool = False) -> Path:
+    """Check, before any work, that ``path`` can be written as a file (or, with
+    ``directory=True``, created or filled as a directory); return it as a ``Path``.
+
+    Raises :class:`~frugalml.errors.InvalidInputError` naming ``option`` when the path is an
+    existing directory (for a file) or file (for a directory), when its parent directory does
+    not exist or is not a directory, or when it cannot be written.
+    """
+    from .errors import InvalidInputError
+
+    path = Path(path).expanduser()
+    if str(path) in ("", "-"):
+        raise InvalidInputError(f"{option}: give a file path")
+    if directory:
+        if path.exists() and not path.is_dir():
+            raise InvalidInputError(f"{option} {path}: is a file, expected a directory")
+        target = path if path.exists() else path.parent
+    else:
+        if path.is_dir():
+            raise InvalidInputError(f"{option} {path}: is a directory; give a file name inside it")
+        target = path.parent
+    target = target if str(target) else Path(".")
+    if not target.exists():
+        raise InvalidInputError(
+            f"{option} {path}: the directory {target} does not exist; create it first"
+        )
+    if not target.is_dir():
+        raise InvalidInputError(f"{option} {path}: {target} is not a directory")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"{option} {path}: the directory {target} is not writable")
+    if not directory and path.exists() and not os.access(path, os.W_OK):
+        raise InvalidInputError(f"{option} {path}: the file exists and is not writable")
+    return path

@@ -16,6 +16,7 @@ __all__ = [
     "NotDecodableError",
     "SharedDataLostError",
     "TaskFailedError",
+    "TooLargeError",
 ]
 
 
@@ -29,6 +30,11 @@ class InvalidInputError(FrugalError, ValueError):
 
 class InfeasibleError(FrugalError, ValueError):
     """The problem has no solution as posed (e.g. a memory budget below the minimum)."""
+
+
+class TooLargeError(FrugalError, ValueError):
+    """The requested sizes would need more memory than this machine has (checked before the
+    work starts, with the estimate and the machine's available memory in the message)."""
 
 
 class NotDecodableError(FrugalError, RuntimeError):
