@@ -52,7 +52,7 @@ def test_report_writes_html_json_png_and_records_failures(tmp_path, fake_registr
     assert set(out.failures) == {"broken"}
     assert "benchmark exploded" in out.failures["broken"]
     rows = {r[0]: r for r in out.summary.rows}
-    assert rows["fake"][1:3] == ("ok", "quick=True")
+    assert rows["fake"][1:4] == ("ok", "not checked (quick size)", "quick=True")
     assert rows["broken"][1] == "failed"
     index = (tmp_path / "rep" / "index.html").read_text()
     assert "Fake area" in index and "x&lt;y" in index  # escaped

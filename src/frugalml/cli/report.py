@@ -8,6 +8,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..report import get, registered, run_report
+from ..report.outdir import prepare_output
 from ..report.output import rich_table
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
 
@@ -18,12 +19,22 @@ def report(
     quick: bool = typer.Option(True, "--quick/--full", help="Quick sizes (default) or full."),
     out: Path = typer.Option(Path("frugalml-report"), "--out", "-o", help="Output directory."),
     area: list[str] = typer.Option(None, "--area", "-a", help="Only these areas (repeatable)."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Write into OUT even if it holds files frugalml did not write (they are kept).",
+    ),
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:
-    """Run the area benchmarks and write OUT/index.html with tables and plots."""
+    """Run the area benchmarks and write OUT/index.html with tables and plots.
+
+    OUT must be new, empty, or an earlier report (it keeps a manifest of the files it wrote
+    and replaces only those); other files in OUT are never deleted or overwritten.
+    """
     limit_blas_threads(blas_threads)
     names = [get(a).name for a in area] if area else [b.name for b in registered()]
+    prepare_output(out, force=force)  # before any benchmark: a clear error, no wasted work
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -37,7 +48,7 @@ def report(
         def progress(a: str, step: str, fraction: float) -> None:
             bar.update(tasks[a], completed=fraction, step=step)
 
-        outcome = run_report(out, quick=quick, areas=area or None, progress=progress)
+        outcome = run_report(out, quick=quick, areas=area or None, progress=progress, force=force)
     index = outcome.out_dir / "index.html"
     if json_out:
         emit_json(

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_bytes, atomic_write_text
+from .._io import atomic_write_bytes
 from .results import BenchResult, Table
 
-__all__ = ["figure_png", "pyplot", "rich_table", "save_png", "save_result"]
+__all__ = ["figure_png", "pyplot", "result_files", "rich_table", "save_png", "save_result"]
 
 
 def pyplot() -> Any:
@@ -38,23 +38,30 @@ def figure_png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def result_files(result: BenchResult) -> dict[str, bytes]:
+    """The files of one result, rendered in memory: ``<name>_<figure>.png`` for each figure
+    (in order) and ``<name>.json`` last."""
+    files: dict[str, bytes] = {}
+    for fig_name, fig in result.figures.items():
+        files[f"{result.name}_{fig_name}.png"] = figure_png(fig)
+    payload = result.as_dict()
+    payload["figures"] = {k: f"{result.name}_{k}.png" for k in result.figures}
+    files[f"{result.name}.json"] = json.dumps(payload, indent=2, default=_jsonable).encode()
+    return files
+
+
 def save_result(result: BenchResult, directory: str | Path) -> dict[str, Path]:
     """Write ``<name>.json`` and ``<name>_<figure>.png`` into ``directory`` (atomically).
 
     Returns the written paths by kind (``"json"`` and each figure name).
     """
     directory = Path(directory)
-    written: dict[str, Path] = {}
-    for fig_name, fig in result.figures.items():
-        written[fig_name] = atomic_write_bytes(
-            directory / f"{result.name}_{fig_name}.png", figure_png(fig)
-        )
-    payload = result.as_dict()
-    payload["figures"] = {k: p.name for k, p in written.items()}
-    written["json"] = atomic_write_text(
-        directory / f"{result.name}.json", json.dumps(payload, indent=2, default=_jsonable)
-    )
-    return written
+    kinds = [*result.figures, "json"]
+    files = result_files(result)
+    return {
+        kind: atomic_write_bytes(directory / name, data)
+        for kind, (name, data) in zip(kinds, files.items(), strict=True)
+    }
 
 
 def _jsonable(obj: Any) -> Any:

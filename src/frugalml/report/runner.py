@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .._io import atomic_directory, atomic_write_text
 from .html import render_index
-from .output import save_result
+from .outdir import prepare_output
+from .output import result_files
 from .registry import AreaBenchmark, Progress, get, registered
 from .results import BenchResult, Table, machine_info
 
@@ -35,14 +35,21 @@ def run_report(
     quick: bool = True,
     areas: list[str] | None = None,
     progress: Callable[[str, str, float], None] | None = None,
+    force: bool = False,
 ) -> ReportOutcome:
     """Run area benchmarks (all registered ones by default) and write the report.
 
     ``progress(area, step, fraction)`` is called as each benchmark advances. A benchmark that
     raises is recorded as failed (with its traceback in the report) and the others still run.
-    The output directory is replaced atomically when everything is written.
+
+    The output directory is checked before any benchmark runs (see
+    :func:`.outdir.prepare_output`): it must be new, empty or hold only an earlier report's
+    files, unless ``force``. The report writes only its own files (each atomically, after all
+    of them are rendered), replaces only the files of its previous run, and never deletes
+    anything else.
     """
     benches: list[AreaBenchmark] = [get(a) for a in areas] if areas else registered()
+    out = prepare_output(out_dir, force=force)
     machine = machine_info()
     results: list[BenchResult] = []
     failures: dict[str, str] = {}
@@ -58,6 +65,7 @@ def run_report(
                 (
                     bench.name,
                     "failed",
+                    "-",
                     failures[bench.name].strip().splitlines()[-1],
                     time.perf_counter() - t0,
                 )
@@ -68,15 +76,21 @@ def run_report(
                 progress(bench.name, "done", 1.0)
         res = replace(res, machine=machine, seconds=time.perf_counter() - t0)
         results.append(res)
-        rows.append((bench.name, "ok", res.headline, res.seconds))
-    summary = Table("Summary", ("area", "status", "headline", "seconds"), tuple(rows))
-    out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
-        figures = {}
-        for res in results:
-            written = save_result(res, tmp)
-            figures[res.name] = {k: p.name for k, p in written.items() if k != "json"}
-        atomic_write_text(
-            tmp / "index.html", render_index(summary, results, figures, failures, machine, quick)
-        )
-    return ReportOutcome(out_dir, summary, tuple(results), failures)
+        rows.append((bench.name, "ok", res.goal_status(quick), res.headline, res.seconds))
+    summary = Table(
+        "Summary",
+        ("area", "run", "goal", "headline", "seconds"),
+        tuple(rows),
+        note="run: whether the benchmark ran to the end; goal: whether the area's stated goal "
+        "was met (goals are checked at full size, `frugalml report --full`).",
+    )
+    files: dict[str, bytes] = {}
+    figures = {}
+    for res in results:
+        files.update(result_files(res))
+        figures[res.name] = {k: f"{res.name}_{k}.png" for k in res.figures}
+    files["index.html"] = render_index(summary, results, figures, failures, machine, quick).encode(
+        "utf-8"
+    )
+    out.write(files)
+    return ReportOutcome(out.path, summary, tuple(results), failures)
