@@ -33,7 +33,7 @@ from ...runtime import (
 )
 from ..output import pyplot
 from ..registry import Progress
-from ..results import BenchResult, Table
+from ..results import NO_GOAL, BenchResult, Table
 
 __all__ = ["run"]
 
@@ -133,6 +133,7 @@ def run(
     if not stragglers:
         return BenchResult(
             name="runtime",
+            status=NO_GOAL,
             title="Runtime: data plane",
             headline=_dataplane_headline(dp_data),
             tables=dp_tables,
@@ -209,6 +210,7 @@ def run(
     )
     return BenchResult(
         name="runtime",
+        status=NO_GOAL,
         title="Runtime: first k of n",
         headline=headline,
         tables=tables,
