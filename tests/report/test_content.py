@@ -3,6 +3,7 @@ the ECC benchmark reads checkpoints without unpickling code."""
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 from pathlib import Path
@@ -114,3 +115,44 @@ def test_ecc_checkpoint_metadata_is_read_without_unpickling(tmp_path, monkeypatc
     with pytest.raises(Exception):  # noqa: B017 - torch's refusal; the point is no payload run
         ecc._neural(code, "gru", 1, lambda *a: None, 0.0, path=evil)
     assert not payload.marker.exists()
+
+
+def _committed_tables():
+    for path in sorted(RESULTS.glob("*.json")):
+        for t in json.loads(path.read_text()).get("tables", []):
+            yield pytest.param(t, id=f"{path.stem}:{t['title'][:30]}")
+
+
+@pytest.mark.parametrize("raw", list(_committed_tables()))
+def test_terminal_tables_fit_100_columns_and_keep_numbers_whole(raw):
+    from rich.console import Console
+
+    from frugalml.report.output import fmt, rich_table
+
+    table = Table(raw["title"], tuple(raw["columns"]), tuple(map(tuple, raw["rows"])), raw["note"])
+    console = Console(width=200, record=True, color_system=None, file=io.StringIO())
+    console.print(rich_table(table))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "…" not in text  # nothing truncated
+    lines = text.splitlines()
+    for row in table.rows:
+        for v in row:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                assert any(fmt(v) in line for line in lines), fmt(v)  # on one line
+
+
+def test_wide_table_is_split_into_groups_repeating_the_first_column():
+    from rich.console import Console
+
+    from frugalml.report.output import rich_table
+
+    columns = ("name", *(f"value {i}" for i in range(14)))
+    table = Table("wide", columns, (("a long row name", *(1.2345678e-10 * i for i in range(14))),))
+    console = Console(width=200, record=True, color_system=None, file=io.StringIO())
+    console.print(rich_table(table))
+    text = console.export_text()
+    assert "wide (continued)" in text
+    assert text.count("a long row name") == 2
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "1.235e-09" in text and "value 13" in text

@@ -139,3 +139,18 @@ def test_dataplane_serverless_section_coded_beats_wait_all():
         assert coded < uncoded
         first_k = cases[f"newton/{label}/first 3/4 of q"]["sim_seconds"]
         assert first_k < cases[f"newton/{label}/wait for all q"]["sim_seconds"]
+
+
+def test_index_has_contents_and_one_figure_per_area_at_the_top(tmp_path, fake_registry):
+    run_report(tmp_path / "rep", quick=True)
+    index = (tmp_path / "rep" / "index.html").read_text()
+    contents = index.index("<h2>Contents</h2>")
+    glance = index.index("<h2>At a glance</h2>")
+    first_section = index.index("<h2 id='area-fake'>")
+    assert contents < glance < first_section
+    toc = index[contents:glance]
+    assert "href='#area-fake'>Fake area</a>" in toc and "not checked (quick size)" in toc
+    assert "href='#area-broken'>broken</a>" in toc and "status-failed" in toc
+    assert "<h2 id='area-broken' class='failed'>" in index
+    top = index[glance:first_section]
+    assert top.count("<img ") == 1 and "fake_line.png" in top

@@ -74,16 +74,94 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def rich_table(table: Table):
-    """A ``rich.table.Table`` for terminal output."""
+TERMINAL_WIDTH = 100
+"""Tables printed by ``frugalml report`` fit a terminal this wide."""
+
+_TEXT_MIN = 14  # narrowest a text column (or header) is folded to
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _min_widths(table: Table) -> list[int]:
+    """Per column, the narrowest width that keeps every number on one line."""
+    widths = []
+    for j, col in enumerate(table.columns):
+        cells = [row[j] for row in table.rows]
+        numbers = [len(fmt(v)) for v in cells if _is_number(v) or v is None]
+        texts = [len(fmt(v)) for v in cells if not (_is_number(v) or v is None)]
+        header_word = max((len(w) for w in col.split()), default=1)
+        widths.append(
+            max(
+                max(numbers, default=1),
+                min(max(texts, default=1), _TEXT_MIN),
+                min(header_word, _TEXT_MIN),
+            )
+        )
+    return widths
+
+
+def _column_groups(table: Table, width: int) -> list[list[int]]:
+    """Split columns into groups that fit ``width``; every group repeats column 0."""
+    need = _min_widths(table)
+    cost = [w + 3 for w in need]  # one space of padding each side + a border
+    groups: list[list[int]] = []
+    current = [0]
+    used = 1 + cost[0]
+    for j in range(1, len(table.columns)):
+        if len(current) > 1 and used + cost[j] > width:
+            groups.append(current)
+            current, used = [0], 1 + cost[0]
+        current.append(j)
+        used += cost[j]
+    groups.append(current)
+    return groups
+
+
+def _fit(widths: dict[int, int], need: list[int], budget: int) -> dict[int, int]:
+    """Narrow the widest columns (never below ``need``) until the widths sum to ``budget``."""
+    widths = dict(widths)
+    while sum(widths.values()) > budget:
+        shrinkable = [j for j, w in widths.items() if w > need[j]]
+        if not shrinkable:
+            break
+        j = max(shrinkable, key=lambda k: widths[k])
+        widths[j] -= 1
+    return widths
+
+
+def rich_table(table: Table, width: int = TERMINAL_WIDTH):
+    """A rich renderable of ``table`` that fits ``width`` columns: names and headers wrap,
+    numbers never do; a table too wide even so is split into column groups, each repeating
+    the first column."""
+    from rich.console import Group
     from rich.table import Table as RichTable
 
-    out = RichTable(title=table.title, caption=table.note or None)
-    for col in table.columns:
-        out.add_column(col, justify="right")
-    for row in table.rows:
-        out.add_row(*(fmt(v) for v in row))
-    return out
+    need = _min_widths(table)
+    natural = [
+        max([len(col), *(len(fmt(row[j])) for row in table.rows)])
+        for j, col in enumerate(table.columns)
+    ]
+    groups = _column_groups(table, width) if table.columns else [[]]
+    parts = []
+    for g, cols in enumerate(groups):
+        widths = _fit({j: natural[j] for j in cols}, need, width - 3 * len(cols) - 1)
+        title = table.title if g == 0 else f"{table.title} (continued)"
+        last = g == len(groups) - 1
+        out = RichTable(title=title, caption=(table.note or None) if last else None)
+        for j in cols:
+            numeric = all(_is_number(row[j]) or row[j] is None for row in table.rows)
+            out.add_column(
+                table.columns[j],
+                justify="right" if numeric else "left",
+                width=widths[j],
+                overflow="fold",
+            )
+        for row in table.rows:
+            out.add_row(*(fmt(row[j]) for j in cols))
+        parts.append(out)
+    return parts[0] if len(parts) == 1 else Group(*parts)
 
 
 def fmt(value: Any) -> str:
