@@ -45,6 +45,7 @@ def test_model_export_matches_library(saved, tmp_path, capsys):
         "quant",
         "model",
         path,
+        "--trust-pickle",
         "--calib",
         calib_path,
         "--out",
@@ -95,7 +96,16 @@ def test_eval_digits_json(capsys):
 def test_bad_options_one_line_error(saved, tmp_path, capsys, args, message):
     _, path, calib_path, _ = saved
     code, _, err = run_cli(
-        capsys, "quant", "model", path, "--calib", calib_path, "--out", tmp_path / "q.pt", *args
+        capsys,
+        "quant",
+        "model",
+        path,
+        "--trust-pickle",
+        "--calib",
+        calib_path,
+        "--out",
+        tmp_path / "q.pt",
+        *args,
     )
     assert code == 2
     assert err.startswith("frugalml: error:") and message in err
@@ -118,11 +128,209 @@ def test_bad_files(tmp_path, saved, capsys):
     bad = tmp_path / "calib.txt"
     bad.write_text("1 2 3")
     code, _, err = run_cli(
-        capsys, "quant", "model", path, "--calib", bad, "--out", tmp_path / "q.pt"
+        capsys, "quant", "model", path, "--trust-pickle", "--calib", bad, "--out", tmp_path / "q.pt"
     )
-    assert code == 2 and ".pt, .npy or .npz" in err
+    assert code == 2 and ".npy" in err and ".npz" in err and ".pt" in err
     np.save(tmp_path / "nan.npy", np.full((4, 1, 16), np.nan))
     code, _, err = run_cli(
-        capsys, "quant", "model", path, "--calib", tmp_path / "nan.npy", "--out", tmp_path / "q.pt"
+        capsys,
+        "quant",
+        "model",
+        path,
+        "--trust-pickle",
+        "--calib",
+        tmp_path / "nan.npy",
+        "--out",
+        tmp_path / "q.pt",
     )
     assert code == 2 and ("finite" in err.lower() or "nan" in err.lower())
+
+
+# ------------------------------------------------------------------------ untrusted files
+class _Payload:
+    """Unpickling this runs ``open(marker, "w")``: a stand-in for arbitrary code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("frugalml: error:"), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("how", ["raw-pickle", "torch-save", "in-a-dict"])
+def test_malicious_pickle_is_not_run(tmp_path, saved, capsys, how):
+    import pickle
+
+    _, _, calib_path, _ = saved
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    if how == "raw-pickle":
+        evil.write_bytes(pickle.dumps(_Payload(marker)))
+    elif how == "torch-save":
+        torch.save(_Payload(marker), evil)
+    else:
+        torch.save({"state": _Payload(marker)}, evil)
+    code, out, err = run_cli(
+        capsys, "quant", "model", evil, "--calib", calib_path, "--out", tmp_path / "q.pt"
+    )
+    assert code == 2 and out == ""
+    assert "--trust-pickle" in _one_line_error(err)
+    assert not marker.exists()
+    assert not (tmp_path / "q.pt").exists()
+
+
+def test_whole_model_needs_trust_pickle(saved, tmp_path, capsys):
+    _, path, calib_path, _ = saved
+    code, _, err = run_cli(
+        capsys, "quant", "model", path, "--calib", calib_path, "--out", tmp_path / "q.pt"
+    )
+    assert code == 2
+    line = _one_line_error(err)
+    assert "--trust-pickle" in line and "runs code" in line
+
+
+def test_trust_pickle_help_says_why_it_is_dangerous(capsys):
+    from typer.testing import CliRunner
+
+    from frugalml.cli import app
+
+    result = CliRunner().invoke(app, ["quant", "model", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "--trust-pickle" in text and "DANGEROUS" in text and "runs code" in text
+
+
+def test_state_dict_is_refused_with_a_hint(saved, tmp_path, capsys):
+    model, _, calib_path, _ = saved
+    sd = tmp_path / "sd.pt"
+    torch.save(model.state_dict(), sd)
+    code, _, err = run_cli(
+        capsys, "quant", "model", sd, "--calib", calib_path, "--out", tmp_path / "q.pt"
+    )
+    assert code == 2 and "state_dict" in _one_line_error(err)
+
+
+# ------------------------------------------------------------------------ outputs and sizes
+@pytest.mark.parametrize("where", ["dir", "missing-parent"])
+def test_out_checked_before_any_work(saved, tmp_path, capsys, where):
+    _, path, _, _ = saved
+    out = tmp_path if where == "dir" else tmp_path / "no" / "q.pt"
+    # the calibration file does not exist either: --out is checked first
+    code, _, err = run_cli(
+        capsys, "quant", "model", path, "--calib", tmp_path / "nope.npy", "--out", out
+    )
+    assert code == 2 and "--out" in _one_line_error(err)
+
+
+def test_memory_guard_refuses_large_calibration(saved, tmp_path, capsys, monkeypatch):
+    _, path, calib_path, _ = saved
+    monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", "2000")
+    code, _, err = run_cli(
+        capsys, "quant", "model", path, "--trust-pickle", "--calib", calib_path,
+        "--out", tmp_path / "q.pt",
+    )  # fmt: skip
+    line = _one_line_error(err)
+    assert code == 2 and "calibration" in line and "available" in line
+    assert not (tmp_path / "q.pt").exists()
+
+
+def test_gptq_memory_guard(monkeypatch):
+    from frugalml.errors import TooLargeError
+    from frugalml.quant import quantize_model
+
+    monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", str(64 * 64 * 8))  # < one 64 x 64 Gram
+    with pytest.raises(TooLargeError, match="gptq"):
+        quantize_model(torch.nn.Linear(64, 8).eval(), torch.ones(4, 64), rounding="gptq")
+
+
+# ------------------------------------------------------------------------ calibration formats
+class _TwoInputs(torch.nn.Module):
+    """A model called with keywords, like a Hugging Face model: model(input_ids=, mask=)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(10, 8)
+        self.proj = torch.nn.Linear(8, 4)
+
+    def forward(self, input_ids, mask):
+        h = self.embed(input_ids) * mask.unsqueeze(-1)
+        return self.proj(h).sum(1)
+
+
+class _OneDict(_TwoInputs):
+    """A model called with one dict, like a SentenceTransformer: model({"input_ids": ...})."""
+
+    def forward(self, features):
+        return super().forward(features["input_ids"], features["mask"])
+
+
+@pytest.mark.parametrize(("cls", "call"), [(_TwoInputs, "kwargs"), (_OneDict, "positional")])
+def test_dict_calibration_npz(tmp_path, capsys, cls, call):
+    torch.manual_seed(0)
+    model = cls().eval()
+    torch.save(model, tmp_path / "m.pt")
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 10, size=(40, 6))
+    mask = (rng.random((40, 6)) > 0.2).astype(np.int64)
+    np.savez(tmp_path / "c.npz", input_ids=ids, mask=mask)
+    code, out, err = run_cli(
+        capsys, "quant", "model", tmp_path / "m.pt", "--trust-pickle", "--calib",
+        tmp_path / "c.npz", "--calib-call", call, "--out", tmp_path / "q.pt", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    payload = json.loads(out)
+    assert [lay["name"] for lay in payload["layers"]] == ["proj"]
+    assert any("embed" in w for w in payload["warnings"])  # the Embedding stays float
+
+
+def test_wrong_calibration_call_is_a_clean_error(tmp_path, capsys):
+    torch.save(_OneDict().eval(), tmp_path / "m.pt")
+    ids = np.zeros((4, 6), dtype=np.int64)
+    np.savez(tmp_path / "c.npz", input_ids=ids, mask=ids)
+    code, _, err = run_cli(
+        capsys, "quant", "model", tmp_path / "m.pt", "--trust-pickle", "--calib",
+        tmp_path / "c.npz", "--out", tmp_path / "q.pt",
+    )  # fmt: skip
+    line = _one_line_error(err)
+    assert code == 2 and "calibration batch 0" in line and "dict of tensors" in line
+
+
+# ------------------------------------------------------------------------ the per-layer table
+class _Deep(torch.nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.blocks = torch.nn.ModuleDict(
+            {f"encoder_layer_{i}_attention_output_dense_projection": torch.nn.Linear(4, 4)
+             for i in range(n)}
+        )  # fmt: skip
+
+    def forward(self, x):
+        for m in self.blocks.values():
+            x = m(x)
+        return x
+
+
+def test_layer_table_fits_100_columns_and_shows_the_worst(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    from frugalml.cli import quant as qcli
+
+    monkeypatch.setattr(qcli.console, "_width", 100)
+    torch.manual_seed(0)
+    torch.save(_Deep(20).eval(), tmp_path / "m.pt")
+    np.save(tmp_path / "c.npy", np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32))
+    args = ("quant", "model", tmp_path / "m.pt", "--trust-pickle", "--calib", tmp_path / "c.npy",
+            "--out", tmp_path / "q.pt")  # fmt: skip
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert "worst" in out and "--all" in out
+    assert out.count("│ blocks.encoder") == qcli.WORST_LAYERS
+    code, out, _ = run_cli(capsys, *args, "--all")
+    assert code == 0 and out.count("│ blocks.encoder") == 20
+    assert max(len(line) for line in out.splitlines()) <= 100

@@ -7,15 +7,24 @@ Inference" (arXiv 1902.06822).
 from __future__ import annotations
 
 import io
+import pickle
+import re
 import time
 import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, check_output_path
+from .._resources import check_memory
 from .._validate import check_choice
 from ..errors import InvalidInputError
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
@@ -40,31 +49,210 @@ ACT_RESIDUAL = typer.Option(
 )
 ROUNDING = typer.Option("nearest", help="nearest (the paper's) | gptq (error-compensated).")
 WEIGHTS_ONLY = typer.Option(False, "--weights-only", help="Keep activations in float.")
+ALL_LAYERS = typer.Option(
+    False, "--all", help="List every layer (default: the worst-quantized ones)."
+)
+#: layers the table shows without --all (the worst by relative weight MSE)
+WORST_LAYERS = 12
+#: progress and status go to stderr, so stdout holds only the result (tables or --json)
+err_console = Console(stderr=True)
 
 
-def _load_tensor(path: Path) -> Any:
-    """A calibration tensor from .pt (a tensor), .npy or .npz (its first array)."""
+@contextmanager
+def _progress(disable: bool) -> Iterator[Callable[[str, float], None]]:
+    """A rich progress bar on stderr fed by ``progress(message, fraction)`` callbacks; shown
+    only once work starts (an early error leaves the terminal clean), cleared when done."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    bar = Progress(*columns, console=err_console, disable=disable, transient=True)
+    task: list[Any] = []
+
+    def update(message: str, fraction: float) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task("", total=1.0))
+        bar.update(task[0], completed=min(max(fraction, 0.0), 1.0), description=escape(message))
+
+    try:
+        yield update
+    finally:
+        if task:
+            bar.stop()
+
+
+def _stage(
+    update: Callable[[str, float], None], lo: float, hi: float
+) -> Callable[[str, float], None]:
+    """The callback of one stage that fills the part [lo, hi] of the whole bar."""
+    return lambda message, fraction: update(message, lo + (hi - lo) * fraction)
+
+
+#: calibration arrays: floats become float32, integers (token ids, masks) int64
+_CALIB_HELP = (
+    "a .npy array, a .npz (one array, or several named ones passed as keyword arguments, e.g. "
+    "input_ids and attention_mask), or a .pt holding a tensor or a dict of tensors"
+)
+
+
+def _calib_tensor(value: Any, where: str) -> Any:
+    import torch
+
+    array = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    if array.dtype.kind == "f":
+        dtype = torch.float32
+    elif array.dtype.kind in "iub":
+        dtype = torch.int64
+    else:
+        raise InvalidInputError(
+            f"{where} holds {array.dtype} values; calibration inputs must be numbers"
+        )
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise InvalidInputError(
+            f"{where} must have a batch dimension with at least one sample, got shape "
+            f"{tuple(array.shape)}"
+        )
+    return torch.as_tensor(np.ascontiguousarray(array)).to(dtype)
+
+
+def _calib_bytes(path: Path) -> int:
+    """Bytes the calibration inputs take once loaded (as float32/int64; header only)."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        return int(arr.size) * 8
+    if suffix == ".npz":
+        with zipfile.ZipFile(path) as z:
+            return 2 * sum(info.file_size for info in z.infolist())
+    return 2 * path.stat().st_size
+
+
+def _load_calib(path: Path) -> Any:
+    """Calibration inputs (never unpickles): a tensor, or a dict of named tensors."""
     import torch
 
     if not path.exists():
-        raise InvalidInputError(f"calibration file {path} does not exist")
+        raise InvalidInputError(f"--calib: calibration file {path} does not exist")
+    if path.is_dir():
+        raise InvalidInputError(f"--calib {path} is a directory; give {_CALIB_HELP}")
     suffix = path.suffix.lower()
-    if suffix == ".pt":
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(data, torch.Tensor):
-            raise InvalidInputError(f"{path} must hold one tensor, got {type(data).__name__}")
-        return data.float()
-    if suffix == ".npy":
-        return torch.as_tensor(np.load(path)).float()
-    if suffix == ".npz":
-        with np.load(path) as z:
-            if not z.files:
-                raise InvalidInputError(f"{path} holds no arrays")
-            return torch.as_tensor(z[z.files[0]]).float()
-    raise InvalidInputError(f"calibration file must be .pt, .npy or .npz, got {path.name!r}")
+    if suffix not in (".pt", ".npy", ".npz"):
+        raise InvalidInputError(f"--calib must be {_CALIB_HELP}; got {path.name!r}")
+    try:
+        nbytes = _calib_bytes(path)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise InvalidInputError(f"--calib {path} is not a valid {suffix} file: {exc}") from None
+    check_memory(
+        nbytes,
+        f"the calibration inputs in {path.name}",
+        fix="use fewer calibration samples (a few hundred are enough)",
+    )
+    try:
+        if suffix == ".pt":
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        elif suffix == ".npy":
+            data = np.load(path, allow_pickle=False)
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                data = {name: z[name] for name in z.files}
+    except Exception as exc:  # garbage, a truncated file, an object array (needs pickle)
+        reason = " ".join(str(exc).split())[:200]
+        raise InvalidInputError(
+            f"--calib {path} could not be read as {suffix} ({type(exc).__name__}: {reason}); "
+            f"give {_CALIB_HELP}"
+        ) from None
+    if isinstance(data, dict):
+        if not data:
+            raise InvalidInputError(f"--calib {path} holds no arrays")
+        if not all(isinstance(k, str) for k in data):
+            raise InvalidInputError(f"--calib {path}: a dict's keys must be argument names")
+        if len(data) == 1 and suffix == ".npz":
+            return _calib_tensor(next(iter(data.values())), f"--calib {path}")
+        return {k: _calib_tensor(v, f"--calib {path} [{k!r}]") for k, v in data.items()}
+    if isinstance(data, (np.ndarray, torch.Tensor)):
+        return _calib_tensor(data, f"--calib {path}")
+    raise InvalidInputError(f"--calib {path} holds a {type(data).__name__}; give {_CALIB_HELP}")
 
 
-def _quantize(model, calib, w_bits, a_bits, method, residual, act_residual, rounding, weights_only):
+def _load_model(path: Path, trust_pickle: bool) -> Any:
+    """A whole ``nn.Module`` from ``torch.save(model, path)``; unpickles only with
+    ``trust_pickle`` (a pickle runs code of the file's choosing while it loads)."""
+    import torch
+
+    if not path.exists():
+        raise InvalidInputError(f"model file {path} does not exist")
+    if path.is_dir():
+        raise InvalidInputError(f"model file {path} is a directory; give a .pt file")
+    try:
+        with warnings.catch_warnings():  # (torch warns about the pickle protocol of raw pickles)
+            warnings.simplefilter("ignore")
+            model = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError as exc:
+        if not trust_pickle and "weights_only" in str(exc).lower():
+            raise InvalidInputError(
+                f"{path} holds pickled Python objects (a whole saved model), which a safe load "
+                "refuses: unpickling it runs code of the file's choosing. If you made it or "
+                "trust its source, pass --trust-pickle"
+            ) from None
+        reason = " ".join(str(exc).split())[:200]
+        raise InvalidInputError(f"could not load a torch model from {path}: {reason}") from None
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise InvalidInputError(
+            f"could not load a torch model from {path} ({type(exc).__name__}: {reason})"
+        ) from None
+    if not isinstance(model, torch.nn.Module):
+        raise InvalidInputError(
+            f"{path} holds a {type(model).__name__}, not an nn.Module (a state_dict has no "
+            "architecture); save the whole model with torch.save(model, path) and load it with "
+            "--trust-pickle"
+        )
+    return model
+
+
+def _calib_arguments(data: Any, call: str) -> Any:
+    """quantize_model's calib_data: a dict passed as keywords (model(**d)) or, with
+    ``--calib-call positional``, as the one argument (model(d), e.g. a SentenceTransformer)."""
+    if not isinstance(data, dict) or call == "kwargs":
+        return data
+    n = {v.shape[0] for v in data.values()}
+    if len(n) > 1:
+        raise InvalidInputError(f"--calib arrays must share one batch size, got {sorted(n)}")
+    size = n.pop()
+    step = 32
+    return [({k: v[i : i + step] for k, v in data.items()},) for i in range(0, size, step)]
+
+
+def _model_bytes(model: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+
+
+def _check_options(w_bits, a_bits, method, residual, act_residual, rounding, weights_only):
+    """The quantization options, checked before any file is read or model trained."""
+    from ..quant.convert import check_options
+
+    try:
+        check_options(
+            w_bits=w_bits,
+            a_bits=a_bits,
+            method=method,
+            rounding=rounding,
+            residual=residual,
+            act_residual=act_residual,
+            quantize_activations=not weights_only,
+        )
+    except InvalidInputError as exc:  # name the CLI options, not the Python arguments
+        names = ("act_residual", "w_bits", "a_bits", "method", "rounding", "residual")
+        text = re.sub(
+            r"^\w+", lambda m: "--" + m[0].replace("_", "-") if m[0] in names else m[0], str(exc)
+        )
+        text = text.replace(
+            "quantize_activations=True", "activation quantization (no --weights-only)"
+        )
+        raise InvalidInputError(text) from None
+
+
+def _quantize(
+    model, calib, w_bits, a_bits, method, residual, act_residual, rounding, weights_only, progress
+):
     from ..quant.convert import quantize_model
 
     return quantize_model(
@@ -77,22 +265,42 @@ def _quantize(model, calib, w_bits, a_bits, method, residual, act_residual, roun
         act_residual=act_residual,
         rounding=rounding,
         quantize_activations=not weights_only,
+        progress=progress,
     )
 
 
-def _layer_table(report) -> Any:
+def _layer_table(report, show_all: bool) -> Any:
+    """Per-layer table that fits 100 columns: names wrap, numbers do not; without ``show_all``
+    only the worst-quantized layers (by relative weight MSE), the rest counted in the caption."""
     from rich.table import Table
 
-    table = Table(title=report.summary())
-    for col in ("layer", "kind", "weight rel. MSE", "residual kernels", "a_bits", "input residual"):
-        table.add_column(col, justify="right")
-    for layer in report.layers:
+    head = report.summary().splitlines()[0]
+    layers = list(report.layers)
+    hidden = 0
+    if not show_all and len(layers) > WORST_LAYERS:
+        keep = sorted(layers, key=lambda lay: -lay.weight_rel_mse)[:WORST_LAYERS]
+        hidden = len(layers) - len(keep)
+        layers = [lay for lay in report.layers if lay in keep]
+    caption = (
+        f"the {len(layers)} worst of {len(report.layers)} layers by weight rel. MSE; --all lists "
+        "every layer"
+        if hidden
+        else None
+    )
+    table = Table(title=escape(head), caption=caption)
+    table.add_column("layer", overflow="fold", ratio=1)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("W rel. MSE", justify="right", no_wrap=True)
+    table.add_column("residual", justify="right", no_wrap=True)
+    table.add_column("A bits", justify="right", no_wrap=True)
+    table.add_column("in. res.", justify="right", no_wrap=True)
+    for layer in layers:
         table.add_row(
-            layer.name,
+            escape(layer.name),
             layer.kind,
             f"{layer.weight_rel_mse:.3g}",
             f"{layer.residual_kernels}/{layer.kernels}",
-            str(layer.a_bits),
+            "float" if layer.a_bits is None else str(layer.a_bits),
             "yes" if layer.input_residual else "",
         )
     return table
@@ -119,6 +327,19 @@ def model_cmd(
     model_path: Path = typer.Argument(..., help="A whole torch model saved with torch.save."),
     calib: Path = typer.Option(..., help="Unlabeled calibration inputs: .pt, .npy or .npz."),
     out: Path = typer.Option(..., "--out", help="Write the integer export (.pt) here."),
+    trust_pickle: bool = typer.Option(
+        False,
+        "--trust-pickle",
+        help="Load MODEL_PATH as a full pickle. DANGEROUS: unpickling runs code of the file's "
+        "choosing, so only use it for files you made or trust. A whole saved model needs it; "
+        "without it only tensors are loaded.",
+    ),
+    calib_call: str = typer.Option(
+        "kwargs",
+        "--calib-call",
+        help="How a dict of calibration arrays is passed: kwargs (model(**d), Hugging Face "
+        "models) | positional (model(d), e.g. a SentenceTransformer).",
+    ),
     w_bits: int = W_BITS,
     a_bits: int = A_BITS,
     method: str = METHOD,
@@ -126,30 +347,33 @@ def model_cmd(
     act_residual: float = ACT_RESIDUAL,
     rounding: str = ROUNDING,
     weights_only: bool = WEIGHTS_ONLY,
+    show_all: bool = ALL_LAYERS,
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:
     """Quantize a saved model's Linear/Conv1d/Conv2d layers and export int8 codes + scales."""
+    limit_blas_threads(blas_threads)
+    _check_options(w_bits, a_bits, method, residual, act_residual, rounding, weights_only)
+    check_choice(calib_call, "--calib-call", ("kwargs", "positional"))
+    out = check_output_path(out, "--out")
     import torch
 
-    limit_blas_threads(blas_threads)
-    if not model_path.exists():
-        raise InvalidInputError(f"model file {model_path} does not exist")
-    try:  # a whole pickled module: only load files you trust
-        model = torch.load(model_path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise InvalidInputError(f"could not load a torch model from {model_path}: {exc}") from exc
-    if not isinstance(model, torch.nn.Module):
-        raise InvalidInputError(
-            f"{model_path} holds a {type(model).__name__}, not an nn.Module; save the whole "
-            "model with torch.save(model, path)"
-        )
-    data = _load_tensor(calib)
-    with warnings.catch_warnings(record=True) as caught:
+    data = _load_calib(calib)
+    model = _load_model(model_path, trust_pickle)
+    check_memory(
+        3 * _model_bytes(model),
+        f"quantizing the {_model_bytes(model) / 4:.3g}-parameter model (a copy plus float64 "
+        "weights per layer)",
+        fix="quantize a smaller model",
+    )
+    torch.set_num_threads(blas_threads or 1)
+    calib_data = _calib_arguments(data, calib_call)
+    with warnings.catch_warnings(record=True) as caught, _progress(json_out) as update:
         warnings.simplefilter("always")
         report = _quantize(
-            model, data, w_bits, a_bits, method, residual, act_residual, rounding, weights_only
-        )
+            model, calib_data, w_bits, a_bits, method, residual, act_residual, rounding,
+            weights_only, update,
+        )  # fmt: skip
     export = {
         "layers": {
             name: mod.export()
@@ -181,39 +405,57 @@ def model_cmd(
         emit_json(payload)
     else:
         for w in caught:
-            console.print(f"[yellow]warning:[/] {w.message}")
-        console.print(_layer_table(report))
-        console.print(f"wrote {out}")
+            err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
+        console.print(_layer_table(report, show_all))
+        console.print(f"wrote {escape(str(out))}")
     return 0
 
 
-def _builtin(name: str, seed: int, say) -> tuple[Any, Any, Any]:
-    """(model, calibration data, evaluate(model) -> metrics dict) of a built-in task."""
+def _builtin(name: str, seed: int, say: Callable[[str, float], None]) -> tuple[Any, Any, Any]:
+    """(model, calibration data, evaluate(model, progress) -> metrics dict) of a built-in
+    task; ``say(message, fraction)`` reports the preparation (training, loading)."""
     if name == "minilm":
         from ..quant.data import stdlib_docstrings
         from ..quant.minilm import calibration_batches, embed, embedding_agreement, load_minilm
 
+        say("loading MiniLM", 0.0)
         texts = stdlib_docstrings(limit=628)
         model = load_minilm()
         eval_texts = texts[128:]
-        ref = embed(model, eval_texts)
+        ref: list[Any] = []
 
-        def evaluate(m):
-            agree = embedding_agreement(ref, embed(m, eval_texts))
+        def evaluate(m, progress):
+            emb = embed(m, eval_texts, progress=progress)
+            if not ref:
+                ref.append(emb)
+            agree = embedding_agreement(ref[0], emb)
             return {"mean_cosine": agree.mean_cosine, "nn_agreement": agree.nn_top1_agreement}
 
         return model, calibration_batches(model, texts[:128], batch_size=32), evaluate
     from ..quant.data import load_digits_images, load_mnist1d
     from ..quant.models import MNIST1DCNN, RECIPES, DigitsCNN, accuracy, train_classifier
 
+    say(f"loading the {name} data", 0.0)
     if name == "digits-cnn":
         split, cls, recipe = load_digits_images(seed), DigitsCNN, RECIPES["digits"]
     else:
         split, cls, recipe = load_mnist1d(seed, n=5000), MNIST1DCNN, RECIPES["mnist1d"]
-    say(f"training {name} (seed {seed})")
-    trained = train_classifier(cls(seed=seed), split.train, split.test, seed=seed, **recipe)
+    trained = train_classifier(
+        cls(seed=seed),
+        split.train,
+        split.test,
+        seed=seed,
+        progress=lambda msg, f: say(f"training {name}: {msg}", f),
+        **recipe,
+    )
     X_te, y_te = split.test
-    return trained.model, split.X_train[:256], lambda m: {"accuracy": accuracy(m, X_te, y_te)}
+
+    def evaluate(m, progress):
+        acc = accuracy(m, X_te, y_te)
+        progress("accuracy", 1.0)
+        return {"accuracy": acc}
+
+    return trained.model, split.X_train[:256], evaluate
 
 
 @quant_app.command("eval")
@@ -226,28 +468,30 @@ def eval_cmd(
     act_residual: float = ACT_RESIDUAL,
     rounding: str = ROUNDING,
     weights_only: bool = WEIGHTS_ONLY,
-    seed: int = typer.Option(0, help="Seed of the CNN's training and data split."),
+    seed: int = typer.Option(0, min=0, help="Seed of the CNN's training and data split."),
+    show_all: bool = ALL_LAYERS,
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:
     """Quantize a built-in model and compare it with FP32 (accuracy, or embedding agreement)."""
-    import torch
-
     limit_blas_threads(blas_threads)
     check_choice(model, "--model", BUILTIN)
+    _check_options(w_bits, a_bits, method, residual, act_residual, rounding, weights_only)
+    import torch
+
     torch.set_num_threads(blas_threads or 1)
     t0 = time.perf_counter()
-    with console.status("preparing") as status:
-        net, calib, evaluate = _builtin(model, seed, lambda s: status.update(s))
-        fp32 = evaluate(net)
-        status.update("quantizing")
+    # stages of the bar: prepare (train / load), FP32 evaluation, quantization, evaluation
+    with _progress(json_out) as update:
+        net, calib, evaluate = _builtin(model, seed, _stage(update, 0.0, 0.3))
+        fp32 = evaluate(net, _stage(update, 0.3, 0.5))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # LayerNorm/Embedding stay float (listed in JSON)
             report = _quantize(
-                net, calib, w_bits, a_bits, method, residual, act_residual, rounding, weights_only
-            )
-        status.update("evaluating")
-        quant = evaluate(report.model)
+                net, calib, w_bits, a_bits, method, residual, act_residual, rounding,
+                weights_only, _stage(update, 0.5, 0.8),
+            )  # fmt: skip
+        quant = evaluate(report.model, _stage(update, 0.8, 1.0))
     payload = {
         "model": model,
         "w_bits": w_bits,
@@ -267,7 +511,7 @@ def eval_cmd(
     if json_out:
         emit_json(payload)
         return 0
-    console.print(_layer_table(report))
+    console.print(_layer_table(report, show_all))
     for key in fp32:
         console.print(f"{key}: FP32 {fp32[key]:.4f} -> quantized {quant[key]:.4f}")
     console.print(

@@ -80,13 +80,15 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from .._resources import check_memory
+from .._results import ResultRepr
 from .._validate import (
     check_choice,
     check_nonnegative_float,
     check_positive_float,
     check_probability,
 )
-from ..errors import InvalidInputError
+from ..errors import FrugalError, InvalidInputError
 
 require("torch", what="frugalml.quant.quantize_model", extra="quant")
 
@@ -107,6 +109,7 @@ __all__ = [
     "LayerReport",
     "QuantizationReport",
     "QuantizationWarning",
+    "check_options",
     "quantize_model",
 ]
 
@@ -123,8 +126,8 @@ class QuantizationWarning(UserWarning):
     """Something in the model was left in float, or the model's mode was changed."""
 
 
-@dataclass(frozen=True)
-class LayerReport:
+@dataclass(frozen=True, repr=False)
+class LayerReport(ResultRepr):
     """What :func:`quantize_model` did to one layer.
 
     ``weight_mse`` / ``weight_rel_mse``: mean squared error and relative squared error
@@ -183,8 +186,8 @@ class LayerReport:
         )
 
 
-@dataclass(frozen=True)
-class QuantizationReport:
+@dataclass(frozen=True, repr=False)
+class QuantizationReport(ResultRepr):
     """Result of :func:`quantize_model`.
 
     ``model``: the quantized copy; ``layers``: one :class:`LayerReport` per quantized layer in
@@ -313,6 +316,14 @@ def _batches(calib_data: Any) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]
                 "each calibration batch must be a tensor (model(x)), a tuple/list "
                 f"(model(*args)) or a dict (model(**kwargs)); got {type(item).__name__}"
             )
+
+
+def _describe(value: Any) -> str:
+    """``tensor(4, 2) float32`` for a tensor, the type name otherwise (error messages)."""
+    if isinstance(value, torch.Tensor):
+        dims = ", ".join(str(d) for d in value.shape)
+        return f"tensor({dims}) {str(value.dtype).removeprefix('torch.')}"
+    return type(value).__name__
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -509,6 +520,45 @@ def _input_residuals(qmodel, calib_data, device, reports, qlayers, a_bits, budge
     return [by_name[r.name] for r in reports]
 
 
+def check_options(
+    *,
+    w_bits: Any = 4,
+    a_bits: Any = 8,
+    method: Any = "mmse",
+    rounding: Any = "nearest",
+    residual: Any = None,
+    residual_mse: Any = None,
+    act_residual: Any = None,
+    quantize_activations: Any = True,
+) -> tuple[int, int, float | None, float | None, float | None]:
+    """Validate :func:`quantize_model`'s options without a model (a CLI checks them before it
+    loads any file); returns ``(w_bits, a_bits, residual, residual_mse, act_residual)``
+    normalised. Raises :class:`~frugalml.errors.InvalidInputError` naming the bad option."""
+    w_bits = _check_bits(w_bits, "w_bits")
+    a_bits = _check_bits(a_bits, "a_bits")
+    check_choice(method, "method", SCALE_METHODS)
+    if not isinstance(rounding, str):
+        raise InvalidInputError(f"rounding must be one of 'nearest', 'gptq'; got {rounding!r}")
+    check_choice(rounding, "rounding", ROUNDING_MODES)
+    if residual is not None:
+        residual = check_probability(residual, "residual")
+        if residual == 0:
+            raise InvalidInputError("residual must be a fraction in (0, 1], or None for none")
+    if residual_mse is not None:
+        residual_mse = check_nonnegative_float(residual_mse, "residual_mse")
+    if residual is not None and residual_mse is not None:
+        raise InvalidInputError("give residual (a fraction of kernels) or residual_mse, not both")
+    if act_residual is not None:
+        act_residual = check_positive_float(act_residual, "act_residual")
+        if not quantize_activations:
+            raise InvalidInputError("act_residual needs quantize_activations=True")
+    if not isinstance(quantize_activations, bool):
+        raise InvalidInputError(
+            f"quantize_activations must be True or False, got {quantize_activations!r}"
+        )
+    return w_bits, a_bits, residual, residual_mse, act_residual
+
+
 def quantize_model(
     model: nn.Module,
     calib_data: Any,
@@ -581,29 +631,17 @@ def quantize_model(
     t0 = time.perf_counter()
     if not isinstance(model, nn.Module):
         raise InvalidInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    w_bits = _check_bits(w_bits, "w_bits")
-    a_bits = _check_bits(a_bits, "a_bits")
-    check_choice(method, "method", SCALE_METHODS)
-    if not isinstance(rounding, str):
-        raise InvalidInputError(f"rounding must be one of 'nearest', 'gptq'; got {rounding!r}")
-    check_choice(rounding, "rounding", ROUNDING_MODES)
+    w_bits, a_bits, residual, residual_mse, act_residual = check_options(
+        w_bits=w_bits,
+        a_bits=a_bits,
+        method=method,
+        rounding=rounding,
+        residual=residual,
+        residual_mse=residual_mse,
+        act_residual=act_residual,
+        quantize_activations=quantize_activations,
+    )
     gptq = rounding == "gptq"
-    if residual is not None:
-        residual = check_probability(residual, "residual")
-        if residual == 0:
-            raise InvalidInputError("residual must be a fraction in (0, 1], or None for none")
-    if residual_mse is not None:
-        residual_mse = check_nonnegative_float(residual_mse, "residual_mse")
-    if residual is not None and residual_mse is not None:
-        raise InvalidInputError("give residual (a fraction of kernels) or residual_mse, not both")
-    if act_residual is not None:
-        act_residual = check_positive_float(act_residual, "act_residual")
-        if not quantize_activations:
-            raise InvalidInputError("act_residual needs quantize_activations=True")
-    if not isinstance(quantize_activations, bool):
-        raise InvalidInputError(
-            f"quantize_activations must be True or False, got {quantize_activations!r}"
-        )
     if isinstance(skip, str):
         skip = (skip,)
     skip = tuple(skip)
@@ -651,6 +689,19 @@ def quantize_model(
             f"are left in float: {_listing(unsupported, modules)}",
             QuantizationWarning,
             stacklevel=2,
+        )
+
+    if gptq:  # one float64 Gram matrix (d x d per group) per layer until the conversion ends
+        gram_bytes = 0
+        for name in candidates:
+            m = modules[name]
+            groups = int(getattr(m, "groups", 1))
+            d = m.weight[0].numel()
+            gram_bytes += 8 * groups * d * d
+        check_memory(
+            gram_bytes,
+            f'rounding="gptq" over {len(candidates)} layers (their Gram matrices)',
+            fix='use rounding="nearest" or skip= the widest layers',
         )
 
     # ---- calibration
@@ -737,7 +788,22 @@ def quantize_model(
                         )
                 if i == 0 and tensors and tensors[0].dim():
                     first_samples = max(int(tensors[0].shape[0]), 1)
-                qmodel(*args, **kwargs)
+                try:
+                    qmodel(*args, **kwargs)
+                except FrugalError:
+                    raise
+                except Exception as exc:
+                    shapes = ", ".join(
+                        [_describe(a) for a in args]
+                        + [f"{k}={_describe(v)}" for k, v in kwargs.items()]
+                    )
+                    raise InvalidInputError(
+                        f"the model failed on calibration batch {i} ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:300]}); it was called as model({shapes}). "
+                        "calib_data must be what the model accepts: a tensor (model(x)), a dict "
+                        "of tensors (model(**d), e.g. a tokenizer's input_ids and attention_mask) "
+                        "or an iterable of tensors, tuples or dicts"
+                    ) from exc
                 state["batch"] = i + 1
                 say(f"calibration batch {i + 1}", 0.5 * (i + 1) / total if total else 0.0)
     finally:

@@ -22,7 +22,7 @@ fraction of texts whose nearest neighbour (cosine, excluding the text itself) is
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -158,12 +158,19 @@ def calibration_batches(
     return [(_features(model, [texts[i] for i in idx]),) for idx in _batches(texts, batch_size)]
 
 
-def embed(model: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+def embed(
+    model: Any,
+    texts: Sequence[str],
+    batch_size: int = 64,
+    *,
+    progress: Callable[[str, float], None] | None = None,
+) -> np.ndarray:
     """L2-normalised sentence embeddings, float32 array ``(N, 384)`` in the order of ``texts``.
 
     ``model`` is :func:`load_minilm`'s model or any module called the same way (e.g. a
     quantized copy): ``model(features)["sentence_embedding"]``. Runs without gradients in eval
-    mode (the training flag is restored). Cost: one forward pass per batch, O(N L^2) attention.
+    mode (the training flag is restored). ``progress(message, fraction)`` is called after each
+    batch. Cost: one forward pass per batch, O(N L^2) attention.
     """
     torch = require("torch", what="the MiniLM encoder", extra=_EXTRA)
     texts = _check_texts(texts)
@@ -173,7 +180,8 @@ def embed(model: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     model.eval()
     try:
         with torch.no_grad():
-            for idx in _batches(texts, batch_size):
+            batches = _batches(texts, batch_size)
+            for b, idx in enumerate(batches):
                 res = model(_features(model, [texts[i] for i in idx]))
                 if not isinstance(res, dict) or "sentence_embedding" not in res:
                     raise InvalidInputError(
@@ -185,6 +193,8 @@ def embed(model: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
                 if out is None:
                     out = np.empty((len(texts), emb_np.shape[1]), dtype=np.float32)
                 out[idx] = emb_np
+                if progress is not None:
+                    progress(f"embedding batch {b + 1}/{len(batches)}", (b + 1) / len(batches))
     finally:
         model.train(was_training)
     if out is None:  # pragma: no cover - texts is non-empty, so there is at least one batch
