@@ -245,6 +245,22 @@ def _dataplane_headline(dp: dict[str, Any]) -> str:
     return "; ".join(parts) or "data plane"
 
 
+def _readable_log_ticks(ax: Any, values: Sequence[float]) -> None:
+    """Label a log x axis at 1-2-5 steps in plain numbers (no crowded minor labels)."""
+    from matplotlib.ticker import FixedLocator, NullFormatter
+
+    pos = [v for v in values if v > 0]
+    if not pos:
+        return
+    lo, hi = min(pos), max(pos)
+    decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+    steps = (1, 2, 5) if len(decades) <= 3 else (1,)  # a wide range: decades only
+    ticks = [m * 10.0**e for e in decades for m in steps if lo / 1.5 <= m * 10.0**e <= hi * 1.5]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _figures(measured: dict[str, dict[str, Any]], ratios: dict[str, dict[int, float]]):
     plt = pyplot()
 
@@ -265,6 +281,8 @@ def _figures(measured: dict[str, dict[str, Any]], ratios: dict[str, dict[int, fl
     for name, m in measured.items():
         ax.step(m["trials"][0]["measured"], np.arange(1, N_TASKS + 1), where="post", label=name)
     ax.set_xscale("log")
+    _readable_log_ticks(ax, [x for m in measured.values() for x in m["trials"][0]["measured"]]
+                        + list(first["ideal"]))  # fmt: skip
     ax.set_xlabel("seconds since submission (log)")
     ax.set_ylabel("tasks finished")
     ax.set_title("Arrivals, trial 1")

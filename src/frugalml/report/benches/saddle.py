@@ -229,14 +229,41 @@ def _gan(quick: bool, seed: int) -> tuple[list[list], dict[str, Any]]:
     return rows, data
 
 
+def _evals_to_tol(c: dict[str, Any], metric: str) -> float:
+    y = np.asarray(c[metric])
+    hit = np.nonzero(y <= TOL)[0]
+    return float(np.asarray(c["evals"])[hit[0]]) if hit.size else np.inf
+
+
 def _figure(curves_by_problem):
+    """Distance vs evaluations (top) and seconds (bottom) per problem. The ADMM (rho, CG tol)
+    grid is drawn as thin grey lines with one legend entry and its best setting in black;
+    each column's legend sits below its panels, off the curves."""
     plt = pyplot()
-    fig, axes = plt.subplots(2, len(curves_by_problem), figsize=(5 * len(curves_by_problem), 8))
+    cols = len(curves_by_problem)
+    fig, axes = plt.subplots(2, cols, figsize=(5 * cols, 8), squeeze=False)
     for j, (pname, (metric, curves)) in enumerate(curves_by_problem.items()):
+        admm = {k: c for k, c in curves.items() if k.startswith("ADMM")}
+        best = min(admm, key=lambda k: _evals_to_tol(admm[k], metric)) if admm else None
+        if best is not None and not np.isfinite(_evals_to_tol(admm[best], metric)):
+            best = None  # no setting reached the tolerance: none is singled out
+        others = len(admm) - (best is not None)
+        grid_labelled = False
+        color = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3)
         for label, c in curves.items():
             y = np.maximum(np.asarray(c[metric]), 1e-16)
-            axes[0, j].semilogy(c["evals"], y, label=label)
-            axes[1, j].semilogy(c["seconds"], y, label=label)
+            if label == best:
+                style = {"color": "k", "lw": 1.6, "ls": "--", "label": f"best {label}"}
+            elif label in admm:
+                style = {"color": "0.6", "lw": 0.7, "alpha": 0.7, "zorder": 1}
+                style["label"] = (
+                    None if grid_labelled else f"ADMM, {others} {'other ' if best else ''}settings"
+                )
+                grid_labelled = True
+            else:
+                style = {"color": next(color), "label": label}
+            axes[0, j].semilogy(c["evals"], y, **style)
+            axes[1, j].semilogy(c["seconds"], y, **style)
         axes[0, j].set_title(pname)
         axes[0, j].set_xlabel("gradient evaluations")
         axes[1, j].set_xlabel("seconds")
@@ -245,7 +272,9 @@ def _figure(curves_by_problem):
             ax.set_xscale("log")
             ax.set_ylim(1e-10, 1e4)
             ax.axhline(TOL, color="k", lw=0.5, ls=":")
-        axes[0, j].legend(fontsize=6)
+        axes[1, j].legend(
+            fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1, frameon=False
+        )
     fig.tight_layout()
     return fig
 
