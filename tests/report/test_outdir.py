@@ -178,3 +178,23 @@ def test_unreadable_manifest_is_foreign(tmp_path):
     (d / MANIFEST).write_text("not json")
     with pytest.raises(InvalidInputError, match=MANIFEST):
         prepare_output(d)
+
+
+def _wide(*, quick: bool, progress=None) -> BenchResult:
+    columns = ("a rather long method name", *(f"measured value {i}" for i in range(12)))
+    row = ("sketch-and-precondition (momentum)", *(1.23456789e-7 * (i + 1) for i in range(12)))
+    return BenchResult("wide", "Wide", "h", (Table("wide table", columns, (row,)),))
+
+
+def test_cli_tables_fit_100_columns(tmp_path, capsys, monkeypatch):
+    from frugalml.cli import _common
+
+    monkeypatch.setattr(_common.console, "_width", 160)  # a wide terminal: still <= 100
+    registry.register("wide", "Wide", f"{__name__}:_wide")
+    code, out, err = cli(capsys, "--area", "wide", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert "…" not in out and "wide table (continued)" in out
+    for i in range(12):
+        assert any(f"{1.23456789e-7 * (i + 1):.4g}" in line for line in lines)

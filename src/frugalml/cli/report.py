@@ -9,7 +9,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..report import get, registered, run_report
 from ..report.outdir import prepare_output
-from ..report.output import rich_table
+from ..report.output import TERMINAL_WIDTH, rich_table
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
 
 __all__ = ["report"]
@@ -59,10 +59,11 @@ def report(
             }
         )
     else:
-        console.print(rich_table(outcome.summary))
+        width = min(console.width, TERMINAL_WIDTH)  # fits a 100-column terminal (or narrower)
+        console.print(rich_table(outcome.summary, width))
         for res in outcome.results:
             for table in res.tables:
-                console.print(rich_table(table))
+                console.print(rich_table(table, width))
         console.print(f"report written to {index}")
     if not outcome.ok:
         raise typer.Exit(1)

@@ -16,7 +16,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; co
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
 th { background: #f3f3f3; }
-td:first-child, th:first-child { text-align: left; }
+td.text, th.text { text-align: left; }
 caption { font-weight: bold; text-align: left; padding-bottom: 0.3em; }
 .note { color: #666; font-size: 0.9em; }
 .failed { color: #b00; }
@@ -31,18 +31,24 @@ nav li { margin: 0.15em 0; }
 .glance figure { margin: 0; }
 .glance img { width: 100%; }
 .glance figcaption { font-size: 0.9em; }
-td.headline { text-align: left; max-width: 40em; }
 """
 
 
-def _table_html(table: Table, text_columns: tuple[str, ...] = ()) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _table_html(table: Table) -> str:
+    """Numbers right-aligned, text (names, headlines) left-aligned, per column."""
+    text = [
+        not all(_is_number(row[j]) or row[j] is None for row in table.rows)
+        for j in range(len(table.columns))
+    ]
+    cls = [" class='text'" if t else "" for t in text]
+    head = "".join(f"<th{cls[j]}>{html.escape(c)}</th>" for j, c in enumerate(table.columns))
     body = "".join(
         "<tr>"
-        + "".join(
-            f"<td{_td_class(c, text_columns)}>{html.escape(fmt(v))}</td>"
-            for c, v in zip(table.columns, row, strict=True)
-        )
+        + "".join(f"<td{cls[j]}>{html.escape(fmt(v))}</td>" for j, v in enumerate(row))
         + "</tr>"
         for row in table.rows
     )
@@ -51,10 +57,6 @@ def _table_html(table: Table, text_columns: tuple[str, ...] = ()) -> str:
         f"<table><caption>{html.escape(table.title)}</caption>"
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
     )
-
-
-def _td_class(column: str, text_columns: tuple[str, ...]) -> str:
-    return " class='headline'" if column in text_columns else ""
 
 
 def _anchor(name: str) -> str:
@@ -86,7 +88,7 @@ def render_index(
         "<h1>frugalml report</h1>",
         f"<p class='note'>{'quick' if quick else 'full'} run, {html.escape(stamp)}; "
         f"machine: {html.escape(_machine_line(machine))}</p>",
-        _table_html(summary, text_columns=("headline",)),
+        _table_html(summary),
         "<nav><h2>Contents</h2><ol>",
     ]
     for res in results:
