@@ -10,7 +10,16 @@ al. 2018, arXiv 1804.02395). Black-box l_inf attacks on small CNNs (NES-PGD styl
 """
 
 from .directions import DIRECTIONS, sample_directions
-from .es import CodedES, DropStragglersES, ESResult, StepInfo, StructuredES, WaitAllES
+from .es import (
+    CodedES,
+    DivergedError,
+    DivergenceWarning,
+    DropStragglersES,
+    ESResult,
+    StepInfo,
+    StructuredES,
+    WaitAllES,
+)
 from .estimator import (
     CODES,
     CodedDirections,
@@ -26,6 +35,8 @@ __all__ = [
     "DIRECTIONS",
     "CodedDirections",
     "CodedES",
+    "DivergedError",
+    "DivergenceWarning",
     "DropStragglersES",
     "ESResult",
     "GradientEstimate",

@@ -38,6 +38,7 @@ import numpy as np
 from ..._io import atomic_write_bytes
 from ..._mnist1d import generate_mnist1d
 from ..._optional import require
+from ..._results import ResultRepr
 from ..._validate import (
     RngLike,
     check_choice,
@@ -118,8 +119,8 @@ def _build_model(name: str) -> Any:
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class TrainedClassifier:
+@dataclass(frozen=True, repr=False)
+class TrainedClassifier(ResultRepr):
     """A CNN trained on ``dataset`` and its held-out data.
 
     model: the torch module (eval mode); x_test (n, *input_shape) float32, y_test (n,);
@@ -294,8 +295,8 @@ class MarginObjective:
 
 
 # -- attack ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AttackResult:
+@dataclass(frozen=True, repr=False)
+class AttackResult(ResultRepr):
     """An attack on ``n`` correctly classified test examples.
 
     success: (n,) bool; queries: (n,) logit queries spent per example (all of them, including

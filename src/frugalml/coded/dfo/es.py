@@ -30,6 +30,15 @@ Two ways to run the workers:
 Per iteration the cost is 2N function evaluations (N + 1 with forward differences), plus
 one evaluation of f at the new iterate for the loss history (``monitor_evaluations``).
 
+Divergence: a gradient step larger than 2 / L (L the gradient's Lipschitz constant near the
+iterates) makes plain ES diverge -- e.g. the default ``step=0.1`` on the Rosenbrock function,
+whose L is in the thousands at its usual start. :meth:`CodedES.run` stops as soon as an
+iterate or its loss is non-finite, or the loss has grown past ``f(x0) + max_growth *
+max(|f(x0)|, 1)``; the result then has ``diverged=True`` and ``stopped_by="diverged"``, and a
+:class:`DivergenceWarning` is issued (``on_divergence="raise"`` raises :class:`DivergedError`
+instead). Smaller steps, ``adam=True`` (a step of about ``step`` per coordinate whatever the
+gradient's scale) or ``step_rule="sign"`` avoid it.
+
 Data placed once: with an executor, the objective (with whatever it holds: data, a model) is
 placed with it once (``executor.share``) on the first round of a :meth:`CodedES.run` and
 released when the run ends (or on :meth:`CodedES.close` after manual :meth:`CodedES.step`
@@ -42,12 +51,15 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from ..._resources import check_memory
+from ..._results import ResultRepr
 from ..._validate import (
     RngLike,
     check_array,
@@ -58,7 +70,7 @@ from ..._validate import (
     check_probability,
     check_rng,
 )
-from ...errors import InvalidInputError, TaskFailedError
+from ...errors import FrugalError, InvalidInputError, TaskFailedError
 from ...runtime import Executor, StragglerModel, fmt_bytes
 from .._shared import place, release
 from ..base import LinearCode
@@ -72,6 +84,8 @@ from .estimator import (
 
 __all__ = [
     "CodedES",
+    "DivergedError",
+    "DivergenceWarning",
     "DropStragglersES",
     "ESResult",
     "StepInfo",
@@ -83,8 +97,16 @@ Wait = Literal["decodable", "all"] | int
 Progress = Callable[[str, float], None]
 
 
-@dataclass(frozen=True)
-class StepInfo:
+class DivergenceWarning(RuntimeWarning):
+    """An evolution strategy stopped because its iterates diverged (see ``ESResult.diverged``)."""
+
+
+class DivergedError(FrugalError, RuntimeError):
+    """An evolution strategy diverged (``on_divergence="raise"``; the CLI reports it so)."""
+
+
+@dataclass(frozen=True, repr=False)
+class StepInfo(ResultRepr):
     """One iteration: the new loss, the estimate used, times and evaluations.
 
     bytes_sent / bytes_received: bytes of this round's task calls and results on the wire
@@ -103,9 +125,17 @@ class StepInfo:
     bytes_received: int = 0
     bytes_placed: int = 0
 
+    def summary(self) -> str:
+        return (
+            f"iteration {self.iteration}: f = {self.loss:.6g}, {self.estimate.method} estimate "
+            f"from {self.estimate.n_arrived} workers ({self.estimate.n_erased} erased), "
+            f"simulated {self.sim_time:.4g}, wall {self.wall_time:.3f}s, "
+            f"{self.evaluations} evaluations"
+        )
 
-@dataclass(frozen=True)
-class ESResult:
+
+@dataclass(frozen=True, repr=False)
+class ESResult(ResultRepr):
     """A run of an evolution strategy.
 
     x: (d,) final iterate; losses: (T + 1,) f(x_t) from x_0; sim_times / wall_times: (T,)
@@ -113,9 +143,11 @@ class ESResult:
     wall seconds when the executor runs on the wall clock) and measured wall seconds;
     evaluations: (T,) function evaluations sent to workers; arrivals / erasures: (T,) workers
     used / erased; exact: (T,) whether every directional derivative was recovered;
-    methods: decoder per iteration; stopped_by: ``"target"``, ``"stop"`` or ``"iterations"``;
-    bytes_sent / bytes_received: (T,) bytes of task calls sent / results received per
-    iteration; bytes_placed: bytes placed once with the executor (the objective).
+    methods: decoder per iteration; stopped_by: ``"target"``, ``"stop"``, ``"iterations"`` or
+    ``"diverged"``; diverged: the run stopped because an iterate or its loss became non-finite
+    or the loss grew past the divergence bound (see the module docstring); bytes_sent /
+    bytes_received: (T,) bytes of task calls sent / results received per iteration;
+    bytes_placed: bytes placed once with the executor (the objective).
     """
 
     name: str
@@ -133,6 +165,7 @@ class ESResult:
     bytes_sent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     bytes_received: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     bytes_placed: int = 0
+    diverged: bool = False
 
     @property
     def iterations(self) -> int:
@@ -169,8 +202,9 @@ class ESResult:
         return None if t is None else int(self.evaluations[:t].sum())
 
     def summary(self) -> str:
+        warn = "DIVERGED (lower the step, or use Adam / sign steps); " if self.diverged else ""
         return (
-            f"{self.name}: f = {self.loss:.6g} after {self.iterations} iterations "
+            f"{self.name}: {warn}f = {self.loss:.6g} after {self.iterations} iterations "
             f"({self.stopped_by}), simulated time {self.total_sim_time:.4g}, wall "
             f"{self.total_wall_time:.3f}s, {self.total_evaluations} evaluations, "
             f"{int(self.exact.sum())}/{self.iterations} exact decodes, "
@@ -227,8 +261,17 @@ class CodedES:
         (the first m finite arrivals).
     batched:
         The objective evaluates a batch (m, d) -> (m,).
+    max_growth:
+        Divergence bound of :meth:`run`: stop when f(x_t) > f(x0) + max_growth * max(|f(x0)|,
+        1) (None: only non-finite iterates or losses count as divergence).
+    on_divergence:
+        ``"warn"`` (stop, ``diverged=True`` in the result, a :class:`DivergenceWarning`) or
+        ``"raise"`` (:class:`DivergedError`).
     rng:
         Seed or generator: directions, code randomisation, simulated straggler times.
+
+    ``x0`` must have the objective's dimension when the objective declares one (an int
+    attribute ``dim``, as the test functions of :mod:`.functions` do).
     """
 
     name = "coded-es"
@@ -258,6 +301,8 @@ class CodedES:
         anytime: Literal["hybrid", "unbiased", "lstsq"] = "hybrid",
         design_erasure: float = 0.25,
         batched: bool = False,
+        max_growth: float | None = 1e6,
+        on_divergence: Literal["warn", "raise"] = "warn",
         rng: RngLike = None,
     ):
         if not callable(objective):
@@ -265,6 +310,17 @@ class CodedES:
         self.objective = objective
         x = check_array(x0, "x0", ndim=1)
         self.dim = x.size
+        declared = getattr(objective, "dim", None)
+        is_int = isinstance(declared, (int, np.integer)) and not isinstance(declared, bool)
+        if is_int and int(declared) != self.dim:
+            raise InvalidInputError(
+                f"x0 has {self.dim} entries but the objective {objective!r} has dimension "
+                f"{int(declared)}; give an x0 of shape ({int(declared)},)"
+            )
+        self.max_growth = (
+            None if max_growth is None else check_positive_float(max_growth, "max_growth")
+        )
+        self.on_divergence = check_choice(on_divergence, "on_divergence", ("warn", "raise"))
         self.sigma = check_positive_float(sigma, "sigma")
         self.step_size = check_positive_float(step, "step")
         self.step_rule = check_choice(step_rule, "step_rule", ("gradient", "sign"))
@@ -300,6 +356,15 @@ class CodedES:
         n = check_int(n_workers, "n_workers", low=1)
         if n_directions is None:
             n_directions = n if code == "none" else max(1, min(self.dim, n // 2))
+        k = check_int(n_directions, "n_directions", low=1)
+        # the generator (K, N) (polar: the full N x N transform), the directions (K, d), the
+        # coded directions (N, d) and the 2N evaluation points (2N, d), float64
+        gen_cols = n if code == "polar" else min(k, n)
+        check_memory(
+            8.0 * (n * gen_cols + k * self.dim + 3.0 * n * self.dim),
+            f"coded ES with N={n} workers, K={k} directions in dimension d={self.dim}",
+            fix="use fewer workers (n_workers) or directions, or a smaller dimension",
+        )
         self._gen = check_rng(rng)
         self.coder = CodedDirections(
             self.dim, n_directions, n, code=code, directions=directions, decoder=decoder,
@@ -320,7 +385,16 @@ class CodedES:
         self._round_bytes = (0, 0, 0)  # sent, received, placed in the last executor round
         self._m = np.zeros(self.dim)
         self._v = np.zeros(self.dim)
-        self.loss = self._evaluate_at(self.x, "x0")
+        try:
+            self.loss = self._evaluate_at(self.x, "x0")
+        except (ValueError, IndexError, TypeError) as exc:
+            if isinstance(exc, FrugalError):
+                raise
+            raise InvalidInputError(
+                f"the objective failed at x0 of shape {x.shape} ({type(exc).__name__}: {exc}); "
+                "check that x0 has the dimension the objective expects"
+            ) from exc
+        self.f0 = self.loss
         if not math.isfinite(self.loss):
             raise InvalidInputError(
                 f"objective(x0) = {self.loss}; start from a point where f is finite"
@@ -517,6 +591,17 @@ class CodedES:
             placed += info.bytes_placed
             if progress is not None:
                 progress(f"{self.name} iteration {it + 1}: f = {info.loss:.4g}", (it + 1) / n_iter)
+            why = self._divergence(info.loss)
+            if why is not None:
+                stopped_by = "diverged"
+                message = (
+                    f"{self.name} diverged at iteration {info.iteration}: {why}; lower the step "
+                    f"(step={self.step_size:g}) or use adam=True or step_rule='sign'"
+                )
+                if self.on_divergence == "raise":
+                    raise DivergedError(message)
+                warnings.warn(message, DivergenceWarning, stacklevel=3)
+                break
             if target is not None and info.loss <= target:
                 stopped_by = "target"
                 break
@@ -530,7 +615,20 @@ class CodedES:
             exact=np.array(exact, dtype=bool), methods=tuple(methods), stopped_by=stopped_by,
             monitor_evaluations=len(losses), bytes_sent=np.array(sent, dtype=np.int64),
             bytes_received=np.array(received, dtype=np.int64), bytes_placed=placed,
+            diverged=stopped_by == "diverged",
         )  # fmt: skip
+
+    def _divergence(self, loss: float) -> str | None:
+        """Why the current iterate counts as diverged, or None."""
+        if not np.all(np.isfinite(self.x)):
+            return "the iterate has non-finite entries"
+        if not math.isfinite(loss):
+            return f"f(x) = {loss}"
+        if self.max_growth is not None:
+            bound = self.f0 + self.max_growth * max(abs(self.f0), 1.0)
+            if loss > bound:
+                return f"f(x) = {loss:.4g} grew past {bound:.4g} (f(x0) = {self.f0:.4g})"
+        return None
 
     def __repr__(self) -> str:
         return (

@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..._results import ResultRepr
 from ..._validate import (
     RngLike,
     check_array,
@@ -68,8 +69,8 @@ CODES: tuple[str, ...] = ("polar", "mds", "replication", "none")
 Objective = Callable[[np.ndarray], Any]
 
 
-@dataclass(frozen=True)
-class GradientEstimate:
+@dataclass(frozen=True, repr=False)
+class GradientEstimate(ResultRepr):
     """A decoded gradient estimate.
 
     gradient: (d,) estimate (1/K) V^T g_hat.

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 from scipy import optimize
 
+from ..._resources import check_memory
 from ..._validate import (
     RngLike,
     check_int,
@@ -62,6 +63,11 @@ class Quadratic(TestFunction):
     def __init__(self, dim: int = 32, *, condition: float = 10.0, rng: RngLike = 0):
         self.dim = check_int(dim, "dim", low=1)
         condition = check_positive_float(condition, "condition")
+        check_memory(
+            3 * 8.0 * self.dim * self.dim,
+            f"the {self.dim} x {self.dim} quadratic (matrix and QR factors)",
+            fix="lower dim",
+        )
         gen = check_rng(rng)
         q, _ = np.linalg.qr(gen.standard_normal((self.dim, self.dim)))
         lam = np.logspace(0.0, np.log10(max(condition, 1.0)), self.dim)
@@ -118,6 +124,11 @@ class LogisticLoss(TestFunction):
         self.dim = check_int(dim, "dim", low=1)
         n = check_int(n_samples, "n_samples", low=2)
         self.lam = check_nonnegative_float(lam, "lam")
+        check_memory(
+            2 * 8.0 * n * self.dim,
+            f"{n} logistic samples in dimension {self.dim}",
+            fix="lower dim or n_samples",
+        )
         gen = check_rng(rng)
         self.a = gen.standard_normal((n, self.dim))
         w_true = gen.standard_normal(self.dim)
