@@ -27,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._results import ResultRepr
 from .._validate import check_choice
 from ..errors import InvalidInputError
 from .base import check_mask, check_outputs
@@ -35,8 +36,8 @@ from .polar import PolarCode
 __all__ = ["Estimate", "anytime_estimate", "require_sketch_code", "unbiased_error"]
 
 
-@dataclass(frozen=True)
-class Estimate:
+@dataclass(frozen=True, repr=False)
+class Estimate(ResultRepr):
     """An anytime estimate of the K data blocks.
 
     blocks: (K, *shape) estimate.

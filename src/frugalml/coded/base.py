@@ -17,14 +17,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._resources import check_memory
+from .._results import ResultRepr
 from .._validate import check_array
 from ..errors import InvalidInputError, NotDecodableError
 
-__all__ = ["Decoded", "LinearCode", "check_mask", "check_outputs"]
+__all__ = ["Decoded", "LinearCode", "check_code_size", "check_mask", "check_outputs"]
 
 
-@dataclass(frozen=True)
-class Decoded:
+def check_code_size(rows: int, cols: int, what: str) -> None:
+    """Refuse a (rows, cols) float64 generator (with one temporary of its size) that would
+    not fit in memory, before allocating it."""
+    check_memory(
+        16.0 * rows * cols,
+        f"the {rows} x {cols} generator matrix of {what}",
+        fix="use fewer workers (N) or data blocks (K)",
+    )
+
+
+@dataclass(frozen=True, repr=False)
+class Decoded(ResultRepr):
     """Result of decoding.
 
     blocks: (K, *block_shape) decoded data blocks; rows not ``known`` are zero.

@@ -30,7 +30,7 @@ import numpy as np
 
 from .._validate import RngLike, check_choice, check_int, check_rng
 from ..errors import InvalidInputError, NotDecodableError
-from .base import Decoded, LinearCode, check_mask, check_outputs
+from .base import Decoded, LinearCode, check_code_size, check_mask, check_outputs
 
 __all__ = ["GaussianMDS", "Replication", "Uncoded", "VandermondeCode"]
 
@@ -88,6 +88,7 @@ class Uncoded(LinearCode):
     @cached_property
     def generator(self) -> np.ndarray:
         """(K, K) identity (read-only)."""
+        check_code_size(self.k, self.k, f"an uncoded scheme with {self.k} workers")
         return _readonly(np.eye(self.k))
 
     def encode(self, blocks: np.ndarray) -> np.ndarray:
@@ -127,6 +128,7 @@ class Replication(LinearCode):
     @cached_property
     def generator(self) -> np.ndarray:
         """(K, rK) matrix of r side-by-side identities (read-only)."""
+        check_code_size(self.k, self.n, f"{self.r}-replication with {self.n} workers")
         return _readonly(np.tile(np.eye(self.k), (1, self.r)))
 
     def encode(self, blocks: np.ndarray) -> np.ndarray:
@@ -185,6 +187,7 @@ class GaussianMDS(LinearCode):
         if not isinstance(systematic, (bool, np.bool_)):
             raise InvalidInputError(f"systematic must be True or False, got {systematic!r}")
         self.systematic = bool(systematic)
+        check_code_size(self.k, self.n, f"a Gaussian MDS code with N={self.n}, K={self.k}")
         gen = check_rng(rng)
         scale = 1.0 / math.sqrt(self.k)
         if self.systematic:
@@ -301,6 +304,7 @@ class VandermondeCode(LinearCode):
         self.n, self.k = _check_nk(n, k)
         check_choice(points, "points", _POINT_SETS)
         self.points: PointSet = points
+        check_code_size(self.k, self.n, f"a Vandermonde code with N={self.n}, K={self.k}")
         if points == "chebyshev":
             a = np.cos((2 * np.arange(self.n) + 1) * np.pi / (2 * self.n))
         else:

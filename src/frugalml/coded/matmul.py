@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._results import ResultRepr
 from .._validate import (
     RngLike,
     check_array,
@@ -78,8 +79,8 @@ def make_code(
     return VandermondeCode(n, k)
 
 
-@dataclass(frozen=True)
-class CodedResult:
+@dataclass(frozen=True, repr=False)
+class CodedResult(ResultRepr):
     """A coded product.
 
     value: the product (or its estimate), shape (m, p) or (m,).
@@ -353,8 +354,8 @@ def coded_matmul(
         return op(b, mode=mode, deadline=deadline, estimator=estimator, share_x=True)
 
 
-@dataclass(frozen=True)
-class StreamedResult:
+@dataclass(frozen=True, repr=False)
+class StreamedResult(ResultRepr):
     """A product computed chunk by chunk.
 
     value: (m, p) result (the ``out`` array when one was given).

@@ -35,7 +35,7 @@ import numpy as np
 
 from .._validate import RngLike, check_choice, check_int, check_probability, check_rng
 from ..errors import InvalidInputError
-from .base import Decoded, LinearCode, check_mask, check_outputs
+from .base import Decoded, LinearCode, check_code_size, check_mask, check_outputs
 
 __all__ = ["KERNELS", "PolarCode", "erasure_profile", "polar_transform"]
 
@@ -189,6 +189,7 @@ class PolarCode(LinearCode):
     @cached_property
     def full_generator(self) -> np.ndarray:
         """(N, N) transform F^{(x)levels} (x) I, rows = input positions, cols = codeword."""
+        check_code_size(self.n, self.n, f"a polar code with N={self.n}")
         # polar_transform acts on axis 0 as x = G^T u; applied to I it yields G^T.
         return polar_transform(np.eye(self.n), self.kernel, self.levels).T
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._results import ResultRepr
 from .._validate import check_array
 from ..errors import InvalidInputError, NotDecodableError
 from .base import LinearCode
@@ -25,8 +26,8 @@ from .base import LinearCode
 __all__ = ["ProductCode", "ProductDecoded"]
 
 
-@dataclass(frozen=True)
-class ProductDecoded:
+@dataclass(frozen=True, repr=False)
+class ProductDecoded(ResultRepr):
     """blocks (K1, K2, *shape), known (K1, K2) bool, n_arrived, sweeps used."""
 
     blocks: np.ndarray
@@ -37,6 +38,13 @@ class ProductDecoded:
     @property
     def complete(self) -> bool:
         return bool(self.known.all())
+
+    def summary(self) -> str:
+        return (
+            f"product code: {int(self.known.sum())}/{self.known.size} product blocks recovered "
+            f"from {self.n_arrived} worker outputs in {self.sweeps} sweep(s)"
+            + ("" if self.complete else " (incomplete: wait for more workers)")
+        )
 
     def require_complete(self) -> np.ndarray:
         if not self.complete:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._resources import check_memory
+from .._results import ResultRepr
 from .._validate import RngLike, check_int, check_positive_float, check_rng
 from ..errors import InvalidInputError
 from ..runtime.stragglers import StragglerModel
@@ -40,8 +42,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class SchemeLatency:
+@dataclass(frozen=True, repr=False)
+class SchemeLatency(ResultRepr):
     """Completion-time statistics of one scheme (model time units)."""
 
     name: str
@@ -51,6 +53,13 @@ class SchemeLatency:
     mean_arrivals_over_k: float
     decode_units: float
     samples: np.ndarray
+
+    def summary(self) -> str:
+        return (
+            f"{self.name}: completion time mean {self.mean:.4g}, p50 {self.p50:.4g}, p99 "
+            f"{self.p99:.4g} over {self.samples.size} trials; {self.mean_arrivals_over_k:.3f} K "
+            f"arrivals needed, decoding {self.decode_units:.3g} time units"
+        )
 
 
 def first_decodable(code: LinearCode, order: np.ndarray) -> int:
@@ -154,6 +163,15 @@ def simulate_latency(
         raise InvalidInputError(f"all codes must have the same number of workers, got {sizes}")
     (n,) = sizes
     k = check_int(k, "k", low=1, high=n)
+    # the (trials, N) completion times (three copies: draws, scaled, sorted) and, for polar
+    # codes, the (N, N) boolean prefixes of one trial's arrival order with the SC recursion's
+    # working copies
+    polar = any(isinstance(c, PolarCode) for c, _ in schemes.values())
+    check_memory(
+        3 * 8.0 * n * trials + (4.0 * n * n if polar else 0.0),
+        f"{trials} trials of N={n} workers",
+        fix="lower the trials (--trials) or N (--n)",
+    )
     for name, (_, load) in schemes.items():
         check_positive_float(load, f"load of {name}")
     gen = check_rng(rng)
