@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from .._results import ResultRepr
 from .._validate import check_int, check_nonnegative_float, check_positive_float
 from ..errors import FrugalError, InvalidInputError, TaskFailedError
 from ._task import Outcome, payload_nbytes
@@ -97,8 +98,8 @@ class TaskFailure:
         return f"task {self.index}: {self.error_type}: {self.message}"
 
 
-@dataclass(frozen=True)
-class Gathered:
+@dataclass(frozen=True, repr=False)
+class Gathered(ResultRepr):
     """What ``gather`` saw. Indices are positions in the ``handles`` passed to ``gather``.
 
     results: successful results by index.

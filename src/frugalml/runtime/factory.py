@@ -8,7 +8,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .._results import ResultRepr
 from .._validate import check_choice
+from ..errors import InvalidInputError
 from .base import BaseExecutor
 
 __all__ = ["BACKENDS", "BackendInfo", "backend_info", "concurrent_options", "make_executor"]
@@ -23,12 +25,17 @@ BACKENDS: dict[str, tuple[str | None, str | None]] = {
 }
 
 
-@dataclass(frozen=True)
-class BackendInfo:
+@dataclass(frozen=True, repr=False)
+class BackendInfo(ResultRepr):
     name: str
     installed: bool
     version: str | None
     extra: str | None
+
+    def summary(self) -> str:
+        if not self.installed:
+            return f"{self.name}: not installed (pip install 'frugalml[{self.extra}]')"
+        return f"{self.name}: installed" + (f" ({self.version})" if self.version else "")
 
 
 def backend_info(name: str) -> BackendInfo:
@@ -62,6 +69,44 @@ def concurrent_options(backend: str, n_tasks: int) -> dict[str, Any]:
     return {"workers": n_tasks}
 
 
+def _executor_class(backend: str) -> type:
+    if backend in ("local", "local-thread"):
+        from .local import LocalExecutor
+
+        return LocalExecutor
+    if backend == "ray":
+        from .ray_backend import RayExecutor
+
+        return RayExecutor
+    if backend == "dask":
+        from .dask_backend import DaskExecutor
+
+        return DaskExecutor
+    from .lithops_backend import LithopsExecutor
+
+    return LithopsExecutor
+
+
+def _check_options(cls: type, backend: str, options: dict[str, Any]) -> None:
+    """Unknown constructor options are an ``InvalidInputError`` naming the valid ones."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = sorted(name for name in params if name != "self")
+    if backend == "local-thread":
+        valid.remove("kind")
+        if "kind" in options:
+            raise InvalidInputError("the local-thread backend is the thread pool; omit kind=")
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise InvalidInputError(
+            f"the {backend} executor has no option(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(valid)}"
+        )
+
+
 def make_executor(backend: str = "local", **options: Any) -> BaseExecutor:
     """Create an executor: ``"local"`` (process pool), ``"local-thread"``, ``"ray"``,
     ``"dask"`` or ``"lithops"``; ``options`` go to its constructor.
@@ -74,6 +119,8 @@ def make_executor(backend: str = "local", **options: Any) -> BaseExecutor:
     the extra to install) when the backend's package is missing.
     """
     check_choice(backend, "backend", BACKENDS)
+    cls = _executor_class(backend)
+    _check_options(cls, backend, options)
     if backend == "local":
         from .local import LocalExecutor
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._validate import RngLike, check_choice, check_probability, check_rng
+from .._validate import RngLike, check_choice, check_int, check_probability, check_rng
 from ..errors import InvalidInputError
 from ._task import InjectedFailure, payload_nbytes
 from .base import (
@@ -63,7 +63,13 @@ class FailureModel:
     def __post_init__(self) -> None:
         check_probability(self.p, "p")
         check_choice(self.kind, "kind", ("raise", "crash"))
-        object.__setattr__(self, "tasks", frozenset(int(t) for t in self.tasks))
+        try:
+            tasks = frozenset(check_int(t, "tasks", low=0) for t in self.tasks)
+        except TypeError:  # not iterable
+            raise InvalidInputError(
+                f"tasks must be a collection of task numbers >= 0, got {self.tasks!r}"
+            ) from None
+        object.__setattr__(self, "tasks", tasks)
 
     def fails(self, number: int, rng: np.random.Generator) -> bool:
         draw = rng.random() < self.p if self.p > 0 else False

@@ -21,6 +21,12 @@ called.
 
 The thread pool's threads are daemons: a task that hangs does not keep the interpreter alive
 after ``close()``.
+
+Pool size: ``workers`` is checked when the executor is made, before anything starts: a pool
+that would need more memory than the machine has (about ``WORKER_BYTES`` per worker: a Python
+process with NumPy loaded, or a thread's committed stack and bookkeeping) raises
+:class:`~frugalml.errors.TooLargeError`, and one with more workers than the processes/threads
+this user may start (``RLIMIT_NPROC``) raises :class:`~frugalml.errors.InvalidInputError`.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from collections.abc import Callable
 from concurrent import futures as cf
 from typing import Any, Literal
 
+from .._resources import check_memory
 from .._validate import check_choice, check_int, check_positive_float
 from ..errors import FrugalError, InvalidInputError
 from ._task import Outcome, run_pickled, run_task
@@ -53,6 +60,30 @@ _THREAD_ENV = (
 
 
 _worker_limits: object = None
+
+#: nominal memory of one worker: a spawned Python process with NumPy, or one pool thread
+WORKER_BYTES = {"process": 64 << 20, "thread": 256 << 10}
+
+
+def check_pool_size(workers: int, kind: str) -> None:
+    """Refuse a pool of ``workers`` processes or threads that this machine cannot hold
+    (memory) or that this user may not start (``RLIMIT_NPROC``), before starting any."""
+    check_memory(
+        workers * WORKER_BYTES[kind],
+        f"a {kind} pool of {workers} workers",
+        fix="use fewer workers (--workers)",
+    )
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    except (ImportError, OSError, ValueError, AttributeError):  # pragma: no cover - platforms
+        return
+    if soft != resource.RLIM_INFINITY and workers > soft:
+        raise InvalidInputError(
+            f"a {kind} pool of {workers} workers exceeds the {soft} processes/threads this "
+            "user may start (ulimit -u); use fewer workers (--workers)"
+        )
 
 
 def _init_worker(blas_threads: int, ready: Any, preload: tuple[str, ...] = ()) -> None:
@@ -132,6 +163,7 @@ class LocalExecutor(BaseExecutor):
         self.start_method = check_choice(
             start_method, "start_method", multiprocessing.get_all_start_methods()
         )
+        check_pool_size(self.workers, self.kind)
         self.blas_threads = check_int(blas_threads, "blas_threads", low=1)
         self.start_timeout = check_positive_float(start_timeout, "start_timeout")
         self.cancel_running = bool(cancel_running)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from .._results import ResultRepr
 from ..errors import InvalidInputError
 from .shared import Shared
 
@@ -242,8 +243,8 @@ class RowBlocks:
                           executor)  # fmt: skip
 
 
-@dataclass(frozen=True)
-class PlacedRows:
+@dataclass(frozen=True, repr=False)
+class PlacedRows(ResultRepr):
     """Row blocks made readable by an executor's workers (see :meth:`RowBlocks.place`).
 
     parts: one entry per block (a :class:`~frugalml.runtime.Shared` that tasks receive as the
@@ -258,6 +259,14 @@ class PlacedRows:
     refs: tuple[Shared, ...] = field(repr=False)
     nbytes_placed: int = 0
     executor: Any = field(default=None, repr=False)
+
+    def summary(self) -> str:
+        from .base import fmt_bytes
+
+        return (
+            f"{len(self.parts)} row blocks of a {self.shape} {self.dtype} array placed "
+            f"({fmt_bytes(self.nbytes_placed)} shared)"
+        )
 
     def release(self) -> None:
         """Free every shared block (idempotent)."""

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import integrate, special
 
+from .._resources import check_memory
 from .._validate import (
     RngLike,
     check_array,
@@ -50,6 +51,13 @@ def _check_kn(k: int, n: int) -> tuple[int, int]:
     n = check_int(n, "n", low=1)
     k = check_int(k, "k", low=1, high=n)
     return k, n
+
+
+def _check_sample_size(n: int) -> int:
+    """``n`` >= 0 draws whose float64 array (and one temporary) fits in memory."""
+    n = check_int(n, "n", low=0)
+    check_memory(16.0 * n, f"{n} completion-time draws", fix="draw fewer samples")
+    return n
 
 
 class StragglerModel(ABC):
@@ -108,7 +116,7 @@ class ShiftedExponential(StragglerModel):
         check_positive_float(self.rate, "rate")
 
     def sample(self, n: int, rng: RngLike = None) -> np.ndarray:
-        n = check_int(n, "n", low=0)
+        n = _check_sample_size(n)
         return self.shift + check_rng(rng).exponential(1.0 / self.rate, size=n)
 
     def cdf(self, t: np.ndarray | float) -> np.ndarray:
@@ -144,7 +152,7 @@ class Pareto(StragglerModel):
         check_positive_float(self.alpha, "alpha")
 
     def sample(self, n: int, rng: RngLike = None) -> np.ndarray:
-        n = check_int(n, "n", low=0)
+        n = _check_sample_size(n)
         u = 1.0 - check_rng(rng).random(size=n)  # in (0, 1]
         return self.scale * u ** (-1.0 / self.alpha)
 
@@ -196,7 +204,7 @@ class BimodalStragglers(StragglerModel):
         check_positive_float(self.slowdown, "slowdown")
 
     def sample(self, n: int, rng: RngLike = None) -> np.ndarray:
-        n = check_int(n, "n", low=0)
+        n = _check_sample_size(n)
         rng = check_rng(rng)
         times = self.base.sample(n, rng)
         slow = rng.random(n) < self.p_slow
@@ -242,7 +250,12 @@ class TraceReplay(StragglerModel):
         path = Path(path)
         if not path.is_file():
             raise InvalidInputError(f"trace file {path} does not exist")
-        text = path.read_text()
+        try:
+            text = path.read_text()
+        except (UnicodeDecodeError, OSError) as exc:
+            raise InvalidInputError(
+                f"trace file {path} is not a readable text/JSON file: {exc}"
+            ) from exc
         if path.suffix.lower() == ".json":
             try:
                 data = json.loads(text)
@@ -279,7 +292,7 @@ class TraceReplay(StragglerModel):
         return cls(durations, mode=mode)
 
     def sample(self, n: int, rng: RngLike = None) -> np.ndarray:
-        n = check_int(n, "n", low=0)
+        n = _check_sample_size(n)
         if self.mode == "bootstrap":
             return check_rng(rng).choice(self.durations, size=n, replace=True)
         cursor = self._cursor  # type: ignore[attr-defined]
