@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from frugalml.errors import InvalidInputError, TaskFailedError  # noqa: E402
-from frugalml.subspace.launcher import free_port, run_workers  # noqa: E402
+from frugalml.subspace.launcher import WorkerTimeoutError, free_port, run_workers  # noqa: E402
 
 
 def _sum_ranks(rank, world, offset):
@@ -79,3 +79,39 @@ def test_bad_arguments():
     with pytest.raises(InvalidInputError, match="picklable"):
         run_workers(lambda r, w: r, 2)
     assert 0 < free_port() < 65536
+
+
+def _sleep_forever(rank, world):
+    import time
+
+    time.sleep(600)
+
+
+def _report_steps(rank, world, steps):
+    from frugalml.subspace.launcher import report_progress
+
+    for i in range(steps):
+        report_progress((rank, i))
+    return rank
+
+
+def test_timeout_bounds_the_whole_call_start_up_included():
+    import time
+
+    from frugalml.subspace.launcher import STOP_MARGIN
+
+    t0 = time.monotonic()
+    with pytest.raises(WorkerTimeoutError, match=r"within the timeout of 2 s \(process start-up"):
+        run_workers(_sleep_forever, 2, timeout=2)
+    elapsed = time.monotonic() - t0
+    # before: the deadline was timeout + 30 s of start-up, plus a 5 s grace (37 s here)
+    assert elapsed < 2 + STOP_MARGIN + 0.5, elapsed
+
+
+def test_workers_report_progress_to_the_parent():
+    seen = []
+    out = run_workers(_report_steps, 2, args=(3,), timeout=120,
+                      progress=lambda rank, item: seen.append((rank, item)))  # fmt: skip
+    assert out == [0, 1]
+    assert sorted(seen) == [(r, (r, i)) for r in (0, 1) for i in range(3)]
+    assert [i for r, (_, i) in seen if r == 0] == [0, 1, 2]  # in order per worker

@@ -7,13 +7,58 @@ Registered by the subspace CLI as ``subspace_app.command("train")(train)``.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
 import typer
 
 from .._validate import check_choice, check_int, check_positive_float, check_probability
 from ..errors import InvalidInputError
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
 
-__all__ = ["train"]
+__all__ = ["progress_bar", "train"]
+
+
+@contextlib.contextmanager
+def _rephrase(kind: type[BaseException], replacement: BaseException) -> Iterator[None]:
+    """Raise ``replacement`` (in the CLI's words) instead of an exception of ``kind``."""
+    try:
+        yield
+    except kind:
+        raise replacement from None
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, *, quiet: bool) -> Iterator[Any]:
+    """A rich progress bar on the console, or nothing with ``quiet`` (``--json``).
+
+    Yields a ``progress(message, fraction)`` callback (the library's progress type) or
+    ``None``.
+    """
+    if quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[message]}"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=1.0, message="")
+
+        def progress(message: str, fraction: float) -> None:
+            bar.update(task, completed=max(0.0, min(1.0, float(fraction))), message=message)
+
+        yield progress
+
 
 _TASKS = ("linreg", "digits-mlp", "mnist1d-cnn", "charlm")
 _AGGREGATIONS = ("mean", "adacons", "adasum", "powersgd")
@@ -41,11 +86,16 @@ def train(
     ),
     eval_every: int = typer.Option(10, "--eval-every", help="Evaluate every this many steps."),
     seed: int = typer.Option(0, help="Seed of model, data and sampling."),
-    timeout: float = typer.Option(600.0, help="Seconds before the workers are stopped."),
+    timeout: float = typer.Option(
+        600.0,
+        help="Seconds for the whole command, worker start-up included; past it the workers "
+        "are stopped and the command fails within 2 s.",
+    ),
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:
     """Train a small task data-parallel on local worker processes and report the loss curve."""
+    started = time.monotonic()
     limit_blas_threads(blas_threads)
     check_choice(task, "--task", _TASKS)
     check_choice(aggregation, "--aggregation", _AGGREGATIONS)
@@ -70,11 +120,22 @@ def train(
         )
     eval_every = check_int(eval_every, "--eval-every", low=1)
     seed = check_int(seed, "--seed", low=0)
-    check_positive_float(timeout, "--timeout")
+    timeout = check_positive_float(timeout, "--timeout")
 
+    from ..subspace.launcher import WorkerTimeoutError
     from ..subspace.tasks import train as run_train
 
-    with console.status(f"training {task} on {workers} workers ({aggregation})"):
+    too_late = WorkerTimeoutError(
+        f"the command did not finish within --timeout {timeout:g} s (worker start-up "
+        "included); the workers were stopped: increase --timeout or use fewer --steps"
+    )
+    left = timeout - (time.monotonic() - started)
+    if left <= 0:
+        raise too_late
+    with (
+        progress_bar(f"{task} on {workers} workers ({aggregation})", quiet=json_out) as bar,
+        _rephrase(WorkerTimeoutError, too_late),
+    ):
         res = run_train(
             task,
             aggregation,
@@ -89,20 +150,28 @@ def train(
             schedule=schedule,
             eval_every=eval_every,
             seed=seed,
-            timeout=timeout,
+            timeout=left,
+            progress=bar,
         )
     if json_out:
         payload = res.as_dict()
         payload["config"] = dict(payload["config"])
         payload["wall_at_eval"] = res.wall_at_eval()
         emit_json(payload)
-        return 0
-    from rich.table import Table
+    else:
+        from rich.table import Table
 
-    table = Table(title=res.summary())
-    for col in ("step", "eval loss", "wall s"):
-        table.add_column(col, justify="right")
-    for s, loss, wall in zip(res.eval_steps, res.eval_loss, res.wall_at_eval(), strict=True):
-        table.add_row(str(s), f"{loss:.6g}", f"{wall:.3f}")
-    console.print(table)
+        table = Table(title=res.summary())
+        for col in ("step", "eval loss", "wall s"):
+            table.add_column(col, justify="right", no_wrap=True)
+        for s, loss, wall in zip(res.eval_steps, res.eval_loss, res.wall_at_eval(), strict=True):
+            table.add_row(str(s), f"{loss:.6g}", f"{wall:.3f}")
+        console.print(table)
+    if res.diverged:
+        print(
+            f"frugalml: error: training diverged: the loss became non-finite by step "
+            f"{res.eval_steps[-1]} (of {steps}); lower --lr",
+            file=sys.stderr,
+        )
+        return 1
     return 0

@@ -10,6 +10,11 @@ results by rank. A worker that raises makes the whole call raise in the parent, 
 worker's traceback; a worker that dies, or a run that exceeds ``timeout``, raises
 :class:`~frugalml.errors.TaskFailedError`. All worker processes are terminated before returning
 or raising.
+
+``timeout`` bounds the whole call, the start-up of the interpreters included: when it passes,
+the workers are terminated at once and the call raises within :data:`STOP_MARGIN` seconds.
+Workers may report progress with :func:`report_progress`; the parent hands each report to
+``run_workers(..., progress=...)``.
 """
 
 from __future__ import annotations
@@ -29,9 +34,31 @@ from typing import Any
 from .._validate import check_choice, check_int, check_positive_float
 from ..errors import FrugalError, InvalidInputError, TaskFailedError
 
-__all__ = ["free_port", "run_workers"]
+__all__ = ["STOP_MARGIN", "WorkerTimeoutError", "free_port", "report_progress", "run_workers"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+#: seconds a timed-out :func:`run_workers` may take beyond its ``timeout`` to stop the workers
+#: (terminate, then kill those that do not exit within a second) and raise
+STOP_MARGIN = 2.0
+
+
+class WorkerTimeoutError(TaskFailedError):
+    """The workers did not finish within the timeout (they were stopped)."""
+
+
+#: set inside a worker process: (rank, the parent's queue)
+_REPORTER: tuple[int, Any] | None = None
+
+
+def report_progress(item: Any) -> None:
+    """From inside a worker of :func:`run_workers`: send the picklable ``item`` to the parent's
+    ``progress`` callback (as ``progress(rank, item)``). Does nothing outside a worker."""
+    if _REPORTER is None:
+        return
+    rank, out = _REPORTER
+    with contextlib.suppress(Exception):  # progress must never fail the work
+        out.put((rank, "progress", pickle.dumps(item), ""))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -54,8 +81,10 @@ def _entry(
     kwargs: dict,
     out: Any,
 ) -> None:
+    global _REPORTER
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)
+    _REPORTER = (rank, out)
     try:
         import torch
         import torch.distributed as dist
@@ -87,15 +116,21 @@ def _entry(
 def _stop(procs: list[Any], grace: float) -> None:
     deadline = time.monotonic() + grace
     for p in procs:
-        p.join(max(0.0, deadline - time.monotonic()))
+        if p.pid is not None:
+            p.join(max(0.0, deadline - time.monotonic()))
     for p in procs:
         if p.is_alive():
             p.terminate()
+    deadline = time.monotonic() + 1.0
     for p in procs:
-        p.join(2.0)
+        if p.pid is not None:
+            p.join(max(0.0, deadline - time.monotonic()))
+    for p in procs:
         if p.is_alive():
             p.kill()
-            p.join(1.0)
+    for p in procs:
+        if p.pid is not None:
+            p.join(0.5)
 
 
 def run_workers(
@@ -107,6 +142,7 @@ def run_workers(
     backend: str = "gloo",
     timeout: float = 300.0,
     threads_per_worker: int = 1,
+    progress: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
     """Run ``fn(rank, world_size, *args, **kwargs)`` in ``n_workers`` processes; results by rank.
 
@@ -122,20 +158,28 @@ def run_workers(
     backend:
         ``"gloo"`` (CPU) or ``"nccl"`` (one GPU per rank; ``fn`` must pick its device).
     timeout:
-        Seconds for the whole run (and for each collective inside the workers).
+        Seconds for the whole call, from now: starting the interpreters, initialising the
+        process group and running ``fn``. When it passes the workers are terminated at once
+        and :class:`~frugalml.errors.TaskFailedError` is raised within :data:`STOP_MARGIN`
+        seconds. (Also the limit of each collective inside the workers.)
     threads_per_worker:
         torch/BLAS threads per worker process.
+    progress:
+        Called in this process as ``progress(rank, item)`` for every
+        :func:`report_progress` ``(item)`` a worker makes.
 
     Raises
     ------
     The worker's own exception if it is a :class:`~frugalml.errors.FrugalError` (with the
     worker's traceback added as a note and as ``__cause__``), else
     :class:`~frugalml.errors.TaskFailedError` carrying the traceback; ``TaskFailedError`` also
-    when a worker dies without reporting or the timeout passes.
+    when a worker dies without reporting, :class:`WorkerTimeoutError` (a ``TaskFailedError``)
+    when the timeout passes.
     """
     n_workers = check_int(n_workers, "n_workers", low=1, high=512)
     check_choice(backend, "backend", ("gloo", "nccl"))
     timeout = check_positive_float(timeout, "timeout")
+    deadline = time.monotonic() + timeout  # start-up included: the caller asked for this
     threads = check_int(threads_per_worker, "threads_per_worker", low=1)
     if not callable(fn):
         raise InvalidInputError(f"fn must be callable, got {type(fn).__name__}")
@@ -161,13 +205,14 @@ def run_workers(
     ]
     results: dict[int, Any] = {}
     error: tuple[int, bytes | None, str] | None = None
-    deadline = time.monotonic() + timeout + 30.0  # + start-up of the interpreters
+    finished = False
     try:
         for p in procs:
             p.start()
         while len(results) < n_workers and error is None:
             try:
-                rank, status, payload, text = out.get(timeout=0.2)
+                wait = min(0.2, max(0.01, deadline - time.monotonic()))
+                rank, status, payload, text = out.get(timeout=wait)
             except queue_mod.Empty:
                 dead = [
                     (i, p.exitcode)
@@ -179,6 +224,8 @@ def run_workers(
                     with contextlib.suppress(queue_mod.Empty):
                         while True:
                             rank, status, payload, text = out.get(timeout=0.2)
+                            if status == "progress":
+                                continue
                             if status == "ok":
                                 results[rank] = pickle.loads(payload)
                             elif error is None:
@@ -189,19 +236,34 @@ def run_workers(
                             f"worker rank {i} died with exit code {code} without reporting "
                             "(killed for memory, or a crash in native code)"
                         ) from None
-                if time.monotonic() > deadline:
+                if time.monotonic() >= deadline:
                     missing = sorted(set(range(n_workers)) - set(results))
-                    raise TaskFailedError(
-                        f"workers {missing} did not finish within {timeout:g} s; increase "
-                        "timeout= or make the run smaller"
+                    raise WorkerTimeoutError(
+                        f"workers {missing} did not finish within the timeout of {timeout:g} s "
+                        "(process start-up included); increase the timeout or make the run "
+                        "smaller"
                     ) from None
                 continue
-            if status == "ok":
+            if status == "progress":
+                if progress is not None:
+                    progress(rank, pickle.loads(payload))
+                if time.monotonic() >= deadline:  # (a chatty worker must not hide the deadline)
+                    missing = sorted(set(range(n_workers)) - set(results))
+                    raise WorkerTimeoutError(
+                        f"workers {missing} did not finish within the timeout of {timeout:g} s "
+                        "(process start-up included); increase the timeout or make the run "
+                        "smaller"
+                    ) from None
+            elif status == "ok":
                 results[rank] = pickle.loads(payload)
             else:
                 error = (rank, payload, text)
+        finished = error is None
     finally:
-        _stop(procs, 5.0 if error is None else 1.0)
+        # workers that reported are exiting: give them a moment (bounded by the deadline);
+        # on a timeout, an error or an interrupt stop them at once
+        grace = min(5.0, max(0.0, deadline - time.monotonic())) if finished else 0.0
+        _stop(procs, grace)
         out.close()
     if error is not None:
         rank, payload, text = error

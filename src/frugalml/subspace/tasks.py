@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import sysconfig
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,17 +43,20 @@ import numpy as np
 
 from .._mnist1d import generate_mnist1d
 from .._optional import require
+from .._resources import check_memory
+from .._results import ResultRepr
 from .._validate import (
     check_choice,
     check_int,
     check_positive_float,
     check_probability,
 )
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, TaskFailedError
 
 __all__ = [
     "AGGREGATIONS",
     "TASKS",
+    "Progress",
     "RunConfig",
     "Task",
     "TrainResult",
@@ -66,6 +70,9 @@ __all__ = [
 ]
 
 TASKS = ("linreg", "digits-mlp", "mnist1d-cnn", "charlm")
+
+#: progress callback: ``progress(message, fraction done in [0, 1])``
+Progress = Callable[[str, float], None]
 AGGREGATIONS = ("mean", "adacons", "adasum", "powersgd")
 
 #: default (learning rate, SGD momentum) per task, found on a small grid with averaging
@@ -311,8 +318,8 @@ class RunConfig:
         check_int(self.seed, "seed", low=0)
 
 
-@dataclass(frozen=True)
-class TrainResult:
+@dataclass(frozen=True, repr=False)
+class TrainResult(ResultRepr):
     """Measurements of one run (rank 0's view; all ranks hold the same parameters).
 
     eval_steps / eval_loss: evaluation loss after those steps (step 0 = initial model).
@@ -452,18 +459,24 @@ def _run_one(rank: int, world: int, task: Task, cfg: RunConfig, run_id: int) -> 
     import torch
     import torch.distributed as dist
 
+    from .launcher import report_progress
+
     model, ddp, agg, opt = _setup(task, cfg)
     gen = torch.Generator().manual_seed(1_000_003 * cfg.seed + 7919 * rank + run_id)
     per_worker = cfg.global_batch // world
     eval_steps, eval_loss, train_loss, times = [0], [task.eval_loss(model)], [], []
     diverged = False
     dist.barrier()
+    reported = time.monotonic()
     for step in range(1, cfg.steps + 1):
         t0 = time.perf_counter()
         loss = _one_step(task, ddp, agg, opt, gen, per_worker)
         times.append(time.perf_counter() - t0)
         value = float(loss.detach())
         train_loss.append(value)
+        if rank == 0 and (time.monotonic() - reported > 0.1 or step == cfg.steps):
+            reported = time.monotonic()
+            report_progress(("train", run_id, step, cfg.steps, value))
         flag = torch.tensor([0.0 if math.isfinite(value) else 1.0])
         if step % cfg.eval_every == 0 or step == cfg.steps:
             dist.all_reduce(flag)  # every rank stops together if any diverged
@@ -523,7 +536,13 @@ def _suite_worker(
     for i, (task, cfg) in enumerate(jobs):
         res = _run_one(rank, world, task, cfg, i)
         runs.append(res if rank == 0 else None)
-    timings = [_time_block(rank, world, task, cfgs, rounds) for task, cfgs in blocks]
+    from .launcher import report_progress
+
+    timings = []
+    for b, (task, cfgs) in enumerate(blocks):
+        timings.append(_time_block(rank, world, task, cfgs, rounds))
+        if rank == 0:
+            report_progress(("timing", b, len(blocks)))
     return runs, timings
 
 
@@ -535,6 +554,29 @@ def _resolve(task: str | Task, built: dict[str, Task], seed: int) -> Task:
     if not isinstance(task, Task):
         raise InvalidInputError(f"task must be a name or a Task, got {type(task).__name__}")
     return task
+
+
+#: floats each example of a minibatch occupies in a worker (input + activations, roughly), for
+#: the memory guard; the models themselves are small (<= 0.2 M parameters)
+_FLOATS_PER_EXAMPLE = {"linreg": 1_000, "digits-mlp": 250, "mnist1d-cnn": 2_000, "charlm": 52_000}
+
+
+def _check_size(task: Task, cfg: RunConfig, n_workers: int) -> None:
+    """Refuse, before any process starts, a run whose minibatches (all workers on this
+    machine, forward and backward) or per-step history would not fit in memory."""
+    per_worker = cfg.global_batch // n_workers
+    batch_bytes = 3 * 4 * _FLOATS_PER_EXAMPLE[task.kind] * per_worker * n_workers
+    check_memory(
+        batch_bytes,
+        f"a global batch of {cfg.global_batch} {task.kind} examples on {n_workers} workers "
+        "(inputs and activations, forward and backward)",
+        fix="use a smaller batch (--batch) or fewer workers",
+    )
+    check_memory(
+        64 * cfg.steps,
+        f"the per-step history (loss and wall time) of {cfg.steps} steps",
+        fix="use fewer steps (--steps)",
+    )
 
 
 def _check_cfg(cfg: Any, n_workers: int) -> None:
@@ -556,6 +598,7 @@ def train_and_time(
     warmup: int = 5,
     timeout: float = 600.0,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> tuple[list[TrainResult], list[list[list[float]]]]:
     """Training runs and interleaved step timings in one group of ``n_workers`` processes.
 
@@ -568,13 +611,20 @@ def train_and_time(
     Returns ``(results, times)``: one :class:`TrainResult` per job (rank 0's view) and, per
     block and configuration, rank 0's step wall times (seconds) after ``warmup`` rounds.
     Process start-up (seconds per process on a small machine) is paid once.
-    """
-    from .launcher import run_workers
 
+    ``timeout`` (seconds) bounds the whole call from its start: building the tasks, starting
+    the processes and running; past it the workers are stopped and
+    :class:`~frugalml.errors.TaskFailedError` is raised within
+    :data:`~.launcher.STOP_MARGIN` seconds. ``progress(message, fraction)`` is called as rank
+    0 advances (see :data:`Progress`).
+    """
+    from .launcher import WorkerTimeoutError, run_workers
+
+    started = time.monotonic()
     n_workers = check_int(n_workers, "n_workers", low=1, high=64)
     rounds = check_int(rounds, "rounds", low=1)
     warmup = check_int(warmup, "warmup", low=0, high=rounds - 1)
-    check_positive_float(timeout, "timeout")
+    timeout = check_positive_float(timeout, "timeout")
     jobs, timing = list(jobs), list(timing or [])
     if not jobs and not timing:
         raise InvalidInputError("nothing to run: pass training jobs or timing blocks")
@@ -590,7 +640,45 @@ def train_and_time(
         for cfg in cfgs:
             _check_cfg(cfg, n_workers)
         blocks.append((_resolve(task, built, seed), list(cfgs)))
-    out = run_workers(_suite_worker, n_workers, args=(resolved, blocks, rounds), timeout=timeout)
+    for task, cfg in resolved:
+        _check_size(task, cfg, n_workers)
+    for task, cfgs in blocks:
+        for cfg in cfgs:
+            _check_size(task, cfg, n_workers)
+    total = sum(cfg.steps for _, cfg in resolved) + len(blocks) * rounds * 1.0
+    done_before = np.cumsum([0] + [cfg.steps for _, cfg in resolved])
+
+    def relay(rank: int, item: Any) -> None:
+        if progress is None:
+            return
+        if item[0] == "train":
+            _, i, step, steps, loss = item
+            task, cfg = resolved[i]
+            progress(
+                f"{task.kind} {cfg.aggregation}: step {step}/{steps}, loss {loss:.4g}",
+                min(1.0, (done_before[i] + step) / total),
+            )
+        else:
+            _, b, count = item
+            progress(f"timing block {b + 1}/{count}",
+                     min(1.0, (done_before[-1] + (b + 1) * rounds) / total))  # fmt: skip
+
+    left = timeout - (time.monotonic() - started)
+    if left <= 0:
+        raise TaskFailedError(
+            f"the timeout of {timeout:g} s passed while building the tasks; increase it"
+        )
+    if progress is not None:
+        progress(f"starting {n_workers} worker processes", 0.0)
+    try:
+        out = run_workers(_suite_worker, n_workers, args=(resolved, blocks, rounds),
+                          timeout=left, progress=relay)  # fmt: skip
+    except WorkerTimeoutError:
+        raise WorkerTimeoutError(
+            f"the run did not finish within the timeout of {timeout:g} s (building the task "
+            f"and starting the {n_workers} worker processes included); the workers were "
+            "stopped: increase the timeout or make the run smaller"
+        ) from None
     runs, timings = out[0]
     return [TrainResult(**d) for d in runs], [[t[warmup:] for t in b] for b in timings]
 
@@ -601,14 +689,17 @@ def train_jobs(
     n_workers: int = 4,
     timeout: float = 600.0,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> list[TrainResult]:
     """Run ``(task, config)`` jobs one after another in one group of processes.
 
-    See :func:`train_and_time`. Returns one :class:`TrainResult` per job.
+    See :func:`train_and_time` (also for ``timeout`` and ``progress``). Returns one
+    :class:`TrainResult` per job.
     """
     if not jobs:
         raise InvalidInputError("no jobs given; pass at least one (task, RunConfig) pair")
-    return train_and_time(jobs, n_workers=n_workers, timeout=timeout, seed=seed)[0]
+    return train_and_time(jobs, n_workers=n_workers, timeout=timeout, seed=seed,
+                          progress=progress)[0]  # fmt: skip
 
 
 def measure_step_times(
@@ -645,11 +736,13 @@ def train_many(
     n_workers: int = 4,
     timeout: float = 600.0,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> list[TrainResult]:
     """Several configurations of one task in one group of processes (see :func:`train_jobs`)."""
     if not configs:
         raise InvalidInputError("configs is empty; pass at least one RunConfig")
-    return train_jobs([(task, c) for c in configs], n_workers=n_workers, timeout=timeout, seed=seed)
+    return train_jobs([(task, c) for c in configs], n_workers=n_workers, timeout=timeout,
+                      seed=seed, progress=progress)  # fmt: skip
 
 
 def train(
@@ -668,11 +761,13 @@ def train(
     eval_every: int = 10,
     seed: int = 0,
     timeout: float = 600.0,
+    progress: Progress | None = None,
 ) -> TrainResult:
     """Train ``task`` data-parallel on ``n_workers`` local processes with ``aggregation``.
 
     ``lr``/``momentum`` default to the task's values in :data:`DEFAULTS`. See
-    :class:`RunConfig` for the other options. Returns a :class:`TrainResult`.
+    :class:`RunConfig` for the other options and :func:`train_and_time` for ``timeout`` (the
+    whole call, process start-up included) and ``progress``. Returns a :class:`TrainResult`.
     """
     name = task if isinstance(task, str) else task.kind
     check_choice(name, "task", TASKS)
@@ -690,4 +785,5 @@ def train(
         eval_every=eval_every,
         seed=seed,
     )
-    return train_many(task, [cfg], n_workers=n_workers, timeout=timeout, seed=seed)[0]
+    return train_many(task, [cfg], n_workers=n_workers, timeout=timeout, seed=seed,
+                      progress=progress)[0]  # fmt: skip
