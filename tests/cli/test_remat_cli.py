@@ -110,6 +110,7 @@ def test_solve_greedy_json(capsys, graph_file):
 
 def test_solve_bytes_budget_and_out_file(capsys, graph_file, tmp_path):
     out_path = tmp_path / "results" / "sol.json"
+    out_path.parent.mkdir()
     code, out, err = run_cli(capsys, "remat", "solve", graph_file, "--budget", "85",
                              "--solver", "greedy", "--out", out_path, "--json")  # fmt: skip
     assert code == 0, err

@@ -420,8 +420,32 @@ def test_missing_file_and_directory(tmp_path):
     with pytest.raises(InvalidInputError, match="does not exist") as exc:
         load_graph(path)
     assert str(path) in str(exc.value)
-    with pytest.raises(InvalidInputError, match="cannot read"):
+    with pytest.raises(InvalidInputError, match="is a directory"):
         load_graph(tmp_path)
+
+
+def test_special_and_undecodable_files_are_refused(tmp_path):
+    # /dev/zero never ends: reading it used to grow without bound (11 GB in 35 s)
+    with pytest.raises(InvalidInputError, match="not a regular file"):
+        load_graph("/dev/zero")
+    bad = tmp_path / "g.json"
+    bad.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InvalidInputError, match="not a UTF-8"):
+        load_graph(bad)
+    with pytest.raises(InvalidInputError, match="give the path"):
+        load_graph("")
+
+
+def test_a_graph_file_too_large_for_memory_is_refused(tmp_path, monkeypatch):
+    from frugalml.errors import TooLargeError
+
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps({"nodes": [{"id": i, "cost": 1, "memory": 1} for i in range(50)]}))
+    monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", "1000")
+    with pytest.raises(TooLargeError, match="graph file"):
+        load_graph(path)
+    monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", str(10**9))
+    assert load_graph(path).n == 50
 
 
 # -- round trip ------------------------------------------------------------------------------------

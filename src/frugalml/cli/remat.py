@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
+import sys
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, check_output_path
+from .._validate import check_choice, check_int
+from ..errors import InvalidInputError
 from ._common import JSON_OPTION, console, emit_json
 
 __all__ = ["remat_app"]
@@ -24,14 +28,49 @@ BUDGET_OPTION = typer.Option(
 SOLVER_OPTION = typer.Option(
     "moccasin", help="moccasin | checkmate | lp | lp-randomized | greedy | none | checkpoint"
 )
-TIME_OPTION = typer.Option(60.0, help="Solver time limit in seconds.")
+TIME_OPTION = typer.Option(
+    60.0, help="Solver time limit in seconds (building the model included; inf: no limit)."
+)
 COPIES_OPTION = typer.Option(2, help="MOCCASIN/greedy: at most this many computations per node.")
 WORKERS_OPTION = typer.Option(None, help="Solver threads (default: CPU count).")
 OUT_OPTION = typer.Option(None, "--out", help="Write the solution (schedule and scores) as JSON.")
 
 
+#: exit status of a solve stopped by Ctrl-C (the shell's 128 + SIGINT)
+EXIT_INTERRUPTED = 130
+
+
+def _check_options(budget, solver, time_limit, copies, workers, out):
+    """Validate the shared options before any work; returns (time_limit or None, out)."""
+    from ..remat import SOLVERS
+
+    if out is not None:
+        out = check_output_path(out, "--out")
+    check_choice(solver, "--solver", SOLVERS)
+    if not (isinstance(budget, float) and math.isfinite(budget) and budget > 0):
+        raise InvalidInputError(
+            f"--budget must be > 0: a fraction (0, 1] of the plain peak, or bytes; got {budget}"
+        )
+    if math.isnan(time_limit) or time_limit <= 0:
+        raise InvalidInputError(f"--time-limit must be > 0 seconds (or inf), got {time_limit}")
+    if math.isinf(time_limit):
+        time_limit = None
+    check_int(copies, "--copies", low=1)
+    if workers is not None:
+        check_int(workers, "--workers", low=1, high=1024)
+    return time_limit, out
+
+
 def _run(graph, budget, solver, time_limit, copies, workers, quiet):
     from ..remat import solve
+
+    if solver == "moccasin":  # (import the solver first: the note below means "solving")
+        from .._optional import require
+
+        require("ortools.sat.python.cp_model", what="the MOCCASIN solver", extra="remat")
+    if not quiet:
+        print(f"solving with {solver} (Ctrl-C stops with the best schedule so far)",
+              file=sys.stderr, flush=True)  # fmt: skip
 
     if quiet or time_limit is None:
         return solve(graph, budget, solver=solver, time_limit=time_limit, copies=copies,
@@ -54,17 +93,33 @@ def _run(graph, budget, solver, time_limit, copies, workers, quiet):
                      workers=workers, progress=progress)  # fmt: skip
 
 
+def _interrupted_note(sol, out: Path | None) -> None:
+    """Say on stderr that the solve was stopped and what (if anything) was written."""
+    if sol.schedule is None:
+        print("frugalml: interrupted before any schedule was found; nothing written",
+              file=sys.stderr)  # fmt: skip
+        return
+    where = f'; written to {out} with "status": "interrupted"' if out is not None else ""
+    print(
+        "frugalml: interrupted: the schedule is the best found so far, not proven optimal" + where,
+        file=sys.stderr,
+    )
+
+
 def _report(sol, graph, out: Path | None, json_out: bool) -> None:
     payload = {"graph": graph.subgraph_info(), **sol.to_dict()}
-    if out is not None:
+    interrupted = sol.status == "interrupted"
+    if out is not None and not (interrupted and sol.schedule is None):
         atomic_write_text(out, json.dumps(payload, indent=2))
     if json_out:
         emit_json(payload)
     else:
         console.print(graph.describe())
         console.print(sol.summary())
-        if out is not None:
+        if out is not None and not interrupted:
             console.print(f"wrote {out}")
+    if interrupted:
+        _interrupted_note(sol, out)
 
 
 @remat_app.command("solve")
@@ -78,12 +133,19 @@ def solve_cmd(
     out: Path = OUT_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Find a schedule of GRAPH_FILE within a memory budget with minimum total compute."""
+    """Find a schedule of GRAPH_FILE within a memory budget with minimum total compute.
+
+    Ctrl-C stops the solver: the best schedule so far is reported (and written with --out,
+    marked "status": "interrupted") and the command exits with status 130.
+    """
     from ..remat import load_graph
 
+    time_limit, out = _check_options(budget, solver, time_limit, copies, workers, out)
     graph = load_graph(graph_file)
     sol = _run(graph, budget, solver, time_limit, copies, workers, json_out)
     _report(sol, graph, out, json_out)
+    if sol.status == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
     if sol.schedule is None:
         raise typer.Exit(1)
 
@@ -108,16 +170,18 @@ def model_cmd(
     """Extract the training graph of a PyTorch model, solve, and run the schedule."""
     from ..remat.frontend import build_target, check_schedule
 
+    time_limit, out = _check_options(budget, solver, time_limit, copies, workers, out)
     model, inputs, loss_fn = build_target(target, input_shape)
     from ..remat.torch_graph import extract_graph
 
     tg = extract_graph(model, loss_fn, inputs)
     sol = _run(tg.graph, budget, solver, time_limit, copies, workers, json_out)
+    interrupted = sol.status == "interrupted"
     payload_extra = {}
-    if execute and sol.schedule is not None:
+    if execute and sol.schedule is not None and not interrupted:
         payload_extra = check_schedule(tg, sol.schedule, model, inputs, loss_fn)
     payload = {"graph": tg.graph.subgraph_info(), **sol.to_dict(), "execution": payload_extra}
-    if out is not None:
+    if out is not None and not (interrupted and sol.schedule is None):
         atomic_write_text(out, json.dumps(payload, indent=2))
     if json_out:
         emit_json(payload)
@@ -129,5 +193,8 @@ def model_cmd(
                 f"executed: measured peak {payload_extra['measured_peak']} bytes "
                 f"(budget {sol.budget}), max |grad diff| {payload_extra['max_grad_diff']:.2e}"
             )
+    if interrupted:
+        _interrupted_note(sol, out)
+        raise typer.Exit(EXIT_INTERRUPTED)
     if sol.schedule is None:
         raise typer.Exit(1)

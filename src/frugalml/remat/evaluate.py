@@ -20,14 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._results import ResultRepr
 from ..errors import InvalidInputError
 from .graph import RematGraph
 
 __all__ = ["ScheduleReport", "evaluate_schedule", "topological_schedule"]
 
 
-@dataclass(frozen=True)
-class ScheduleReport:
+@dataclass(frozen=True, repr=False)
+class ScheduleReport(ResultRepr):
     """What a schedule costs.
 
     ``profile[t]``: bytes resident while step ``t`` runs; ``peak_memory = profile.max()``.

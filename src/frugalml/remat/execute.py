@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from .._results import ResultRepr
 from ..errors import InvalidInputError
 from .evaluate import ScheduleReport, evaluate_schedule
 from .torch_graph import StorageKey, TorchRematGraph, _storages
@@ -53,8 +54,8 @@ import torch.fx  # noqa: E402
 __all__ = ["ExecutionResult", "execute_schedule"]
 
 
-@dataclass(frozen=True, eq=False)
-class ExecutionResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class ExecutionResult(ResultRepr):
     """The outcome of replaying a schedule.
 
     Attributes
@@ -91,6 +92,14 @@ class ExecutionResult:
     recomputations: int
     rederived: int
     cuda_peak_bytes: int | None
+
+    def summary(self) -> str:
+        cuda = "" if self.cuda_peak_bytes is None else f", CUDA peak {self.cuda_peak_bytes} B"
+        return (
+            f"executed {self.steps} steps ({self.recomputations} recomputations, "
+            f"{self.rederived} views re-derived): measured peak {self.peak_bytes} B, predicted "
+            f"{self.predicted_peak} B{cuda}; loss {float(self.loss):.6g}"
+        )
 
 
 class LiveStorages:

@@ -17,12 +17,14 @@ Paper: Bartan et al., "Moccasin" (ICML 2023, arXiv 2304.14463), Sec. 5 (benchmar
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from .._io import atomic_write_text
+from .._resources import check_memory
 from ..errors import InvalidInputError
 from .graph import RematGraph
 
@@ -115,15 +117,30 @@ def graph_from_dict(data: Any, *, fmt: Format = "auto", name: str = "") -> Remat
 def load_graph(path: str | Path, *, fmt: Format = "auto") -> RematGraph:
     """Read a graph file (any layout in the module docstring). Errors name the file."""
     path = Path(path)
+    if str(path) in ("", "."):
+        raise InvalidInputError("give the path of a graph file")
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
     except FileNotFoundError as exc:
         raise InvalidInputError(f"graph file {path} does not exist") from exc
     except OSError as exc:
         raise InvalidInputError(f"cannot read graph file {path}: {exc}") from exc
+    if path.is_dir():
+        raise InvalidInputError(f"{path} is a directory; give a graph file (JSON)")
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidInputError(f"{path} is not a regular file; give a graph file (JSON)")
+    # parsed JSON takes ~20x the file's bytes in Python objects, the graph a little more
+    check_memory(24.0 * info.st_size, f"reading the {info.st_size}-byte graph file {path}",
+                 fix="use a smaller graph")  # fmt: skip
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path} is not a UTF-8 text (JSON) file: {exc}") from exc
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read graph file {path}: {exc}") from exc
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise InvalidInputError(f"{path} is not valid JSON: {exc}") from exc
     try:
         return graph_from_dict(data, fmt=fmt, name=path.stem)

@@ -7,11 +7,13 @@ real networks).
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from .._resources import check_memory
 from ..errors import InvalidInputError
 
 __all__ = ["IN_HOUSE", "build_target", "check_schedule", "reference_gradients"]
@@ -51,15 +53,24 @@ def build_target(
         raise InvalidInputError(f"--input-shape must be integers like 8,3,32,32: {exc}") from exc
     if not shape or min(shape) < 1:
         raise InvalidInputError(f"--input-shape entries must be >= 1, got {input_shape}")
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    # the input, and the activations of forward and backward passes while the graph is traced
+    # and timed (a generous factor: the model is unknown)
+    check_memory(16.0 * itemsize * math.prod(shape),
+                 f"the {'x'.join(map(str, shape))} example input and its activations",
+                 fix="use a smaller --input-shape")  # fmt: skip
     mod_name, _, cls_name = target.partition(":")
     try:
         cls = getattr(importlib.import_module(mod_name), cls_name)
     except (ImportError, AttributeError) as exc:
         raise InvalidInputError(f"cannot import {target}: {exc}") from exc
     try:
-        model = cls().to(dtype)
+        model = cls()
     except Exception as exc:
         raise InvalidInputError(f"{target}() could not be constructed: {exc}") from exc
+    if not isinstance(model, torch.nn.Module):
+        raise InvalidInputError(f"{target}() is a {type(model).__name__}, not a torch.nn.Module")
+    model = model.to(dtype)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(*shape, generator=gen, dtype=dtype)
     return model, (x,), None

@@ -45,8 +45,10 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from .._resources import check_memory
 from .._validate import check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
+from ._interrupt import SolveInterrupt
 from .evaluate import evaluate_schedule
 from .graph import RematGraph
 from .greedy import greedy_schedule
@@ -264,12 +266,76 @@ class MoccasinSolver:
             raise InvalidInputError("feasibility_fraction must be in (0, 1]")
         workers = check_int(workers if workers is not None else (os.cpu_count() or 1),
                             "workers", low=1)  # fmt: skip
-        t0 = time.perf_counter()
+        check_memory(
+            self.model_bytes(workers),
+            f"the MOCCASIN model of {self.graph.n} nodes and {len(self.graph.edges)} edges with "
+            f"{self.copies} copies per node ({workers} CP-SAT workers)",
+            fix="use a smaller graph, fewer copies (--copies) or fewer workers (--workers)",
+        )
+        guard = SolveInterrupt()
+        run: dict[str, Any] = {"t0": time.perf_counter(), "values": None, "trace": [],
+                               "info": {}}  # fmt: skip
+        with guard:
+            try:
+                return self._solve(cp_model, guard, run, budget, time_limit, workers, progress,
+                                   expand_reservoir_constraints, feasibility_fraction, seed,
+                                   warm_start)  # fmt: skip
+            except KeyboardInterrupt:
+                if not guard.interrupted:
+                    raise
+                # Ctrl-C outside a CP-SAT call (building the model, the greedy start)
+                return self._interrupted(run, budget)
+
+    def model_bytes(self, workers: int = 1) -> float:
+        """Rough memory (bytes) of the CP model: Python objects while building it, and the
+        CP-SAT copies (presolve and each search worker): ~600 bytes per copy of a node and
+        ~3 kB per copy pair of an edge (reservoir/precedence terms)."""
+        n_copies = self.graph.n * self.copies
+        pairs = len(self.graph.edges) * self.copies * self.copies
+        per_model = 600.0 * n_copies + 3000.0 * pairs
+        return per_model * (3 + workers)
+
+    def _interrupted(self, run: dict[str, Any], budget: int) -> RematSolution:
+        """The best schedule found before Ctrl-C, checked by the evaluator (a schedule that
+        does not fit is never reported)."""
+        values = run["values"]
+        trace = run["trace"]
+        schedule = None
+        if values is not None:
+            warm = run.get("warm")
+            schedule = warm[1] if warm is not None and warm[0] is values else self._schedule(values)
+            if evaluate_schedule(self.graph, schedule).peak_memory > budget:
+                schedule, values = None, None
+        return scored(
+            self.graph, "moccasin", "interrupted", budget, schedule,
+            solve_seconds=time.perf_counter() - run["t0"],
+            seconds_to_best=trace[-1][0] if trace else None, trace=tuple(trace),
+            info={**run["info"], "interrupted": True,
+                  "reason": "stopped by Ctrl-C (SIGINT): the best schedule found so far, "
+                  "not proven optimal"},
+        )  # fmt: skip
+
+    def _solve(
+        self,
+        cp_model: Any,
+        guard: SolveInterrupt,
+        run: dict[str, Any],
+        budget: int,
+        time_limit: float | None,
+        workers: int,
+        progress: ProgressCallback | None,
+        expand_reservoir_constraints: bool,
+        feasibility_fraction: float,
+        seed: int,
+        warm_start: bool,
+    ) -> RematSolution:
+        t0 = run["t0"]
         model, copies = self._build(budget, cp_model)
         build_s = time.perf_counter() - t0
+        run["info"] = self._info(model, build_s)
         n_base = float(self.graph.total_cost)
-        trace: list[tuple[float, float]] = []
-        best: dict[str, Any] = {"values": None}
+        trace: list[tuple[float, float]] = run["trace"]
+        best = run  # best["values"]: the best schedule's model values so far
         lock = threading.Lock()
 
         def record(values: dict[str, Any], bound: float | None) -> None:
@@ -302,6 +368,7 @@ class MoccasinSolver:
             p.num_workers = workers
             p.random_seed = int(seed)
             p.expand_reservoir_constraints = bool(expand_reservoir_constraints)
+            p.catch_sigint_signal = False  # SolveInterrupt stops the search and says so
             if limit is not None:
                 p.max_time_in_seconds = max(limit, 0.01)
             return solver
@@ -316,7 +383,9 @@ class MoccasinSolver:
         phase1_peak = None
         warm = greedy_schedule(self.graph, budget, copies=self.copies) if warm_start else None
         if warm is not None and evaluate_schedule(self.graph, warm).peak_memory <= budget:
-            record(self._values_from_schedule(warm, copies), None)
+            warm_values = self._values_from_schedule(warm, copies)
+            record(warm_values, None)
+            run["warm"] = (warm_values, warm)  # (its model values are a hint, not exact)
             status_name = "GREEDY"
         else:
             plain = evaluate_schedule(self.graph, np.arange(self.graph.n)).peak_memory
@@ -338,8 +407,11 @@ class MoccasinSolver:
 
             limit1 = None if remaining is None else remaining * feasibility_fraction
             s1 = params(limit1)
-            st1 = s1.solve(model1, _Phase1())
+            with guard.solving(s1.stop_search):
+                st1 = s1.solve(model1, _Phase1())
             status_name = s1.status_name(st1)
+            if guard.interrupted:
+                return self._interrupted(run, budget)
             if status_name == "OPTIMAL" and best["values"] is None:
                 status_name = "INFEASIBLE"  # the least peak within the model is over budget
             phase1_peak = lowest["peak"]
@@ -363,12 +435,15 @@ class MoccasinSolver:
         self._hint(model, copies, best["values"])
         left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)
         s2 = params(left)
-        st2 = s2.solve(model, _Callback(self))
+        with guard.solving(s2.stop_search):
+            st2 = s2.solve(model, _Callback(self))
         name2 = s2.status_name(st2)
         if name2 in ("OPTIMAL", "FEASIBLE"):
             with lock:
                 vals = self._read(s2, copies)
             record(vals, None)
+        if guard.interrupted and name2 != "OPTIMAL":
+            return self._interrupted(run, budget)
         bound = None
         if name2 in ("OPTIMAL", "FEASIBLE"):
             bound = n_base + s2.best_objective_bound * self.cost_unit

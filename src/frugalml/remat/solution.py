@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._results import ResultRepr
 from ..errors import InfeasibleError, InvalidInputError
 from .evaluate import ScheduleReport, evaluate_schedule, topological_schedule
 from .graph import RematGraph
@@ -28,7 +29,8 @@ __all__ = [
     "scored",
 ]
 
-Status = Literal["optimal", "feasible", "infeasible", "timeout", "unknown"]
+#: ``"interrupted"``: stopped by Ctrl-C; the schedule (if any) is the best found so far
+Status = Literal["optimal", "feasible", "infeasible", "timeout", "unknown", "interrupted"]
 
 #: called with (seconds since the solve started, total cost of the new best schedule,
 #: best lower bound or None) every time a solver finds a better schedule
@@ -71,8 +73,8 @@ def check_budget(graph: RematGraph, budget_bytes: int) -> int:
     return int(budget_bytes)
 
 
-@dataclass(frozen=True)
-class RematSolution:
+@dataclass(frozen=True, repr=False)
+class RematSolution(ResultRepr):
     """A schedule found by a solver, scored by the common evaluator.
 
     ``schedule`` is ``None`` only when no schedule was found (``status`` says why; ``bound`` is

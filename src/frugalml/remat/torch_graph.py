@@ -54,6 +54,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._optional import require
+from .._results import ResultRepr
 from ..errors import FrugalError, InvalidInputError
 from .graph import RematGraph
 
@@ -93,8 +94,8 @@ class OutputSpec:
         return (self.loss, *(g for g in self.grads if g is not None))
 
 
-@dataclass(frozen=True, eq=False)
-class TorchRematGraph:
+@dataclass(frozen=True, eq=False, repr=False)
+class TorchRematGraph(ResultRepr):
     """A traced training step and the :class:`RematGraph` built from it.
 
     Attributes

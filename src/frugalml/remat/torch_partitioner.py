@@ -97,6 +97,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from .._results import ResultRepr
 from ..errors import BackendUnavailableError, FrugalError, InvalidInputError
 from .execute import LiveStorages
 from .torch_graph import (
@@ -125,8 +126,8 @@ __all__ = ["GraphMeasurement", "PartitionerResult", "measure_graph", "partitione
 _WHAT = "the comparison with PyTorch's min-cut partitioner"
 
 
-@dataclass(frozen=True, eq=False)
-class GraphMeasurement:
+@dataclass(frozen=True, eq=False, repr=False)
+class GraphMeasurement(ResultRepr):
     """One measured run of an FX graph (see :func:`measure_graph`).
 
     Attributes
@@ -149,9 +150,15 @@ class GraphMeasurement:
         """Sum of the per-op costs."""
         return float(sum(self.costs.values()))
 
+    def summary(self) -> str:
+        return (
+            f"measured {len(self.costs)} ops: peak {self.peak_bytes} B of live storage, "
+            f"total cost {self.total_cost:g}"
+        )
 
-@dataclass(frozen=True, eq=False)
-class PartitionerResult:
+
+@dataclass(frozen=True, eq=False, repr=False)
+class PartitionerResult(ResultRepr):
     """What PyTorch's partitioner chose at one memory budget, measured in frugalml's units.
 
     Attributes
