@@ -68,3 +68,90 @@ def test_saddle_bad_options():
         assert out.exit_code != 0
         assert isinstance(out.exception, InvalidInputError), args
         assert match in str(out.exception)
+
+
+# -- hardening: bad inputs found by the bad-input matrix, size guards, output paths, progress --
+
+
+def test_saddle_more_bad_options_are_refused_before_any_work():
+    from frugalml.errors import InvalidInputError
+
+    for args, match in (
+        (["--seed", "-1"], "--seed"),
+        (["--kappa", "nan"], "--kappa"),
+        (["--kappa", "inf"], "--kappa"),
+        (["--kappa", "0.5"], "--kappa"),
+        (["--tol", "nan"], "--tol"),
+        (["--tol", "0"], "--tol"),
+        (["--eta", "nan"], "--eta"),
+        (["--n", "0"], "--n"),
+        (["--problem", "constrained", "--n", "1"], "--n"),
+        (["--directions", ","], "--directions"),
+        (["--directions", "sideways"], "direction"),
+    ):
+        out = runner.invoke(subspace_app, ["saddle", "--n", "5", *args])
+        assert isinstance(out.exception, InvalidInputError), (args, out.output)
+        assert match in str(out.exception), args
+
+
+def test_saddle_huge_n_is_refused_with_the_estimate(capsys):
+    from frugalml.cli import main
+
+    # before: a numpy MemoryError traceback after trying to allocate 7.28 TiB
+    code = main(["subspace", "saddle", "--n", "1000000"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("frugalml: error: the n = 1000000 bilinear game")
+    assert "TiB" in err[0] and "available" in err[0] and "--n" in err[0]
+
+
+def test_saddle_checks_the_plot_path_before_the_work(tmp_path):
+    from frugalml.errors import InvalidInputError
+
+    for plot, match in (
+        (tmp_path, "is a directory"),
+        (tmp_path / "missing" / "p.png", "does not exist"),
+    ):
+        # --n 1000000 would fail later (memory); the path is checked first
+        out = runner.invoke(subspace_app, ["saddle", "--n", "1000000", "--plot", str(plot)])
+        assert isinstance(out.exception, InvalidInputError)
+        assert "--plot" in str(out.exception) and match in str(out.exception)
+
+
+def test_saddle_progress_is_shown_except_with_json(monkeypatch):
+    import contextlib
+
+    import frugalml.cli.subspace as cli
+
+    calls, quiet_flags = [], []
+
+    @contextlib.contextmanager
+    def recorder(description, *, quiet):
+        quiet_flags.append(quiet)
+        yield None if quiet else (lambda message, fraction: calls.append((message, fraction)))
+
+    monkeypatch.setattr(cli, "progress_bar", recorder)
+    args = ["saddle", "--n", "10", "--kappa", "5", "--methods", "extragradient,ogda"]
+    assert runner.invoke(subspace_app, args).exit_code == 0
+    assert quiet_flags == [False] and calls
+    fractions = [f for _, f in calls]
+    assert all(0 <= f <= 1 for f in fractions)
+    assert any(m.startswith("extragradient") for m, _ in calls)
+    assert any(m.startswith("optimistic_gda") and f >= 0.5 for m, f in calls)  # 2nd method
+    calls.clear()
+    out = runner.invoke(subspace_app, [*args, "--json"])
+    assert out.exit_code == 0 and quiet_flags == [False, True] and not calls
+    json.loads(out.stdout)  # nothing but the JSON
+
+
+def test_saddle_table_fits_100_columns(monkeypatch):
+    from frugalml.cli._common import console
+
+    monkeypatch.setattr(console, "width", 100)
+    out = runner.invoke(subspace_app, ["saddle", "--n", "10", "--kappa", "5", "--methods",
+                                       "proximal-point,extragradient,pd-sesop"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    lines = out.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert "…" not in out.stdout  # nothing cut
+    assert "extragradient" in out.stdout and "proximal-point" in out.stdout

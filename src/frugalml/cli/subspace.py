@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from .._io import atomic_write_bytes
-from .._validate import check_choice
+from .._io import atomic_write_bytes, check_output_path
+from .._validate import check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
-from .subspace_train import train
+from .subspace_train import progress_bar, train
 
 __all__ = ["subspace_app"]
 
@@ -69,10 +69,22 @@ def saddle_cmd(
 ) -> int:
     """Run PD-SESOP and baselines to a target distance; print a convergence table."""
     from .. import subspace as ss
+    from ..subspace.pd_sesop import SADDLE_DIRECTIONS
 
+    if plot is not None:
+        plot = check_output_path(plot, "--plot")
     limit_blas_threads(blas_threads)
     check_choice(problem, "--problem", PROBLEMS)
     check_choice(inner, "--inner", ("min_residual", "exact_quadratic"))
+    n = check_int(n, "--n", low=2 if problem == "constrained" else 1)
+    kappa = check_positive_float(kappa, "--kappa")
+    if kappa < 1:
+        raise InvalidInputError(f"--kappa is a condition number and must be >= 1, got {kappa:g}")
+    memory = check_int(memory, "--memory", low=1)
+    if eta is not None and not (eta > 0):  # (inf is allowed: no proximal term)
+        raise InvalidInputError(f"--eta must be > 0 or inf, got {eta}")
+    tol = check_positive_float(tol, "--tol")
+    seed = check_int(seed, "--seed", low=0)
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     if not chosen:
         raise InvalidInputError("--methods must name at least one method")
@@ -80,6 +92,14 @@ def saddle_cmd(
         check_choice(m, "method", METHODS)
     if "admm" in chosen and problem != "constrained":
         raise InvalidInputError("--methods admm needs --problem constrained")
+    if directions is not None:
+        dirs = tuple(d.strip() for d in directions.split(",") if d.strip())
+        if not dirs:
+            raise InvalidInputError(
+                "--directions must name at least one of " + ", ".join(SADDLE_DIRECTIONS)
+            )
+        for d in dirs:
+            check_choice(d, "direction", SADDLE_DIRECTIONS)
     if problem == "bilinear":
         prob = ss.bilinear_game(n, kappa, rng=seed)
     elif problem == "quadratic":
@@ -97,7 +117,7 @@ def saddle_cmd(
     x0, y0 = np.zeros(prob.n), np.zeros(prob.m)
     common = {"tol": tol, "max_evals": max_evals, "target": target}
     if directions is not None:
-        dirs = tuple(d.strip() for d in directions.split(",") if d.strip())
+        pass  # (checked above)
     elif inner == "exact_quadratic" and problem == "bilinear":
         dirs = ("gradient", "steps")
     else:
@@ -117,9 +137,12 @@ def saddle_cmd(
                                             **common),
     }  # fmt: skip
     results = {}
-    for m in chosen:
-        prob.reset_count()
-        results[m] = runners[m]()
+    with progress_bar(f"{prob.name}", quiet=json_out) as bar:
+        for i, m in enumerate(chosen):
+            prob.reset_count()
+            if bar is not None:
+                common["progress"] = lambda msg, frac, i=i: bar(msg, (i + frac) / len(chosen))
+            results[m] = runners[m]()
     rows = []
     for m, r in results.items():
         state = "converged" if r.converged else ("diverged" if r.diverged else "budget")
@@ -136,8 +159,9 @@ def saddle_cmd(
         from rich.table import Table
 
         table = Table(title=f"{prob.name}: {target} to {tol:g}")
-        for col in ("method", "state", "evals to tol", "seconds to tol", "evals", "final"):
-            table.add_column(col, justify="right")
+        table.add_column("method", justify="right", overflow="fold")
+        for col in ("state", "evals to tol", "seconds to tol", "evals", "final"):
+            table.add_column(col, justify="right", no_wrap=True)
         for r in rows:
             cells = (r["method"], r["state"], _s(r["evals_to_tol"]), _s(r["seconds_to_tol"]))
             table.add_row(*cells, str(r["grad_evals"]), f"{r['final']:.3e}")

@@ -69,6 +69,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_nonnegative_float, check_probability
 from ..errors import InvalidInputError
 
@@ -160,8 +161,8 @@ def update_coefficients(
     return smoothed / total, new_state, False
 
 
-@dataclass(frozen=True)
-class AdaConsCoefficients:
+@dataclass(frozen=True, repr=False)
+class AdaConsCoefficients(ResultRepr):
     """The AdaCons coefficients of one step.
 
     alpha: ``(N,)`` normalised coefficients (sum to one) of the unit gradients.
@@ -288,8 +289,8 @@ def check_same_parameters(module: torch.nn.Module, group: Any = None) -> None:
         )
 
 
-@dataclass(frozen=True)
-class AdaConsStep:
+@dataclass(frozen=True, repr=False)
+class AdaConsStep(ResultRepr):
     """What :meth:`AdaConsAggregator.step` did.
 
     applied: False when the step was skipped (non-finite gradients on some worker); the

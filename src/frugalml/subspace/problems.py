@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from .._resources import check_memory
 from .._validate import (
     RngLike,
+    check_array,
     check_int,
     check_nonnegative_float,
     check_positive_float,
@@ -67,6 +69,9 @@ def bilinear_game(n: int = 100, kappa: float = 100.0, *, rng: RngLike = 0) -> Sa
     if kappa < 1:
         raise InvalidInputError(f"kappa must be >= 1, got {kappa}")
     gen = check_rng(rng)
+    # U, V, A, the (2n, 2n) optimality system J and the QR temporaries: about 10 n^2 floats
+    check_memory(80.0 * n * n, f"the n = {n} bilinear game (dense {n} x {n} matrices)",
+                 fix="use a smaller n (the CLI's --n)")  # fmt: skip
     s = _spectrum(n, 1.0, kappa)
     U, V = _orthogonal(n, gen), _orthogonal(n, gen)
     A = (U * s) @ V.T
@@ -118,6 +123,10 @@ def quadratic_game(
     if mu > L:
         raise InvalidInputError(f"mu must be <= L, got mu={mu}, L={L}")
     gen = check_rng(rng)
+    # B, C, their orthogonal factors and QR temporaries, A, and the (n+m)^2 system J
+    check_memory(8.0 * (3 * n * n + 3 * m * m + n * m + (n + m) ** 2),
+                 f"the n = {n}, m = {m} quadratic game (dense matrices)",
+                 fix="use a smaller n (the CLI's --n)")  # fmt: skip
     Ub, Uc = _orthogonal(n, gen), _orthogonal(m, gen)
     B = (Ub * _spectrum(n, mu, L)) @ Ub.T
     C = (Uc * _spectrum(m, mu, L)) @ Uc.T
@@ -171,8 +180,15 @@ def constrained_least_squares(
     k = check_int(k, "k", low=1, high=n)
     kappa = check_positive_float(kappa, "kappa")
     rho = check_nonnegative_float(rho, "rho")
+    if kappa < 1:
+        raise InvalidInputError(f"kappa must be >= 1, got {kappa}")
     gen = check_rng(rng)
     r = min(p, n)
+    # U (p, r), V and its QR temporaries (3 n^2), F (p, n), E (k, n), F^T F, H, and the two
+    # (n + k)^2 KKT systems
+    check_memory(8.0 * (p * r + 5 * n * n + p * n + k * n + 2 * (n + k) ** 2),
+                 f"the n = {n}, p = {p}, k = {k} constrained least-squares problem (dense "
+                 "matrices)", fix="use a smaller n (the CLI's --n)")  # fmt: skip
     U = np.linalg.qr(gen.standard_normal((p, r)))[0]
     V = _orthogonal(n, gen)[:, :r]
     F = (U * _spectrum(r, 1.0, kappa)) @ V.T
@@ -232,7 +248,13 @@ def mode_metrics(
     (mean distance to the nearest center) and ``balance`` (total-variation distance between
     the high-quality samples' mode histogram and uniform). ``O(N K)``.
     """
-    samples = np.asarray(samples, dtype=np.float64)
+    samples = check_array(samples, "samples", shape=(None, 2))
+    centers = check_array(centers, "centers", shape=(None, 2))
+    std = check_positive_float(std, "std")
+    min_share = check_nonnegative_float(min_share, "min_share")
+    check_memory(8.0 * 3 * samples.shape[0] * centers.shape[0],
+                 f"the distances of {samples.shape[0]} samples to {centers.shape[0]} centers",
+                 fix="pass fewer samples")  # fmt: skip
     d = np.linalg.norm(samples[:, None, :] - centers[None, :, :], axis=2)
     nearest = d.argmin(axis=1)
     dmin = d[np.arange(len(samples)), nearest]
@@ -304,6 +326,10 @@ def mixture_gan(
     hidden = check_int(hidden, "hidden", low=1)
     latent = check_int(latent, "latent", low=1)
     batch = check_int(batch, "batch", low=1)
+    # both networks' float64 parameters and activations, with gradients and Hessian products
+    floats = 2 * (hidden * hidden + hidden * (latent + 6) + 3) + 6 * batch * hidden
+    check_memory(3 * 8.0 * floats, f"the GAN with hidden={hidden}, batch={batch}",
+                 fix="use a smaller hidden width or batch")  # fmt: skip
     gen = check_rng(rng)
     ang = 2 * np.pi * np.arange(modes) / modes
     centers = radius * np.stack([np.cos(ang), np.sin(ang)], axis=1)

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .._results import ResultRepr
 from .._validate import check_array, check_int, check_positive_float
 from ..errors import FrugalError, InvalidInputError
 
@@ -260,8 +261,8 @@ class SaddleProblem:
         return x, y
 
 
-@dataclass(frozen=True)
-class SaddleResult:
+@dataclass(frozen=True, repr=False)
+class SaddleResult(ResultRepr):
     """Outcome of a saddle-point solver.
 
     ``history`` maps ``"evals"``, ``"seconds"``, ``"residual"`` (``||(grad_x, grad_y)||`` at

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
 from .pd_sesop import DIRECTIONS, nemirovski_weight, orthonormal_basis
@@ -40,8 +41,8 @@ from .saddle import NonFiniteError
 __all__ = ["SesopResult", "sesop_minimize"]
 
 
-@dataclass(frozen=True)
-class SesopResult:
+@dataclass(frozen=True, repr=False)
+class SesopResult(ResultRepr):
     """Outcome of :func:`sesop_minimize`.
 
     ``history`` maps ``"f"``, ``"grad_norm"``, ``"grad_evals"`` (gradient evaluations,
