@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,15 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .._validate import check_choice
+from .._io import check_output_path
+from .._resources import check_memory
+from .._validate import (
+    check_choice,
+    check_int,
+    check_nonnegative_float,
+    check_positive_float,
+    check_probability,
+)
 from ..errors import InvalidInputError
 from ..runtime import (
     BACKENDS,
@@ -19,6 +28,7 @@ from ..runtime import (
     make_executor,
     model_from_spec,
 )
+from ..runtime.local import check_pool_size
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
 
 __all__ = ["coded_app"]
@@ -26,17 +36,26 @@ __all__ = ["coded_app"]
 coded_app = typer.Typer(help="Straggler-resilient coded computation.", no_args_is_help=True)
 
 MODEL_HELP = "Straggler model: none | shifted-exponential | pareto | bimodal."
+MODELS = ("none", "shifted-exponential", "pareto", "bimodal")
+PROGRESS_COLUMNS = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
 
 
-def _load(path: Path | None, shape: tuple[int, int], rng: np.random.Generator, name: str):
-    if path is None:
-        return rng.standard_normal(shape)
+def _open_npy(path: Path, option: str) -> np.ndarray:
+    """A 2-D .npy array, memory-mapped (read when the product needs it)."""
+    if path.is_dir():
+        raise InvalidInputError(f"{option} {path}: is a directory, expected a .npy file")
     if not path.is_file():
-        raise InvalidInputError(f"{name} file {path} does not exist")
+        raise InvalidInputError(f"{option} {path}: the file does not exist")
     try:
-        return np.load(path, mmap_mode="r")
-    except ValueError as exc:
-        raise InvalidInputError(f"{name} file {path} is not a .npy array: {exc}") from exc
+        arr = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as exc:
+        raise InvalidInputError(f"{option} {path}: not a .npy array ({exc})") from exc
+    if not isinstance(arr, np.ndarray) or arr.ndim != 2:
+        shape = getattr(arr, "shape", None)
+        raise InvalidInputError(f"{option} {path}: expected a 2-D array, got shape {shape}")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise InvalidInputError(f"{option} {path}: expected real numbers, got dtype {arr.dtype}")
+    return arr
 
 
 @coded_app.command("matmul")
@@ -60,33 +79,76 @@ def matmul(
     blas_threads: int = BLAS_OPTION,
 ) -> int:
     """Compute A @ B with N coded workers, injected stragglers, and report the result."""
-    from ..coded.matmul import coded_matmul
+    from ..coded.matmul import CODE_NAMES, coded_matmul, make_code
 
     limit_blas_threads(blas_threads)
+    # every option is checked before any data is made or any worker starts
     check_choice(backend, "backend", BACKENDS)
-    check_choice(model, "model", ("none", "shifted-exponential", "pareto", "bimodal"))
-    rng = np.random.default_rng(seed)
-    a = _load(a_file, (m, n), rng, "A")
-    b = _load(b_file, (n, p), rng, "B")
+    check_choice(model, "model", MODELS)
+    check_choice(code, "code", CODE_NAMES)
+    check_choice(mode, "mode", ("exact", "anytime"))
+    check_int(seed, "seed", low=0)
+    workers = check_int(workers, "workers", low=1)
     if k is None:
-        k = workers if code == "uncoded" else workers // 2
+        k = workers if code == "uncoded" else max(1, workers // 2)
+    k = check_int(k, "k", low=1, high=workers)
+    if model != "none":
+        check_nonnegative_float(shift, "shift")
+        check_positive_float(rate, "rate")
+    if deadline is not None:
+        deadline = check_nonnegative_float(deadline, "deadline")
+    if mode == "anytime" and deadline is None:
+        raise InvalidInputError("--mode anytime needs a deadline (--deadline seconds)")
+    a_src = None if a_file is None else _open_npy(a_file, "--a")
+    b_src = None if b_file is None else _open_npy(b_file, "--b")
+    if a_src is not None:
+        m, n = a_src.shape
+    if b_src is not None:
+        if b_src.shape[0] != n:
+            raise InvalidInputError(
+                f"--b has {b_src.shape[0]} rows but A has {n} columns; A (m, n) @ B (n, p)"
+            )
+        p = b_src.shape[1]
+    m, n, p = (check_int(v, name, low=1) for v, name in ((m, "m"), (n, "n"), (p, "p")))
+    if m < k:
+        raise InvalidInputError(f"A has {m} rows, fewer than K={k} blocks; raise --m or lower --k")
+    make_code(code, workers, k)  # the code's own checks (power of two, divisibility, size)
+    rows = -(-m // k)
+    # A and B, the N coded blocks of A (N, ceil(m/K), n), their outputs (N, ceil(m/K), p), the
+    # product and numpy's reference product (m, p): float64
+    check_memory(
+        8.0 * (m * n + n * p + workers * rows * (n + p) + 2 * m * p),
+        f"a coded {m} x {n} @ {n} x {p} product on N={workers} workers",
+        fix="lower --m, --n, --p or --workers",
+    )
+    if backend in ("local", "local-thread"):  # the pool itself, before any data is made
+        check_pool_size(workers, "thread" if backend == "local-thread" else "process")
+    rng = np.random.default_rng(seed)
     params = {"shift": shift, "rate": rate} if model != "pareto" else {}
-    t_start = time.perf_counter()
-    with make_executor(backend, **concurrent_options(backend, workers)) as ex:
-        # start every worker before timing: pool start-up is reported separately
-        ex.gather([ex.submit(abs, -i) for i in range(workers)], deadline=300)
-        startup = time.perf_counter() - t_start
-        runner = ex
-        if model != "none":
-            runner = FaultInjector(ex, stragglers=model_from_spec(model, **params), rng=seed)
-        t0 = time.perf_counter()
-        res = coded_matmul(
-            a, b, runner, code=code, n_workers=workers, k_blocks=k, mode=mode,
-            deadline=deadline, rng=seed,
-        )  # fmt: skip
-        total = time.perf_counter() - t0
-    ref = np.asarray(a) @ np.asarray(b)
-    rel = float(np.linalg.norm(res.value - ref) / max(np.linalg.norm(ref), 1e-300))
+    with Progress(*PROGRESS_COLUMNS, console=console, disable=json_out) as bar:
+        task = bar.add_task("making A and B", total=4)
+        a = rng.standard_normal((m, n)) if a_src is None else a_src
+        b = rng.standard_normal((n, p)) if b_src is None else b_src
+        bar.update(task, advance=1, description=f"starting {workers} {backend} workers")
+        t_start = time.perf_counter()
+        with make_executor(backend, **concurrent_options(backend, workers)) as ex:
+            # start every worker before timing: pool start-up is reported separately
+            ex.gather([ex.submit(abs, -i) for i in range(workers)], deadline=300)
+            startup = time.perf_counter() - t_start
+            runner = ex
+            if model != "none":
+                runner = FaultInjector(ex, stragglers=model_from_spec(model, **params), rng=seed)
+            bar.update(task, advance=1, description=f"coded product ({code})")
+            t0 = time.perf_counter()
+            res = coded_matmul(
+                a, b, runner, code=code, n_workers=workers, k_blocks=k, mode=mode,
+                deadline=deadline, rng=seed,
+            )  # fmt: skip
+            total = time.perf_counter() - t0
+        bar.update(task, advance=1, description="checking against numpy")
+        ref = np.asarray(a) @ np.asarray(b)
+        rel = float(np.linalg.norm(res.value - ref) / max(np.linalg.norm(ref), 1e-300))
+        bar.update(task, advance=1, description="done")
     payload = {
         "code": code, "backend": backend, "n_workers": workers, "k_blocks": k,
         "exact": res.exact, "n_arrived": res.n_arrived, "failed": len(res.gathered.failures),
@@ -125,11 +187,24 @@ def simulate(
     from ..coded.simulate import default_schemes, simulate_latency
 
     limit_blas_threads(blas_threads)
+    if plot is not None:
+        plot = check_output_path(plot, "--plot")
+    check_int(seed, "seed", low=0)
+    n = check_int(n, "n", low=1)
+    if n & (n - 1):
+        raise InvalidInputError(f"--n must be a power of two (polar code), got {n}")
+    k = max(1, n // 2) if k is None else check_int(k, "k", low=1, high=n)
+    trials = check_int(trials, "trials", low=1)
     given = {"shift": shift, "rate": rate, "p_slow": p_slow, "slowdown": slowdown}
     strag = model_from_spec(model, **{key: v for key, v in given.items() if v is not None})
-    k = n // 2 if k is None else k
-    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=json_out) as bar:
+    # the trials x N completion times (3 copies), the codes' generators and the N x N
+    # prefixes of the polar decodability scan
+    check_memory(
+        3 * 8.0 * n * trials + 8.0 * n * n + 16.0 * n * k,
+        f"{trials} trials of N={n} workers",
+        fix="lower --trials or --n",
+    )
+    with Progress(*PROGRESS_COLUMNS, console=console, disable=json_out) as bar:
         task = bar.add_task("simulating", total=1.0)
         res = simulate_latency(
             strag,
@@ -155,8 +230,9 @@ def simulate(
         )  # fmt: skip
         return 0
     table = Table(title=f"completion time, N={n}, K={k}, {strag.name} {strag.params()}")
-    for col in ("scheme", "mean", "p50", "p99", "mean / ideal", "arrivals / K", "decode s"):
-        table.add_column(col, justify="right")
+    table.add_column("scheme", overflow="fold")  # names wrap, numbers do not
+    for col in ("mean", "p50", "p99", "mean / ideal", "arrivals / K", "decode s"):
+        table.add_column(col, justify="right", no_wrap=True)
     for r in res:
         table.add_row(r.name, f"{r.mean:.4g}", f"{r.p50:.4g}", f"{r.p99:.4g}",
                       f"{r.mean / ideal.mean:.3f}", f"{r.mean_arrivals_over_k:.3f}",
@@ -188,8 +264,16 @@ ES_METHODS = ("coded", "wait-all", "drop", "structured")
 ES_FUNCTIONS = ("quadratic", "rosenbrock", "logistic")
 
 
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
 def _straggler_model(model: str, shift: float, rate: float, p_slow: float, slowdown: float):
-    check_choice(model, "model", ("none", "shifted-exponential", "pareto", "bimodal"))
+    check_choice(model, "model", MODELS)
+    check_probability(p_slow, "p_slow")
+    check_positive_float(slowdown, "slowdown")
     if model == "none":
         return None
     if model == "pareto":
@@ -232,6 +316,8 @@ def es(
     """Minimise a test function with coded ES (or a baseline) under injected stragglers."""
     from ..coded.dfo import (
         CodedES,
+        DivergedError,
+        DivergenceWarning,
         DropStragglersES,
         LogisticLoss,
         Quadratic,
@@ -247,6 +333,22 @@ def es(
         check_choice(backend, "backend", BACKENDS)
     if not 0 < tolerance < 1:
         raise InvalidInputError(f"tolerance must lie in (0, 1), got {tolerance}")
+    check_int(seed, "seed", low=0)
+    dim = check_int(dim, "dim", low=2 if function == "rosenbrock" else 1)
+    workers = check_int(workers, "workers", low=1)
+    iterations = check_int(iterations, "iterations", low=0)
+    check_positive_float(sigma, "sigma")
+    if step is not None:
+        check_positive_float(step, "step")
+    if deadline is not None:
+        check_nonnegative_float(deadline, "deadline")
+    # the test function's data (quadratic: its d x d matrix and the QR factors; logistic:
+    # 500 x d samples), then CodedES checks its own generator and directions
+    check_memory(
+        8.0 * (3 * dim * dim if function == "quadratic" else 500 * dim),
+        f"the {function} test function in dimension {dim}",
+        fix="lower --dim",
+    )
     if function == "quadratic":
         fn = Quadratic(dim, condition=10.0, rng=seed)
     elif function == "logistic":
@@ -269,6 +371,8 @@ def es(
            "structured": StructuredES}[method]  # fmt: skip
     f0 = fn(fn.x0)
     target = fn.f_star + tolerance * (f0 - fn.f_star)
+    if backend in ("local", "local-thread"):
+        check_pool_size(workers, "thread" if backend == "local-thread" else "process")
     ex = None
     try:
         if backend != "none":
@@ -279,10 +383,25 @@ def es(
             opt = cls(fn, fn.x0, n_workers=workers, executor=runner, **kwargs)
         else:
             opt = cls(fn, fn.x0, n_workers=workers, stragglers=strag, **kwargs)
-        res = opt.run(iterations, target=target)
+        with (
+            Progress(*PROGRESS_COLUMNS, console=console, disable=json_out) as bar,
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore", DivergenceWarning)  # reported below, as an error
+            task = bar.add_task(f"{opt.name}", total=1.0)
+            res = opt.run(
+                iterations,
+                target=target,
+                progress=lambda msg, f: bar.update(task, completed=f, description=msg),
+            )
     finally:
         if ex is not None:
             ex.close()
+    if res.diverged:
+        raise DivergedError(
+            f"{res.name} diverged after {res.iterations} iteration(s): f = {res.loss:.4g} from "
+            f"f(x0) = {f0:.4g}; lower --step (now {step:g}), or use --adam or --step-rule sign"
+        )
     payload = {
         "function": function, "dim": dim, "method": method, "name": res.name,
         "code": opt.coder.code_name, "directions": opt.coder.directions,
@@ -325,16 +444,29 @@ def attack(
     from ..coded.dfo.attack import ATTACK_METHODS, run_attack, train_classifier
 
     limit_blas_threads(blas_threads)
+    # every option is checked before the classifier is trained
     check_choice(dataset, "dataset", ("digits", "mnist1d"))
     check_choice(method, "method", ATTACK_METHODS)
     check_choice(code, "code", ("polar", "mds", "replication"))
     eps = {"digits": 0.15, "mnist1d": 0.25}[dataset] if eps is None else eps
-    if eps <= 0:
-        raise InvalidInputError(f"eps must be > 0, got {eps}")
+    check_positive_float(eps, "eps")
+    check_int(seed, "seed", low=0)
+    check_int(examples, "examples", low=1)
+    workers = check_int(workers, "workers", low=1)
+    check_int(iterations, "iterations", low=1)
+    if method == "coded" and code == "polar" and workers & (workers - 1):
+        raise InvalidInputError(f"a polar code needs --workers a power of two, got {workers}")
+    # per iteration: the code's generator (polar: N x N) and 2N perturbed inputs of <= 64
+    # values, float64
+    check_memory(
+        16.0 * workers * workers + 8.0 * 2 * workers * 64,
+        f"an attack with N={workers} workers",
+        fix="lower --workers",
+    )
     strag = _straggler_model(model, 1.0, 1.0, p_slow, slowdown)
-    clf = train_classifier(dataset, seed=seed)
-    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=json_out) as bar:
+    with console.status("training the classifier") if not json_out else _nothing():
+        clf = train_classifier(dataset, seed=seed)
+    with Progress(*PROGRESS_COLUMNS, console=console, disable=json_out) as bar:
         task = bar.add_task("attacking", total=1.0)
         res = run_attack(
             clf, method=method, n_examples=examples, eps=eps, n_workers=workers, code=code,

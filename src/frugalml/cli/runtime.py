@@ -6,14 +6,19 @@ import time
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .._validate import check_choice
+from .._io import check_output_path
+from .._resources import check_memory
+from .._validate import check_choice, check_int
 from ..runtime import BACKENDS, backend_info, make_executor, model_from_spec
 from ..runtime.simulate import simulate_first_k
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
 
 __all__ = ["runtime_app"]
+
+PROGRESS_COLUMNS = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
 
 runtime_app = typer.Typer(
     help="Executors: check backends, simulate stragglers.", no_args_is_help=True
@@ -68,17 +73,20 @@ def check(
     for name in names:
         check_choice(name, "backend", BACKENDS)
     rows = []
-    with console.status("checking backends") as status:
+    with Progress(*PROGRESS_COLUMNS, console=console, disable=json_out, transient=True) as bar:
+        task = bar.add_task("checking backends", total=len(names))
         for name in names:
-            status.update(f"checking {name}")
+            bar.update(task, description=f"checking {name}")
             rows.append(_smoke(name))
+            bar.advance(task)
     if json_out:
         emit_json(rows)
     else:
         columns = ("backend", "installed", "version", "status", "seconds", "detail")
         table = Table(title="frugalml runtime backends")
-        for col in columns:
-            table.add_column(col)
+        for col in columns:  # names and details wrap; numbers do not
+            numeric = col in ("installed", "version", "seconds")
+            table.add_column(col, no_wrap=numeric, overflow="fold", justify="left")
         for r in rows:
             table.add_row(*(str(r.get(c) if r.get(c) is not None else "") for c in columns))
         console.print(table)
@@ -111,13 +119,30 @@ def simulate(
     json_out: bool = JSON_OPTION,
 ) -> int:
     """Latency of first-k versus all-n under a straggler model (exact and Monte-Carlo)."""
+    if plot is not None:
+        plot = check_output_path(plot, "--plot")
+    check_int(seed, "seed", low=0)
+    n = check_int(n, "n", low=1)
+    check_int(trials, "trials", low=2)
     given = {"shift": shift, "rate": rate, "scale": scale, "alpha": alpha}
     given.update(p_slow=p_slow, slowdown=slowdown)
     m = model_from_spec(model, **{k: v for k, v in given.items() if v is not None})
     ks = k or sorted({max(1, n // 4), max(1, n // 2), max(1, 3 * n // 4), n})
-    rows = simulate_first_k(m, n, ks, trials=trials, rng=seed)
-    if plot is not None:
-        _plot(m, n, trials, seed, plot)
+    check_memory(
+        2 * 8.0 * n * trials,
+        f"{trials} Monte-Carlo trials of n={n} tasks",
+        fix="lower --trials or --n",
+    )
+    with Progress(*PROGRESS_COLUMNS, console=console, disable=json_out) as bar:
+        task = bar.add_task("simulating", total=1.0)
+
+        def report(message: str, fraction: float, stage: str = "") -> None:
+            bar.update(task, completed=fraction, description=f"{stage}{message}")
+
+        rows = simulate_first_k(m, n, ks, trials=trials, rng=seed, progress=report)
+        if plot is not None:
+            bar.update(task, completed=0.0)
+            _plot(m, n, trials, seed, plot, lambda msg, f: report(msg, f, "plot: "))
     if json_out:
         emit_json(
             {"model": m.describe(), "n": n, "trials": trials, "rows": [r.__dict__ for r in rows]}
@@ -125,7 +150,7 @@ def simulate(
         return 0
     table = Table(title=f"first k of n={n}, {m.name} {m.params()}")
     for col in ("k", "E[T_k:n] exact", "Monte-Carlo", "± s.e.", "all-n / first-k"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
         exact = "inf" if r.exact is None else f"{r.exact:.4g}"
         table.add_row(str(r.k), exact, f"{r.mc_mean:.4g}", f"{r.mc_stderr:.2g}", f"{r.vs_all:.3g}x")
@@ -135,13 +160,13 @@ def simulate(
     return 0
 
 
-def _plot(model, n: int, trials: int, seed: int, path: Path) -> None:
+def _plot(model, n: int, trials: int, seed: int, path: Path, progress=None) -> None:
     from ..report.output import pyplot, save_png
 
     plt = pyplot()
 
     all_k = list(range(1, n + 1))
-    rows = simulate_first_k(model, n, all_k, trials=trials, rng=seed)
+    rows = simulate_first_k(model, n, all_k, trials=trials, rng=seed, progress=progress)
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(all_k, [r.mc_mean for r in rows], label="Monte-Carlo")
     exact = [(r.k, r.exact) for r in rows if r.exact is not None]
