@@ -70,7 +70,7 @@ def test_eval_json_equals_simulate(capsys, random_codewords):
 
 
 def test_eval_table_and_plot(tmp_path, capsys):
-    plot = tmp_path / "sub" / "ber.png"
+    plot = tmp_path / "ber.png"
     code, out, _ = run_cli(
         capsys, "ecc", "eval", "--code", "bch-31-21", "--decoders", "hard,bp,min-sum,osd-0",
         "--ebn0", "3:4:1", *SIM_ARGS, "--bp-iterations", 10, "--plot", plot,
@@ -241,3 +241,146 @@ def test_codes(capsys):
     assert 45 in payload["bch_dimensions"]["63"]
     code, out, _ = run_cli(capsys, "ecc", "codes")
     assert code == 0 and "bch-<n>-<k>" in out and "bch-63-45" in out
+
+
+# ------------------------------------------------------------------------ hardening
+def _one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("frugalml: error:"), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--plot", "{tmp}"), "--plot"),
+        (("--plot", "{tmp}/no/such/p.png"), "does not exist"),
+        (("--bp-iterations", "1000000000"), "--bp-iterations"),
+        (("--batch", "100000000000", "--max-frames", "100000000000"), "--batch"),
+        (("--code", "polar-1048576-524288"), "shorter code"),
+        (("--code", "ldpc-regular-10000000-3-6"), "shorter code"),
+        (("--ebn0", "nan"), "--ebn0"),
+        (("--seed", "-1"), "--seed"),
+    ],
+)
+def test_eval_bad_input_found_by_the_matrix(tmp_path, capsys, args, message):
+    args = tuple(a.replace("{tmp}", str(tmp_path)) for a in args)
+    code, out, err = run_cli(capsys, "ecc", "eval", "--decoders", "hard", *args)
+    assert code == 2 and out == ""
+    assert message in _one_line_error(err)
+
+
+def test_osd_refuses_orders_that_would_take_minutes_per_frame(tmp_path, capsys, monkeypatch):
+    from frugalml.ecc import osd
+
+    monkeypatch.setattr(osd, "MAX_PATTERNS", 1000)  # bch-31-21 at order 3: 1562 patterns
+    code, _, err = run_cli(capsys, "ecc", "eval", "--code", "bch-31-21", "--decoders", "osd-3")
+    assert code == 2 and "lower order" in _one_line_error(err)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--out", "{tmp}"), "--out"),
+        (("--out", "{tmp}/no/d.pt"), "--out"),
+        (("--checkpoint", "{tmp}"), "--checkpoint"),
+        (("--checkpoint", "{tmp}/no/c.pt"), "--checkpoint"),
+    ],
+)
+def test_train_outputs_checked_before_training(tmp_path, capsys, args, message):
+    pytest.importorskip("torch")
+    args = tuple(a.replace("{tmp}", str(tmp_path)) for a in args)
+    if "--out" not in args:
+        args = (*args, "--out", str(tmp_path / "d.pt"))
+    # 10^9 steps: had the paths not been checked first, this would train for hours
+    code, out, err = run_cli(capsys, "ecc", "train", "--code", "bch-15-7", "--steps", 10**9, *args)
+    assert code == 2 and out == ""
+    assert message in _one_line_error(err)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--batch", "1000000000"), "--batch"),
+        (("--hidden", "10000000"), "--hidden"),
+        (("--layers", "1000000", "--hidden", "1000"), "--layers"),
+        (("--backbone", "transformer", "--hidden", "100000"), "--hidden"),
+    ],
+)
+def test_train_memory_guards(tmp_path, capsys, args, message):
+    pytest.importorskip("torch")
+    code, out, err = run_cli(
+        capsys, "ecc", "train", "--code", "bch-15-7", "--steps", 1, "--out", tmp_path / "d.pt",
+        *args,
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    line = _one_line_error(err)
+    assert message in line and "available" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_memory_guard_follows_the_limit(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", str(10**6))
+    code, _, err = run_cli(
+        capsys, "ecc", "train", "--code", "bch-15-7", "--steps", 1, "--batch", 4096,
+        "--out", tmp_path / "d.pt",
+    )  # fmt: skip
+    assert code == 2 and "--batch" in _one_line_error(err)
+
+
+class _Payload:
+    """Unpickling this runs ``open(marker, "w")``: a stand-in for arbitrary code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("how", ["raw-pickle", "torch-save", "in-a-dict"])
+def test_malicious_decoder_file_is_not_run(tmp_path, capsys, how):
+    import pickle
+
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    if how == "raw-pickle":
+        evil.write_bytes(pickle.dumps(_Payload(marker)))
+    elif how == "torch-save":
+        torch.save(_Payload(marker), evil)
+    else:
+        torch.save({"format": _Payload(marker)}, evil)
+    code, out, err = run_cli(capsys, "ecc", "eval", "--code", "bch-15-7", "--decoders", evil)
+    assert code == 2 and out == ""
+    _one_line_error(err)
+    assert not marker.exists()
+    # a malicious resumable checkpoint is not run either
+    code, _, err = run_cli(
+        capsys, "ecc", "train", "--code", "bch-15-7", "--steps", 2, "--batch", 8,
+        "--checkpoint", evil, "--out", tmp_path / "d.pt",
+    )  # fmt: skip
+    assert code == 2 and "not a frugalml decoder file" in _one_line_error(err)
+    assert not marker.exists()
+
+
+def test_eval_table_fits_100_columns(trained, tmp_path, capsys, monkeypatch):
+    from frugalml.cli import ecc as ecc_cli
+
+    monkeypatch.setattr(ecc_cli.console, "_width", 100)
+    model, _ = trained
+    deep = tmp_path / ("a_rather_long_directory_name_" * 3)
+    deep.mkdir()
+    long_model = deep / ("decoder_with_a_very_long_descriptive_file_name_" * 2 + ".pt")
+    long_model.write_bytes(model.read_bytes())
+    code, out, _ = run_cli(
+        capsys, "ecc", "eval", "--code", "bch-15-7", "--decoders", f"hard,{long_model}",
+        "--ebn0", "3:6:1", *SIM_ARGS,
+    )  # fmt: skip
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= 100
+    import re
+
+    # numbers are never wrapped: every BER/FER cell is whole on its line
+    assert len(re.findall(r"\d\.\d\de[-+]\d\d", out)) == 2 * 2 * 4

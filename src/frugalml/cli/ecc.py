@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .._io import check_output_path
 from .._threads import default_blas_threads
 from .._validate import check_choice
 from ..errors import InvalidInputError
@@ -68,9 +70,14 @@ def _code(name: str) -> Any:
     return code
 
 
+#: progress goes to stderr, so stdout holds only the result (tables or --json)
+err_console = Console(stderr=True)
+
+
 def _check_out_path(path: Path | None, option: str) -> None:
-    if path is not None and path.is_dir():
-        raise InvalidInputError(f"{option} {path} is a directory; give a file path")
+    """An output file that can be written (checked before any work); None: not asked for."""
+    if path is not None:
+        check_output_path(path, option)
 
 
 def _torch_threads(blas_threads: int | None) -> None:
@@ -85,7 +92,7 @@ class _Bar:
 
     def __init__(self, description: str, total: float, disable: bool):
         columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        self._progress = Progress(*columns, console=console, disable=disable, transient=True)
+        self._progress = Progress(*columns, console=err_console, disable=disable, transient=True)
         self._description, self._total = description, total
         self._task: Any = None
 
@@ -410,7 +417,9 @@ def eval_cmd(
         100_000, "--max-frames", min=1, help="Stop a point after this many frames."
     ),
     batch: int = typer.Option(10_000, "--batch", min=1, help="Frames simulated per batch."),
-    bp_iterations: int = typer.Option(50, "--bp-iterations", min=1, help="BP iterations."),
+    bp_iterations: int = typer.Option(
+        50, "--bp-iterations", min=1, max=10_000, help="BP iterations (at most 10000)."
+    ),
     random_codewords: bool = typer.Option(
         False, "--random-codewords", help="Send random codewords instead of the all-zero one."
     ),
@@ -504,7 +513,7 @@ def eval_cmd(
     table = Table(title=f"{escape(code.name)} (n={code.n}, k={code.k}), BPSK/AWGN, seed {seed}")
     table.add_column("decoder", overflow="fold")
     for col in ("Eb/N0", "BER", "FER", "-ln BER", "errors", "frames", "s"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=True)
     for row in rows:
         for r in row["results"]:
             nl = r["neg_ln_ber"]
@@ -550,8 +559,9 @@ def codes_cmd(json_out: bool = JSON_OPTION) -> int:
         "ldpc-regular: random (dv, dc)-regular, seed 0"
     )
     table = Table(title="examples")
-    for col in ("name", "n", "k", "rate", "designed distance"):
-        table.add_column(col, justify="right")
+    table.add_column("name", overflow="fold")
+    for col in ("n", "k", "rate", "designed distance"):
+        table.add_column(col, justify="right", no_wrap=True)
     for ex in examples:
         dd = ex["designed_distance"]
         table.add_row(escape(ex["name"]), str(ex["n"]), str(ex["k"]), f"{ex['rate']:.3f}",

@@ -52,7 +52,11 @@ from .._validate import (
 from ..errors import InvalidInputError
 from .codes import LinearCode, check_frames
 
-__all__ = ["VARIANTS", "BeliefPropagation"]
+__all__ = ["MAX_ITERATIONS", "VARIANTS", "BeliefPropagation"]
+
+#: iteration cap: BP that has not converged after a few hundred iterations does not converge
+#: later (it oscillates), and a larger number is a typo that would run for hours
+MAX_ITERATIONS = 10_000
 
 VARIANTS = ("sum-product", "min-sum")
 
@@ -122,7 +126,7 @@ class BeliefPropagation:
 
     def __post_init__(self) -> None:
         _check_code(self.code)
-        check_int(self.iterations, "iterations", low=1)
+        check_int(self.iterations, "iterations", low=1, high=MAX_ITERATIONS)
         object.__setattr__(self, "iterations", int(self.iterations))
         check_choice(self.variant, "variant", VARIANTS)
         damping = check_nonnegative_float(self.damping, "damping")

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from .._resources import check_memory
+from .._results import ResultRepr
 from .._validate import RngLike, check_array, check_int, check_rng
 from ..errors import InvalidInputError
 from .codes import LinearCode
@@ -91,8 +93,8 @@ def bpsk_llr(y: Any, sigma: float) -> np.ndarray:
     return 2.0 * arr / (s * s)
 
 
-@dataclass(frozen=True)
-class BERResult:
+@dataclass(frozen=True, repr=False)
+class BERResult(ResultRepr):
     """Monte-Carlo error rates at one Eb/N0.
 
     ber: bit error rate over all n codeword bits of every frame; fer: frame (word) error
@@ -172,6 +174,12 @@ def simulate(
     bsz = check_int(batch, "batch", low=1)
     gen = check_rng(rng)
     n = code.n
+    frames_per_batch = min(bsz, max_fr)
+    check_memory(  # y and its noise (float64), codewords, decisions and their comparison
+        40 * frames_per_batch * n,
+        f"a batch of {frames_per_batch} frames of length n = {n}",
+        fix="lower the batch size (--batch)",
+    )
     sigma = ebn0_to_sigma(ebn0, code.rate)
     bit_err = frame_err = frames = 0
     t0 = time.perf_counter()

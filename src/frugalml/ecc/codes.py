@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from .._resources import check_memory
+from .._results import ResultRepr
 from .._validate import RngLike, check_array, check_int, check_rng
 from ..errors import InfeasibleError, InvalidInputError
 from .gf2 import (
@@ -71,8 +73,8 @@ CODE_NAME_FORMATS = (
 _CONWAY = {3: 11, 4: 19, 5: 37, 6: 91, 7: 131, 8: 285, 9: 529, 10: 1135}
 
 
-@dataclass(frozen=True, eq=False)
-class LinearCode:
+@dataclass(frozen=True, eq=False, repr=False)
+class LinearCode(ResultRepr):
     """A binary linear (n, k) block code.
 
     Attributes
@@ -360,6 +362,13 @@ def _check_polar_length(n: Any) -> int:
     return n
 
 
+def _check_dense_size(n: int, what: str) -> None:
+    """Codes are held as dense uint8 matrices (H, G, and n x n work arrays: ~4 n^2 bytes)."""
+    check_memory(
+        4 * n * n, f"the dense matrices of {what} (length n = {n})", fix="use a shorter code"
+    )
+
+
 def _log1mexp(a: np.ndarray) -> np.ndarray:
     """log(1 - exp(a)) for a < 0, accurate at both ends (Maechler's two branches)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -425,6 +434,7 @@ def polar_code(n: int, k: int, design_snr_db: float = 0.0) -> LinearCode:
     """
     n = _check_polar_length(n)
     k = check_int(k, "k", low=1, high=n)
+    _check_dense_size(n, f"polar-{n}-{k}")
     info = polar_information_set(n, k, design_snr_db)
     frozen = np.setdiff1d(np.arange(n), info)
     f = _kron_power(n.bit_length() - 1)
@@ -438,6 +448,7 @@ def _code_from_h(name: str, h: np.ndarray) -> LinearCode:
     """Code with parity checks ``h``: redundant rows dropped (the first independent rows kept),
     generator from the GF(2) null space."""
     n = h.shape[1]
+    _check_dense_size(n, name)
     keep = gf2_independent_rows(h)
     h = h[keep]
     if h.shape[0] == n:
@@ -684,6 +695,7 @@ def ldpc_regular(
     n = check_int(n, "n", low=2)
     dv = check_int(dv, "dv", low=1)
     dc = check_int(dc, "dc", low=2, high=n)
+    _check_dense_size(n, f"ldpc-regular-{n}-{dv}-{dc}")
     if (n * dv) % dc:
         raise InvalidInputError(f"n*dv must be divisible by dc: {n}*{dv} is not a multiple of {dc}")
     m = n * dv // dc

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from .._results import ResultRepr
 from .._validate import check_array, check_int, check_positive_float
 from ..errors import InvalidInputError
 from .neural import SyndromeDecoder, is_cyclic
@@ -101,8 +102,8 @@ def frobenius_automorphisms(code: Any) -> np.ndarray:
     return np.stack(perms)
 
 
-@dataclass(frozen=True)
-class EnsembleStats:
+@dataclass(frozen=True, repr=False)
+class EnsembleStats(ResultRepr):
     """What the last :meth:`AutomorphismEnsemble.decode` call did.
 
     ``words``: words decoded; ``decoder_words``: words passed through the neural decoder in
@@ -119,6 +120,12 @@ class EnsembleStats:
     def passes(self) -> float:
         """Average number of neural decoder passes per word."""
         return self.decoder_words / self.words if self.words else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"ensemble: {self.words} words, {self.passes:.2f} decoder passes per word, "
+            f"{self.unresolved} unresolved, {self.fallback_words} to the fallback"
+        )
 
 
 class AutomorphismEnsemble:

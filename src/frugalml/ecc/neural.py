@@ -60,6 +60,7 @@ import hashlib
 import io
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,8 @@ import numpy as np
 
 from .._io import atomic_write_bytes
 from .._optional import require
+from .._resources import check_memory
+from .._results import ResultRepr
 from .._validate import (
     RngLike,
     check_array,
@@ -329,6 +332,22 @@ def _preset(backbone: str, preset: str, n: int, k: int) -> dict[str, int]:
     return {"hidden": 32, "layers": 2, "heads": 4}
 
 
+def _estimate(backbone: str, sizes: dict[str, int], n: int, k: int) -> tuple[int, int]:
+    """``(parameters, float32 activations kept for backward per training word)`` of a decoder
+    of these sizes, from its layer shapes (the memory guards' estimate, within ~2x)."""
+    m, h, layers = 2 * n - k, sizes["hidden"], sizes["layers"]
+    if backbone == "gru":
+        params = 3 * h * (m + h) + (layers - 1) * 3 * h * 2 * h + 6 * h * layers + h * n + n
+        acts = sizes["steps"] * layers * 12 * h + m + n
+    elif backbone == "mlp":
+        params = m * h + (layers - 1) * h * h + h * (layers + n) + n
+        acts = 2 * h * layers + m + n
+    else:  # transformer: 12 d^2 per block, attention L^2 per head
+        params = layers * (12 * h * h + 13 * h) + m * h + m * n + h + 1
+        acts = layers * (16 * m * h + 2 * sizes["heads"] * m * m) + m * h
+    return params, acts
+
+
 def _seed(rng: RngLike, name: str = "rng") -> int:
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return check_int(rng, name, low=0, high=2**63 - 1)
@@ -417,6 +436,13 @@ class SyndromeDecoder(nn.Module):
                 f"hidden (model dimension {sizes['hidden']}) must be a multiple of heads "
                 f"({sizes['heads']})"
             )
+        params, _ = _estimate(backbone, sizes, n, k)
+        check_memory(
+            16 * params,  # weights, gradients and Adam's two moments, float32
+            f"a {backbone} decoder with {params:.3g} parameters (hidden {sizes['hidden']}, "
+            f"{sizes['layers']} layers) and its training state",
+            fix="lower --hidden / --layers",
+        )
         self.code = code
         self.n, self.k, self.m = n, k, 2 * n - k
         self.backbone = backbone
@@ -549,8 +575,8 @@ class SyndromeDecoder(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TrainResult:
+@dataclass(frozen=True, repr=False)
+class TrainResult(ResultRepr):
     """Outcome of :func:`train_decoder`.
 
     ``losses`` holds the training loss of every step from 1 to ``steps`` (restored from the
@@ -624,7 +650,9 @@ def _load(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     if not path.is_file():
         raise InvalidInputError(f"no decoder file at {path}")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # (torch warns about the protocol of raw pickles)
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
         raise InvalidInputError(f"{path} is not a frugalml decoder file: {exc}") from exc
     if not isinstance(obj, dict) or obj.get("format") not in (_MODEL_FORMAT, _CHECKPOINT_FORMAT):
@@ -708,6 +736,12 @@ def train_decoder(
     rate = decoder.k / decoder.n
     lo, hi = _check_ebn0_range(ebn0_range, rate)
     batch = check_int(batch, "batch", low=1)
+    _, per_word = _estimate(decoder.backbone, decoder.config, decoder.n, decoder.k)
+    check_memory(
+        3 * 4 * per_word * batch,  # activations + their gradients, float32, with slack
+        f"a training step of {batch} words through the {decoder.backbone} decoder",
+        fix="lower --batch",
+    )
     steps = check_int(steps, "steps", low=1)
     lr = check_positive_float(lr, "lr")
     min_lr = check_nonnegative_float(min_lr, "min_lr")

@@ -44,13 +44,16 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_array, check_int, check_positive_float
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, TooLargeError
 from .codes import LinearCode, check_frames
 from .gf2 import gf2_rank
 
-__all__ = ["MAX_ORDER", "OrderedStatistics", "hard_decision"]
+__all__ = ["MAX_ORDER", "MAX_PATTERNS", "OrderedStatistics", "hard_decision"]
 
 MAX_ORDER = 3
+#: candidate codewords per frame above which OSD is refused: at ~3 million candidates per
+#: second one frame would take longer than a few seconds (order 3 on k = 1013 tests 1.7e8)
+MAX_PATTERNS = 10**7
 _ELIM_FRAMES = 2048  # frames eliminated together (bit-packed, ~k n bytes per frame)
 _SCORE_BYTES = 2 * 2**20  # working-memory target of one block of the candidate search
 
@@ -91,6 +94,12 @@ class OrderedStatistics:
                 f"code must be a frugalml.ecc.codes.LinearCode, got {type(self.code).__name__}"
             )
         object.__setattr__(self, "order", check_int(self.order, "order", low=0, high=MAX_ORDER))
+        if self.patterns > MAX_PATTERNS:
+            raise TooLargeError(
+                f"OSD order {self.order} on {self.code.name} (k = {self.code.k}) would test "
+                f"{self.patterns:.3g} candidate codewords per frame (more than {MAX_PATTERNS:.0e}: "
+                "minutes per frame); use a lower order"
+            )
         g = np.asarray(self.code.G, dtype=np.uint8) & 1
         if g.shape != (self.code.k, self.code.n) or gf2_rank(g) != self.code.k:
             raise InvalidInputError(
