@@ -54,10 +54,8 @@ COMMANDS: dict[str, tuple[str, tuple]] = {
     "frugalml runtime simulate --model bimodal --n 64 --k 48 --plot latency.png": ("=", ()),
     "frugalml coded matmul --code polar --workers 16 --backend local --model bimodal": ("=", ()),
     "frugalml coded simulate --n 256 --model bimodal --p-slow 0.02 --plot latency.png": ("=", ()),
-    "frugalml coded es --function rosenbrock --dim 8 --workers 64 --code polar --model bimodal": (
-        "=",
-        (),
-    ),
+    "frugalml coded es --function rosenbrock --dim 8 --workers 64 --code polar --model bimodal "
+    "--adam --step 0.1 --iterations 1500": ("=", ()),
     "frugalml coded attack --dataset digits --method coded --workers 64 --eps 0.15": (
         "= --examples 2 --iterations 5",
         (),
@@ -161,8 +159,8 @@ def test_readme_command_runs(command, workdir, monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert code == 0, f"{command!r} exited {code}:\n{out[-2000:]}\n{err[-2000:]}"
     assert "Traceback" not in out + err
-    for line in out.splitlines():
-        assert "target not reached" not in line, f"{command!r}: {line}"
+    for line in out.splitlines():  # a README command reaches what it sets out to do
+        assert "not reached" not in line, f"{command!r}: {line}"
 
 
 # -- Python snippets -----------------------------------------------------------------------
