@@ -173,6 +173,11 @@ class CodedMatVec:
         design_erasure: float = 0.25,
         rng: RngLike = None,
     ):
+        if executor is not None and not isinstance(executor, Executor):
+            raise InvalidInputError(
+                "executor must implement the frugalml.runtime Executor API (e.g. "
+                f"make_executor('local')), got {type(executor).__name__}"
+            )
         a = _as_float(check_array(a, "A", ndim=2, dtype=None))
         if isinstance(code, LinearCode):
             self.code = code

@@ -1,0 +1,59 @@
+"""Bad input of ``frugalml runtime ...`` (cases of benchmarks/bad_inputs/runtime.txt that gave
+tracebacks or were silently accepted): one line, exit 2, before any work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from frugalml.cli import main
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--seed", "-1"], "seed must be >= 0"),
+        (["--n", "100000000"], "would need about"),
+        (["--trials", "10000000000"], "would need about"),
+        (["--n", "1000000", "--trials", "100000"], "would need about"),
+        (["--trials", "1"], "trials must be >= 2"),
+    ],
+)
+def test_simulate_bad_input_exits_2_with_one_line(capsys, monkeypatch, args, needle):
+    monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", str(8 * 2**30))
+    code, _out, err = run_cli(capsys, "runtime", "simulate", *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("frugalml: error:"), err
+    assert needle in lines[0]
+
+
+def test_plot_path_is_checked_before_the_simulation(tmp_path, capsys, monkeypatch):
+    import frugalml.cli.runtime as cli
+
+    def never(*args, **kwargs):
+        raise AssertionError("the simulation ran before the output path was checked")
+
+    monkeypatch.setattr(cli, "simulate_first_k", never)
+    existing = tmp_path / "file.txt"
+    existing.write_text("x")
+    for plot, needle in [
+        (tmp_path, "is a directory"),
+        (tmp_path / "missing" / "x.png", "does not exist"),
+        (existing / "x.png", "is not a directory"),
+    ]:
+        code, _, err = run_cli(capsys, "runtime", "simulate", "--plot", plot)
+        assert code == 2 and err.startswith("frugalml: error: --plot") and needle in err, err
+
+
+def test_json_output_has_no_progress_bar(capsys):
+    code, out, _ = run_cli(capsys, "runtime", "simulate", "--n", 8, "--trials", 50, "--json")
+    assert code == 0
+    assert json.loads(out)["n"] == 8  # nothing but the JSON on stdout
