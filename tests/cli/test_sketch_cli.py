@@ -120,6 +120,10 @@ def test_lstsq_npy_input_and_xy_npz(capsys, tmp_path, problem):
 
 def test_lstsq_out_writes_the_solution_atomically(capsys, tmp_path, npz, problem):
     dest = tmp_path / "sub" / "x.npy"
+    # a missing directory is refused before the work (it is not created)
+    code, out, err = run_cli(capsys, "sketch", "lstsq", npz, "--out", dest, "--json")
+    assert code == 2 and "does not exist" in err and out == ""
+    dest.parent.mkdir()
     code, out, err = run_cli(capsys, "sketch", "lstsq", npz, "--out", dest, "--json")
     assert code == 0, err
     payload = json.loads(out)

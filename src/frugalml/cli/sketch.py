@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import typer
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from .._io import atomic_write_bytes
-from .._validate import check_choice
+from .._io import atomic_write_bytes, check_output_path
+from .._validate import check_choice, check_int
 from ..runtime import BACKENDS, concurrent_options, make_executor
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
 
-__all__ = ["sketch_app"]
+__all__ = ["WorkBar", "sketch_app"]
 
 sketch_app = typer.Typer(
     help="Randomized sketches, least squares and distributed sketch-and-solve.",
@@ -23,6 +26,43 @@ sketch_app = typer.Typer(
 DATA_ARG = typer.Argument(..., help="Problem file: .npz (A, b), .npy or .csv (last column = b).")
 TARGET_OPTION = typer.Option(-1, help="Target column for .npy/.csv input (default: last).")
 OUT_OPTION = typer.Option(None, "--out", help="Write the solution x to this .npy file.")
+
+
+class WorkBar:
+    """A transient rich progress bar for work that may take a while (also used by the convex
+    commands): indeterminate (``total=None``) until a count is known, cleared when done,
+    disabled with ``--json``; on a non-terminal it draws nothing."""
+
+    def __init__(self, description: str, total: float | None = None, *, disable: bool = False):
+        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+        disable = disable or not console.is_terminal  # nothing to redraw on a pipe or file
+        self._progress = Progress(*columns, console=console, disable=disable, transient=True)
+        self._description, self._total = description, total
+        self._task: object = None
+
+    def __enter__(self) -> WorkBar:
+        self._progress.start()
+        self._task = self._progress.add_task(escape(self._description), total=self._total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(
+        self, completed: float | None = None, description: str | None = None,
+        total: float | None = None,
+    ) -> None:  # fmt: skip
+        extra: dict = {}
+        if description is not None:
+            extra["description"] = escape(description)
+        if total is not None:
+            extra["total"] = total
+        self._progress.update(self._task, completed=completed, **extra)
+
+
+def _check_out(out: Path | None) -> Path | None:
+    """``--out`` checked before any work (a directory, a missing parent, no permission)."""
+    return None if out is None else check_output_path(out, "--out")
 
 
 def _save(path: Path | None, x: np.ndarray) -> None:
@@ -66,8 +106,11 @@ def lstsq_cmd(
     from ..sketch.io import load_problem
 
     limit_blas_threads(blas_threads)
+    out = _check_out(out)
     a, b = load_problem(data, target=target)
-    res = lstsq(a, b, method=method, sketch=sketch, sketch_size=m, lam=lam, tol=tol, rng=seed)
+    with WorkBar(f"{method} ({a.shape[0]} x {a.shape[1]})", disable=json_out):
+        res = lstsq(a, b, method=method, sketch=sketch, sketch_size=m, lam=lam, tol=tol,
+                    rng=seed)  # fmt: skip
     payload = {
         "method": res.method, "sketch": res.sketch, "m": res.sketch_size, "n": a.shape[0],
         "d": a.shape[1], "lam": lam, "iterations": res.iterations, "converged": res.converged,
@@ -75,7 +118,8 @@ def lstsq_cmd(
     }  # fmt: skip
     if compare:
         t0 = time.perf_counter()
-        ref = _reference(a, b, lam)
+        with WorkBar("LAPACK reference (gelsd)", disable=json_out):
+            ref = _reference(a, b, lam)
         payload["lapack_seconds"] = time.perf_counter() - t0
         r_ref = b - a @ ref
         payload["relative_solution_error"] = float(
@@ -124,9 +168,14 @@ def distributed_cmd(
 
     limit_blas_threads(blas_threads)
     check_choice(backend, "backend", BACKENDS)
+    out = _check_out(out)
     a, b = load_problem(data, target=target)
     size = 4 * a.shape[1] if m is None else m
-    with make_executor(backend, **_pool_options(backend, q)) as ex:
+    _check_workers(q, k)
+    with (
+        WorkBar(f"{q} sketches on {backend}", disable=json_out),
+        make_executor(backend, **_pool_options(backend, q)) as ex,
+    ):
         res = distributed_lstsq(
             a, b, q, size, sketch=sketch, executor=ex, k=k, deadline=deadline, lam=lam,
             weights=weights, rng=seed,
@@ -158,8 +207,12 @@ def list_cmd(json_out: bool = JSON_OPTION) -> int:
     if json_out:
         emit_json(rows)
     else:
+        table = Table(title="sketch families")
+        table.add_column("name", no_wrap=True)
+        table.add_column("class and options", overflow="fold")
         for name, what in rows.items():
-            console.print(f"{name:16s} {what}")
+            table.add_row(name, escape(what))
+        console.print(table)
     return 0
 
 
@@ -192,12 +245,21 @@ def newton_cmd(
 
     limit_blas_threads(blas_threads)
     check_choice(backend, "backend", BACKENDS)
+    out = _check_out(out)
     a, b = load_problem(data, target=target)
-    with make_executor(backend, **_pool_options(backend, q)) as ex:
+    _check_workers(q, k)
+    with (
+        WorkBar(f"{averaging} Newton sketch", total=max_iter, disable=json_out) as bar,
+        make_executor(backend, **_pool_options(backend, q)) as ex,
+    ):
+
+        def progress(iteration: int, _x: np.ndarray, f: float) -> None:
+            bar.update(iteration, f"iteration {iteration}/{max_iter}, f = {f:.6g}")
+
         res = distributed_newton(
             a, b, loss=loss, lam=lam, q=q, m=m, sketch=sketch, averaging=averaging,
             weights=weights, executor=ex, k=k, deadline=deadline, max_iter=max_iter, tol=tol,
-            rng=seed,
+            rng=seed, callback=progress,
         )  # fmt: skip
     _save(out, res.x)
     payload = {
@@ -217,6 +279,13 @@ def newton_cmd(
         if out is not None:
             console.print(f"x written to {out}")
     return 0
+
+
+def _check_workers(q: int, k: int | None) -> None:
+    """--q and --k before an executor with q workers is started."""
+    check_int(q, "--q (number of workers)", low=1)
+    if k is not None:
+        check_int(k, "--k", low=1, high=q)
 
 
 def _pool_options(backend: str, q: int) -> dict:

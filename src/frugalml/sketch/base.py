@@ -18,10 +18,23 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._resources import check_memory
 from .._validate import RngLike, check_array, check_int, check_rng
 from ..errors import InvalidInputError
 
-__all__ = ["Sketch", "SketchMatrix", "as_operand"]
+__all__ = ["Sketch", "SketchMatrix", "as_operand", "check_sketch_memory"]
+
+#: bytes of one float64
+FLOAT = 8
+
+
+def check_sketch_memory(nbytes: float, m: int, n: int, what: str) -> None:
+    """:func:`~frugalml._resources.check_memory` for a sketch of ``m`` rows on ``n`` rows."""
+    check_memory(
+        nbytes,
+        f"{what} (sketch size m={m}, n={n})",
+        fix="lower the sketch size m (--m); a sketch needs m >= d but rarely more than 20 d",
+    )
 
 
 def as_operand(x: Any, n: int | None = None, name: str = "A") -> np.ndarray | sp.csr_matrix:
@@ -54,11 +67,19 @@ class SketchMatrix(ABC):
     def shape(self) -> tuple[int, int]:
         return (self.m, self.n)
 
+    def apply_nbytes(self, k: int) -> int:
+        """Peak bytes of :meth:`apply` to an operand with ``k`` columns (the output plus the
+        family's work space)."""
+        return FLOAT * self.m * k
+
     def apply(self, x: Any) -> np.ndarray:
         """``S @ x`` for dense ``x`` (n,) / (n, k) or scipy.sparse (n, k); returns a dense array
-        of shape (m,) / (m, k)."""
+        of shape (m,) / (m, k). Raises :class:`~frugalml.errors.TooLargeError` when the result
+        and work space would not fit in memory."""
         x = as_operand(x, self.n, "operand")
         vec = x.ndim == 1
+        k = 1 if vec else x.shape[1]
+        check_sketch_memory(self.apply_nbytes(k), self.m, self.n, f"S @ A with {k} columns")
         y = self._apply(x if not vec else x[:, None])
         return y[:, 0] if vec else y
 
@@ -71,6 +92,7 @@ class SketchMatrix(ABC):
 
     def to_dense(self) -> np.ndarray:
         """The explicit ``(m, n)`` matrix (for tests and small problems)."""
+        check_sketch_memory(self.apply_nbytes(self.n), self.m, self.n, "the dense sketch")
         return self._apply(sp.identity(self.n, format="csr"))
 
     def apply_rows(self, x: Any, start: int) -> np.ndarray:
@@ -125,7 +147,14 @@ class Sketch(ABC):
             data = as_operand(data, n, "data")
             if data.ndim == 1:
                 data = data[:, None] if not sp.issparse(data) else data
+        d = 1 if data is None or data.ndim == 1 else data.shape[1]
+        check_sketch_memory(self.draw_nbytes(n, d), self.m, n, f"drawing a {self.name} sketch")
         return self._draw(n, gen, data)
+
+    def draw_nbytes(self, n: int, d: int) -> int:
+        """Peak bytes of :meth:`draw` for ``n`` rows (``d``: columns of the data, for
+        data-dependent families); the families that store their realisation override it."""
+        return FLOAT * self.m
 
     @abstractmethod
     def _draw(self, n: int, rng: np.random.Generator, data: Any) -> SketchMatrix: ...

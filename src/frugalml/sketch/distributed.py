@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._resources import check_memory
 from .._validate import (
     RngLike,
     check_array,
@@ -41,7 +42,7 @@ from ..runtime import Executor, Gathered, Shared, fmt_bytes, make_executor
 from ..runtime.sharded import PlacedRows, as_row_blocks, is_row_sharded
 from .base import Sketch
 from .factory import SKETCHES, make_sketch
-from .lstsq import SketchedFactor, _validate, lstsq
+from .lstsq import SketchedFactor, _validate, factor_nbytes, lstsq
 from .streaming import check_streams_rows, sketch_parts, streamed_lstsq
 from .theory import gaussian_weighted_error
 
@@ -148,6 +149,39 @@ def worker_sizes(m: int | Sequence[int], q: int) -> tuple[int, ...]:
     return sizes
 
 
+#: master-side bytes per submitted task (handle, call, seed, result bookkeeping)
+TASK_BYTES = 4096
+
+
+def check_task_count(q: int, d: int) -> None:
+    """Refuse a number of tasks whose bookkeeping alone would exhaust memory."""
+    check_memory(
+        q * (TASK_BYTES + 16 * d),
+        f"the bookkeeping of q={q} worker tasks",
+        fix="use fewer workers (q, --q)",
+    )
+
+
+def check_round_memory(
+    executor: Any, sizes: Sequence[int], n: int, d: int, *, per_task: int = 0, master: int = 0
+) -> None:
+    """Refuse a round of sketched solves that would not fit in this machine's memory: each
+    task holds its ``m_k x d`` sketched matrix and factor (plus ``per_task`` bytes); on a
+    local executor as many tasks run at once as it has workers. ``master``: bytes the caller
+    holds meanwhile. Remote executors' memory is not this machine's: one task is counted."""
+    q = len(sizes)
+    biggest = max(sizes)
+    task = factor_nbytes(biggest, d) + 8 * biggest * min(n, 4096) + per_task
+    workers = getattr(executor, "workers", None)
+    local = getattr(executor, "backend", None) in ("local", "local-thread")
+    at_once = min(q, workers) if local and isinstance(workers, int) and workers > 0 else 1
+    check_memory(
+        master + at_once * task + q * (TASK_BYTES + 16 * d),
+        f"{q} sketched {biggest} x {d} problems ({at_once} at a time)",
+        fix="lower the sketch size m (--m) or the number of workers q (--q)",
+    )
+
+
 def owns(executor: Any, ref: Shared) -> bool:
     """True when ``ref`` was made by ``executor`` (any executor with an ``owns`` method)."""
     check = getattr(executor, "owns", None)
@@ -242,7 +276,10 @@ def _distributed_lstsq(
         a, b = _validate(a, b, lam)
         d = a.shape[1]
     q = check_int(q, "q (number of workers)", low=1)
+    check_task_count(q, d)
     sizes = worker_sizes(m, q)
+    n = a_rows.shape[0] if sharded else a.shape[0]
+    check_round_memory(ex, sizes, n, d)
     if lam == 0.0 and min(sizes) <= d + 1:
         raise InvalidInputError(
             f"sketch size m={min(sizes)} must exceed d + 1 = {d + 1} for sketch-and-solve "

@@ -26,6 +26,9 @@ class _GeneratedDense(SketchMatrix):
         self.kind = kind
         self.block = block
 
+    def apply_nbytes(self, k: int) -> int:
+        return 8 * self.m * (k + min(self.block, self.n))
+
     def _block(self, j: int, cols: int) -> np.ndarray:
         g = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(j,)))
         if self.kind == "gaussian":

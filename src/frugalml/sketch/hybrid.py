@@ -29,6 +29,9 @@ class _Composed(SketchMatrix):
         self.inner = inner
         self.outer = outer
 
+    def apply_nbytes(self, k: int) -> int:
+        return self.inner.apply_nbytes(k) + self.outer.apply_nbytes(k)
+
     def _apply(self, x: Any) -> np.ndarray:
         return self.outer.apply(self.inner.apply(x))
 
@@ -49,6 +52,10 @@ class HybridSketch(Sketch):
         super().__init__(m, rng)
         self.m_sample = None if m_sample is None else check_int(m_sample, "m_sample", low=1)
         self.projection = check_choice(projection, "projection", ("gaussian", "srht"))
+
+    def draw_nbytes(self, n: int, d: int) -> int:
+        ms = self.m_sample if self.m_sample is not None else min(n, 4 * self.m)
+        return 16 * ms + 8 * 4 * max(ms, self.m)
 
     def _draw(self, n: int, rng: np.random.Generator, data: Any) -> SketchMatrix:
         ms = self.m_sample if self.m_sample is not None else min(n, 4 * self.m)

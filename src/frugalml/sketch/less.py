@@ -46,6 +46,10 @@ class LESSSketch(Sketch):
         self.scores = check_choice(scores, "scores", ("exact", "approx", "uniform"))
         self.mix = check_probability(mix, "mix")
 
+    def draw_nbytes(self, n: int, d: int) -> int:
+        s = self.nnz_per_row if self.nnz_per_row is not None else d
+        return 48 * self.m * s + 24 * n * d
+
     def _draw(self, n: int, rng: np.random.Generator, data: Any) -> SketchMatrix:
         d = data.shape[1]
         s = self.nnz_per_row if self.nnz_per_row is not None else d

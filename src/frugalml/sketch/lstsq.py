@@ -48,7 +48,7 @@ from .._validate import (
     check_rng,
 )
 from ..errors import InvalidInputError
-from .base import Sketch, as_operand
+from .base import Sketch, as_operand, check_sketch_memory
 from .factory import resolve_sketch
 
 __all__ = ["METHODS", "LstsqResult", "SketchedFactor", "default_sketch_size", "lstsq"]
@@ -204,6 +204,19 @@ class SketchedFactor:
         return self.matvec(self.rmatvec(g))
 
 
+def factor_nbytes(m: int, d: int, lam: float = 0.0) -> int:
+    """Peak bytes of sketching ``A`` (n, d) to ``m`` rows and factoring it
+    (:class:`SketchedFactor`): ``S A``, ``S b``, the stacked ``[S A, S b]`` and its QR."""
+    rows = m + (d if lam > 0 else 0)
+    return 8 * (m * (d + 1) + 2 * rows * (d + 1) + 2 * d * d)
+
+
+def check_factor_memory(m: int, d: int, n: int, lam: float = 0.0) -> None:
+    """Refuse (:class:`~frugalml.errors.TooLargeError`) a sketch size whose ``m x d``
+    sketched matrix and factorisation would not fit in memory, before any work."""
+    check_sketch_memory(factor_nbytes(m, d, lam), m, n, f"the {m} x {d} sketched matrix S A")
+
+
 def default_sketch_size(method: str, n: int, d: int) -> int:
     """Default ``m``, capped at ``n``: ``4 d`` for sketch-and-solve; ``8 d`` for preconditioning
     (fewer LSQR iterations pay for the larger QR); ``4 (sqrt(d) + 2)^2`` for IHS, whose momentum
@@ -292,6 +305,7 @@ def lstsq(
         if maxiter is None
         else (check_int(maxiter, "maxiter", low=1))
     )
+    check_factor_memory(m, d, n, lam)
     t0 = time.perf_counter()
     s_mat = sk.draw(n, data=a, rng=gen)
     sa, sb = s_mat.apply(a), s_mat.apply(b)

@@ -42,6 +42,7 @@ import numpy as np
 import scipy.linalg
 import scipy.special
 
+from .._resources import check_memory
 from .._validate import (
     RngLike,
     check_array,
@@ -55,7 +56,7 @@ from ..errors import InvalidInputError, TaskFailedError
 from ..runtime import Executor, Shared, make_executor
 from ..runtime.sharded import PlacedRows, RowBlocks, as_row_blocks, is_row_sharded
 from .debias import correction
-from .distributed import owns, worker_sizes
+from .distributed import check_round_memory, check_task_count, owns, worker_sizes
 from .effective import effective_dimension
 from .factory import SKETCHES, make_sketch
 from .lstsq import SketchedFactor
@@ -331,6 +332,12 @@ class NewtonResult:
         )
 
 
+def master_nbytes(n: int, d: int, sharded: bool = False) -> int:
+    """Bytes the master holds besides ``A``: the exact Hessian / its solve (``3 d^2``) and,
+    on in-memory data, the SVD of the Hessian square root for ``d_lambda`` (``2 n d``)."""
+    return 8 * (3 * d * d + (0 if sharded else 2 * n * d))
+
+
 def _sizes(m: int | Sequence[int] | None, q: int, d: int, d_lam: float) -> tuple[int, ...]:
     if m is None:
         return (int(max(4 * d, np.ceil(4 * d_lam) + 10)),) * q
@@ -389,6 +396,13 @@ def distributed_newton(
     weights = check_choice(weights, "weights", ("size", "uniform", "determinantal"))
     sketch = check_choice(sketch, "sketch", (*SKETCHES, "surrogate"))
     q = check_int(q, "q (number of workers)", low=1)
+    n, d = prob.shape if sharded else prob.a.shape
+    check_task_count(q, d)
+    check_memory(
+        master_nbytes(n, d, sharded),
+        f"the {d} x {d} Hessian and the effective dimension of a {n} x {d} problem",
+        fix="reduce the number of features d (e.g. a PCA or a random projection of A)",
+    )
     max_iter = check_int(max_iter, "max_iter", low=1)
     tol = check_positive_float(tol, "tol")
     if k is not None:
@@ -410,6 +424,10 @@ def distributed_newton(
     d_lam = float(d_lambda) if fixed_dlam else dlam_at(x)
     sizes = _sizes(m, q, d, d_lam)
     own = executor is None and averaging != "exact"
+    if averaging != "exact":
+        check_round_memory(
+            executor, sizes, n, d, per_task=8 * 3 * d * d, master=master_nbytes(n, d, sharded)
+        )
     ex = make_executor("local-thread") if own else executor
     t0 = time.perf_counter()
     g = prob.gradient(x)

@@ -33,6 +33,9 @@ class SamplingMatrix(SketchMatrix):
         self.idx = idx
         self.weights = weights
 
+    def apply_nbytes(self, k: int) -> int:
+        return 16 * self.m * k
+
     def _apply(self, x: Any) -> np.ndarray:
         rows = x[self.idx]
         rows = rows.toarray() if hasattr(rows, "toarray") else np.array(rows, dtype=np.float64)
@@ -62,6 +65,9 @@ class UniformSampling(Sketch):
     name = "uniform"
     streams_rows = True
 
+    def draw_nbytes(self, n: int, d: int) -> int:
+        return 16 * self.m
+
     def _draw(self, n: int, rng: np.random.Generator, data: Any) -> SketchMatrix:
         idx = rng.integers(0, n, size=self.m)
         return SamplingMatrix(n, idx, np.full(self.m, np.sqrt(n / self.m)))
@@ -90,6 +96,9 @@ class LeverageScoreSampling(Sketch):
         lev = leverage_scores(data, method=self.scores, rng=rng)
         p = (1.0 - self.mix) * lev / lev.sum() + self.mix / lev.shape[0]
         return p / p.sum()
+
+    def draw_nbytes(self, n: int, d: int) -> int:
+        return 16 * self.m + 24 * n * d  # the scores: a QR (exact) or a sketch of the data
 
     def _draw(self, n: int, rng: np.random.Generator, data: Any) -> SketchMatrix:
         return sample_rows(self.m, self.probabilities(data, rng), rng)

@@ -66,6 +66,11 @@ class SparseSignSketch(Sketch):
         super().__init__(m, rng)
         self.nnz_per_col = check_int(nnz_per_col, "nnz_per_col", low=1)
 
+    def draw_nbytes(self, n: int, d: int) -> int:
+        s = min(self.nnz_per_col, self.m)
+        dense = 16 * n * self.m if 4 * s >= self.m and s > 1 else 0  # argsort regime
+        return 40 * n * s + dense
+
     def _draw(self, n: int, rng: np.random.Generator, data: Any) -> SketchMatrix:
         s = min(self.nnz_per_col, self.m)
         if s < 1:

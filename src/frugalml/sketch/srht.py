@@ -33,6 +33,9 @@ class _SRHTMatrix(SketchMatrix):
         self.transform = transform
         self.padded = signs.shape[0]
 
+    def apply_nbytes(self, k: int) -> int:
+        return 8 * k * (2 * self.padded + self.n + self.m)
+
     def _apply(self, x: Any) -> np.ndarray:
         if sp.issparse(x):
             x = x.toarray()
@@ -54,6 +57,10 @@ class SRHTSketch(Sketch):
     ):
         super().__init__(m, rng)
         self.transform = check_choice(transform, "transform", ("hadamard", "dct"))
+
+    def draw_nbytes(self, n: int, d: int) -> int:
+        big = next_pow2(n) if self.transform == "hadamard" else n
+        return 8 * (2 * big + 2 * min(self.m, big))
 
     def _draw(self, n: int, rng: np.random.Generator, data: Any) -> SketchMatrix:
         big = next_pow2(n) if self.transform == "hadamard" else n

@@ -101,6 +101,9 @@ class SurrogateSketch(Sketch):
         a = data.toarray() if sp.issparse(data) else np.asarray(data, dtype=float)
         return self._spectrum(a)[2]
 
+    def draw_nbytes(self, n: int, d: int) -> int:
+        return 8 * (3 * n * d + 2 * self.m)  # the SVD of the data and the sampled rows
+
     def _draw(self, n: int, rng: np.random.Generator, data: Any) -> SketchMatrix:
         a = data.toarray() if sp.issparse(data) else data
         if self.sampler == "approx":
