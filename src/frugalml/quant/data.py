@@ -31,6 +31,7 @@ import numpy as np
 
 from .._mnist1d import generate_mnist1d
 from .._optional import require
+from .._results import ResultRepr
 from .._validate import check_int, check_probability
 from ..errors import InvalidInputError
 
@@ -43,8 +44,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class TensorSplit:
+@dataclass(frozen=True, repr=False)
+class TensorSplit(ResultRepr):
     """A train/test split of a classification data set, as torch tensors.
 
     ``X_train``/``X_test`` are float32 tensors of shape ``(N, C, *spatial)``; ``y_train``/``y_test``

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from .._results import ResultRepr
 from .._validate import check_int, check_nonnegative_float
 from ..errors import InvalidInputError
 
@@ -496,8 +497,8 @@ def refit_scales(
     return _refit(Wt, Qt, Qt @ Hs, s, lam)[0].cpu().numpy()
 
 
-@dataclass(frozen=True, eq=False)
-class LayerFit:
+@dataclass(frozen=True, eq=False, repr=False)
+class LayerFit(ResultRepr):
     """Result of :func:`fit_layer` for one weight matrix (one group of a convolution).
 
     ``codes``: ``int8`` ``(out, in)``; ``scale``: ``(out,)`` float64 scales holding float32
@@ -523,6 +524,13 @@ class LayerFit:
         """The same for round-to-nearest."""
         den = float(self.row_power.sum())
         return float(self.row_err_nearest.sum()) / den if den > 0 else 0.0
+
+    def summary(self) -> str:
+        out, d = self.codes.shape
+        return (
+            f"error-compensated fit of a {out} x {d} weight: output rel. error "
+            f"{self.rel_err:.3e} (round-to-nearest {self.rel_err_nearest:.3e})"
+        )
 
 
 def fit_layer(

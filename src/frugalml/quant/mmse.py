@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from .._results import ResultRepr
 from .._validate import check_choice, check_int
 from ..errors import InvalidInputError
 from .uniform import (
@@ -63,8 +64,8 @@ _INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0
 _GOLDEN_TOL = 1e-5  # final bracket width, relative to the bracket's upper end
 
 
-@dataclass(frozen=True, eq=False)
-class ScaleResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class ScaleResult(ResultRepr):
     """Quantization parameters of one tensor.
 
     ``scale``, ``zero_point`` (integers) and ``mse`` (mean squared error per element) have shape

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from .._results import ResultRepr
 from .._validate import check_int, check_positive_float
 from ..errors import InvalidInputError
 
@@ -50,8 +51,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class TrainResult:
+@dataclass(frozen=True, repr=False)
+class TrainResult(ResultRepr):
     """Outcome of :func:`train_classifier`: the trained model (in eval mode) and its accuracies."""
 
     model: Any

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_nonnegative_float, check_probability
 from ..errors import InvalidInputError
 from .baselines import SCALE_METHODS
@@ -61,8 +62,8 @@ def _row_mse(w2: np.ndarray, approx: np.ndarray) -> np.ndarray:
     return np.einsum("cn,cn->c", d, d) / w2.shape[1]
 
 
-@dataclass(frozen=True, eq=False)
-class ResidualTensor:
+@dataclass(frozen=True, eq=False, repr=False)
+class ResidualTensor(ResultRepr):
     """``W ~ s1 Q1 + s2 Q2`` per output kernel (axis 0).
 
     ``codes1``/``codes2``: ``int8`` arrays of ``W``'s shape on the signed ``grid``;
@@ -180,8 +181,8 @@ def rank_kernels(W: Any, bits: int, *, scale_method: str = "mmse") -> np.ndarray
     return np.where(power > 0, err / np.where(power > 0, power, 1.0), 0.0)
 
 
-@dataclass(frozen=True, eq=False)
-class ResidualPlan:
+@dataclass(frozen=True, eq=False, repr=False)
+class ResidualPlan(ResultRepr):
     """Which kernels get a residual term, per layer.
 
     ``masks[layer]``: ``(C_layer,)`` bool. ``extra_macs``: MACs added by the second terms
