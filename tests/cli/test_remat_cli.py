@@ -227,3 +227,54 @@ def test_remat_model_mlp(capsys):
     assert execution["max_grad_diff"] < 1e-6
     assert execution["measured_peak"] <= payload["budget"]
     assert payload["peak_memory"] <= payload["budget"]
+
+
+# -- cases of the bad-input matrix (benchmarks/bad_inputs/remat.txt) that found tracebacks,
+# -- hangs or silent acceptance
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b'{"nodes": [{"id": 0, "cost": 1, "memory": 1e300}], "links": []}', "beyond any memory"),
+        (b'{"nodes": [{"id": [0], "cost": 1, "memory": 1}], "links": []}', "string or an integer"),
+        (b"\xff\xfe\x00garbage", "not a UTF-8"),
+    ],
+)
+def test_bad_graph_files_give_one_line_errors(capsys, tmp_path, content, match):
+    path = tmp_path / "g.json"
+    path.write_bytes(content)
+    code, out, err = run_cli(capsys, "remat", "solve", path, "--solver", "greedy")
+    assert code == 2 and out.strip() == ""
+    assert match in one_line_error(err)
+
+
+def test_special_files_and_directories_are_not_graphs(capsys, tmp_path):
+    # /dev/zero was read until memory ran out (11 GB in 35 s)
+    for path, match in (("/dev/zero", "not a regular file"), (tmp_path, "is a directory")):
+        code, _, err = run_cli(capsys, "remat", "solve", path)
+        assert code == 2 and match in one_line_error(err)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("--time-limit", "nan"), "--time-limit"),
+        (("--time-limit", "-1"), "--time-limit"),
+        (("--budget", "nan"), "--budget"),
+        (("--budget", "inf"), "--budget"),
+        (("--workers", "0"), "--workers"),
+        (("--copies", "-1"), "--copies"),
+    ],
+)
+def test_bad_numbers_are_refused_before_reading_the_graph(capsys, tmp_path, args, match):
+    missing = tmp_path / "absent.json"  # (options are checked first: no "does not exist")
+    code, _, err = run_cli(capsys, "remat", "solve", missing, *args)
+    assert code == 2 and match in one_line_error(err)
+
+
+def test_output_paths_are_checked_before_the_work(capsys, graph_file, tmp_path):
+    for out, match in ((tmp_path, "is a directory"), (tmp_path / "no" / "x.json", "not exist")):
+        for cmd in (("solve", graph_file), ("model", "mlp")):
+            code, _, err = run_cli(capsys, "remat", *cmd, "--out", out)
+            assert code == 2
+            line = one_line_error(err)
+            assert "--out" in line and match in line

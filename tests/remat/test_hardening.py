@@ -132,3 +132,24 @@ def test_results_print_their_summary_and_repr_by_shape():
     assert str(sol.report) == sol.report.summary()
     assert "profile=array(shape=" in repr(sol.report)
     assert np.array_equal(sol.schedule, np.arange(g.n))
+
+
+def test_generators_and_models_refuse_sizes_beyond_memory(monkeypatch):
+    monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", str(10**8))
+    # random_layered_graph(10**9) used to run for minutes building a Python edge list
+    with pytest.raises(TooLargeError, match="random layered graph of 1000000000 nodes"):
+        random_layered_graph(10**9)
+    assert random_layered_graph(50, rng=0).n == 50
+    pytest.importorskip("torch")
+    from frugalml.remat.models import mlp, resnet_cnn, transformer_encoder
+
+    # mlp(width=10**6, in_features=10**6) was a torch allocation RuntimeError (4 TB)
+    for make, match in (
+        (lambda: mlp(width=10**6, in_features=10**6), "MLP of width 1000000"),
+        (lambda: resnet_cnn(channels=4096, image_size=512), "ResNet"),
+        (lambda: transformer_encoder(d_model=8192, seq=4096), "transformer"),
+    ):
+        with pytest.raises(TooLargeError, match=match):
+            make()
+    _, (x, _), _ = mlp(depth=2, width=8, in_features=4)
+    assert tuple(x.shape) == (32, 4)

@@ -39,6 +39,10 @@ _FIELDS = {
 }
 
 
+#: largest memory size a node may declare (exact in float64; sums stay within int64)
+_MAX_BYTES = 2**53
+
+
 def _detect(data: dict[str, Any]) -> str:
     if data.get("format") == "frugalml-remat-1":
         return "frugalml"
@@ -91,6 +95,16 @@ def graph_from_dict(data: Any, *, fmt: Format = "auto", name: str = "") -> Remat
         if m != round(m):
             raise InvalidInputError(
                 f"node {node[key]!r}: {mem_key} must be a whole number of bytes"
+            )
+        if m > _MAX_BYTES:
+            raise InvalidInputError(
+                f"node {node[key]!r}: {mem_key}={m:g} bytes is beyond any memory (at most "
+                f"2^53 bytes per node)"
+            )
+        if not isinstance(node[key], (str, int)) or isinstance(node[key], bool):
+            raise InvalidInputError(
+                f"node entry {k}: its '{key}' must be a string or an integer, got "
+                f"{type(node[key]).__name__}"
             )
         ids.append(node[key])
         cost.append(c)

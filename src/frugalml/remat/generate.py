@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from .._resources import check_memory
 from .._validate import RngLike, check_int, check_probability, check_rng
 from ..errors import InvalidInputError
 from .graph import RematGraph
@@ -49,6 +50,10 @@ def random_layered_graph(
     skip_density = check_probability(skip_density, "skip_density")
     gen = check_rng(rng)
     mean = max(1.0, 2.0 * float(width) * math.sqrt(n))
+    # the edge list (~100 bytes a Python edge) and the validated graph
+    per_node = 1.0 + (edge_density + 2.0 * skip_density) * mean
+    check_memory(n * (200.0 + 100.0 * per_node), f"a random layered graph of {n} nodes",
+                 fix="use a smaller n")  # fmt: skip
     layers: list[list[int]] = [[0]]
     nxt = 1
     while nxt < n:

@@ -13,11 +13,13 @@ Paper: Bartan et al., "Moccasin: Efficient Tensor Rematerialization for Neural N
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
 
 from .._optional import require
+from .._resources import check_memory
 from ..errors import InvalidInputError
 
 require("torch", what="the PyTorch rematerialisation models", extra="remat")
@@ -57,6 +59,12 @@ def _init_(model: Any, gen: Any) -> None:
                 p.copy_((2 * u - 1) * bound)
 
 
+def _check_size(params: int, activations: int, what: str, fix: str) -> None:
+    """Refuse a model whose parameters (float64 while initialised, plus the target dtype) and
+    training activations (forward and backward) would not fit in memory."""
+    check_memory(16.0 * params + 16.0 * activations, what, fix=fix)
+
+
 def _randn(gen: Any, *shape: int, dtype: Any, device: Any) -> Any:
     return torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
 
@@ -81,8 +89,11 @@ def mlp(
     _check_positive(depth=depth, width=width, in_features=in_features,
                     out_features=out_features, batch=batch)  # fmt: skip
     _check_dtype(dtype)
-    gen = torch.Generator().manual_seed(seed)
     dims = [in_features] + [width] * (depth - 1) + [out_features]
+    _check_size(sum(a * b + b for a, b in itertools.pairwise(dims)),
+                batch * sum(dims) * 2, f"the {depth}-layer MLP of width {width}",
+                fix="use a smaller width, depth or batch")  # fmt: skip
+    gen = torch.Generator().manual_seed(seed)
     layers: list[Any] = []
     for k in range(depth):
         layers.append(nn.Linear(dims[k], dims[k + 1]))
@@ -172,6 +183,12 @@ def resnet_cnn(
     _check_dtype(dtype)
     if norm not in ("batch", "group"):
         raise InvalidInputError(f"norm must be 'batch' or 'group', got {norm!r}")
+    widest = channels * 2 ** (blocks // 2)
+    _check_size(blocks * 18 * widest * widest + in_channels * 9 * channels,
+                batch * widest * image_size * image_size * (4 * blocks + 2),
+                f"the ResNet with {blocks} blocks of up to {widest} channels on "
+                f"{image_size}x{image_size} images", fix="use fewer channels, blocks or a smaller "
+                "image_size or batch")  # fmt: skip
     gen = torch.Generator().manual_seed(seed)
     model = _ResNet(in_channels, channels, blocks, classes, norm)
     _init_(model, gen)
@@ -219,6 +236,10 @@ def transformer_encoder(
     _check_dtype(dtype)
     if d_model % nhead:
         raise InvalidInputError(f"d_model ({d_model}) must be divisible by nhead ({nhead})")
+    _check_size(layers * (4 * d_model * d_model + 2 * d_model * dim_feedforward),
+                layers * batch * seq * (8 * d_model + 2 * dim_feedforward + 2 * nhead * seq),
+                f"the {layers}-layer transformer (d_model {d_model}, seq {seq})",
+                fix="use a smaller d_model, seq, layers or batch")  # fmt: skip
     gen = torch.Generator().manual_seed(seed)
     model = _Encoder(layers, d_model, nhead, dim_feedforward)
     _init_(model, gen)
