@@ -153,3 +153,18 @@ def test_generators_and_models_refuse_sizes_beyond_memory(monkeypatch):
             make()
     _, (x, _), _ = mlp(depth=2, width=8, in_features=4)
     assert tuple(x.shape) == (32, 4)
+
+
+def test_moccasin_time_limit_covers_building_the_model():
+    # building the CP models of 1000 nodes takes seconds; before, a 5 s limit on 3000 nodes
+    # returned after 43 s (the limit was applied to the solver calls only)
+    g = random_layered_graph(1000, rng=0)
+    t0 = time.perf_counter()
+    sol = solve(g, 0.8, time_limit=0.5, workers=1)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 0.5 + 2.0, elapsed
+    assert sol.status in ("timeout", "feasible")
+    if sol.status == "feasible":  # the greedy schedule, checked
+        assert sol.feasible
+    else:
+        assert sol.schedule is None and "time limit" in sol.info["reason"]

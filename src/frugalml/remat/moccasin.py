@@ -87,6 +87,15 @@ class _Copy:
     stage: Any  # IntVar or int (recomputation copies)
 
 
+class _OutOfTime(Exception):
+    """The time limit passed while a model was being built."""
+
+
+def _check_time(deadline: float | None, i: int) -> None:
+    if deadline is not None and i % 64 == 0 and time.perf_counter() > deadline:
+        raise _OutOfTime
+
+
 class MoccasinSolver:
     """The MOCCASIN constraint program for one graph (build once, solve at several budgets).
 
@@ -128,9 +137,11 @@ class MoccasinSolver:
         *,
         relax_to: int | None = None,
         precedence: str | None = None,
+        deadline: float | None = None,
     ) -> tuple[Any, list[list[_Copy]]]:
         """The model at ``budget`` bytes; with ``relax_to``, the capacity is a variable
-        ``model.peak`` in ``[budget, relax_to]`` (memory units) instead."""
+        ``model.peak`` in ``[budget, relax_to]`` (memory units) instead. Raises
+        :class:`_OutOfTime` once ``time.perf_counter()`` passes ``deadline``."""
         g, n, C = self.graph, self.graph.n, self.copies
         model = cp_model.CpModel()
         horizon = n * n  # times t n + j, 0 <= j <= t < n; ends are exclusive, <= n^2
@@ -139,6 +150,7 @@ class MoccasinSolver:
         succs = g.succs
         copies: list[list[_Copy]] = []
         for v in range(n):
+            _check_time(deadline, v)
             own = v * n + v
             last_use = max((k + (n - 1) * n for k in succs[v]), default=own)
             # (the last stage is n - 1, where node k runs at (n-1) n + k)
@@ -184,10 +196,11 @@ class MoccasinSolver:
         model.add_cumulative(intervals, demands, capacity)
         precedence = precedence or self.precedence
         if precedence in ("boolean", "both"):
-            self._boolean_precedence(model, copies)
+            self._boolean_precedence(model, copies, deadline)
         if precedence == "boolean":
             return model, copies
-        for u, v in g.edges:
+        for e, (u, v) in enumerate(g.edges):
+            _check_time(deadline, e)
             times, changes, actives = [], [], []
             for cu in copies[u]:
                 times += [cu.start + 1, cu.end]
@@ -202,10 +215,13 @@ class MoccasinSolver:
             )
         return model, copies
 
-    def _boolean_precedence(self, model: Any, copies: list[list[_Copy]]) -> None:
+    def _boolean_precedence(
+        self, model: Any, copies: list[list[_Copy]], deadline: float | None = None
+    ) -> None:
         # for each copy of v, one copy of u is chosen to serve it: that copy starts before
         # v's step and is held through it
-        for u, v in self.graph.edges:
+        for e, (u, v) in enumerate(self.graph.edges):
+            _check_time(deadline, e)
             for cv in copies[v]:
                 serve = []
                 for c, cu in enumerate(copies[u]):
@@ -295,6 +311,21 @@ class MoccasinSolver:
         per_model = 600.0 * n_copies + 3000.0 * pairs
         return per_model * (3 + workers)
 
+    def _out_of_time(
+        self, run: dict[str, Any], budget: int, warm: np.ndarray | None
+    ) -> RematSolution:
+        """The time limit passed while building a CP model: the greedy schedule if it fits
+        (status ``"feasible"``), else no schedule (``"timeout"``)."""
+        info = {**run["info"], "reason": "the time limit passed while building the CP model"
+                + ("; the greedy schedule is returned" if warm is not None else "")}  # fmt: skip
+        seconds = time.perf_counter() - run["t0"]
+        if warm is None:
+            return scored(self.graph, "moccasin", "timeout", budget, None,
+                          bound=float(self.graph.total_cost), solve_seconds=seconds,
+                          info=info)  # fmt: skip
+        return scored(self.graph, "moccasin", "feasible", budget, warm, solve_seconds=seconds,
+                      seconds_to_best=seconds, info=info)  # fmt: skip
+
     def _interrupted(self, run: dict[str, Any], budget: int) -> RematSolution:
         """The best schedule found before Ctrl-C, checked by the evaluator (a schedule that
         does not fit is never reported)."""
@@ -330,7 +361,15 @@ class MoccasinSolver:
         warm_start: bool,
     ) -> RematSolution:
         t0 = run["t0"]
-        model, copies = self._build(budget, cp_model)
+        deadline = None if time_limit is None else t0 + time_limit
+        # the greedy heuristic first (milliseconds): a schedule to fall back on
+        warm = greedy_schedule(self.graph, budget, copies=self.copies) if warm_start else None
+        if warm is not None and evaluate_schedule(self.graph, warm).peak_memory > budget:
+            warm = None
+        try:
+            model, copies = self._build(budget, cp_model, deadline=deadline)
+        except _OutOfTime:
+            return self._out_of_time(run, budget, warm)
         build_s = time.perf_counter() - t0
         run["info"] = self._info(model, build_s)
         n_base = float(self.graph.total_cost)
@@ -373,24 +412,24 @@ class MoccasinSolver:
                 p.max_time_in_seconds = max(limit, 0.01)
             return solver
 
-        remaining = None if time_limit is None else time_limit - build_s
-        if remaining is not None and remaining <= 0:
-            remaining = 0.01
         # phase 1: any schedule within the budget. The greedy heuristic first (checked by the
         # evaluator, then a complete hint); else CP-SAT minimises the peak from the plain
         # order (always a solution) down to the budget, which it finds far more easily than
         # a bare feasibility search.
         phase1_peak = None
-        warm = greedy_schedule(self.graph, budget, copies=self.copies) if warm_start else None
-        if warm is not None and evaluate_schedule(self.graph, warm).peak_memory <= budget:
+        if warm is not None:
             warm_values = self._values_from_schedule(warm, copies)
             record(warm_values, None)
             run["warm"] = (warm_values, warm)  # (its model values are a hint, not exact)
             status_name = "GREEDY"
         else:
             plain = evaluate_schedule(self.graph, np.arange(self.graph.n)).peak_memory
-            model1, copies1 = self._build(budget, cp_model, relax_to=plain,
-                                          precedence=self.phase1_precedence)  # fmt: skip
+            try:
+                model1, copies1 = self._build(budget, cp_model, relax_to=plain,
+                                              precedence=self.phase1_precedence,
+                                              deadline=deadline)  # fmt: skip
+            except _OutOfTime:
+                return self._out_of_time(run, budget, None)
             model1.minimize(model1.peak)
             self._hint(model1, copies1, self._values_from_schedule(np.arange(self.graph.n),
                                                                    copies1))  # fmt: skip
@@ -405,7 +444,9 @@ class MoccasinSolver:
                     if peak <= cap_units:
                         record(outer._read(self, copies1), None)
 
-            limit1 = None if remaining is None else remaining * feasibility_fraction
+            limit1 = None
+            if deadline is not None:
+                limit1 = max(deadline - time.perf_counter(), 0.01) * feasibility_fraction
             s1 = params(limit1)
             with guard.solving(s1.stop_search):
                 st1 = s1.solve(model1, _Phase1())
