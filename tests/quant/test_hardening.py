@@ -70,3 +70,13 @@ def test_model_that_rejects_calibration_is_a_clean_error():
 
     with pytest.raises(InvalidInputError, match=r"calibration batch 0 .*model\(tensor\(4, 5\)"):
         quantize_model(torch.nn.Linear(2, 3).eval(), torch.ones(4, 5))
+
+
+def test_mnist1d_size_guard():
+    from frugalml.errors import TooLargeError
+    from frugalml.quant.data import load_mnist1d
+
+    with pytest.raises(TooLargeError, match="MNIST-1D"):
+        load_mnist1d(0, n=10**12)
+    with pytest.raises(InvalidInputError, match="n"):
+        load_mnist1d(0, n=-5)

@@ -31,6 +31,7 @@ import numpy as np
 
 from .._mnist1d import generate_mnist1d
 from .._optional import require
+from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import check_int, check_probability
 from ..errors import InvalidInputError
@@ -161,6 +162,10 @@ def load_mnist1d(seed: int = 0, n: int = 4000) -> TensorSplit:
     states are saved and restored around the call, so calling this has no side effect on them.
     """
     torch = require("torch", what="load_mnist1d", extra="quant")
+    n = check_int(n, "n", low=20)
+    check_memory(  # the generator's float64 signals and templates, ~2 KiB per sample
+        2048 * n, f"generating {n} MNIST-1D samples", fix="ask for fewer samples (n)"
+    )
     xtr, ytr, xte, yte = generate_mnist1d(n, seed, what="load_mnist1d", extra="quant")
 
     def _x(a: np.ndarray) -> Any:
