@@ -85,7 +85,6 @@ def test_saddle_more_bad_options_are_refused_before_any_work():
         (["--tol", "0"], "--tol"),
         (["--eta", "nan"], "--eta"),
         (["--n", "0"], "--n"),
-        (["--problem", "constrained", "--n", "1"], "--n"),
         (["--directions", ","], "--directions"),
         (["--directions", "sideways"], "direction"),
     ):

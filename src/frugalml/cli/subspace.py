@@ -76,7 +76,7 @@ def saddle_cmd(
     limit_blas_threads(blas_threads)
     check_choice(problem, "--problem", PROBLEMS)
     check_choice(inner, "--inner", ("min_residual", "exact_quadratic"))
-    n = check_int(n, "--n", low=2 if problem == "constrained" else 1)
+    n = check_int(n, "--n", low=1)
     kappa = check_positive_float(kappa, "--kappa")
     if kappa < 1:
         raise InvalidInputError(f"--kappa is a condition number and must be >= 1, got {kappa:g}")
