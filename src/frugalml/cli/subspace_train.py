@@ -173,5 +173,5 @@ def train(
             f"{res.eval_steps[-1]} (of {steps}); lower --lr",
             file=sys.stderr,
         )
-        return 1
+        raise typer.Exit(1)
     return 0
