@@ -57,3 +57,18 @@ def test_json_output_has_no_progress_bar(capsys):
     code, out, _ = run_cli(capsys, "runtime", "simulate", "--n", 8, "--trials", 50, "--json")
     assert code == 0
     assert json.loads(out)["n"] == 8  # nothing but the JSON on stdout
+
+
+def test_a_plot_the_file_system_refuses_is_one_line(tmp_path, capsys, monkeypatch):
+    import frugalml.report.output as output
+
+    def refuse(fig, path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(output, "save_png", refuse)
+    for area in ("runtime", "coded"):
+        code, _, err = run_cli(capsys, area, "simulate", "--n", 8, "--trials", 20,
+                               "--plot", tmp_path / "p.png")  # fmt: skip
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, err
+        assert lines[0].startswith("frugalml: error: --plot") and "cannot write" in lines[0]

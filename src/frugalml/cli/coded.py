@@ -215,7 +215,10 @@ def simulate(
             progress=lambda name, f: bar.update(task, completed=f, description=name),
         )
     if plot is not None:
-        _plot(res, plot)
+        try:
+            _plot(res, plot)
+        except OSError as exc:  # passed the checks, but the file system refused it
+            raise InvalidInputError(f"--plot {plot}: cannot write the plot ({exc})") from exc
     ideal = next(r for r in res if r.name == "ideal-mds")
     if json_out:
         emit_json(

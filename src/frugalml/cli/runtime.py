@@ -12,6 +12,7 @@ from rich.table import Table
 from .._io import check_output_path
 from .._resources import check_memory
 from .._validate import check_choice, check_int
+from ..errors import InvalidInputError
 from ..runtime import BACKENDS, backend_info, make_executor, model_from_spec
 from ..runtime.simulate import simulate_first_k
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
@@ -142,7 +143,10 @@ def simulate(
         rows = simulate_first_k(m, n, ks, trials=trials, rng=seed, progress=report)
         if plot is not None:
             bar.update(task, completed=0.0)
-            _plot(m, n, trials, seed, plot, lambda msg, f: report(msg, f, "plot: "))
+            try:
+                _plot(m, n, trials, seed, plot, lambda msg, f: report(msg, f, "plot: "))
+            except OSError as exc:  # passed the checks, but the file system refused it
+                raise InvalidInputError(f"--plot {plot}: cannot write the plot ({exc})") from exc
     if json_out:
         emit_json(
             {"model": m.describe(), "n": n, "trials": trials, "rows": [r.__dict__ for r in rows]}
