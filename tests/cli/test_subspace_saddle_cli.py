@@ -110,6 +110,7 @@ def test_saddle_checks_the_plot_path_before_the_work(tmp_path):
     for plot, match in (
         (tmp_path, "is a directory"),
         (tmp_path / "missing" / "p.png", "does not exist"),
+        ("", "is a directory"),  # ("" arrives as ".")
     ):
         # --n 1000000 would fail later (memory); the path is checked first
         out = runner.invoke(subspace_app, ["saddle", "--n", "1000000", "--plot", str(plot)])
