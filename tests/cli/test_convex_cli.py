@@ -42,6 +42,7 @@ def test_poly_regression_json_and_out(capsys, tmp_path, npz, data):
     from frugalml.convex import PolySDPRegressor
 
     out_path = tmp_path / "nets" / "network.npz"
+    out_path.parent.mkdir()  # (a missing directory is refused before the fit)
     code, out, err = run_cli(capsys, "convex", "fit", npz, "--beta", "0.05", "--json",
                              "--out", out_path)  # fmt: skip
     assert code == 0, err
@@ -117,3 +118,34 @@ def test_missing_file_exits_2(capsys, tmp_path):
     assert code == 2 and out == ""
     assert err.strip() == f"frugalml: error: data file {tmp_path / 'missing.npz'} does not exist"
     assert not out_path.exists()
+
+
+# -- hardening: output paths and sizes checked before the work -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--out", "{tmp}"], "is a directory"),
+        (["--out", "{tmp}/no/net.npz"], "does not exist"),
+        (["--json", "--out", "{tmp}"], "is a directory"),
+        (["--model", "quantized", "--n-samples", "10000000000000"], "would need about"),
+    ],
+)
+def test_outputs_and_sizes_refused_before_the_fit(capsys, tmp_path, npz, args, needle):
+    args = [a.format(tmp=tmp_path) for a in args]
+    code, out, err = run_cli(capsys, "convex", "fit", npz, *args)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("frugalml: error:"), err
+    assert needle in lines[0]
+
+
+def test_lifted_sdp_too_large_is_refused_before_cvxpy(capsys, tmp_path, monkeypatch):
+    path = tmp_path / "wide.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, X=rng.standard_normal((10, 120)), y=rng.standard_normal(10))
+    monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", str(100 << 20))
+    for model in ("poly", "quantized"):
+        code, _, err = run_cli(capsys, "convex", "fit", path, "--model", model)
+        assert code == 2 and "the lifted SDP (d = 120" in err and "--solver" in err

@@ -74,3 +74,46 @@ def test_exit_code_two_through_main(tmp_path, capsys):
     code = main(["convex", "gan", "fit", "--out", str(tmp_path / "m.npz")])
     assert code == 2
     assert "frugalml: error:" in capsys.readouterr().err
+
+
+# -- hardening: output paths and sizes checked before the work -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["fit", "--dataset", "digits", "--out", "{tmp}"], "is a directory"),
+        (["fit", "--dataset", "digits", "--out", "{tmp}/no/m.npz"], "does not exist"),
+        (["fit", "--dataset", "digits", "--out", "m.npz", "--latent-dim", "100000"],
+         "would need about"),
+        (["fit", "--dataset", "digits", "--out", "m.npz", "--stage-noise", "100000000"],
+         "would need about"),
+    ],
+)  # fmt: skip
+def test_fit_refuses_outputs_and_sizes_before_the_work(capsys, tmp_path, args, needle):
+    from frugalml.cli import main
+
+    args = [a.format(tmp=tmp_path) for a in args]
+    args = [str(tmp_path / a) if a == "m.npz" else a for a in args]
+    code = main(["convex", "gan", *args])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("frugalml: error:"), err
+    assert needle in lines[0]
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_sample_refuses_a_directory_and_huge_n(capsys, tmp_path):
+    from frugalml.cli import main
+
+    model = tmp_path / "m.npz"
+    ProgressiveConvexGAN(2, 4).fit(np.random.default_rng(0).random((40, 8, 8))).save(model)
+    (tmp_path / "d.png").mkdir()
+    for args, needle in (
+        (["--out", str(tmp_path / "d.png")], "is a directory"),
+        (["--out", str(tmp_path / "s.npy"), "--n", "1000000000000"], "would need about"),
+    ):
+        code = main(["convex", "gan", "sample", str(model), *args])
+        _, err = capsys.readouterr()
+        assert code == 2 and needle in err

@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import typer
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, check_output_path
 from .._validate import check_choice
 from ..errors import InvalidInputError
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
 from .convex_gan import gan_app
+from .sketch import WorkBar
 
 __all__ = ["convex_app"]
 
@@ -124,6 +125,8 @@ def fit_cmd(
     from ..sketch.io import load_problem
 
     limit_blas_threads(blas_threads)
+    if out is not None:
+        out = check_output_path(out, "--out")
     check_choice(model, "--model", MODELS)
     check_choice(task, "--task", TASKS)
     if loss is None:
@@ -133,7 +136,8 @@ def fit_cmd(
                      standardize, n_samples, seed)  # fmt: skip
     X, y = load_problem(data, target=target)
     t0 = time.perf_counter()
-    est.fit(X, y)
+    with WorkBar(f"{model} SDP ({solver}, n={X.shape[0]}, d={X.shape[1]})", disable=json_out):
+        est.fit(X, y)
     seconds = time.perf_counter() - t0
     act = est.activation_
     payload: dict[str, Any] = {

@@ -9,10 +9,13 @@ from typing import Any
 
 import numpy as np
 import typer
+from rich.table import Table
 
+from .._io import check_output_path
 from .._validate import check_choice
 from ..errors import InvalidInputError
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
+from .sketch import WorkBar
 
 __all__ = ["gan_app"]
 
@@ -77,12 +80,14 @@ def fit_cmd(
     from ..convex.gan import ProgressiveConvexGAN
 
     limit_blas_threads(blas_threads)
+    out = check_output_path(out, "--out")
     X, _, default_stages = _load(dataset, data, seed)
     model = ProgressiveConvexGAN(
         stages or default_stages, latent_dim, truncation=truncation or None,
         stage_noise=stage_noise, histogram_matching=histogram_matching,
     )  # fmt: skip
-    model.fit(X, rng=seed)
+    with WorkBar("ProCoGAN", total=1.0, disable=json_out) as bar:
+        model.fit(X, rng=seed, progress=lambda msg, f: bar.update(f, msg))
     model.save(out)
     payload = {
         "out": str(out), "n": int(X.shape[0]), "sample_shape": list(model.sample_shape_),
@@ -120,6 +125,7 @@ def sample_cmd(
 
     if out.suffix not in (".png", ".npy"):
         raise InvalidInputError(f"--out must end in .png or .npy, got {out.name!r}")
+    out = check_output_path(out, "--out")
     S = _load_model(model).sample(n, rng=seed)
     if out.suffix == ".png":
         save_sample_grid(S, out, ncols=ncols)
@@ -159,16 +165,26 @@ def metrics_cmd(
     t0 = time.perf_counter()
     gen = np.random.default_rng(seed)
     idx = gen.permutation(X.shape[0])[: min(n, X.shape[0])]
-    features = fit_feature_map(X, y, rng=seed)
-    S = gan.sample(idx.size, rng=seed + 1)
-    payload = {
-        "n": int(idx.size), "features": features.kind,
-        "frechet": frechet_distance(X[idx], S, features),
-        "sliced_wasserstein": sliced_wasserstein(X[idx], S, rng=seed),
-        "mmd": mmd(X[idx], S), "seconds": time.perf_counter() - t0,
-    }  # fmt: skip
+    with WorkBar("metrics: features", total=4, disable=json_out) as bar:
+        features = fit_feature_map(X, y, rng=seed)
+        bar.update(1, "metrics: Frechet distance")
+        S = gan.sample(idx.size, rng=seed + 1)
+        frechet = frechet_distance(X[idx], S, features)
+        bar.update(2, "metrics: sliced Wasserstein")
+        sliced = sliced_wasserstein(X[idx], S, rng=seed)
+        bar.update(3, "metrics: MMD")
+        payload = {
+            "n": int(idx.size), "features": features.kind, "frechet": frechet,
+            "sliced_wasserstein": sliced, "mmd": mmd(X[idx], S),
+            "seconds": time.perf_counter() - t0,
+        }  # fmt: skip
     if json_out:
         emit_json(payload)
     else:
+        table = Table(title=f"convex GAN {model.name} vs {dataset or data}")
+        table.add_column("metric", overflow="fold")
+        table.add_column("value", justify="right", no_wrap=True)
         for key, value in payload.items():
-            console.print(f"{key}: {value}")
+            text = f"{value:.6g}" if isinstance(value, float) else str(value)
+            table.add_row(key, text)
+        console.print(table)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from .._results import ResultRepr
 from .._validate import (
     RngLike,
     check_choice,
@@ -49,8 +50,8 @@ __all__ = ["OPTIMIZERS", "BackpropResult", "train_poly_backprop"]
 OPTIMIZERS = ("adam", "sgd")
 
 
-@dataclass(frozen=True)
-class BackpropResult:
+@dataclass(frozen=True, repr=False)
+class BackpropResult(ResultRepr):
     """Result of :func:`train_poly_backprop`.
 
     objective: the objective of ``network`` (re-evaluated in NumPy by

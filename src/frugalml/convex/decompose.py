@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_positive_float
 from ..errors import InvalidInputError
 from .activation import Polynomial
@@ -94,8 +95,8 @@ def rank_one_decomposition(Z: Any, *, tol: float = 1e-9) -> np.ndarray:
     return np.stack(out, axis=1)
 
 
-@dataclass(frozen=True)
-class PolyNetwork:
+@dataclass(frozen=True, repr=False)
+class PolyNetwork(ResultRepr):
     """A two-layer polynomial-activation network ``f(x) = sum_j sigma(x^T u_j) alpha_j``.
 
     U: (d, m) unit-norm columns ``u_j`` ((f, m) filters for the convolutional network

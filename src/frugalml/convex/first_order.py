@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from .._resources import check_memory
+from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
 from .backprop import torch_loss
@@ -41,8 +43,8 @@ SMOOTH_LOSSES = ("squared", "huber", "logistic")
 METHODS = ("cg", "alm")
 
 
-@dataclass(frozen=True)
-class FirstOrderResult:
+@dataclass(frozen=True, repr=False)
+class FirstOrderResult(ResultRepr):
     """``Z``, ``Zp``: ``(k, D, D)`` float64 PSD; ``objective`` at the returned point (with
     ``Z4`` read from the matrices); ``infeasibility``: ``max |<G, Z>| / max(tr Z, 1)``."""
 
@@ -135,7 +137,17 @@ def first_order_sdp(
     method = check_choice(method, "method", METHODS)
     if time_limit is not None:
         time_limit = check_positive_float(time_limit, "time_limit")
-    dev = torch.device(device or "cpu")
+    d = Xa.shape[1]
+    check_memory(
+        8 * Y.shape[1] * (8 * (d + 1) ** 2 + 4 * n * (d + 1)),
+        f"the first-order SDP solver's (d+1) x (d+1) iterates (d = {d}, n = {n})",
+        fix="reduce d (e.g. a PCA or sketch of X) or use fewer samples",
+    )
+    try:
+        dev = torch.device(device or "cpu")
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"device must be a torch device such as 'cpu' or 'cuda', got "
+                                f"{device!r}") from exc  # fmt: skip
     saved_threads = torch.get_num_threads()
     if threads is not None and dev.type == "cpu":
         torch.set_num_threads(check_int(threads, "threads", low=1))

@@ -59,6 +59,8 @@ from typing import Any
 
 import numpy as np
 
+from .._resources import check_memory
+from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_int, check_positive_float
 from ..errors import FrugalError, InfeasibleError, InvalidInputError
 from .activation import Polynomial
@@ -99,8 +101,8 @@ class SolverFailedError(FrugalError, RuntimeError):
         super().__init__(message)
 
 
-@dataclass(frozen=True)
-class PolySDPSolution:
+@dataclass(frozen=True, repr=False)
+class PolySDPSolution(ResultRepr):
     """Solution of the lifted SDP.
 
     Z, Zp: (k, D, D) optimal PSD matrices ``Z_k``, ``Z'_k`` with ``D = d + 1`` (``D = f + 1``
@@ -479,7 +481,30 @@ def _check_common(
     return activation, beta, huber_delta, eps
 
 
-def _check_size(D: int, k: int, solver: str, what: str) -> None:
+def sdp_nbytes(n: int, D: int, k: int, solver: str) -> int:
+    """Estimated peak bytes of building and solving the lifted SDP with CVXPY: the
+    ``(n, D^2)`` features and CVXPY's canonical copies (about ``40 n D^2`` per output) and,
+    for Clarabel, the dense KKT blocks of the two PSD cones (``T = D (D+1) / 2`` entries each;
+    measured about ``128 T^2`` bytes per output, 442 MiB at d = 60)."""
+    tri = D * (D + 1) // 2
+    base = 40 * n * D * D * k
+    if solver == "clarabel":
+        return base + 128 * k * tri * tri
+    return base + 64 * k * D * D
+
+
+def check_sdp_memory(n: int, D: int, k: int, solver: str, what: str) -> None:
+    """Refuse (:class:`~frugalml.errors.TooLargeError`) a lifted SDP that would not fit in
+    memory, before building it."""
+    check_memory(
+        sdp_nbytes(n, D, k, solver),
+        f"the lifted SDP ({what} = {D - 1}, n = {n}, {k} output(s), solver {solver!r})",
+        fix=f"reduce {what} (e.g. a PCA or sketch of X), use fewer samples, or use "
+        "solver='scs' / 'first-order' (--solver)",
+    )
+
+
+def _check_size(D: int, k: int, solver: str, what: str, n: int = 1) -> None:
     if solver == "first-order":
         return
     n_vars = 2 * k * D * D
@@ -491,6 +516,7 @@ def _check_size(D: int, k: int, solver: str, what: str) -> None:
             f"2 k ({what}+1)^2 = {n_vars} matrix entries (limit {limit}); use "
             f"solver='first-order'{alt}, or reduce the dimension (e.g. a sketch or PCA of X)"
         )
+    check_sdp_memory(n, D, k, solver, what)
 
 
 # ------------------------------------------------------------------------- public API
@@ -550,7 +576,7 @@ def solve_poly_sdp(
     )
     X, y = _check_data(X, y, loss)
     k = 1 if y.ndim == 1 else y.shape[1]
-    _check_size(X.shape[1] + 1, k, solver, "d")
+    _check_size(X.shape[1] + 1, k, solver, "d", X.shape[0])
     if solver == "first-order":
         return _solve_first_order(
             X, y, activation, beta, loss, huber_delta, eps, t0, solver_options
@@ -613,7 +639,13 @@ def solve_poly_conv_sdp(
     filter_size = check_int(filter_size, "filter_size", low=1, high=X.shape[1])
     stride = check_int(stride, "stride", low=1)
     k = 1 if y.ndim == 1 else y.shape[1]
-    _check_size(filter_size + 1, k, solver, "filter_size")
+    _check_size(filter_size + 1, k, solver, "filter_size", X.shape[0])
+    n_patches = (X.shape[1] - filter_size) // stride + 1
+    check_memory(
+        8 * X.shape[0] * n_patches * (filter_size + 1) ** 2,
+        f"the patch moments ({n_patches} patches of {filter_size} per sample)",
+        fix="use a larger stride or fewer samples",
+    )
     moments = lifted_moments(X, filter_size, stride)
     return _solve_lifted(
         moments,

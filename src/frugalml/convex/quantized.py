@@ -49,6 +49,8 @@ import numpy as np
 
 from .._highs import before_highspy
 from .._optional import require
+from .._resources import check_memory
+from .._results import ResultRepr
 from .._validate import (
     RngLike,
     check_array,
@@ -60,7 +62,7 @@ from .._validate import (
 )
 from ..errors import InvalidInputError
 from .activation import Polynomial
-from .poly_sdp import SolverFailedError, _features, lifted_moments
+from .poly_sdp import SolverFailedError, _check_size, _features, lifted_moments
 
 __all__ = [
     "LOSSES",
@@ -186,8 +188,8 @@ def _solve(
 # the SDP relaxation
 
 
-@dataclass(frozen=True)
-class QuantizedSDPSolution:
+@dataclass(frozen=True, repr=False)
+class QuantizedSDPSolution(ResultRepr):
     """Solution of the SDP relaxation.
 
     ``Z``, ``Zp``: ``(d+1, d+1)`` PSD matrices for the positive and negative output weights;
@@ -265,6 +267,7 @@ def solve_quantized_sdp(
     act = _as_activation(activation, a, b, c)
     Xa, ya = _check_data(X, y, loss)
     n, d = Xa.shape
+    _check_size(d + 1, 1, solver, "d", n)
     cp = _cvxpy()
     t0 = time.perf_counter()
     F = lift_matrices(Xa, act)
@@ -297,8 +300,8 @@ def solve_quantized_sdp(
 # networks, refit and rounding
 
 
-@dataclass(frozen=True)
-class QuantizedNetwork:
+@dataclass(frozen=True, repr=False)
+class QuantizedNetwork(ResultRepr):
     """``f(x) = sum_j alpha_j sigma(x^T u_j)``: ``U`` ``(d, m)`` in ``{-1, +1}``, ``alpha``
     ``(m,)``, with the ``loss`` and ``beta`` of the problem it was fitted to.
 
@@ -512,6 +515,12 @@ def round_quantized(
     n_samples = check_int(n_samples, "n_samples", low=1)
     if max_neurons is not None:
         max_neurons = check_int(max_neurons, "max_neurons", low=1)
+    width = min(2 * n_samples + 2, 2 ** min(solution.d, 62))
+    check_memory(
+        8 * 2 * n_samples * (solution.d + 1) * 3 + 40 * solution.n * width,
+        f"rounding with n_samples={n_samples} sign neurons (n = {solution.n}, d = {solution.d})",
+        fix="lower n_samples (--n-samples)",
+    )
     gen = check_rng(rng)
     t0 = time.perf_counter()
     d = solution.d
@@ -624,8 +633,8 @@ def exhaustive_quantized(
 # baseline: straight-through sign backpropagation
 
 
-@dataclass(frozen=True)
-class SignBackpropResult:
+@dataclass(frozen=True, repr=False)
+class SignBackpropResult(ResultRepr):
     """Result of :func:`sign_backprop`.
 
     ``network``: binarised first layer with the trained output weights, ``objective`` its

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..._optional import require
+from ..._results import ResultRepr
 from ..._validate import RngLike, check_array, check_int, check_positive_float, check_rng
 from ...errors import InvalidInputError
 from .progressive import downsample, upsample
@@ -37,8 +38,8 @@ from .progressive import downsample, upsample
 __all__ = ["TrainedBaseline", "train_dcgan", "train_gda_progressive"]
 
 
-@dataclass(frozen=True)
-class TrainedBaseline:
+@dataclass(frozen=True, repr=False)
+class TrainedBaseline(ResultRepr):
     """A trained baseline: ``sampler(n, generator) -> (n, *shape)``, per-step generator and
     discriminator losses, wall-clock seconds of training, steps in all; ``extra`` holds, for
     the GDA model, the per-stage moment mismatch ``||A_X - H_G||_2 + ||mu_X - mu_G||`` before

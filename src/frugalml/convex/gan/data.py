@@ -19,7 +19,10 @@ import numpy as np
 
 from ..._mnist1d import generate_mnist1d
 from ..._optional import require
+from ..._resources import check_memory
+from ..._results import ResultRepr
 from ..._validate import RngLike, check_choice, check_int, check_rng
+from ...errors import InvalidInputError
 
 __all__ = ["DATASETS", "GanData", "load_dataset", "load_digits_images", "load_image_patches",
            "load_mnist1d"]  # fmt: skip
@@ -27,8 +30,8 @@ __all__ = ["DATASETS", "GanData", "load_dataset", "load_digits_images", "load_im
 DATASETS = ("digits", "patches", "mnist1d")
 
 
-@dataclass(frozen=True)
-class GanData:
+@dataclass(frozen=True, repr=False)
+class GanData(ResultRepr):
     """``X`` ``(n, *shape)`` samples, ``y`` ``(n,)`` int labels or ``None``, ``n_stages`` the
     natural number of progressive stages, ``name``."""
 
@@ -36,6 +39,13 @@ class GanData:
     X: np.ndarray
     y: np.ndarray | None
     n_stages: int
+
+    def summary(self) -> str:
+        labels = "labelled" if self.y is not None else "unlabelled"
+        return (
+            f"{self.name}: {self.X.shape[0]} {labels} samples of shape {self.X.shape[1:]}, "
+            f"{self.n_stages} stages"
+        )
 
 
 def load_digits_images() -> GanData:
@@ -51,9 +61,15 @@ def load_image_patches(n: int = 2000, size: int = 32, rng: RngLike = 0) -> GanDa
     n = check_int(n, "n", low=2)
     size = check_int(size, "size", low=4)
     gen = check_rng(rng)
+    check_memory(8 * n * size * size, f"{n} patches of {size} x {size}", fix="lower n")
     datasets = require("sklearn.datasets", what="the sample-image patches", extra="convex")
     images = [img.astype(np.float64).mean(axis=2) / 255.0
               for img in datasets.load_sample_images().images]  # fmt: skip
+    smallest = min(min(img.shape) for img in images)
+    if size > smallest:
+        raise InvalidInputError(
+            f"patch size {size} exceeds the sample images' smallest side {smallest}"
+        )
     out = np.empty((n, size, size))
     which = gen.integers(0, len(images), n)
     for i in range(n):

@@ -26,6 +26,8 @@ import numpy as np
 
 from ..._io import atomic_write_bytes
 from ..._optional import require
+from ..._resources import check_memory
+from ..._results import ResultRepr
 from ..._validate import RngLike, check_array, check_int, check_positive_float, check_rng
 from ...errors import InvalidInputError
 
@@ -92,6 +94,11 @@ def sliced_wasserstein(
     A, B = _pair(P, Q)
     L = check_int(n_projections, "n_projections", low=1)
     p = check_int(p, "p", low=1)
+    check_memory(
+        8 * (3 * max(A.shape[0], B.shape[0]) * L * 2 + A.shape[1] * L),
+        f"{L} projections of {A.shape[0]} + {B.shape[0]} samples",
+        fix="lower n_projections or the number of samples",
+    )
     theta = check_rng(rng).standard_normal((A.shape[1], L))
     theta /= np.linalg.norm(theta, axis=0)
     pa, pb = np.sort(A @ theta, axis=0), np.sort(B @ theta, axis=0)
@@ -112,6 +119,12 @@ def mmd(P: Any, Q: Any, *, bandwidth: float | None = None, unbiased: bool = Fals
     """Squared MMD with ``k(x, y) = exp(-||x - y||^2 / (2 h^2))``; ``h`` defaults to the median
     pairwise distance of the pooled samples (median heuristic)."""
     A, B = _pair(P, Q)
+    total = A.shape[0] + B.shape[0]
+    check_memory(
+        8 * 3 * total * total,
+        f"the {total} x {total} kernel matrices of the MMD",
+        fix="compare fewer samples (e.g. a random subset of a few thousand)",
+    )
     Daa, Dbb, Dab = _sqdist(A, A), _sqdist(B, B), _sqdist(A, B)
     if bandwidth is None:
         pooled = np.concatenate([Daa[np.triu_indices_from(Daa, 1)],
@@ -130,8 +143,8 @@ def mmd(P: Any, Q: Any, *, bandwidth: float | None = None, unbiased: bool = Fals
     return float(max(Kaa.mean() + Kbb.mean() - 2 * Kab.mean(), 0.0))
 
 
-@dataclass(frozen=True)
-class FeatureMap:
+@dataclass(frozen=True, repr=False)
+class FeatureMap(ResultRepr):
     """Features for the Frechet distance. ``kind`` is ``"classifier"`` (penultimate layer of
     an MLP trained on the real labels; ``accuracy`` its held-out accuracy) or ``"pca"``."""
 
@@ -139,6 +152,11 @@ class FeatureMap:
     mean: np.ndarray
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]
     accuracy: float | None = None
+
+    def summary(self) -> str:
+        dim = self.layers[-1][0].shape[1] if self.layers else self.mean.shape[0]
+        acc = "" if self.accuracy is None else f", held-out accuracy {self.accuracy:.3g}"
+        return f"{self.kind} features ({dim} dimensions{acc})"
 
     def __call__(self, X: Any) -> np.ndarray:
         H = _flat(X, "X") - self.mean

@@ -30,12 +30,14 @@ from typing import Any
 import numpy as np
 
 from ..._io import atomic_write_bytes
+from ..._results import ResultRepr
 from ..._validate import RngLike, check_int, check_positive_float, check_rng
 from ...errors import InvalidInputError
 from .wgan import (
     RANK_RTOL,
     _svd,
     as_matrix,
+    check_latent_memory,
     closed_form_generator,
     gaussian_latent,
     truncation_beta,
@@ -62,8 +64,8 @@ def upsample(X: np.ndarray) -> np.ndarray:
     return np.repeat(np.repeat(X, 2, axis=1), 2, axis=2)
 
 
-@dataclass(frozen=True)
-class StageInfo:
+@dataclass(frozen=True, repr=False)
+class StageInfo(ResultRepr):
     """One stage: resolution ``shape``, truncation index ``k``, ``beta``, the input rank and the
     constraint value ``||A_X - H_G||_2`` (equals ``beta`` when active)."""
 
@@ -72,6 +74,12 @@ class StageInfo:
     beta: float
     input_rank: int
     constraint: float
+
+    def summary(self) -> str:
+        return (
+            f"stage {'x'.join(map(str, self.shape))}: k={self.k}, beta={self.beta:.4g}, input "
+            f"rank {self.input_rank}, constraint {self.constraint:.4g}"
+        )
 
 
 class ProgressiveConvexGAN:
@@ -151,6 +159,7 @@ class ProgressiveConvexGAN:
             )
         gen = check_rng(rng)
         n = Xa.shape[0]
+        self._check_memory(n, Xa.shape[1:], "fitting")
         say = progress or (lambda msg, f: None)
         self.sample_shape_ = tuple(Xa.shape[1:])
         self.stages_: list[StageInfo] = []
@@ -174,6 +183,13 @@ class ProgressiveConvexGAN:
         self.fit_seconds_ = time.perf_counter() - t0
         say("done", 1.0)
         return self
+
+    def _check_memory(self, n: int, shape: tuple[int, ...], what: str) -> None:
+        """Refuse sizes whose largest stage (its input ``n x (L_prev + noise)`` or the first
+        stage's latent, and its ``n x L`` output) would not fit in memory."""
+        size = int(np.prod(shape))
+        widest = max(self.latent_dim, size // 2 ** max(len(shape), 1) + self.stage_noise)
+        check_latent_memory(n, widest, size, f"{what}: the largest stage input")
 
     def _stage_input(
         self, s: int, prev: np.ndarray | None, n: int, gen, fitting: bool = False
@@ -234,6 +250,7 @@ class ProgressiveConvexGAN:
         n = check_int(n, "n", low=1)
         last = len(self.weights_) if stage is None else check_int(
             stage, "stage", low=1, high=len(self.weights_))  # fmt: skip
+        self._check_memory(n, self.sample_shape_, "sampling")
         gen = check_rng(rng)
         out = None
         for s in range(last):

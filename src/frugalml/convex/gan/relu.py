@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from ..._optional import require
+from ..._resources import check_memory
+from ..._results import ResultRepr
 from ..._validate import RngLike, check_array, check_int, check_positive_float, check_rng
 from ...errors import InvalidInputError
 from .wgan import as_matrix
@@ -42,8 +44,8 @@ from .wgan import as_matrix
 __all__ = ["ReluWGANResult", "relu_game_cvxpy", "relu_wgan"]
 
 
-@dataclass(frozen=True)
-class ReluWGANResult:
+@dataclass(frozen=True, repr=False)
+class ReluWGANResult(ResultRepr):
     """Solution of the gated-ReLU WGAN game.
 
     W: ``(r + 1, d)`` generator (last row the bias); gates: ``(P, d + 1)`` hyperplanes;
@@ -197,8 +199,18 @@ def relu_wgan(
     tol = check_positive_float(tol, "tol")
     gen = check_rng(rng)
     n, d = M.shape
+    check_memory(
+        8 * (3 * P * n + 4 * P * d),
+        f"{P} hyperplane arrangements of {n} samples",
+        fix="lower n_arrangements",
+    )
     if Z is None:
         r = d if latent_dim is None else check_int(latent_dim, "latent_dim", low=1)
+        check_memory(
+            8 * (3 * n * r + 3 * r * d),
+            f"a latent of {n} x {r}",
+            fix="lower latent_dim",
+        )
         Zm = gen.standard_normal((n, r))
     else:
         Zm = check_array(Z, "Z", ndim=2)

@@ -59,6 +59,8 @@ from typing import Any
 import numpy as np
 
 from ..._optional import require
+from ..._resources import check_memory
+from ..._results import ResultRepr
 from ..._validate import (
     RngLike,
     check_array,
@@ -139,6 +141,17 @@ def _svd(
     return U, s, Vt
 
 
+def check_latent_memory(n: int, r: int, d: int, what: str = "the latent") -> None:
+    """Refuse an ``(n, r)`` latent and ``(r, d)`` generator that would not fit in memory:
+    the latent, its whitening (``r x r``), the generated ``(n, d)`` and the working copies."""
+    check_memory(
+        8 * (4 * n * r + 3 * r * r + 3 * r * d + 3 * n * d),
+        f"{what} of {n} x {r} (latent dimension {r}, {d} outputs)",
+        fix="lower the latent dimension (latent_dim, --latent-dim), the stage noise "
+        "(--stage-noise) or the number of samples",
+    )
+
+
 def gaussian_latent(n: int, r: int, rng: np.random.Generator) -> np.ndarray:
     """``(n, r)`` standard Gaussian latent, then exactly centred and whitened
     (``Z^T 1 = 0``, ``Z^T Z / n = I`` when ``n > r``), so that fresh Gaussian latents reproduce
@@ -183,13 +196,16 @@ def _check_beta_range(beta: float, top_sq: float, what: str) -> None:
         )
 
 
-@dataclass(frozen=True)
-class QuadraticDiscriminator:
+@dataclass(frozen=True, repr=False)
+class QuadraticDiscriminator(ResultRepr):
     """``D(x) = sum_j weights_j ((x - center)^T U[:, j])^2``; ``U`` is ``(d, k)``."""
 
     U: np.ndarray
     weights: np.ndarray
     center: np.ndarray
+
+    def summary(self) -> str:
+        return f"quadratic discriminator: {self.U.shape[0]} inputs, {self.U.shape[1]} directions"
 
     def __call__(self, X: Any) -> np.ndarray:
         """Discriminator values for ``X`` of shape ``(n, d)`` (or images); returns ``(n,)``."""
@@ -251,8 +267,8 @@ def closed_form_generator(
 # ----------------------------------------------------------------------------- CVXPY
 
 
-@dataclass(frozen=True)
-class MomentSDPSolution:
+@dataclass(frozen=True, repr=False)
+class MomentSDPSolution(ResultRepr):
     """Optimal generated moments of a convex WGAN program.
 
     H: ``(d, d)`` second moment ``E[g g^T]``; mu: ``(d,)`` mean; objective: ``tr(H)``;
@@ -266,6 +282,11 @@ class MomentSDPSolution:
     multiplier: np.ndarray | None
     status: str
     seconds: float
+
+    def summary(self) -> str:
+        return (
+            f"moment SDP: tr(H) = {self.objective:.6g}, status {self.status}, {self.seconds:.3g}s"
+        )
 
 
 def _cvxpy() -> Any:
@@ -346,9 +367,16 @@ def moment_sdp(
     M, _ = as_matrix(X)
     beta = check_positive_float(beta, "beta")
     discriminator = check_choice(discriminator, "discriminator", DISCRIMINATORS)
+    n, d = M.shape
+    tri = (d + 1) * (d + 2) // 2
+    check_memory(
+        8 * (2 * n * d + 200 * tri * tri),
+        f"the moment SDP over ({d}+1) x ({d}+1) matrices",
+        fix="reduce the data dimension (e.g. a PCA) or use the quadratic discriminator "
+        "(closed form)",
+    )
     cp = _cvxpy()
     t0 = time.perf_counter()
-    n, d = M.shape
     A = M.T @ M / n
     mx = M.mean(axis=0)
     Y = cp.Variable((d + 1, d + 1), PSD=True)  # [[H, mu], [mu^T, 1]]
@@ -477,6 +505,7 @@ class ConvexWGAN:
         gen = check_rng(rng)
         if Z is None:
             self.latent_dim_ = self.latent_dim or d
+            check_latent_memory(n, self.latent_dim_, d)
             Zm = gaussian_latent(n, self.latent_dim_, gen)
         else:
             Zm = check_array(Z, "Z", ndim=2, min_size=1)
@@ -639,6 +668,7 @@ class ConvexWGAN:
         """``n`` samples from fresh Gaussian latents: ``(n, *sample_shape)``."""
         self._check_fitted()
         n = check_int(n, "n", low=1)
+        check_latent_memory(n, self.latent_dim_, self.n_features_, "sampling: a latent")
         return self.generate(self._latent(n, check_rng(rng)))
 
     def summary(self) -> str:
