@@ -275,3 +275,47 @@ def test_newton_bad_input(capsys, tmp_path, problem):
     np.savetxt(path, np.column_stack([a, np.arange(a.shape[0]) % 3]), delimiter=",")
     code, _, err = run_cli(capsys, "sketch", "newton", str(path), "--loss", "logistic")
     assert code == 2 and "binary labels" in err and err.startswith("frugalml: error:")
+
+
+# -- hardening: output paths and sizes checked before the work -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["sketch", "lstsq", "{npz}", "--out", "{tmp}"], "is a directory"),
+        (["sketch", "lstsq", "{npz}", "--out", "{tmp}/no/x.npy"], "does not exist"),
+        (["sketch", "distributed", "{npz}", "--out", "{tmp}"], "is a directory"),
+        (["sketch", "newton", "{npz}", "--out", "{tmp}/no/x.npy"], "does not exist"),
+        (["sketch", "lstsq", "{npz}", "--m", "1000000000000"], "would need about"),
+        (["sketch", "lstsq", "{npz}", "--m", "1000000000000", "--sketch", "srht"], "about"),
+        (["sketch", "distributed", "{npz}", "--m", "1000000000000"], "would need about"),
+        (["sketch", "newton", "{npz}", "--m", "1000000000000"], "would need about"),
+        (["sketch", "newton", "{npz}", "--q", "0"], "--q (number of workers) must be >= 1"),
+        (["sketch", "newton", "{npz}", "--q", "2", "--k", "3"], "--k must be <= 2"),
+    ],
+)
+def test_outputs_and_sizes_refused_before_the_work(capsys, tmp_path, npz, args, needle):
+    args = [a.format(npz=npz, tmp=tmp_path) for a in args]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("frugalml: error:"), err
+    assert needle in lines[0]
+    assert not any(tmp_path.glob("*.npy"))
+
+
+def test_newton_hessian_too_large_for_the_memory_limit(capsys, tmp_path, monkeypatch):
+    path = tmp_path / "wide.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, A=rng.standard_normal((20, 2000)), b=rng.standard_normal(20))
+    monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", str(20 << 20))
+    code, _, err = run_cli(capsys, "sketch", "newton", path, "--q", "2")
+    assert code == 2 and "2000 x 2000 Hessian" in err and "20.0 MiB available" in err
+
+
+def test_sketch_list_table_fits_100_columns(capsys):
+    code, out, _ = run_cli(capsys, "sketch", "list")
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert "LeverageScoreSampling" in out

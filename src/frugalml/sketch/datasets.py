@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._results import ResultRepr
 from .._validate import RngLike, check_choice, check_int, check_positive_float, check_rng
 from ..errors import InvalidInputError
 
@@ -21,13 +22,16 @@ __all__ = ["REAL_DATASETS", "Regression", "load_real", "synthetic_regression"]
 REAL_DATASETS = ("diabetes", "digits", "breast-cancer")
 
 
-@dataclass(frozen=True)
-class Regression:
+@dataclass(frozen=True, repr=False)
+class Regression(ResultRepr):
     """A least-squares problem ``A`` (n, d), ``b`` (n,) with a name."""
 
     name: str
     a: np.ndarray
     b: np.ndarray
+
+    def summary(self) -> str:
+        return f"{self.name}: A {self.a.shape[0]} x {self.a.shape[1]}"
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._results import ResultRepr
 from .._validate import check_int, check_nonnegative_float
 from ..errors import InvalidInputError
 
@@ -91,14 +92,20 @@ def gaussian_newton_rate(m: int, d: int, q: int = 1) -> float:
     return rho / q
 
 
-@dataclass(frozen=True)
-class Correction:
+@dataclass(frozen=True, repr=False)
+class Correction(ResultRepr):
     """Per-worker local regularisation ``lam_local`` and step ``step`` for sketch size ``m``."""
 
     lam_local: float
     step: float
     m: int
     d_lam: float
+
+    def summary(self) -> str:
+        return (
+            f"m={self.m}: local lam {self.lam_local:.6g}, step {self.step:.6g} "
+            f"(d_lambda {self.d_lam:.4g})"
+        )
 
 
 def correction(

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._resources import check_memory
+from .._results import ResultRepr
 from .._validate import (
     RngLike,
     check_array,
@@ -81,8 +82,8 @@ def sketch_and_solve_rows_task(
     return SketchedFactor(sa, lam, rhs=sb).solve()
 
 
-@dataclass(frozen=True)
-class DistributedResult:
+@dataclass(frozen=True, repr=False)
+class DistributedResult(ResultRepr):
     """Averaged solution of a distributed sketch-and-solve run.
 
     x: (d,) weighted average of the arrived workers' solutions. estimates: (q_arrived, d) in

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .._results import ResultRepr
 from .._validate import RngLike, check_choice, check_int, check_nonnegative_float, check_rng
 from ..errors import InvalidInputError
 from .base import as_operand
@@ -29,13 +30,16 @@ from .base import as_operand
 __all__ = ["EffectiveDimension", "effective_dimension", "effective_dimension_estimate"]
 
 
-@dataclass(frozen=True)
-class EffectiveDimension:
+@dataclass(frozen=True, repr=False)
+class EffectiveDimension(ResultRepr):
     """A randomized estimate of ``d_lambda`` with its Monte-Carlo standard error."""
 
     value: float
     stderr: float
     probes: int
+
+    def summary(self) -> str:
+        return f"d_lambda ~ {self.value:.6g} +- {self.stderr:.2g} ({self.probes} probes)"
 
 
 def _as_matrix(a: Any) -> Any:

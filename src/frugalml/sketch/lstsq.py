@@ -38,6 +38,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .._results import ResultRepr
 from .._validate import (
     RngLike,
     check_array,
@@ -63,8 +64,8 @@ REFINE_COND = 1e6
 Method = Literal["sketch-and-solve", "sketch-and-precondition", "ihs"]
 
 
-@dataclass(frozen=True)
-class LstsqResult:
+@dataclass(frozen=True, repr=False)
+class LstsqResult(ResultRepr):
     """Solution of a (ridge) least-squares problem by a randomized method.
 
     x: (d,) solution. iterations: LSQR/LSMR/IHS iterations (0 for sketch-and-solve).

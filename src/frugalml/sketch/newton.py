@@ -43,6 +43,7 @@ import scipy.linalg
 import scipy.special
 
 from .._resources import check_memory
+from .._results import ResultRepr
 from .._validate import (
     RngLike,
     check_array,
@@ -274,8 +275,8 @@ class ShardedNewtonProblem:
         return scipy.linalg.solve(h, g, assume_a="pos")
 
 
-@dataclass(frozen=True)
-class NewtonResult:
+@dataclass(frozen=True, repr=False)
+class NewtonResult(ResultRepr):
     """A distributed Newton run.
 
     x: (d,) final iterate. history: per iteration ``(f(x), ||g||, seconds so far, workers

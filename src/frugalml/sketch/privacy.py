@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import scipy.special
 
+from .._results import ResultRepr
 from .._validate import (
     RngLike,
     check_array,
@@ -115,8 +116,8 @@ def private_solve_task(release: np.ndarray) -> np.ndarray:
     return SketchedFactor(release[:, :d], rhs=release[:, d]).solve()
 
 
-@dataclass(frozen=True)
-class PrivateResult:
+@dataclass(frozen=True, repr=False)
+class PrivateResult(ResultRepr):
     """Least squares from ``q`` private sketches.
 
     x: (d,) average of the per-sketch solutions. lam: the implied ridge ``w^2``. epsilon, delta:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 
+from .._results import ResultRepr
 from .._validate import check_array, check_int
 from ..errors import InvalidInputError
 
@@ -115,8 +116,8 @@ def gaussian_weighted_error(sizes: Sequence[int], d: int, weights: Sequence[floa
     )
 
 
-@dataclass(frozen=True)
-class BiasVariance:
+@dataclass(frozen=True, repr=False)
+class BiasVariance(ResultRepr):
     """``E ||A(xbar_q - x*)||^2 / f(x*) = bias2 + (single - bias2) / q`` (relative to f(x*)).
 
     bias2: squared bias ``||A(E x_k - x*)||^2 / f`` (the plateau);
@@ -126,6 +127,12 @@ class BiasVariance:
     bias2: float
     single: float
     trials: int
+
+    def summary(self) -> str:
+        return (
+            f"bias^2 {self.bias2:.4g}, single-sketch error {self.single:.4g} (relative to "
+            f"f(x*), {self.trials} trials)"
+        )
 
     def predict(self, q: int | np.ndarray) -> np.ndarray | float:
         q = np.asarray(q, dtype=float)
