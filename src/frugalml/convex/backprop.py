@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import (
     RngLike,
@@ -167,6 +168,12 @@ def train_poly_backprop(
     if not isinstance(unit_norm, bool):
         raise InvalidInputError(f"unit_norm must be True or False, got {unit_norm!r}")
     Xa, ya = _check_data(X, y, loss)
+    k = 1 if ya.ndim == 1 else ya.shape[1]
+    check_memory(
+        8 * 6 * width * (Xa.shape[1] + k + 2 * Xa.shape[0]),
+        f"a network of width {width} (d = {Xa.shape[1]}, n = {Xa.shape[0]}) with its gradients",
+        fix="lower the width",
+    )
     gen = check_rng(rng)
     torch = require("torch", what="train_poly_backprop", extra="torch")
 

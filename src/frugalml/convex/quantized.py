@@ -706,6 +706,11 @@ def sign_backprop(
     act = _as_activation(activation, a, b, c)
     Xa, ya = _check_data(X, y, loss)
     d = Xa.shape[1]
+    check_memory(
+        8 * 6 * width * (d + 1 + 2 * Xa.shape[0]),
+        f"a sign network of width {width} (d = {d}, n = {Xa.shape[0]}) with its gradients",
+        fix="lower the width",
+    )
     gen = check_rng(rng)
     t0 = time.perf_counter()
     W = torch.tensor(

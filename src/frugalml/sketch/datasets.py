@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import RngLike, check_choice, check_int, check_positive_float, check_rng
 from ..errors import InvalidInputError
@@ -57,6 +58,7 @@ def synthetic_regression(
     if kappa < 1:
         raise InvalidInputError(f"kappa must be >= 1, got {kappa}")
     gen = check_rng(rng)
+    check_memory(8 * (4 * n * d + 2 * d * d), f"a synthetic {n} x {d} problem", fix="lower n or d")
     z = gen.standard_normal((n, d))
     if np.isfinite(df):
         df = check_positive_float(df, "df")

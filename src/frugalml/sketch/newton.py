@@ -379,6 +379,8 @@ def distributed_newton(
     ``callback(iteration, x, f)`` is called after every step. ``A`` is placed once with the
     executor and released at the end; per round only ``x`` and ``g`` travel.
     """
+    if callback is not None and not callable(callback):
+        raise InvalidInputError(f"callback must be callable, got {type(callback).__name__}")
     a_ref = None
     if isinstance(a, Shared):
         a_ref = a

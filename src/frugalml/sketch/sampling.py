@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validate import RngLike, check_choice, check_probability
+from ..errors import InvalidInputError
 from .base import Sketch, SketchMatrix
 from .leverage import leverage_scores
 
@@ -94,6 +95,11 @@ class LeverageScoreSampling(Sketch):
     def probabilities(self, data: Any, rng: RngLike = None) -> np.ndarray:
         """Sampling distribution (n,) for the data matrix ``data`` (n, d)."""
         lev = leverage_scores(data, method=self.scores, rng=rng)
+        if not lev.sum() > 0:
+            raise InvalidInputError(
+                "the data matrix is zero: leverage scores are undefined; use a uniform or "
+                "projection sketch"
+            )
         p = (1.0 - self.mix) * lev / lev.sum() + self.mix / lev.shape[0]
         return p / p.sum()
 

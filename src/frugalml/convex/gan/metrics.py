@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._io import atomic_write_bytes
+from ..._io import atomic_write_bytes, check_output_path
 from ..._optional import require
 from ..._resources import check_memory
 from ..._results import ResultRepr
@@ -220,6 +220,11 @@ def fit_feature_map(
     return FeatureMap("classifier", mean, layers, acc)
 
 
+#: pixels per grid cell (1.2 inches at 100 dpi) and matplotlib's limit per image side
+GRID_CELL_PIXELS = 120
+MAX_GRID_PIXELS = 1 << 16
+
+
 def save_sample_grid(
     samples: Any, path: str | Path, *, ncols: int = 8, title: str | None = None
 ) -> Path:
@@ -227,10 +232,17 @@ def save_sample_grid(
     atomically. Returns the path."""
     S = check_array(samples, "samples", ndim=(2, 3))
     ncols = check_int(ncols, "ncols", low=1)
-    plt = _pyplot()
+    path = check_output_path(path, "path")
     n = S.shape[0]
     cols = min(ncols, n)
     rows = -(-n // cols)
+    if max(rows, cols) * GRID_CELL_PIXELS > MAX_GRID_PIXELS:
+        raise InvalidInputError(
+            f"a grid of {rows} x {cols} samples is too large for a PNG (at most "
+            f"{MAX_GRID_PIXELS // GRID_CELL_PIXELS} per side); draw fewer samples (--n), use "
+            "more columns (--ncols), or write the array (.npy)"
+        )
+    plt = _pyplot()
     fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows), squeeze=False)
     for i, ax in enumerate(axes.ravel()):
         ax.set_axis_off()

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._io import atomic_write_bytes
+from ..._io import atomic_write_bytes, check_output_path
 from ..._results import ResultRepr
 from ..._validate import RngLike, check_int, check_positive_float, check_rng
 from ...errors import InvalidInputError
@@ -276,6 +276,7 @@ class ProgressiveConvexGAN:
     def save(self, path: str | Path) -> Path:
         """Write the fitted model as ``.npz`` atomically."""
         self._check_fitted()
+        path = check_output_path(path, "path")
         arrays: dict[str, Any] = {
             "format": np.array("frugalml.ProgressiveConvexGAN/1"),
             "n_stages": np.array(self.n_stages), "latent_dim": np.array(self.latent_dim),

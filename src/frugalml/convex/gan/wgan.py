@@ -482,6 +482,8 @@ class ConvexWGAN:
         if len(activation) != 3:
             raise InvalidInputError(f"activation must be (a, b, c), got {activation!r}")
         self.activation = tuple(float(v) for v in activation)
+        if not all(np.isfinite(self.activation)):
+            raise InvalidInputError(f"activation must be finite (a, b, c), got {activation!r}")
         self.solver = check_choice(solver, "solver", SOLVERS)
         if self.solver == "closed-form" and discriminator == "polynomial":
             raise InvalidInputError(
