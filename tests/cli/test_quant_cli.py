@@ -334,3 +334,25 @@ def test_layer_table_fits_100_columns_and_shows_the_worst(tmp_path, capsys, monk
     code, out, _ = run_cli(capsys, *args, "--all")
     assert code == 0 and out.count("│ blocks.encoder") == 20
     assert max(len(line) for line in out.splitlines()) <= 100
+
+
+@pytest.mark.parametrize(
+    ("calib", "needle"),
+    [
+        (np.ones((4, 1, 9), np.float32), "calibration batch 0"),  # wrong length: traceback before
+        (np.array([{"a": 1}], dtype=object), "Python objects"),  # needs pickle: refused
+        (np.array(["a", "b"]), "numbers"),
+        (np.float32(1.0), "batch dimension"),
+        (np.ones((0, 1, 16), np.float32), "at least one sample"),
+    ],
+)
+def test_bad_calibration_arrays_found_by_the_matrix(saved, tmp_path, capsys, calib, needle):
+    _, path, _, _ = saved
+    np.save(tmp_path / "c.npy", calib, allow_pickle=True)
+    code, out, err = run_cli(
+        capsys, "quant", "model", path, "--trust-pickle", "--calib", tmp_path / "c.npy",
+        "--out", tmp_path / "q.pt",
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert needle in _one_line_error(err)
+    assert not (tmp_path / "q.pt").exists()
