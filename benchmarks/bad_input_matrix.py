@@ -17,6 +17,7 @@ Case files, one case per line (``#`` starts a comment)::
 ``{ro}`` a read-only directory. A leading ``[timeout=N]`` sets the case's limit (default 90 s).
 
 Usage: python benchmarks/bad_input_matrix.py [--jobs 2] [--area NAME ...] [--json PATH]
+(--area may be repeated or list several areas)
 Writes benchmarks/results/bad_inputs.json and prints the counts and every defect.
 """
 
@@ -158,7 +159,7 @@ def run_case(case: Case) -> Outcome:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--area", nargs="*", default=None)
+    parser.add_argument("--area", nargs="+", action="extend", default=None)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "bad_inputs.json")
     args = parser.parse_args()
     cases = load_cases(args.area)
