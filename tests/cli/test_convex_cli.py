@@ -141,6 +141,19 @@ def test_outputs_and_sizes_refused_before_the_fit(capsys, tmp_path, npz, args, n
     assert needle in lines[0]
 
 
+def test_one_sample_and_bad_solver_options_are_refused(capsys, tmp_path):
+    from frugalml.convex import solve_poly_sdp
+    from frugalml.errors import InvalidInputError
+
+    path = tmp_path / "one.npz"
+    np.savez(path, X=np.ones((1, 3)), y=np.ones(1))
+    code, _, err = run_cli(capsys, "convex", "fit", path)
+    assert code == 2 and "needs at least 2" in err
+    X = np.random.default_rng(0).standard_normal((8, 2))
+    with pytest.raises(InvalidInputError, match="bad solver_options"):  # was a TypeError
+        solve_poly_sdp(X, X[:, 0], activation=(1, 1, 0), beta=0.1, solver_options={"bogus": 1})
+
+
 def test_lifted_sdp_too_large_is_refused_before_cvxpy(capsys, tmp_path, monkeypatch):
     path = tmp_path / "wide.npz"
     rng = np.random.default_rng(0)

@@ -88,6 +88,8 @@ def test_exit_code_two_through_main(tmp_path, capsys):
          "would need about"),
         (["fit", "--dataset", "digits", "--out", "m.npz", "--stage-noise", "100000000"],
          "would need about"),
+        (["fit", "--dataset", "digits", "--out", "m.npz", "--stages", "1000000000"],
+         "n_stages must be <= 32"),  # was killed for memory
     ],
 )  # fmt: skip
 def test_fit_refuses_outputs_and_sizes_before_the_work(capsys, tmp_path, args, needle):

@@ -135,6 +135,8 @@ def fit_cmd(
     est = _estimator(model, task, loss, _parse_activation(activation), beta, solver, polish,
                      standardize, n_samples, seed)  # fmt: skip
     X, y = load_problem(data, target=target)
+    if X.shape[0] < 2:
+        raise InvalidInputError(f"{data} has {X.shape[0]} sample; fitting needs at least 2")
     t0 = time.perf_counter()
     with WorkBar(f"{model} SDP ({solver}, n={X.shape[0]}, d={X.shape[1]})", disable=json_out):
         est.fit(X, y)

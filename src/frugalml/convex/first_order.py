@@ -137,6 +137,8 @@ def first_order_sdp(
     method = check_choice(method, "method", METHODS)
     if time_limit is not None:
         time_limit = check_positive_float(time_limit, "time_limit")
+    if rho is not None:
+        rho = check_positive_float(rho, "rho")
     d = Xa.shape[1]
     check_memory(
         8 * Y.shape[1] * (8 * (d + 1) ** 2 + 4 * n * (d + 1)),

@@ -366,6 +366,8 @@ def _solve_lifted(
             # CVXPY's generic notice; an inaccurate status gets our own warning below
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
             problem.solve(verbose=verbose, **kwargs)
+    except TypeError as exc:  # an option the solver does not know
+        raise InvalidInputError(f"bad solver_options for {solver}: {exc}") from exc
     except cp.error.SolverError as exc:
         raise SolverFailedError(
             f"the {solver} solver failed on the lifted SDP ({exc}); try solver={other!r}, a "

@@ -82,6 +82,10 @@ class StageInfo(ResultRepr):
         )
 
 
+#: most progressive stages (a 2^31-pixel side is far beyond any data set)
+MAX_STAGES = 32
+
+
 class ProgressiveConvexGAN:
     """ProCoGAN: progressive closed-form convex WGAN generator.
 
@@ -116,7 +120,8 @@ class ProgressiveConvexGAN:
         histogram_matching: bool = False,
         quantiles: int = 101,
     ):
-        self.n_stages = check_int(n_stages, "n_stages", low=1)
+        # each stage halves the resolution: 2^(n_stages-1) must divide the sample shape
+        self.n_stages = check_int(n_stages, "n_stages", low=1, high=MAX_STAGES)
         self.latent_dim = check_int(latent_dim, "latent_dim", low=1)
         self.truncation = self._per_stage(truncation, "truncation", check_int)
         self.beta = self._per_stage(beta, "beta", lambda v, name: check_positive_float(v, name))
