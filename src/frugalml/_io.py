@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_directory", "atomic_write_bytes", "atomic_write_text", "check_output_path"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "check_output_path"]
 
 
 def _umask() -> int:
@@ -42,31 +40,6 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Build a directory in a temporary sibling and move it to ``path`` only on success.
-
-    An existing ``path`` is replaced as a whole; if the body raises, ``path`` is untouched and
-    the temporary directory is removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _normal_mode(tmp, 0o777)
-    old = None
-    if path.exists():
-        old = path.parent / f".{path.name}.old.{os.getpid()}"
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def check_output_path(path: str | Path, option: str = "--out", *, directory: bool = False) -> Path:
