@@ -12,6 +12,7 @@ import pytest
 from frugalml.cli import main
 from frugalml.ecc import OrderedStatistics, get_code, hard_decision, simulate
 from frugalml.ecc.codes import CODE_NAME_FORMATS
+from tests._pickles import write_malicious
 
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
@@ -329,29 +330,11 @@ def test_train_memory_guard_follows_the_limit(tmp_path, capsys, monkeypatch):
     assert code == 2 and "--batch" in _one_line_error(err)
 
 
-class _Payload:
-    """Unpickling this runs ``open(marker, "w")``: a stand-in for arbitrary code."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 @pytest.mark.parametrize("how", ["raw-pickle", "torch-save", "in-a-dict"])
 def test_malicious_decoder_file_is_not_run(tmp_path, capsys, how):
-    import pickle
-
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     marker = tmp_path / "pwned"
-    evil = tmp_path / "evil.pt"
-    if how == "raw-pickle":
-        evil.write_bytes(pickle.dumps(_Payload(marker)))
-    elif how == "torch-save":
-        torch.save(_Payload(marker), evil)
-    else:
-        torch.save({"format": _Payload(marker)}, evil)
+    evil = write_malicious(tmp_path / "evil.pt", marker, how, key="format")
     code, out, err = run_cli(capsys, "ecc", "eval", "--code", "bch-15-7", "--decoders", evil)
     assert code == 2 and out == ""
     _one_line_error(err)

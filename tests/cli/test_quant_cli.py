@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from frugalml.cli import main
+from tests._pickles import write_malicious
 
 torch = pytest.importorskip("torch")
 
@@ -147,16 +148,6 @@ def test_bad_files(tmp_path, saved, capsys):
 
 
 # ------------------------------------------------------------------------ untrusted files
-class _Payload:
-    """Unpickling this runs ``open(marker, "w")``: a stand-in for arbitrary code."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def _one_line_error(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("frugalml: error:"), err
@@ -165,17 +156,9 @@ def _one_line_error(err: str) -> str:
 
 @pytest.mark.parametrize("how", ["raw-pickle", "torch-save", "in-a-dict"])
 def test_malicious_pickle_is_not_run(tmp_path, saved, capsys, how):
-    import pickle
-
     _, _, calib_path, _ = saved
     marker = tmp_path / "pwned"
-    evil = tmp_path / "evil.pt"
-    if how == "raw-pickle":
-        evil.write_bytes(pickle.dumps(_Payload(marker)))
-    elif how == "torch-save":
-        torch.save(_Payload(marker), evil)
-    else:
-        torch.save({"state": _Payload(marker)}, evil)
+    evil = write_malicious(tmp_path / "evil.pt", marker, how)
     code, out, err = run_cli(
         capsys, "quant", "model", evil, "--calib", calib_path, "--out", tmp_path / "q.pt"
     )

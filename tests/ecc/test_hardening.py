@@ -3,13 +3,12 @@ show arrays by shape and print their summary, decoder files are never unpickled.
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
 
 from frugalml.ecc import BeliefPropagation, OrderedStatistics, get_code, hard_decision, simulate
 from frugalml.errors import InvalidInputError, TooLargeError
+from tests._pickles import write_malicious
 
 
 @pytest.mark.parametrize("name", ["polar-1048576-524288", "ldpc-regular-10000000-3-6"])
@@ -79,21 +78,12 @@ def test_decoder_size_estimate_matches_the_real_parameter_count():
         assert 0.5 <= params / dec.parameter_count() <= 2.0, backbone
 
 
-class _Payload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_load_decoder_never_unpickles(tmp_path):
     pytest.importorskip("torch")
     from frugalml.ecc.neural import load_decoder
 
     marker = tmp_path / "pwned"
-    evil = tmp_path / "evil.pt"
-    evil.write_bytes(pickle.dumps(_Payload(marker)))
+    evil = write_malicious(tmp_path / "evil.pt", marker, "raw-pickle")
     with pytest.raises(InvalidInputError, match="not a frugalml decoder file"):
         load_decoder(evil)
     assert not marker.exists()

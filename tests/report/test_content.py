@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 from pathlib import Path
 
 import pytest
+from tests._pickles import write_malicious
 
 from frugalml.errors import InvalidInputError
 from frugalml.report import BenchResult, Table
@@ -84,13 +84,6 @@ def test_quant_and_ecc_goal_status():
     assert ecc_status([("polar-64-32", "syndrome gru", 2e5)]) == NOT_MET  # no n = 63 row
 
 
-class _Payload:
-    marker: Path
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 def test_ecc_checkpoint_metadata_is_read_without_unpickling(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     from frugalml.ecc.codes import get_code
@@ -101,20 +94,18 @@ def test_ecc_checkpoint_metadata_is_read_without_unpickling(tmp_path, monkeypatc
     if stored.exists():
         _, info = ecc._neural(code, "gru", 1, lambda *a: None, 0.0, path=stored)
         assert info == "stored bch-63-36-gru.pt: 10000 steps x 512 words"
-    evil = tmp_path / "evil.pt"
-    payload = _Payload()
-    payload.marker = tmp_path / "pwned"
-    evil.write_bytes(pickle.dumps({"format": payload}))
+    marker = tmp_path / "pwned"
+    evil = write_malicious(tmp_path / "evil.pt", marker, "in-a-dict", key="format")
     with pytest.raises(InvalidInputError):
         ecc._neural(code, "gru", 1, lambda *a: None, 0.0, path=evil)
-    assert not payload.marker.exists()
+    assert not marker.exists()
     # the metadata read itself, even past the decoder loader's own check
     import frugalml.ecc.neural as neural
 
     monkeypatch.setattr(neural, "load_decoder", lambda *a, **k: None)
     with pytest.raises(Exception):  # noqa: B017 - torch's refusal; the point is no payload run
         ecc._neural(code, "gru", 1, lambda *a: None, 0.0, path=evil)
-    assert not payload.marker.exists()
+    assert not marker.exists()
 
 
 def _committed_tables():

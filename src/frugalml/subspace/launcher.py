@@ -133,6 +133,14 @@ def _stop(procs: list[Any], grace: float) -> None:
             p.join(0.5)
 
 
+def _timed_out(n_workers: int, results: dict, timeout: float) -> WorkerTimeoutError:
+    missing = sorted(set(range(n_workers)) - set(results))
+    return WorkerTimeoutError(
+        f"workers {missing} did not finish within the timeout of {timeout:g} s "
+        "(process start-up included); increase the timeout or make the run smaller"
+    )
+
+
 def run_workers(
     fn: Callable[..., Any],
     n_workers: int,
@@ -237,23 +245,13 @@ def run_workers(
                             "(killed for memory, or a crash in native code)"
                         ) from None
                 if time.monotonic() >= deadline:
-                    missing = sorted(set(range(n_workers)) - set(results))
-                    raise WorkerTimeoutError(
-                        f"workers {missing} did not finish within the timeout of {timeout:g} s "
-                        "(process start-up included); increase the timeout or make the run "
-                        "smaller"
-                    ) from None
+                    raise _timed_out(n_workers, results, timeout) from None
                 continue
             if status == "progress":
                 if progress is not None:
                     progress(rank, pickle.loads(payload))
                 if time.monotonic() >= deadline:  # (a chatty worker must not hide the deadline)
-                    missing = sorted(set(range(n_workers)) - set(results))
-                    raise WorkerTimeoutError(
-                        f"workers {missing} did not finish within the timeout of {timeout:g} s "
-                        "(process start-up included); increase the timeout or make the run "
-                        "smaller"
-                    ) from None
+                    raise _timed_out(n_workers, results, timeout) from None
             elif status == "ok":
                 results[rank] = pickle.loads(payload)
             else:
