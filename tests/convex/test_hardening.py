@@ -10,7 +10,7 @@ from frugalml.convex import first_order_sdp, solve_poly_sdp, solve_quantized_sdp
 from frugalml.convex.gan import ConvexWGAN, ProgressiveConvexGAN, mmd, relu_wgan
 from frugalml.convex.gan.progressive import StageInfo
 from frugalml.convex.poly_sdp import sdp_nbytes
-from frugalml.errors import TooLargeError
+from frugalml.errors import InvalidInputError, TooLargeError
 
 
 @pytest.fixture
@@ -56,3 +56,10 @@ def test_stage_info_repr_and_summary():
         str(info) == info.summary() == ("stage 4x4: k=3, beta=0.25, input rank 5, constraint 0.25")
     )
     assert repr(info).startswith("StageInfo(shape=(4, 4), k=3")
+
+
+def test_truncation_beyond_the_data_is_refused():
+    X = np.random.default_rng(0).random((30, 4))
+    with pytest.raises(InvalidInputError, match=r"truncation=50 exceeds .*min\(n, d\) = 4"):
+        ConvexWGAN(truncation=50).fit(X)
+    assert ConvexWGAN(truncation=4).fit(X, rng=0).truncation_index_ <= 4

@@ -531,6 +531,12 @@ class ConvexWGAN:
         Zc = Zm - z_mean if self.bias else Zm
         beta = self.beta
         if self.truncation is not None:
+            limit = min(M.shape)
+            if self.truncation > limit:
+                raise InvalidInputError(
+                    f"truncation={self.truncation} exceeds the number of components the data "
+                    f"has (min(n, d) = {limit}); use truncation <= {limit}"
+                )
             _, s, _ = _svd(Xc / np.sqrt(M.shape[0]), min(self.truncation + 1, *M.shape),
                            self.svd, gen)  # fmt: skip
             beta = truncation_beta(s**2, min(self.truncation, s.size))
