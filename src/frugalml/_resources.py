@@ -20,7 +20,8 @@ ENV_LIMIT = "FRUGALML_MEMORY_LIMIT"
 
 
 def fmt_size(nbytes: float) -> str:
-    """``1536`` -> ``'1.5 KiB'`` (binary units)."""
+    """``n`` bytes as ``"512 B"``, ``"1.5 KiB"``, ``"3.0 MiB"``, ... ``"1.2 PiB"`` (binary units;
+    also ``frugalml.runtime.fmt_bytes``)."""
     value = float(nbytes)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(value) < 1024 or unit == "PiB":

@@ -1,4 +1,4 @@
-"""Helpers shared by CLI commands: JSON output, thread limits, rich console."""
+"""Helpers shared by CLI commands: JSON output, thread limits, rich consoles, progress bars."""
 
 from __future__ import annotations
 
@@ -8,12 +8,26 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .._threads import limit_blas_threads
 
-__all__ = ["BLAS_OPTION", "JSON_OPTION", "console", "emit_json", "limit_blas_threads"]
+__all__ = [
+    "BLAS_OPTION",
+    "JSON_OPTION",
+    "PROGRESS_COLUMNS",
+    "WorkBar",
+    "console",
+    "emit_json",
+    "err_console",
+    "limit_blas_threads",
+]
 
 console = Console()
+#: progress and status on stderr, so that stdout holds only the result (tables or --json)
+err_console = Console(stderr=True)
+PROGRESS_COLUMNS = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 BLAS_OPTION = typer.Option(
@@ -23,3 +37,46 @@ BLAS_OPTION = typer.Option(
 
 def emit_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+class WorkBar:
+    """A transient rich progress bar on stderr for work that may take a while.
+
+    Indeterminate (``total=None``) until a count is known; cleared when done; draws nothing
+    with ``disable`` (``--json``) or when stderr is not a terminal. ``update(completed,
+    description=None, total=None)`` moves it; :meth:`callback` adapts it to the library's
+    ``progress(message, fraction)`` callbacks.
+    """
+
+    def __init__(self, description: str, total: float | None = None, *, disable: bool = False):
+        disable = disable or not err_console.is_terminal
+        self._progress = Progress(
+            *PROGRESS_COLUMNS, console=err_console, disable=disable, transient=True
+        )
+        self._description, self._total = description, total
+        self._task: object = None
+
+    def __enter__(self) -> WorkBar:
+        self._progress.start()
+        self._task = self._progress.add_task(escape(self._description), total=self._total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(
+        self,
+        completed: float | None = None,
+        description: str | None = None,
+        total: float | None = None,
+    ) -> None:
+        extra: dict = {}
+        if description is not None:
+            extra["description"] = escape(description)
+        if total is not None:
+            extra["total"] = total
+        self._progress.update(self._task, completed=completed, **extra)
+
+    def callback(self, message: str, fraction: float) -> None:
+        """``progress(message, fraction)`` with ``fraction`` in [0, 1] (bar total 1)."""
+        self.update(min(max(fraction, 0.0), 1.0), message)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from .._io import check_output_path
@@ -29,7 +29,14 @@ from ..runtime import (
     model_from_spec,
 )
 from ..runtime.local import check_pool_size
-from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
+from ._common import (
+    BLAS_OPTION,
+    JSON_OPTION,
+    PROGRESS_COLUMNS,
+    console,
+    emit_json,
+    limit_blas_threads,
+)
 
 __all__ = ["coded_app"]
 
@@ -37,7 +44,6 @@ coded_app = typer.Typer(help="Straggler-resilient coded computation.", no_args_i
 
 MODEL_HELP = "Straggler model: none | shifted-exponential | pareto | bimodal."
 MODELS = ("none", "shifted-exponential", "pareto", "bimodal")
-PROGRESS_COLUMNS = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
 
 
 def _open_npy(path: Path, option: str) -> np.ndarray:

@@ -15,9 +15,8 @@ import typer
 from .._io import atomic_write_bytes, check_output_path
 from .._validate import check_choice
 from ..errors import InvalidInputError
-from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
+from ._common import BLAS_OPTION, JSON_OPTION, WorkBar, console, emit_json, limit_blas_threads
 from .convex_gan import gan_app
-from .sketch import WorkBar
 
 __all__ = ["convex_app"]
 

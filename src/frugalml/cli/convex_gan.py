@@ -14,8 +14,7 @@ from rich.table import Table
 from .._io import check_output_path
 from .._validate import check_choice
 from ..errors import InvalidInputError
-from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
-from .sketch import WorkBar
+from ._common import BLAS_OPTION, JSON_OPTION, WorkBar, console, emit_json, limit_blas_threads
 
 __all__ = ["gan_app"]
 

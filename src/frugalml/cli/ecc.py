@@ -18,16 +18,21 @@ from typing import Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .._io import check_output_path
 from .._threads import default_blas_threads
 from .._validate import check_choice
 from ..errors import InvalidInputError
-from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
+from ._common import (
+    BLAS_OPTION,
+    JSON_OPTION,
+    WorkBar,
+    console,
+    emit_json,
+    limit_blas_threads,
+)
 
 __all__ = ["ecc_app"]
 
@@ -70,10 +75,6 @@ def _code(name: str) -> Any:
     return code
 
 
-#: progress goes to stderr, so stdout holds only the result (tables or --json)
-err_console = Console(stderr=True)
-
-
 def _check_out_path(path: Path | None, option: str) -> None:
     """An output file that can be written (checked before any work); None: not asked for."""
     if path is not None:
@@ -84,31 +85,6 @@ def _torch_threads(blas_threads: int | None) -> None:
     import torch
 
     torch.set_num_threads(blas_threads or default_blas_threads())
-
-
-class _Bar:
-    """A rich progress bar that appears on its first update, so an error raised before any
-    progress leaves stdout empty, and is cleared when done (disabled with ``--json``)."""
-
-    def __init__(self, description: str, total: float, disable: bool):
-        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        self._progress = Progress(*columns, console=err_console, disable=disable, transient=True)
-        self._description, self._total = description, total
-        self._task: Any = None
-
-    def update(self, completed: float, description: str | None = None) -> None:
-        if self._task is None:
-            self._progress.start()
-            self._task = self._progress.add_task(self._description, total=self._total)
-        extra = {} if description is None else {"description": description}
-        self._progress.update(self._task, completed=completed, **extra)
-
-    def __enter__(self) -> _Bar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._progress.stop()
 
 
 @contextlib.contextmanager
@@ -169,7 +145,10 @@ def train_cmd(
 
     _torch_threads(blas_threads)
     decoder = SyndromeDecoder(code, backbone, preset=preset, hidden=hidden, layers=layers, rng=seed)
-    with _Bar(f"training {backbone} decoder", 1.0, json_out) as bar, _one_line_errors(checkpoint):
+    with (
+        WorkBar(f"training {backbone} decoder", 1.0, disable=json_out) as bar,
+        _one_line_errors(checkpoint),
+    ):
         result = train_decoder(
             decoder,
             ebn0_range=(ebn0_min, ebn0_max),
@@ -180,7 +159,7 @@ def train_cmd(
             resume=resume,
             device=device,
             rng=seed,
-            progress=lambda msg, f: bar.update(f, escape(msg)),
+            progress=lambda msg, f: bar.update(f, msg),
         )
     save_decoder(decoder, out)
     payload = {
@@ -457,7 +436,7 @@ def eval_cmd(
         _torch_threads(blas_threads)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    with _Bar("simulating", len(decs) * len(points), json_out) as bar:
+    with WorkBar("simulating", len(decs) * len(points), disable=json_out) as bar:
         done = 0
         for dec in decs:
             results = []
@@ -467,7 +446,7 @@ def eval_cmd(
                     frac = max(r.frames / max_frames, r.frame_errors / min_frame_errors)
                     bar.update(
                         done + min(frac, 1.0),
-                        f"{escape(dec.label)} @ {e:g} dB: {r.frame_errors} frame errors / "
+                        f"{dec.label} @ {e:g} dB: {r.frame_errors} frame errors / "
                         f"{r.frames} frames",
                     )
 

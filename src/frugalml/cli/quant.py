@@ -12,22 +12,27 @@ import re
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .._io import atomic_write_bytes, check_output_path
 from .._resources import check_memory
 from .._validate import check_choice
 from ..errors import InvalidInputError
-from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
+from ._common import (
+    BLAS_OPTION,
+    JSON_OPTION,
+    WorkBar,
+    console,
+    emit_json,
+    err_console,
+    limit_blas_threads,
+)
 
 __all__ = ["quant_app"]
 
@@ -54,29 +59,6 @@ ALL_LAYERS = typer.Option(
 )
 #: layers the table shows without --all (the worst by relative weight MSE)
 WORST_LAYERS = 12
-#: progress and status go to stderr, so stdout holds only the result (tables or --json)
-err_console = Console(stderr=True)
-
-
-@contextmanager
-def _progress(disable: bool) -> Iterator[Callable[[str, float], None]]:
-    """A rich progress bar on stderr fed by ``progress(message, fraction)`` callbacks; shown
-    only once work starts (an early error leaves the terminal clean), cleared when done."""
-    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    bar = Progress(*columns, console=err_console, disable=disable, transient=True)
-    task: list[Any] = []
-
-    def update(message: str, fraction: float) -> None:
-        if not task:
-            bar.start()
-            task.append(bar.add_task("", total=1.0))
-        bar.update(task[0], completed=min(max(fraction, 0.0), 1.0), description=escape(message))
-
-    try:
-        yield update
-    finally:
-        if task:
-            bar.stop()
 
 
 def _stage(
@@ -368,11 +350,14 @@ def model_cmd(
     )
     torch.set_num_threads(blas_threads or 1)
     calib_data = _calib_arguments(data, calib_call)
-    with warnings.catch_warnings(record=True) as caught, _progress(json_out) as update:
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        WorkBar("quantizing", 1.0, disable=json_out) as bar,
+    ):
         warnings.simplefilter("always")
         report = _quantize(
             model, calib_data, w_bits, a_bits, method, residual, act_residual, rounding,
-            weights_only, update,
+            weights_only, bar.callback,
         )  # fmt: skip
     export = {
         "layers": {
@@ -482,7 +467,8 @@ def eval_cmd(
     torch.set_num_threads(blas_threads or 1)
     t0 = time.perf_counter()
     # stages of the bar: prepare (train / load), FP32 evaluation, quantization, evaluation
-    with _progress(json_out) as update:
+    with WorkBar(f"quant eval {model}", 1.0, disable=json_out) as bar:
+        update = bar.callback
         net, calib, evaluate = _builtin(model, seed, _stage(update, 0.0, 0.3))
         fp32 = evaluate(net, _stage(update, 0.3, 0.5))
         with warnings.catch_warnings():

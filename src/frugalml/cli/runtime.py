@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from .._io import check_output_path
@@ -15,11 +15,17 @@ from .._validate import check_choice, check_int
 from ..errors import InvalidInputError
 from ..runtime import BACKENDS, backend_info, make_executor, model_from_spec
 from ..runtime.simulate import simulate_first_k
-from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
+from ._common import (
+    BLAS_OPTION,
+    JSON_OPTION,
+    PROGRESS_COLUMNS,
+    console,
+    emit_json,
+    limit_blas_threads,
+)
 
 __all__ = ["runtime_app"]
 
-PROGRESS_COLUMNS = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
 
 runtime_app = typer.Typer(
     help="Executors: check backends, simulate stragglers.", no_args_is_help=True

@@ -8,15 +8,21 @@ from pathlib import Path
 import numpy as np
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .._io import atomic_write_bytes, check_output_path
 from .._validate import check_choice, check_int
 from ..runtime import BACKENDS, concurrent_options, make_executor
-from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
+from ._common import (
+    BLAS_OPTION,
+    JSON_OPTION,
+    WorkBar,
+    console,
+    emit_json,
+    limit_blas_threads,
+)
 
-__all__ = ["WorkBar", "sketch_app"]
+__all__ = ["sketch_app"]
 
 sketch_app = typer.Typer(
     help="Randomized sketches, least squares and distributed sketch-and-solve.",
@@ -26,38 +32,6 @@ sketch_app = typer.Typer(
 DATA_ARG = typer.Argument(..., help="Problem file: .npz (A, b), .npy or .csv (last column = b).")
 TARGET_OPTION = typer.Option(-1, help="Target column for .npy/.csv input (default: last).")
 OUT_OPTION = typer.Option(None, "--out", help="Write the solution x to this .npy file.")
-
-
-class WorkBar:
-    """A transient rich progress bar for work that may take a while (also used by the convex
-    commands): indeterminate (``total=None``) until a count is known, cleared when done,
-    disabled with ``--json``; on a non-terminal it draws nothing."""
-
-    def __init__(self, description: str, total: float | None = None, *, disable: bool = False):
-        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        disable = disable or not console.is_terminal  # nothing to redraw on a pipe or file
-        self._progress = Progress(*columns, console=console, disable=disable, transient=True)
-        self._description, self._total = description, total
-        self._task: object = None
-
-    def __enter__(self) -> WorkBar:
-        self._progress.start()
-        self._task = self._progress.add_task(escape(self._description), total=self._total)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def update(
-        self, completed: float | None = None, description: str | None = None,
-        total: float | None = None,
-    ) -> None:  # fmt: skip
-        extra: dict = {}
-        if description is not None:
-            extra["description"] = escape(description)
-        if total is not None:
-            extra["total"] = total
-        self._progress.update(self._task, completed=completed, **extra)
 
 
 def _check_out(out: Path | None) -> Path | None:

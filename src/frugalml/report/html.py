@@ -6,7 +6,7 @@ import html
 from datetime import datetime, timezone
 from typing import Any
 
-from .output import fmt
+from .output import _is_number, fmt
 from .results import BenchResult, Table
 
 __all__ = ["render_index"]
@@ -32,10 +32,6 @@ nav li { margin: 0.15em 0; }
 .glance img { width: 100%; }
 .glance figcaption { font-size: 0.9em; }
 """
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _table_html(table: Table) -> str:

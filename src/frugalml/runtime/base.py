@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from .._resources import fmt_size as fmt_bytes  # one byte formatter for the library
 from .._results import ResultRepr
 from .._validate import check_int, check_nonnegative_float, check_positive_float
 from ..errors import FrugalError, InvalidInputError, TaskFailedError
@@ -168,16 +169,6 @@ class Gathered(ResultRepr):
             f"{fmt_bytes(self.total_bytes_sent)} sent, "
             f"{fmt_bytes(self.total_bytes_received)} received"
         )
-
-
-def fmt_bytes(n: float) -> str:
-    """``n`` bytes as ``"512 B"``, ``"1.5 KiB"``, ``"3.0 MiB"`` or ``"1.2 GiB"``."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if abs(size) < 1024:
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
 
 
 @runtime_checkable
