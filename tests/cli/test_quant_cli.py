@@ -36,6 +36,11 @@ def saved(tmp_path):
     return model, path, tmp_path / "calib.npy", calib
 
 
+def _model_args(model, calib, out) -> tuple:
+    """``quant model MODEL --trust-pickle --calib CALIB --out OUT`` (the test's own models)."""
+    return ("quant", "model", model, "--trust-pickle", "--calib", calib, "--out", out)
+
+
 def test_model_export_matches_library(saved, tmp_path, capsys):
     from frugalml.quant import quantize_model
 
@@ -43,14 +48,7 @@ def test_model_export_matches_library(saved, tmp_path, capsys):
     out = tmp_path / "q.pt"
     code, stdout, _ = run_cli(
         capsys,
-        "quant",
-        "model",
-        path,
-        "--trust-pickle",
-        "--calib",
-        calib_path,
-        "--out",
-        out,
+        *_model_args(path, calib_path, out),
         "--w-bits",
         4,
         "--a-bits",
@@ -98,14 +96,7 @@ def test_bad_options_one_line_error(saved, tmp_path, capsys, args, message):
     _, path, calib_path, _ = saved
     code, _, err = run_cli(
         capsys,
-        "quant",
-        "model",
-        path,
-        "--trust-pickle",
-        "--calib",
-        calib_path,
-        "--out",
-        tmp_path / "q.pt",
+        *_model_args(path, calib_path, tmp_path / "q.pt"),
         *args,
     )
     assert code == 2
@@ -128,21 +119,12 @@ def test_bad_files(tmp_path, saved, capsys):
     assert code == 2 and "does not exist" in err
     bad = tmp_path / "calib.txt"
     bad.write_text("1 2 3")
-    code, _, err = run_cli(
-        capsys, "quant", "model", path, "--trust-pickle", "--calib", bad, "--out", tmp_path / "q.pt"
-    )
+    code, _, err = run_cli(capsys, *_model_args(path, bad, tmp_path / "q.pt"))
     assert code == 2 and ".npy" in err and ".npz" in err and ".pt" in err
     np.save(tmp_path / "nan.npy", np.full((4, 1, 16), np.nan))
     code, _, err = run_cli(
         capsys,
-        "quant",
-        "model",
-        path,
-        "--trust-pickle",
-        "--calib",
-        tmp_path / "nan.npy",
-        "--out",
-        tmp_path / "q.pt",
+        *_model_args(path, tmp_path / "nan.npy", tmp_path / "q.pt"),
     )
     assert code == 2 and ("finite" in err.lower() or "nan" in err.lower())
 
@@ -215,9 +197,9 @@ def test_memory_guard_refuses_large_calibration(saved, tmp_path, capsys, monkeyp
     _, path, calib_path, _ = saved
     monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", "2000")
     code, _, err = run_cli(
-        capsys, "quant", "model", path, "--trust-pickle", "--calib", calib_path,
-        "--out", tmp_path / "q.pt",
-    )  # fmt: skip
+        capsys,
+        *_model_args(path, calib_path, tmp_path / "q.pt"),
+    )
     line = _one_line_error(err)
     assert code == 2 and "calibration" in line and "available" in line
     assert not (tmp_path / "q.pt").exists()
@@ -277,9 +259,9 @@ def test_wrong_calibration_call_is_a_clean_error(tmp_path, capsys):
     ids = np.zeros((4, 6), dtype=np.int64)
     np.savez(tmp_path / "c.npz", input_ids=ids, mask=ids)
     code, _, err = run_cli(
-        capsys, "quant", "model", tmp_path / "m.pt", "--trust-pickle", "--calib",
-        tmp_path / "c.npz", "--out", tmp_path / "q.pt",
-    )  # fmt: skip
+        capsys,
+        *_model_args(tmp_path / "m.pt", tmp_path / "c.npz", tmp_path / "q.pt"),
+    )
     line = _one_line_error(err)
     assert code == 2 and "calibration batch 0" in line and "dict of tensors" in line
 
@@ -307,8 +289,7 @@ def test_layer_table_fits_100_columns_and_shows_the_worst(tmp_path, capsys, monk
     torch.manual_seed(0)
     torch.save(_Deep(20).eval(), tmp_path / "m.pt")
     np.save(tmp_path / "c.npy", np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32))
-    args = ("quant", "model", tmp_path / "m.pt", "--trust-pickle", "--calib", tmp_path / "c.npy",
-            "--out", tmp_path / "q.pt")  # fmt: skip
+    args = _model_args(tmp_path / "m.pt", tmp_path / "c.npy", tmp_path / "q.pt")
     code, out, _ = run_cli(capsys, *args)
     assert code == 0
     assert max(len(line) for line in out.splitlines()) <= 100
@@ -333,9 +314,9 @@ def test_bad_calibration_arrays_found_by_the_matrix(saved, tmp_path, capsys, cal
     _, path, _, _ = saved
     np.save(tmp_path / "c.npy", calib, allow_pickle=True)
     code, out, err = run_cli(
-        capsys, "quant", "model", path, "--trust-pickle", "--calib", tmp_path / "c.npy",
-        "--out", tmp_path / "q.pt",
-    )  # fmt: skip
+        capsys,
+        *_model_args(path, tmp_path / "c.npy", tmp_path / "q.pt"),
+    )
     assert code == 2 and out == ""
     assert needle in _one_line_error(err)
     assert not (tmp_path / "q.pt").exists()
