@@ -112,6 +112,10 @@ class StepInfo(ResultRepr):
     bytes_sent / bytes_received: bytes of this round's task calls and results on the wire
     (0 in process or on ``local-thread``); bytes_placed: bytes placed with the executor in
     this round (the objective, on the first round of a run; 0 afterwards).
+
+    Wall seconds by phase: draw_time (sampling the K directions), encode_time (W = G^T V),
+    eval_time (the workers' round: finite differences and the wait), decode_time (decoding
+    plus the (1/K) V^T g estimate); wall_time also holds the update and the loss check.
     """
 
     iteration: int
@@ -124,6 +128,9 @@ class StepInfo(ResultRepr):
     bytes_sent: int = 0
     bytes_received: int = 0
     bytes_placed: int = 0
+    draw_time: float = 0.0
+    encode_time: float = 0.0
+    eval_time: float = 0.0
 
     def summary(self) -> str:
         return (
@@ -230,8 +237,9 @@ class CodedES:
         (d,) finite starting point.
     n_directions, n_workers:
         K directions and N workers (K <= N; default K = min(d, N // 2), uncoded: K = N).
-    code, directions, decoder, anytime, design_erasure:
-        See :class:`~.estimator.CodedDirections`.
+    code, directions, decoder, anytime, design_erasure, encoding:
+        See :class:`~.estimator.CodedDirections` (``encoding``: ``"fast"`` code transform,
+        ``"dense"`` G^T V, ``"auto"``; the iterates are the same up to float rounding).
     sigma:
         Finite-difference step s > 0.
     step:
@@ -300,6 +308,7 @@ class CodedES:
         decoder: Literal["sc", "lstsq"] = "sc",
         anytime: Literal["hybrid", "unbiased", "lstsq"] = "hybrid",
         design_erasure: float = 0.25,
+        encoding: Literal["auto", "fast", "dense"] = "auto",
         batched: bool = False,
         max_growth: float | None = 1e6,
         on_divergence: Literal["warn", "raise"] = "warn",
@@ -358,17 +367,19 @@ class CodedES:
             n_directions = n if code == "none" else max(1, min(self.dim, n // 2))
         k = check_int(n_directions, "n_directions", low=1)
         # the generator (K, N) (polar: the full N x N transform), the directions (K, d), the
-        # coded directions (N, d) and the 2N evaluation points (2N, d), float64
+        # coded directions (N, d) and the 2N evaluation points (2N, d), float64; a full block
+        # of d orthogonal directions (K >= d) also needs its d x d QR
         gen_cols = n if code == "polar" else min(k, n)
+        qr = self.dim**2 if directions == "orthogonal" and k >= self.dim else 0
         check_memory(
-            8.0 * (n * gen_cols + k * self.dim + 3.0 * n * self.dim),
+            8.0 * (n * gen_cols + k * self.dim + 3.0 * n * self.dim + qr),
             f"coded ES with N={n} workers, K={k} directions in dimension d={self.dim}",
             fix="use fewer workers (n_workers) or directions, or a smaller dimension",
         )
         self._gen = check_rng(rng)
         self.coder = CodedDirections(
             self.dim, n_directions, n, code=code, directions=directions, decoder=decoder,
-            anytime=anytime, design_erasure=design_erasure, rng=self._gen,
+            anytime=anytime, design_erasure=design_erasure, encoding=encoding, rng=self._gen,
         )  # fmt: skip
         self.n_workers, self.n_directions = n, self.coder.k
         if wait in ("decodable", "all"):
@@ -511,7 +522,10 @@ class CodedES:
     def step(self) -> StepInfo:
         """One iteration: draw, evaluate, decode, update. Returns the new loss and times."""
         t0 = time.perf_counter()
-        v, w = self.coder.draw()
+        v = self.coder.sample()
+        t_draw = time.perf_counter()
+        w = self.coder.encode(v)
+        t_enc = time.perf_counter()
         self._round_bytes = (0, 0, 0)
         if self.executor is None:
             vals, arrived, erased, clock = self._simulated_round(w)
@@ -525,7 +539,8 @@ class CodedES:
         self.loss = self._evaluate_at(self.x, f"iteration {self.iteration}")
         evals = self.n_workers * (2 if self.antithetic else 1)
         return StepInfo(self.iteration, self.loss, est, clock, time.perf_counter() - t0,
-                        decode_time, evals, *self._round_bytes)  # fmt: skip
+                        decode_time, evals, *self._round_bytes, draw_time=t_draw - t0,
+                        encode_time=t_enc - t_draw, eval_time=t1 - t_enc)  # fmt: skip
 
     def close(self) -> None:
         """Release the objective placed with the executor (a later step places it again).

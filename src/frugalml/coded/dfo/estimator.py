@@ -26,14 +26,28 @@ Uncoded baselines (``code="none"``): N = K, worker j evaluates v_j itself; from 
 workers S the estimate is (1 / m) sum_{j in S} y_j v_j (drop stragglers), or with m = N
 (wait for all). ``"replication"`` (r = N / K copies of each direction) is also accepted.
 
-Non-finite worker outputs are erasures, reported in :class:`GradientEstimate`. Costs: encoding
-O(N K d) (dense G^T V), SC decoding O(N log N), least squares O(m K^2), the estimate O(K d).
+Non-finite worker outputs are erasures, reported in :class:`GradientEstimate`.
+
+Encoding (``encoding=``): ``"fast"`` uses the code's own transform, which never forms G --
+polar: log2 N vectorised butterfly passes over the (N, d) array, 2 N d log2 N flops; Gaussian
+MDS (systematic): K row copies and the (N - K) x K parity product, 2 (N - K) K d flops;
+replication / uncoded: row copies, no flops. ``"dense"`` is the product G^T V with the (K, N)
+generator matrix, 2 N K d flops (one GEMM) -- the baseline, and the only choice for a
+:class:`~frugalml.coded.LinearCode` without its own ``encode``. ``"auto"`` (default) is
+``"fast"`` where the code has a transform, else ``"dense"``. Both give the same W up to float
+rounding. The generator itself is built once, lazily (polar: an N x N transform, O(N^2 log N)),
+only when a dense encode or a least-squares decode needs it -- never per iteration.
+
+Other costs per draw: the directions (see :mod:`.directions`; orthogonal O(d K^2) for K < d,
+Hadamard O(K d)), SC decoding O(N log N) (plus O(N K) for the derivatives), least squares
+O(m K^2), the estimate (1/K) V^T g O(K d).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -58,6 +72,7 @@ from .directions import DIRECTIONS, sample_directions
 
 __all__ = [
     "CODES",
+    "ENCODINGS",
     "CodedDirections",
     "GradientEstimate",
     "estimate_gradient",
@@ -66,6 +81,7 @@ __all__ = [
 ]
 
 CODES: tuple[str, ...] = ("polar", "mds", "replication", "none")
+ENCODINGS: tuple[str, ...] = ("auto", "fast", "dense")
 Objective = Callable[[np.ndarray], Any]
 
 
@@ -224,6 +240,11 @@ def _make_code(
     return Uncoded(k), name
 
 
+def has_fast_encoder(code: LinearCode) -> bool:
+    """Whether ``code`` encodes by its own transform rather than LinearCode's dense G^T U."""
+    return type(code).encode is not LinearCode.encode
+
+
 class CodedDirections:
     """Draw, encode and decode K search directions for N workers.
 
@@ -247,6 +268,11 @@ class CodedDirections:
         always use the minimum-norm least-squares estimate.
     design_erasure:
         Straggler probability the polar code is designed for.
+    encoding:
+        ``"fast"`` (the code's own transform: polar butterflies O(N d log N), MDS parity
+        product, replication copies), ``"dense"`` (G^T V with the generator matrix,
+        O(N K d)) or ``"auto"`` (fast where the code has a transform, else dense); see the
+        module docstring. The resolved choice is in ``encoding_``.
     rng:
         Seed or generator: code randomisation and the directions drawn by :meth:`draw`.
     """
@@ -262,6 +288,7 @@ class CodedDirections:
         decoder: Literal["sc", "lstsq"] = "sc",
         anytime: Literal["hybrid", "unbiased", "lstsq"] = "hybrid",
         design_erasure: float = 0.25,
+        encoding: Literal["auto", "fast", "dense"] = "auto",
         rng: RngLike = None,
     ):
         self.dim = check_int(dim, "dimension", low=1)
@@ -284,20 +311,42 @@ class CodedDirections:
             )
             if not hadamard_full:
                 self.anytime = "lstsq"
-        self.generator = np.asarray(self.code.generator, dtype=np.float64)  # (K, N)
+        self.encoding = check_choice(encoding, "encoding", ENCODINGS)
+        fast = has_fast_encoder(self.code)
+        if self.encoding == "fast" and not fast:
+            raise InvalidInputError(
+                f"the code {type(self.code).__name__} has no fast transform (it does not "
+                "override LinearCode.encode); use encoding='dense' or 'auto'"
+            )
+        self.encoding_ = "fast" if fast and self.encoding != "dense" else "dense"
+
+    @cached_property
+    def generator(self) -> np.ndarray:
+        """(K, N) float64 generator, built once on first use (dense encode, lstsq decode)."""
+        return np.asarray(self.code.generator, dtype=np.float64)
 
     @property
     def uncoded(self) -> bool:
         return isinstance(self.code, Uncoded)
 
+    def sample(self) -> np.ndarray:
+        """Fresh directions V (K, d) from the generator (see :mod:`.directions` for costs)."""
+        return sample_directions(self.directions, self.k, self.dim, self._gen)
+
     def draw(self) -> tuple[np.ndarray, np.ndarray]:
         """Fresh directions V (K, d) and coded directions W = G^T V (N, d)."""
-        v = sample_directions(self.directions, self.k, self.dim, self._gen)
+        v = self.sample()
         return v, self.encode(v)
 
     def encode(self, v: np.ndarray) -> np.ndarray:
-        """(K, d) directions -> (N, d) coded directions G^T V."""
+        """(K, d) directions -> (N, d) coded directions G^T V.
+
+        ``encoding_ == "fast"``: the code's transform (polar O(N d log N)); ``"dense"``: one
+        GEMM with the generator, O(N K d).
+        """
         v = check_array(v, "directions", shape=(self.k, self.dim))
+        if self.encoding_ == "dense":
+            return self.generator.T @ v
         return self.code.encode(v)
 
     def decodable(self, mask: np.ndarray) -> bool:
@@ -425,6 +474,7 @@ def estimate_gradient(
     decoder: Literal["sc", "lstsq"] = "sc",
     anytime: Literal["hybrid", "unbiased", "lstsq"] = "hybrid",
     batched: bool = False,
+    encoding: Literal["auto", "fast", "dense"] = "auto",
     rng: RngLike = None,
 ) -> GradientEstimate:
     """One coded gradient estimate at ``x`` (d,), evaluated in this process.
@@ -442,7 +492,7 @@ def estimate_gradient(
         n_directions = n if code == "none" else min(x.size, n)
     coder = CodedDirections(
         x.size, n_directions, n, code=code, directions=directions, decoder=decoder,
-        anytime=anytime, rng=rng,
+        anytime=anytime, encoding=encoding, rng=rng,
     )  # fmt: skip
     v, w = coder.draw()
     f0 = None if antithetic else float(call_objective(objective, x[None, :], batched)[0])
