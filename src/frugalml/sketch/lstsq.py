@@ -16,6 +16,12 @@
   least squares solvers numerically stable?", SIMAX 2024) show to be stable, where the zero
   start is not. ``kappa(A M) <= (1 + eps)/(1 - eps)`` for an ``eps``-subspace embedding, so
   LSQR needs ``O(log(1/tol))`` iterations of ``O(nnz(A))`` each, whatever ``kappa(A)`` is.
+  ``solver="cg"`` replaces LSQR/LSMR by conjugate gradients on the preconditioned normal
+  equations with one fused, blocked pass over ``A`` per iteration (LSQR makes two) and a
+  float64 true-gradient refinement check (:mod:`.pcg`); ``precision="mixed"`` factors the
+  sketch in float32 (half the QR time) while every pass over ``A`` stays float64, so the answer
+  still reaches ``tol`` in float64 terms (the float32 factor only has to precondition; above
+  ``cond(S A) ~ 1e6`` it falls back to a float64 factor).
 * ``"ihs"``: iterative Hessian sketch (Pilanci & Wainwright, JMLR 2016):
   ``x+ = x + (A^T S^T S A + lam I)^{-1} (A^T (b - A x) - lam x)``. With ``refresh=True`` a new
   sketch is drawn every iteration (the original IHS); by default one sketch is kept and
@@ -51,10 +57,27 @@ from .._validate import (
 from ..errors import InvalidInputError
 from .base import Sketch, as_operand, check_sketch_memory
 from .factory import resolve_sketch
+from .pcg import pcg_normal
 
-__all__ = ["METHODS", "LstsqResult", "SketchedFactor", "default_sketch_size", "lstsq"]
+__all__ = [
+    "METHODS",
+    "PRECISIONS",
+    "SOLVERS",
+    "LstsqResult",
+    "SketchedFactor",
+    "default_sketch_size",
+    "lstsq",
+]
 
 METHODS = ("sketch-and-solve", "sketch-and-precondition", "ihs")
+#: iterative solvers for sketch-and-precondition
+SOLVERS = ("lsqr", "lsmr", "cg")
+#: precisions of the sketched factorisation (the iteration is always float64)
+PRECISIONS = ("double", "mixed")
+#: precision="mixed": a float32 factor with eps32 * cond(S A) above this is redone in float64
+#: (the preconditioner's relative error is about eps32 * cond; 0.1 keeps kappa(A M) near that
+#: of the float64 factor)
+MIXED_COND_LIMIT = 0.1
 #: IHS: restarts from the best iterate before giving up (see ``_ihs``)
 MAX_RESTARTS = 8
 #: IHS: iterations without a new best gradient norm before stopping at the rounding floor
@@ -68,7 +91,7 @@ Method = Literal["sketch-and-solve", "sketch-and-precondition", "ihs"]
 class LstsqResult(ResultRepr):
     """Solution of a (ridge) least-squares problem by a randomized method.
 
-    x: (d,) solution. iterations: LSQR/LSMR/IHS iterations (0 for sketch-and-solve).
+    x: (d,) solution. iterations: LSQR/LSMR/CG/IHS iterations (0 for sketch-and-solve).
     residual_norm: ``sqrt(||b - A x||^2 + lam ||x||^2)``. rank: numerical rank of the sketched
     (augmented) matrix. setup_seconds: sketch + factorisation; seconds: total.
     """
@@ -85,9 +108,13 @@ class LstsqResult(ResultRepr):
     setup_seconds: float
     seconds: float
     history: tuple[float, ...] = field(default=(), repr=False)
+    solver: str = ""
+    precision: str = "double"
 
     def summary(self) -> str:
         it = f", {self.iterations} iterations" if self.method != "sketch-and-solve" else ""
+        if self.solver:
+            it = f" ({self.solver}, {self.precision} precision factor){it}"
         conv = "" if self.converged else " (NOT converged: raise maxiter or loosen tol)"
         return (
             f"{self.method} with a {self.sketch.get('sketch')} sketch of m={self.sketch_size}"
@@ -106,6 +133,11 @@ class SketchedFactor:
     minimum-norm solutions. Passing ``rhs = S b`` up front lets the QR of ``[S A, S b]`` deliver
     ``Q^T S b`` without forming ``Q``. ``logdet``: ``log det(A^T S^T S A + lam I)`` (``-inf``
     when singular), from the same factor. Cost ``O(m d^2)``.
+
+    A float32 ``sa`` (and ``rhs``) is factored in float32 (about half the time of float64; the
+    rank tolerance then uses float32's epsilon); the factor is stored and applied in float64.
+    ``truncate=False`` skips the SVD when ``R`` is not numerically full rank: the factor is then
+    marked unusable (``full_rank`` False, ``rank`` 0) -- for a caller that will refactor.
     """
 
     def __init__(
@@ -114,26 +146,32 @@ class SketchedFactor:
         lam: float = 0.0,
         rcond: float | None = None,
         rhs: np.ndarray | None = None,
+        truncate: bool = True,
     ):
         m, d = sa.shape
-        aug = np.vstack([sa, np.sqrt(lam) * np.eye(d)]) if lam > 0 else sa
+        dt = np.float32 if sa.dtype == np.float32 else np.float64
+        self.dtype = np.dtype(dt)
+        aug = np.vstack([sa, np.sqrt(lam) * np.eye(d, dtype=dt)]) if lam > 0 else sa
         rows = aug.shape[0]
-        tol = np.finfo(float).eps * max(rows, d) if rcond is None else rcond
+        tol = np.finfo(dt).eps * max(rows, d) if rcond is None else rcond
         self.m, self.d = m, d
         self._q = None
         self._qtb = None
         if rhs is not None:
-            rhs_aug = np.concatenate([rhs, np.zeros(rows - m)]) if rows > m else rhs
+            rhs = np.asarray(rhs, dtype=dt)
+            rhs_aug = np.concatenate([rhs, np.zeros(rows - m, dtype=dt)]) if rows > m else rhs
             if rows >= d:
                 full = scipy.linalg.qr(np.column_stack([aug, rhs_aug]), mode="r",
                                        check_finite=False)[0]  # fmt: skip
-                r, self._qtb = full[:d, :d], full[:d, d]
-            else:
-                r, self._qtb = aug, rhs_aug  # fewer rows than columns: factor aug itself
+                r = full[:d, :d].astype(np.float64)
+                self._qtb = full[:d, d].astype(np.float64)
+            else:  # fewer rows than columns: factor aug itself
+                r, self._qtb = aug.astype(np.float64), rhs_aug.astype(np.float64)
         elif rows >= d:
-            self._q, r = np.linalg.qr(aug)
+            q, r = np.linalg.qr(aug)
+            self._q, r = q.astype(np.float64, copy=False), r.astype(np.float64, copy=False)
         else:
-            self._q, r = np.eye(rows), aug
+            self._q, r = np.eye(rows), aug.astype(np.float64)
         if not np.any(r):
             raise InvalidInputError(
                 "the sketched matrix S A is zero: A is zero or the sketch missed every nonzero "
@@ -148,6 +186,8 @@ class SketchedFactor:
             self._u = None
             # det(gram) = det(R^T R)
             self.logdet = float(2.0 * np.sum(np.log(np.abs(np.diag(r)))))
+        elif not truncate:
+            self.rank, self._u, self.cond_estimate, self.logdet = 0, None, float("inf"), -np.inf
         else:
             u, sig, vt = scipy.linalg.svd(r, full_matrices=False, check_finite=False)
             self.rank = int(np.count_nonzero(sig > tol * sig[0]))
@@ -155,6 +195,11 @@ class SketchedFactor:
             self._pinv = vt[: self.rank].T / sig[: self.rank]  # V_r Sigma_r^{-1}
             self.cond_estimate = float(sig[0] / sig[self.rank - 1])
             self.logdet = float(2.0 * np.sum(np.log(sig))) if self.rank == d else -np.inf
+
+    @property
+    def full_rank(self) -> bool:
+        """True when ``M = R^{-1}`` (triangular solves), False for the truncated SVD."""
+        return bool(self._triangular)
 
     @staticmethod
     def _rcond(r: np.ndarray) -> float:
@@ -258,9 +303,10 @@ def lstsq(
     lam: float = 0.0,
     tol: float = 1e-12,
     maxiter: int | None = None,
-    solver: Literal["lsqr", "lsmr"] = "lsqr",
+    solver: Literal["lsqr", "lsmr", "cg"] = "lsqr",
     refresh: bool = False,
     refine: bool | None = None,
+    precision: Literal["double", "mixed"] = "double",
     rng: RngLike = None,
 ) -> LstsqResult:
     """Solve ``min ||A x - b||^2 + lam ||x||^2`` by a randomized method (module docstring).
@@ -275,9 +321,30 @@ def lstsq(
     ``||A(x - x*)|| / ||b - A x*||`` for 4 extra iterations).
     Rank-deficient ``A``: the minimum-norm solution (sketch-and-precondition and IHS; the
     sketch's row space must cover A's, which holds w.h.p. for projections, not for sampling).
+
+    ``solver="cg"`` (sketch-and-precondition only): conjugate gradients on the preconditioned
+    normal equations, one fused pass over ``A`` per iteration (:mod:`.pcg`); ``tol`` is then
+    the target of ``||M^T (A^T (b - A x) - lam x)|| / sqrt(||b - A x||^2 + lam ||x||^2)``,
+    which is within the preconditioner's distortion of the relative residual-space error
+    ``||A (x - x*)|| / ||b - A x*||``; the stop is checked on a recomputed (not updated)
+    gradient, so ``refine`` is not needed. ``precision="mixed"`` (sketch-and-precondition only):
+    factor ``S A`` in float32; the iteration stays float64 (module docstring). Cost of the
+    cg solver: sketch + ``O(m d^2)`` QR + ``(iterations + rounds)`` passes of ``4 n d`` flops.
     """
     method = check_choice(method, "method", METHODS)
-    solver = check_choice(solver, "solver", ("lsqr", "lsmr"))
+    solver = check_choice(solver, "solver", SOLVERS)
+    precision = check_choice(precision, "precision", PRECISIONS)
+    if method != "sketch-and-precondition":
+        if solver == "cg":
+            raise InvalidInputError(
+                f"solver='cg' applies to method='sketch-and-precondition', not {method!r}; "
+                "drop solver= or use method='sketch-and-precondition'"
+            )
+        if precision != "double":
+            raise InvalidInputError(
+                f"precision='mixed' applies to method='sketch-and-precondition' (whose "
+                f"iteration repairs the float32 factor), not {method!r}; use precision='double'"
+            )
     lam = check_nonnegative_float(lam, "lam")
     tol = check_positive_float(tol, "tol")
     a, b = _validate(a, b, lam)
@@ -310,11 +377,29 @@ def lstsq(
     t0 = time.perf_counter()
     s_mat = sk.draw(n, data=a, rng=gen)
     sa, sb = s_mat.apply(a), s_mat.apply(b)
-    factor = SketchedFactor(sa, lam, rhs=sb)
+    factor = None
+    if precision == "mixed":
+        # accepted only when eps32 * cond(S A) <= MIXED_COND_LIMIT: a worse float32 factor
+        # preconditions poorly, and a rank-truncated one would hide directions from the
+        # stopping test; then factor in float64 (the sketch itself is reused)
+        factor = SketchedFactor(
+            sa.astype(np.float32), lam, rhs=sb.astype(np.float32),
+            rcond=np.finfo(np.float32).eps / MIXED_COND_LIMIT, truncate=False,
+        )  # fmt: skip
+        if not factor.full_rank:
+            factor = None
+    if factor is None:
+        factor = SketchedFactor(sa, lam, rhs=sb)
+    precision_used = "mixed" if factor.dtype == np.float32 else "double"
     x = factor.solve()
     t_setup = time.perf_counter() - t0
     iterations, converged, history = 0, True, ()
-    if method == "sketch-and-precondition":
+    rnorm = None
+    if method == "sketch-and-precondition" and solver == "cg":
+        x, iterations, converged, rnorm, history = pcg_normal(
+            a, b, x, factor.matvec, factor.rmatvec, lam=lam, tol=tol, maxiter=maxiter
+        )
+    elif method == "sketch-and-precondition":
         x, iterations, converged = _precondition(a, b, lam, factor, x, tol, maxiter, solver)
         if refine if refine is not None else factor.cond_estimate > REFINE_COND:
             x, extra, converged = _precondition(a, b, lam, factor, x, tol, maxiter, solver)
@@ -323,12 +408,15 @@ def lstsq(
         x, iterations, converged, history = _ihs(
             a, b, lam, factor, x, tol, maxiter, refresh, sk, gen, m, d
         )
-    resid = b - a @ x
-    rnorm = float(np.sqrt(resid @ resid + lam * (x @ x)))
+    if rnorm is None:
+        resid = b - a @ x
+        rnorm = float(np.sqrt(resid @ resid + lam * (x @ x)))
     return LstsqResult(
         x=x, method=method, sketch=sk.params(), sketch_size=m, lam=lam, iterations=iterations,
         converged=converged, residual_norm=rnorm, rank=factor.rank, setup_seconds=t_setup,
         seconds=time.perf_counter() - t0, history=history,
+        solver=solver if method == "sketch-and-precondition" else "",
+        precision=precision_used,
     )  # fmt: skip
 
 

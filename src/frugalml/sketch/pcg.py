@@ -1,0 +1,170 @@
+"""Preconditioned conjugate gradients on the normal equations with fused, blocked passes.
+
+Solves ``(A^T A + lam I) x = A^T b`` given a right preconditioner ``M`` (d, r) with
+``A M`` well conditioned (from :class:`~frugalml.sketch.lstsq.SketchedFactor`: ``M = R^{-1}``
+for the R factor of a sketch ``S A``). CG runs on ``M^T (A^T A + lam I) M z = M^T A^T b`` --
+the conjugate gradient method of Hestenes & Stiefel (1952) applied to the normal equations
+(CGNR), preconditioned as in Rokhlin & Tygert (PNAS 2008) and Avron, Maymounkov & Toledo
+(Blendenpik, SISC 2010), warm-started from the sketch-and-solve answer as Meier,
+Nakatsukasa, Townsend & Webb (SIMAX 2024) recommend.
+
+The point is memory traffic. LSQR needs ``A v`` and ``A^T u`` separately, two passes over
+``A`` per iteration; CG needs only ``A^T (A y)``, which :func:`gram_matvec` computes in one
+pass: for each block ``A_i`` of ``block`` rows, ``A_i^T (A_i y)`` while ``A_i`` sits in cache
+(measured 33 ms against 2 x 26 ms for two full ``gemv`` at n = 100000, d = 500, one thread).
+Krylov spaces and hence iteration counts are those of LSQR in exact arithmetic.
+
+Accuracy (iterative refinement): the CG residual is updated recursively, so it drifts from the
+true one; every round ends by recomputing the true gradient ``A^T (b - A x) - lam x`` in
+float64 (:func:`normal_residual`, also one fused pass) and the solve stops only when the
+*true* preconditioned gradient meets the tolerance. Otherwise CG restarts from the refreshed
+gradient (another round). Stopping rule: ``||M^T g|| <= tol * ||r||`` with
+``||r||^2 = ||b - A x||^2 + lam ||x||^2``; since ``A M`` has singular values in
+``[1 - eps, 1 + eps]`` for an ``eps``-embedding, ``||M^T g||`` equals the residual-space error
+``||[A; sqrt(lam) I](x - x*)||`` up to that factor, so ``tol`` bounds the relative error
+``||A (x - x*)|| / ||r*||`` (about ``tol`` when the fit is not exact).
+
+Cost per iteration: one pass over ``A`` (``2 nnz(A)`` multiply-adds) plus two triangular solves
+with ``R`` (``2 d^2``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["BLOCK_ROWS", "gram_matvec", "normal_residual", "pcg_normal"]
+
+#: rows per block of a fused pass: a 128 x d float64 block (0.5 MB at d = 500) stays in the
+#: 2 MB L2 cache between its two uses; 64-256 measured within 5% of each other, 1024 was 35%
+#: slower (n = 100000, d = 500, one thread)
+BLOCK_ROWS = 128
+
+
+def _block_rows(d: int, block: int | None) -> int:
+    if block is not None:
+        return block
+    # keep a block near 0.5 MB whatever d is
+    return max(16, min(4096, (BLOCK_ROWS * 500) // max(d, 1)))
+
+
+def gram_matvec(a, y: np.ndarray, lam: float = 0.0, block: int | None = None) -> np.ndarray:
+    """``A^T (A y) + lam y`` (d,) for ``A`` (n, d) dense or scipy.sparse, ``y`` (d,).
+
+    Dense ``A`` is read once, ``block`` rows at a time (``None``: about 0.5 MB per block;
+    ``block >= n``: two plain ``gemv``). Cost ``4 n d`` flops, one pass over ``A``.
+    """
+    n, d = a.shape
+    if sp.issparse(a):
+        out = np.asarray(a.T @ (a @ y)).ravel()
+    else:
+        blk_rows = _block_rows(d, block)
+        if blk_rows >= n:
+            out = a.T @ (a @ y)
+        else:
+            out = np.zeros(d)
+            for i in range(0, n, blk_rows):
+                blk = a[i : i + blk_rows]
+                out += blk.T @ (blk @ y)
+    if lam > 0:
+        out = out + lam * y
+    return out
+
+
+def normal_residual(
+    a, b: np.ndarray, x: np.ndarray, lam: float = 0.0, block: int | None = None
+) -> tuple[np.ndarray, float]:
+    """``g = A^T (b - A x) - lam x`` (d,) and ``sqrt(||b - A x||^2 + lam ||x||^2)``, in one
+    blocked pass over dense ``A`` (the residual is recomputed, not updated). Cost ``4 n d``."""
+    n, d = a.shape
+    if sp.issparse(a):
+        resid = b - a @ x
+        g = np.asarray(a.T @ resid).ravel()
+        rr = float(resid @ resid)
+    else:
+        blk_rows = _block_rows(d, block)
+        if blk_rows >= n:
+            resid = b - a @ x
+            g = a.T @ resid
+            rr = float(resid @ resid)
+        else:
+            g = np.zeros(d)
+            rr = 0.0
+            for i in range(0, n, blk_rows):
+                blk = a[i : i + blk_rows]
+                r_i = b[i : i + blk_rows] - blk @ x
+                g += blk.T @ r_i
+                rr += float(r_i @ r_i)
+    if lam > 0:
+        g = g - lam * x
+        rr += lam * float(x @ x)
+    return g, float(np.sqrt(rr))
+
+
+def pcg_normal(
+    a,
+    b: np.ndarray,
+    x0: np.ndarray,
+    precond: Callable[[np.ndarray], np.ndarray],
+    precond_t: Callable[[np.ndarray], np.ndarray],
+    *,
+    lam: float = 0.0,
+    tol: float = 1e-10,
+    maxiter: int = 200,
+    max_rounds: int = 4,
+    block: int | None = None,
+) -> tuple[np.ndarray, int, bool, float, tuple[float, ...]]:
+    """Preconditioned CG on the normal equations from ``x0`` (module docstring).
+
+    ``precond(z)``: ``M z`` (d,) for ``z`` (r,); ``precond_t(v)``: ``M^T v`` (r,) for ``v`` (d,).
+    ``maxiter`` counts CG iterations over all rounds; ``max_rounds`` bounds the refinement
+    rounds (true-gradient recomputations). Returns ``(x, iterations, converged,
+    residual_norm, history)`` where ``history`` holds ``||M^T g|| / ||r||`` per iteration
+    (recursive estimate within a round, the true value at each round's start) and
+    ``residual_norm = sqrt(||b - A x||^2 + lam ||x||^2)`` of the returned ``x`` (from its
+    last true-gradient pass). Cost: ``iterations + rounds`` passes over ``A``.
+    """
+    x = np.array(x0, dtype=np.float64, copy=True)
+    b_norm = float(np.linalg.norm(b))
+    history: list[float] = []
+    its = 0
+    g, rnorm = normal_residual(a, b, x, lam, block)
+    converged = False
+    for _ in range(max_rounds):
+        s = precond_t(g)
+        snorm = float(np.linalg.norm(s))
+        target = tol * rnorm
+        history.append(snorm / max(rnorm, np.finfo(float).tiny))
+        # ||M^T g|| small relative to ||r||, or an exact fit (r ~ 0 relative to b)
+        if snorm <= target or rnorm <= tol * b_norm:
+            converged = True
+            break
+        if its >= maxiter:
+            break
+        p = s.copy()
+        ss = snorm * snorm
+        while its < maxiter:
+            y = precond(p)
+            w = precond_t(gram_matvec(a, y, lam, block))
+            pw = float(p @ w)
+            if not pw > 0.0:  # breakdown: numerically singular direction, refresh
+                break
+            alpha = ss / pw
+            x += alpha * y
+            s -= alpha * w
+            its += 1
+            ss_new = float(s @ s)
+            history.append(np.sqrt(ss_new) / max(rnorm, np.finfo(float).tiny))
+            if np.sqrt(ss_new) <= 0.5 * target:
+                break
+            p *= ss_new / ss
+            p += s
+            ss = ss_new
+        g, rnorm = normal_residual(a, b, x, lam, block)
+    else:  # rounds spent: judge the last refreshed gradient
+        snorm = float(np.linalg.norm(precond_t(g)))
+        history.append(snorm / max(rnorm, np.finfo(float).tiny))
+        converged = snorm <= tol * rnorm or rnorm <= tol * b_norm
+    return x, its, converged, rnorm, tuple(history)

@@ -1,0 +1,156 @@
+"""Sketch-and-precondition with conjugate gradients on the normal equations (``solver="cg"``,
+:mod:`frugalml.sketch.pcg`) and the mixed-precision factor, against LAPACK ``gelsd`` and
+closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse as sp
+
+from frugalml.sketch import lstsq
+from frugalml.sketch.datasets import synthetic_regression
+from frugalml.sketch.lstsq import SketchedFactor
+from frugalml.sketch.pcg import gram_matvec, normal_residual, pcg_normal
+
+
+def gelsd(a, b):
+    return scipy.linalg.lstsq(a, b, lapack_driver="gelsd")[0]
+
+
+def ridge_gelsd(a, b, lam):
+    """Ridge solution as the least-squares solution of ``[A; sqrt(lam) I] x ~ [b; 0]``."""
+    d = a.shape[1]
+    return gelsd(np.vstack([a, np.sqrt(lam) * np.eye(d)]), np.concatenate([b, np.zeros(d)]))
+
+
+def resid_error(a, b, x, x_ref, lam=0.0):
+    """``||[A; sqrt(lam) I](x - x*)|| / sqrt(||b - A x*||^2 + lam ||x*||^2)``."""
+    dx = x - x_ref
+    num = np.sqrt(np.linalg.norm(a @ dx) ** 2 + lam * dx @ dx)
+    r = b - a @ x_ref
+    return float(num / np.sqrt(r @ r + lam * x_ref @ x_ref))
+
+
+@pytest.fixture(scope="module", params=[1e4, 1e6])
+def coherent(request):
+    """Coherent rows (multivariate t, df = 2) and condition number 1e4 / 1e6."""
+    p = synthetic_regression(4000, 30, kappa=request.param, df=2.0, noise=1e-2, rng=21)
+    return p.a, p.b, gelsd(p.a, p.b), request.param
+
+
+@pytest.mark.parametrize("precision", ["double", "mixed"])
+def test_cg_matches_gelsd_to_1e10_on_ill_conditioned(coherent, precision):
+    a, b, xs, kappa = coherent
+    s = np.linalg.svd(a, compute_uv=False)
+    assert s[0] / s[-1] == pytest.approx(kappa, rel=1e-6)
+    res = lstsq(a, b, solver="cg", precision=precision, tol=1e-10, rng=1)
+    assert res.converged and res.solver == "cg"
+    assert resid_error(a, b, res.x, xs) < 1e-10
+    # the reported residual norm is the true one of the returned x
+    assert res.residual_norm == pytest.approx(np.linalg.norm(b - a @ res.x), rel=1e-12)
+    # kappa(A M) = O(1): O(log 1/tol) iterations whatever kappa(A) is
+    assert 0 < res.iterations < 40
+    # the float32 factor is used up to eps32 * cond(S A) <= 0.1, else the float64 one
+    assert res.precision == ("mixed" if precision == "mixed" and kappa < 1e5 else "double")
+
+
+@pytest.mark.parametrize("lam", [1e-6, 1e-2])
+@pytest.mark.parametrize("precision", ["double", "mixed"])
+def test_cg_ridge_matches_augmented_gelsd(coherent, lam, precision):
+    a, b, _, _ = coherent
+    x_ref = ridge_gelsd(a, b, lam)
+    # a second reference: the normal equations in closed form
+    x_ne = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ b)
+    assert resid_error(a, b, x_ne, x_ref, lam) < 1e-6
+    res = lstsq(a, b, solver="cg", precision=precision, lam=lam, tol=1e-10, rng=2)
+    assert res.converged
+    assert resid_error(a, b, res.x, x_ref, lam) < 1e-10
+    r = b - a @ res.x
+    assert res.residual_norm == pytest.approx(np.sqrt(r @ r + lam * res.x @ res.x), rel=1e-12)
+
+
+def test_cg_float32_input_solves_the_float32_values_exactly(coherent):
+    a, b, _, _ = coherent
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    ref = gelsd(a32.astype(np.float64), b32.astype(np.float64))
+    res = lstsq(a32, b32, solver="cg", precision="mixed", tol=1e-10, rng=3)
+    assert res.x.dtype == np.float64
+    assert resid_error(a32.astype(np.float64), b32.astype(np.float64), res.x, ref) < 1e-10
+
+
+def test_cg_sparse_input_matches_dense(coherent):
+    a, b, _, _ = coherent
+    a_sp = a.copy()
+    a_sp[np.abs(a_sp) < 0.5 * np.abs(a_sp).mean()] = 0.0
+    ref = gelsd(a_sp, b)
+    res = lstsq(sp.csr_matrix(a_sp), b, solver="cg", tol=1e-10, rng=4)
+    assert res.converged and resid_error(a_sp, b, res.x, ref) < 1e-10
+
+
+def test_cg_rank_deficient_gives_minimum_norm_solution():
+    gen = np.random.default_rng(5)
+    base = gen.standard_normal((2000, 8))
+    a = np.hstack([base, base[:, :3] @ gen.standard_normal((3, 4))])  # rank 8 of 12 columns
+    b = gen.standard_normal(2000)
+    # minimum-norm least-squares solution (rounding makes A's rank 12 unless cut at 1e-10)
+    xs = scipy.linalg.lstsq(a, b, cond=1e-10, lapack_driver="gelsd")[0]
+    res = lstsq(a, b, solver="cg", sketch="gaussian", precision="mixed", tol=1e-10, rng=6)
+    assert res.rank == 8 and res.precision == "double"  # float32 factor refused, SVD in float64
+    assert resid_error(a, b, res.x, xs) < 1e-10
+    assert np.linalg.norm(res.x - xs) / np.linalg.norm(xs) < 1e-8
+
+
+def test_cg_and_lsqr_need_similar_iterations(coherent):
+    """Same Krylov space in exact arithmetic: CG on the preconditioned normal equations and
+    LSQR on A M take about the same number of iterations (CG's each reads A once)."""
+    a, b, xs, _ = coherent
+    cg = lstsq(a, b, solver="cg", tol=1e-10, rng=7)
+    lsqr = lstsq(a, b, solver="lsqr", tol=1e-10, refine=False, rng=7)
+    assert abs(cg.iterations - lsqr.iterations) <= 6
+    assert resid_error(a, b, lsqr.x, xs) < 1e-8
+
+
+def test_cg_reports_non_convergence_honestly(coherent):
+    a, b, xs, _ = coherent
+    res = lstsq(a, b, solver="cg", tol=1e-10, maxiter=2, rng=8)
+    assert not res.converged and res.iterations == 2
+    assert "NOT converged" in res.summary()
+    assert resid_error(a, b, res.x, xs) > 1e-10
+
+
+def test_mixed_precision_falls_back_to_double_when_too_ill_conditioned():
+    p = synthetic_regression(3000, 20, kappa=1e8, rng=9)
+    res = lstsq(p.a, p.b, solver="cg", precision="mixed", tol=1e-8, rng=0)
+    assert res.precision == "double"
+    assert resid_error(p.a, p.b, res.x, gelsd(p.a, p.b)) < 1e-7
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3])
+def test_blocked_passes_equal_unblocked(lam):
+    gen = np.random.default_rng(10)
+    a = gen.standard_normal((1001, 17))
+    b = gen.standard_normal(1001)
+    y = gen.standard_normal(17)
+    want = a.T @ (a @ y) + lam * y
+    r = b - a @ y
+    want_g, want_r = a.T @ r - lam * y, np.sqrt(r @ r + lam * y @ y)
+    for block in (1, 7, 128, 1000, 1001, 5000, None):
+        np.testing.assert_allclose(gram_matvec(a, y, lam, block), want, rtol=1e-12, atol=1e-12)
+        g, rn = normal_residual(a, b, y, lam, block)
+        np.testing.assert_allclose(g, want_g, rtol=1e-12, atol=1e-12)
+        assert rn == pytest.approx(want_r, rel=1e-13)
+    # the whole solve: blocked and unblocked runs agree to rounding
+    sa = gen.standard_normal((120, 1001)) @ a / np.sqrt(120)
+    f = SketchedFactor(sa, lam)
+    x0 = np.zeros(17)
+    runs = [
+        pcg_normal(a, b, x0, f.matvec, f.rmatvec, lam=lam, tol=1e-12, block=blk)
+        for blk in (13, 1001)
+    ]
+    assert runs[0][1] == runs[1][1]  # same iteration count
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-11)
+    assert runs[0][2] and runs[1][2]
+    x_ref = ridge_gelsd(a, b, lam) if lam > 0 else gelsd(a, b)
+    assert resid_error(a, b, runs[0][0], x_ref, lam) < 1e-12
