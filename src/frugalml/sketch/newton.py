@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 import scipy.special
 
 from .._resources import check_memory
@@ -56,11 +57,13 @@ from .._validate import (
 from ..errors import InvalidInputError, TaskFailedError
 from ..runtime import Executor, Shared, make_executor
 from ..runtime.sharded import PlacedRows, RowBlocks, as_row_blocks, is_row_sharded
+from .base import as_operand
 from .debias import correction
 from .distributed import check_round_memory, check_task_count, owns, worker_sizes
 from .effective import effective_dimension
 from .factory import SKETCHES, make_sketch
 from .lstsq import SketchedFactor
+from .sketched_hessian import SketchedHessian, gram
 from .streaming import check_streams_rows, sketch_parts
 
 __all__ = [
@@ -71,6 +74,7 @@ __all__ = [
     "distributed_newton",
     "hessian_sqrt",
     "newton_rows_task",
+    "newton_sampled_task",
     "newton_shared_task",
     "newton_task",
 ]
@@ -81,9 +85,10 @@ Averaging = Literal["debiased", "naive", "exact"]
 
 @dataclass(frozen=True)
 class NewtonProblem:
-    """``f(x) = loss(A x; y) + lam/2 ||x||^2``; ``a`` (n, d), ``y`` (n,) (logistic: +-1)."""
+    """``f(x) = loss(A x; y) + lam/2 ||x||^2``; ``a`` (n, d) dense or scipy.sparse CSR (never
+    densified), ``y`` (n,) (logistic: +-1)."""
 
-    a: np.ndarray
+    a: Any
     y: np.ndarray
     lam: float
     loss: str
@@ -91,7 +96,9 @@ class NewtonProblem:
     @classmethod
     def build(cls, a: Any, y: Any, lam: float, loss: str) -> NewtonProblem:
         loss = check_choice(loss, "loss", LOSSES)
-        a = check_array(a, "A", ndim=2)
+        a = as_operand(a, name="A") if sp.issparse(a) else check_array(a, "A", ndim=2)
+        if a.ndim != 2:
+            raise InvalidInputError(f"A must be 2-D (n, d), got shape {a.shape}")
         y = check_array(y, "y", shape=(a.shape[0],))
         lam = check_nonnegative_float(lam, "lam")
         if loss == "logistic":
@@ -131,19 +138,37 @@ class NewtonProblem:
         return hessian_sqrt(self.a, x, self.loss)
 
     def newton_direction(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
-        b = self.hessian_sqrt(x)
-        h = b.T @ b + self.lam * np.eye(b.shape[1])
+        """Exact Newton direction: forms the dense ``d x d`` Hessian (``O(n d^2)``, or
+        ``O(sum_i nnz_i^2)`` for sparse ``A``) and solves it by Cholesky."""
+        h = gram(self.hessian_sqrt(x))
+        h[np.diag_indices_from(h)] += self.lam
         return scipy.linalg.solve(h, g, assume_a="pos")
 
 
-def hessian_sqrt(a: np.ndarray, x: np.ndarray | None, loss: str) -> np.ndarray:
+def hessian_sqrt(a: Any, x: np.ndarray | None, loss: str) -> Any:
     """``B`` (n, d) with ``B^T B + lam I`` the Hessian at ``x``: ``A`` itself for least
     squares (``x`` unused), ``diag(sqrt(p (1 - p))) A`` with ``p = expit(A x)`` for logistic.
-    Row-wise, so it applies to a row block of ``A`` as well."""
+    Row-wise, so it applies to a row block (or sampled rows) of ``A`` as well; sparse ``A``
+    gives a sparse CSR ``B`` with the same pattern."""
     if loss == "least-squares":
         return a
     p = scipy.special.expit(a @ x)
-    return a * np.sqrt(p * (1.0 - p))[:, None]
+    w = np.sqrt(p * (1.0 - p))
+    if sp.issparse(a):
+        return sp.csr_matrix(sp.diags(w) @ a)
+    return a * w[:, None]
+
+
+def _solve_sketched(sb: Any, g: np.ndarray, lam_local: float) -> tuple[np.ndarray, float, Any]:
+    """``((S B)^T S B + lam_local I)^{-1} g``, the log-determinant and the factor: Cholesky,
+    primal or Woodbury dual (:class:`.SketchedHessian`) when ``lam_local > 0``, else the QR
+    of :class:`.SketchedFactor` (stable for a rank-deficient ``S B``)."""
+    if lam_local > 0.0:
+        fac = SketchedHessian(sb, lam_local)
+        return fac.solve(g), fac.logdet, fac
+    dense = sb.toarray() if sp.issparse(sb) else sb
+    factor = SketchedFactor(dense, lam_local)
+    return factor.apply_inverse_gram(g), factor.logdet, None
 
 
 def newton_task(
@@ -151,8 +176,37 @@ def newton_task(
 ) -> tuple[np.ndarray, float]:
     """One worker: ``(step (B^T S^T S B + lam_local I)^{-1} g, log det(...))``."""
     sb = sketch.draw(b.shape[0], data=b, rng=seed).apply(b)
-    factor = SketchedFactor(sb, lam_local)
-    return step * factor.apply_inverse_gram(g), factor.logdet
+    direction, logdet, _ = _solve_sketched(sb, g, lam_local)
+    return step * direction, logdet
+
+
+def newton_sampled_task(
+    a: Any,
+    x: np.ndarray | None,
+    loss: str,
+    g: np.ndarray,
+    sketch: Any,
+    seed: int,
+    lam_local: float,
+    step: float,
+) -> tuple[np.ndarray, float, float]:
+    """One worker with a uniform row-sampling sketch on shared ``A`` (n, d), dense or sparse:
+    draws the ``m`` row indices, forms ``S B`` from those rows of ``A`` alone (``O(m d)``, or
+    ``O(m nnz/row)`` sparse — never ``B`` (n, d)), and solves by :class:`.SketchedHessian`
+    (primal Cholesky ``O(m d^2 + d^3/3)`` when ``m >= d``, Woodbury dual ``O(m^2 d + m^3/3)``
+    when ``m < d``). Same direction as :func:`newton_task` on ``B`` with the same seed.
+    Returns ``(step H_S^{-1} g, log det H_S, d_lambda of H_S)`` (the last NaN at
+    ``lam_local = 0``); the master uses the ``d_lambda`` estimates for the next round."""
+    smat = sketch.draw(a.shape[0], rng=seed)
+    rows = a[smat.idx]
+    sb = hessian_sqrt(rows, x, loss)
+    if sp.issparse(sb):
+        sb = sp.csr_matrix(sp.diags(smat.weights) @ sb)
+    else:
+        sb = sb * smat.weights[:, None]
+    direction, logdet, fac = _solve_sketched(sb, g, lam_local)
+    dlam = float("nan") if fac is None else fac.effective_dimension(rng=seed)
+    return step * direction, logdet, dlam
 
 
 def newton_shared_task(
@@ -172,7 +226,10 @@ def newton_shared_task(
     ``S B`` is accumulated over row chunks of about 32 MiB, so the worker never holds a copy
     of ``B`` (n, d) beside the shared ``A``: memory O(chunk + m d) instead of O(n d)."""
     n, d = a.shape
-    if loss == "least-squares" or not sketch.streams_rows or n * d * 8 <= _STREAM_BYTES:
+    if getattr(sketch, "name", "") == "uniform":
+        return newton_sampled_task(a, x, loss, g, sketch, seed, lam_local, step)[:2]
+    if (loss == "least-squares" or not sketch.streams_rows or n * d * 8 <= _STREAM_BYTES
+            or sp.issparse(a)):  # fmt: skip
         return newton_task(hessian_sqrt(a, x, loss), g, sketch, seed, lam_local, step)
     chunk = max(1, _CHUNK_BYTES // (8 * d))
     starts = tuple(range(0, n, chunk))
@@ -199,8 +256,8 @@ def newton_rows_task(
     ``A`` (``B_j`` formed from ``A_j`` at ``x``), then the same solve as :func:`newton_task`."""
     smat = sketch.draw(a_offsets[-1], rng=seed)
     sb = sketch_parts(smat, a_parts, a_offsets, lambda blk: hessian_sqrt(blk, x, loss))
-    factor = SketchedFactor(sb, lam_local)
-    return step * factor.apply_inverse_gram(g), factor.logdet
+    direction, logdet, _ = _solve_sketched(sb, g, lam_local)
+    return step * direction, logdet
 
 
 class ShardedNewtonProblem:
@@ -333,10 +390,47 @@ class NewtonResult(ResultRepr):
         )
 
 
-def master_nbytes(n: int, d: int, sharded: bool = False) -> int:
+def master_nbytes(n: int, d: int, sharded: bool = False, sampled: bool = False) -> int:
     """Bytes the master holds besides ``A``: the exact Hessian / its solve (``3 d^2``) and,
-    on in-memory data, the SVD of the Hessian square root for ``d_lambda`` (``2 n d``)."""
+    on in-memory data, the SVD of the Hessian square root for ``d_lambda`` (``2 n d``).
+    ``sampled``: a uniform-sampling sketch (dense or sparse ``A``), whose ``d_lambda`` comes from
+    sampled rows and the workers (:func:`_sampled_effective_dimension`): ``O(n + d)`` vectors
+    and one ``k x k`` factor, ``k <= DLAM_ROWS``."""
+    if sampled:
+        k = min(d, DLAM_ROWS)
+        return 8 * (8 * n + 2 * k * k + k * d)
     return 8 * (3 * d * d + (0 if sharded else 2 * n * d))
+
+
+#: at most this many sampled rows for the first d_lambda estimate on the sampled path
+DLAM_ROWS = 4096
+
+
+def _sampled_effective_dimension(
+    prob: NewtonProblem, x: np.ndarray, gen: np.random.Generator
+) -> float:
+    """``d_lambda`` of ``B^T B + lam I`` at ``x`` from ``r = min(n, 4 d, DLAM_ROWS)`` uniformly
+    sampled rows of ``B`` scaled by ``sqrt(n / r)``: Cholesky of the primal or dual factor
+    (:class:`.SketchedHessian`), ``O(r d min(r, d))`` flops (``O(r nnz/row^2 + r^3)`` sparse),
+    never ``B`` (n, d). An estimate (it saturates below ``r``); the workers refine it every
+    round. The rank bound ``d`` at ``lam = 0``."""
+    n, d = prob.a.shape
+    if prob.lam == 0.0:
+        return float(d)
+    r = int(min(n, 4 * d, DLAM_ROWS))
+    rows = np.sort(gen.choice(n, size=r, replace=False)) if r < n else np.arange(n)
+    b = hessian_sqrt(prob.a[rows], x, prob.loss) * np.sqrt(n / r)
+    return SketchedHessian(b, prob.lam).effective_dimension(rng=gen)
+
+
+def _round_nbytes(sizes: Sequence[int], a: Any, d: int) -> int:
+    """Bytes one sampled-path task holds: its rows of ``A`` and ``S B`` (dense ``m d``, or
+    the sampled nonzeros), and the ``k x k`` factor, ``k = min(m, d)``."""
+    m = max(sizes)
+    per_row = 12 * max(a.nnz // max(a.shape[0], 1), 1) if sp.issparse(a) else 8 * d
+    rows = 2 * m * per_row
+    k = min(m, d)
+    return rows + 2 * 8 * k * k
 
 
 def _sizes(m: int | Sequence[int] | None, q: int, d: int, d_lam: float) -> tuple[int, ...]:
@@ -390,7 +484,7 @@ def distributed_newton(
                 "as executor= (or pass the array itself)"
             )
         a = a.get()
-    sharded = is_row_sharded(a)
+    sharded = not sp.issparse(a) and is_row_sharded(a)
     prob = (
         ShardedNewtonProblem.build(a, y, lam, loss) if sharded
         else NewtonProblem.build(a, y, lam, loss)
@@ -401,8 +495,13 @@ def distributed_newton(
     q = check_int(q, "q (number of workers)", low=1)
     n, d = prob.shape if sharded else prob.a.shape
     check_task_count(q, d)
+    # uniform row sampling on in-memory data (dense or sparse): workers read only their
+    # sampled rows, and d_lambda comes from sampled rows, then from the workers' own factors
+    sampled = not sharded and averaging != "exact" and sketch == "uniform"
+    # the exact baseline on sparse A forms only the d x d Hessian (no n x d SVD)
+    light = sharded or (sp.issparse(prob.a) and averaging == "exact")
     check_memory(
-        master_nbytes(n, d, sharded),
+        master_nbytes(n, d, light, sampled),
         f"the {d} x {d} Hessian and the effective dimension of a {n} x {d} problem",
         fix="reduce the number of features d (e.g. a PCA or a random projection of A)",
     )
@@ -422,12 +521,23 @@ def distributed_newton(
     def dlam_at(x_now: np.ndarray) -> float:
         if sharded:
             return prob.effective_dimension(x_now)
+        if sampled:
+            return _sampled_effective_dimension(prob, x_now, gen)
         return _effective_dimension(prob.hessian_sqrt(x_now), prob.lam, gen, sketch)
 
-    d_lam = float(d_lambda) if fixed_dlam else dlam_at(x)
+    # the exact baseline never uses d_lambda: no estimate there
+    d_lam = (
+        float(d_lambda) if fixed_dlam else float(d) if averaging == "exact" else dlam_at(x)
+    )  # fmt: skip
     sizes = _sizes(m, q, d, d_lam)
     own = executor is None and averaging != "exact"
-    if averaging != "exact":
+    if averaging != "exact" and sampled:
+        check_memory(
+            master_nbytes(n, d, sharded, sampled) + min(q, 2) * _round_nbytes(sizes, prob.a, d),
+            f"{q} sampled {max(sizes)} x {d} sketched Hessians",
+            fix="lower the sketch size m (--m) or the number of workers q (--q)",
+        )
+    elif averaging != "exact":
         check_round_memory(
             executor, sizes, n, d, per_task=8 * 3 * d * d, master=master_nbytes(n, d, sharded)
         )
@@ -455,7 +565,8 @@ def distributed_newton(
                 if a_ref is None:
                     a_ref = ex.share(prob.a)
                     placed_refs.append(a_ref)
-                data = (newton_shared_task, a_ref)
+                task = newton_sampled_task if sketch == "uniform" else newton_shared_task
+                data = (task, a_ref)
         for its in range(1, max_iter + 1):
             if converged:
                 its -= 1
@@ -463,8 +574,10 @@ def distributed_newton(
             if averaging == "exact":
                 direction, used = prob.newton_direction(x, g), 0
             else:
-                if prob.loss == "logistic" and not fixed_dlam and averaging == "debiased":
-                    # naive averaging never uses d_lambda: skip the per-iteration estimate
+                if (prob.loss == "logistic" and not fixed_dlam and averaging == "debiased"
+                        and not sampled):  # fmt: skip
+                    # naive averaging never uses d_lambda: skip the per-iteration estimate;
+                    # on the sampled path the workers' estimates of the last round are used
                     d_lam = dlam_at(x)
                 # determinantal averaging debiases by its weights: workers solve the naive
                 # local problem and the master rescales (see _averaged_direction)
@@ -474,7 +587,7 @@ def distributed_newton(
                     for mk in sizes
                 )
                 x_sent = x if prob.loss == "logistic" else None
-                direction, used, waited, moved = _averaged_direction(
+                direction, used, waited, moved, worker_dlam = _averaged_direction(
                     ex,
                     (*data, x_sent, prob.loss),
                     g,
@@ -489,6 +602,11 @@ def distributed_newton(
                     gen,
                     averaging == "debiased",
                 )
+                if (sampled and prob.loss == "logistic" and not fixed_dlam
+                        and worker_dlam is not None):  # fmt: skip
+                    # each worker's d_lambda of its own sketched Hessian (at its lam_local):
+                    # kept below the smallest sketch so that the correction stays defined
+                    d_lam = min(worker_dlam, 0.9 * min(sizes))
                 rounds.append(waited)
                 sent.append(moved[0])
                 received.append(moved[1])
@@ -566,6 +684,9 @@ def _averaged_direction(
     if not arrived:
         raise TaskFailedError(f"no worker returned a Newton direction ({got.summary()})")
     dirs = np.stack([got.results[i][0] for i in arrived])
+    est = [got.results[i][2] for i in arrived if len(got.results[i]) > 2]
+    est = [e for e in est if np.isfinite(e)]
+    worker_dlam = float(np.mean(est)) if est else None
     if weights == "determinantal":
         logdets = np.array([got.results[i][1] for i in arrived])
         w = np.exp(logdets - logdets.max())
@@ -579,13 +700,13 @@ def _averaged_direction(
                 sum(wk * (sizes[i] - d_lam + 1.0) / sizes[i] for wk, i in zip(w, arrived,
                                                                                 strict=True))
             )  # fmt: skip
-        return direction, len(arrived), float(got.elapsed), moved
+        return direction, len(arrived), float(got.elapsed), moved, worker_dlam
     if weights == "size":
         w = np.array([max(sizes[i] - d_lam, 1.0) for i in arrived])
     else:
         w = np.ones(len(arrived))
     w = w / w.sum()
-    return w @ dirs, len(arrived), float(got.elapsed), moved
+    return w @ dirs, len(arrived), float(got.elapsed), moved, worker_dlam
 
 
 def _step(prob: NewtonProblem, x, g, f0: float, direction):
