@@ -165,3 +165,57 @@ def test_attack_on_an_executor_places_the_model_once(digits, backend):
         rounds = res.iterations.sum()
         per_task = res.bytes_sent.sum() / (rounds * 8)
         assert per_task <= 2 * 16 * 8 + 2048 < model_bytes / 10
+
+
+# -- full resolution (photographs) -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photos():
+    from frugalml.coded.dfo.attack import photo_classifier
+
+    return photo_classifier(24, steps=30)
+
+
+def test_photos_load_in_range_and_classifier_is_full_resolution(photos):
+    from frugalml.coded.dfo.attack import load_photos
+
+    x = load_photos(24)
+    assert x.shape == (2, 3, 24, 24) and x.dtype == np.float32
+    assert x.min() >= 0.0 and x.max() <= 1.0 and x[0].std() > 0.05
+    np.testing.assert_array_equal(photos.x_test, x)
+    assert photos.full_resolution and photos.input_shape == (3, 24, 24)
+    assert photos.test_accuracy == np.mean(_predict(photos, photos.x_test) == photos.y_test)
+    with pytest.raises(InvalidInputError, match="size"):
+        load_photos(2)
+
+
+def test_full_resolution_margin_matches_torch(photos):
+    oracle = LogitsOracle(photos.model)
+    x, y = photos.x_test[1], int(photos.y_test[1])
+    obj = MarginObjective(oracle, x, y, clip=(0.0, 1.0), kappa=100.0, full_resolution=True)
+    assert obj.dim == 3 * 24 * 24
+    deltas = np.random.default_rng(0).uniform(-0.2, 0.2, size=(3, obj.dim))
+    for delta, g in zip(deltas, obj(deltas), strict=True):
+        xi = np.clip(x + delta.reshape(x.shape), 0, 1)
+        with torch.no_grad():
+            z = photos.model(torch.from_numpy(xi[None].astype(np.float32)))[0].double().numpy()
+        assert g == pytest.approx(z[y] - np.max(np.delete(z, y)), rel=1e-5, abs=1e-5)
+
+
+def test_full_resolution_attack_is_the_same_with_either_encoding(photos):
+    """Every pixel perturbed (p = 1728), K = N/2; fast and dense encoding give the same run;
+    a success is verified on the model directly."""
+    correct = int((_predict(photos, photos.x_test) == photos.y_test).sum())
+    kw = dict(n_examples=correct, eps=0.1, n_workers=16, max_iter=4, rng=0,
+              directions="hadamard")  # fmt: skip
+    a = run_attack(photos, encoding="fast", **kw)
+    b = run_attack(photos, encoding="dense", **kw)
+    assert a.n_directions == 8 and a.perturbations.shape == (correct, 3 * 24 * 24)
+    np.testing.assert_array_equal(a.success, b.success)
+    np.testing.assert_array_equal(a.iterations, b.iterations)
+    np.testing.assert_allclose(a.perturbations, b.perturbations, atol=1e-12)
+    for i, ok, delta in zip(a.examples, a.success, a.perturbations, strict=True):
+        assert np.abs(delta).max() <= 0.1 + 1e-12
+        xi = np.clip(photos.x_test[i] + delta.reshape(3, 24, 24), 0, 1)
+        assert (_predict(photos, xi[None])[0] != photos.y_test[i]) == ok

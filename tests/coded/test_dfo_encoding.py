@@ -101,6 +101,13 @@ def test_code_without_transform_is_dense_only():
         CodedDirections(10, 4, 8, encoding="butterfly")
 
 
+def test_auto_encoding_picks_dense_for_small_polar_codes_only():
+    assert CodedDirections(10, 4, 8, code="polar").encoding_ == "dense"
+    assert CodedDirections(10, 4, 2048, code="polar").encoding_ == "fast"
+    assert CodedDirections(10, 4, 8, code="replication").encoding_ == "fast"
+    assert CodedDirections(10, 4, 8, code="mds").encoding_ == "fast"
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

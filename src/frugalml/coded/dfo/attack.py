@@ -13,7 +13,13 @@ recovers the exact finite-difference gradient. Upsampling by repetition preserve
 norm, so the ball is projected in the low-dimensional space.
 
 Models are small CNNs trained here (seconds, one core) on scikit-learn's bundled 8 x 8 digits
-or on MNIST-1D generated locally with the ``mnist1d`` package: nothing is downloaded. Trained
+or on MNIST-1D generated locally with the ``mnist1d`` package: nothing is downloaded.
+
+Full resolution (:func:`photo_classifier`): scikit-learn's two bundled photographs
+(``china.jpg``, ``flower.jpg``, 427 x 640 x 3) resized to s x s x 3 and a small CNN trained
+here in seconds to tell random crops of one from the other; the attack then perturbs every
+pixel, p = d = 3 s^2 (150528 at s = 224), with no upsampling -- the regime where the
+per-iteration cost of drawing and encoding K directions of length d matters. Trained
 weights are cached in memory (and on disk with ``cache_dir``). Needs torch, scikit-learn and
 mnist1d (extra ``dfo``).
 
@@ -60,7 +66,9 @@ __all__ = [
     "MarginObjective",
     "TrainedClassifier",
     "load_dataset",
+    "load_photos",
     "perturbation_dim",
+    "photo_classifier",
     "run_attack",
     "train_classifier",
     "upsample",
@@ -125,7 +133,8 @@ class TrainedClassifier(ResultRepr):
 
     model: the torch module (eval mode); x_test (n, *input_shape) float32, y_test (n,);
     test_accuracy on x_test; train_seconds (0 when loaded from a cache); clip: the valid
-    input range (digits: (0, 1); MNIST-1D: None).
+    input range (digits: (0, 1); MNIST-1D: None); full_resolution: attacks perturb every
+    input entry (p = prod(input_shape)) instead of the low-dimensional upsampled space.
     """
 
     dataset: str
@@ -135,6 +144,7 @@ class TrainedClassifier(ResultRepr):
     test_accuracy: float
     train_seconds: float
     clip: tuple[float, float] | None
+    full_resolution: bool = False
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -221,6 +231,85 @@ def _fit_or_load(torch, model, dataset, seed, epochs, cache_dir, xtr, ytr) -> fl
     return seconds
 
 
+# -- full-resolution photographs ---------------------------------------------------------------
+def load_photos(size: int) -> np.ndarray:
+    """scikit-learn's two bundled photographs (china, flower) as (2, 3, size, size) float32 in
+    [0, 1]: the central 427 x 427 square, resized with bilinear antialiasing (torch)."""
+    size = check_int(size, "size", low=4, high=427)
+    torch = _torch()
+    datasets = require("sklearn.datasets", what="the sample photographs", extra="dfo")
+    imgs = np.stack([np.asarray(im)[:, 106:533] for im in datasets.load_sample_images().images])
+    x = torch.from_numpy(imgs.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
+    x = torch.nn.functional.interpolate(
+        x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
+    return np.ascontiguousarray(x.clamp(0, 1).numpy())
+
+
+def _photo_model() -> Any:
+    nn = _torch().nn
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 5, stride=2, padding=2), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(32 * 16, 2),
+    )  # fmt: skip
+
+
+def photo_classifier(size: int = 224, *, seed: int = 0, steps: int = 40) -> TrainedClassifier:
+    """A small CNN (3 strided convolutions, 2 classes) trained to tell random crops of the
+    china photo from crops of the flower photo, at input size (3, size, size).
+
+    Training: ``steps`` Adam steps (lr 3e-3) on batches of 16 random crops (scale 0.3-1,
+    random flips) resized to ``size``; one thread, seeded, a few seconds. The test set is the
+    two full photographs (labels 0 = china, 1 = flower), attacked at full resolution
+    (``full_resolution=True``: p = 3 size^2). Cached in memory per (size, seed, steps).
+    """
+    size = check_int(size, "size", low=8, high=427)
+    seed = check_int(seed, "seed", low=0)
+    steps = check_int(steps, "steps", low=1)
+    key = (f"photos-{size}", seed, steps)
+    if key in _CACHE:
+        return _CACHE[key]
+    torch = _torch()
+    full = load_photos(427)
+    state, threads = torch.random.get_rng_state(), torch.get_num_threads()
+    t0 = time.perf_counter()
+    try:
+        torch.manual_seed(seed)
+        torch.set_num_threads(1)
+        model = _photo_model()
+        gen = np.random.default_rng(seed)
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        interp = torch.nn.functional.interpolate
+        model.train()
+        for _ in range(steps):
+            labels = np.repeat(np.array([0, 1]), 8)
+            crops = []
+            for lab in labels:
+                side = int(gen.uniform(0.3, 1.0) * 427)
+                r, c = gen.integers(0, 427 - side + 1, size=2)
+                crop = torch.from_numpy(full[lab, :, r : r + side, c : c + side])[None]
+                crop = interp(crop, size=(size, size), mode="bilinear", antialias=True)
+                crops.append(crop.flip(3) if gen.random() < 0.5 else crop)
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(torch.cat(crops)),
+                                                     torch.from_numpy(labels))  # fmt: skip
+            loss.backward()
+            opt.step()
+    finally:
+        torch.random.set_rng_state(state)
+        torch.set_num_threads(threads)
+    seconds = time.perf_counter() - t0
+    model.eval()
+    xte, yte = load_photos(size), np.array([0, 1], dtype=np.int64)
+    with torch.no_grad():
+        acc = float((model(torch.from_numpy(xte)).argmax(1).numpy() == yte).mean())
+    out = TrainedClassifier("photos", model, xte, yte, acc, seconds, (0.0, 1.0), True)
+    _CACHE[key] = out
+    return out
+
+
 # -- black-box oracle --------------------------------------------------------------------------
 class LogitsOracle:
     """The black box: inputs (m, *input_shape) -> logits (m, C) as NumPy, nothing else.
@@ -269,22 +358,28 @@ class MarginObjective:
 
     f(delta) = max(z_y - max_{j != y} z_j, -kappa), z the logits of clip(x + up(delta)).
     f < 0 iff the example is misclassified. ``delta`` (p,) -> float or (m, p) -> (m,).
+    ``full_resolution``: delta has every input entry, p = x.size, and up is a reshape.
     """
 
     def __init__(self, oracle: LogitsOracle, x: np.ndarray, label: int, *,
-                 clip: tuple[float, float] | None, kappa: float = 0.5):  # fmt: skip
+                 clip: tuple[float, float] | None, kappa: float = 0.5,
+                 full_resolution: bool = False):  # fmt: skip
         self.oracle = oracle
         self.x = np.asarray(x, dtype=np.float64)
         self.label = int(label)
         self.clip = clip
         self.kappa = check_nonnegative_float(kappa, "kappa")
-        self.dim = perturbation_dim(self.x.shape)
+        self.full_resolution = bool(full_resolution)
+        self.dim = self.x.size if self.full_resolution else perturbation_dim(self.x.shape)
 
     def __call__(self, delta: np.ndarray) -> float | np.ndarray:
         d = np.asarray(delta, dtype=np.float64)
         single = d.ndim == 1
         d = d.reshape(-1, self.dim)
-        xs = self.x[None] + upsample(d, self.x.shape)
+        if self.full_resolution:
+            xs = self.x[None] + d.reshape(-1, *self.x.shape)
+        else:
+            xs = self.x[None] + upsample(d, self.x.shape)
         if self.clip is not None:
             xs = np.clip(xs, *self.clip)
         z = self.oracle(xs)
@@ -377,6 +472,8 @@ def run_attack(
     deadline: float | None = None,
     rng: RngLike = 0,
     progress: Progress | None = None,
+    directions: str | None = None,
+    encoding: Literal["auto", "fast", "dense"] = "auto",
 ) -> AttackResult:
     """Attack ``n_examples`` correctly classified test examples with an l_inf budget ``eps``.
 
@@ -390,6 +487,12 @@ def run_attack(
     executors as in :class:`CodedES`; with an executor the model is placed with it once for
     the whole attack and released at the end. Cost: O(n_examples * max_iter * N) forward
     passes.
+
+    A ``full_resolution`` classifier (:func:`photo_classifier`) is attacked in every input
+    entry (p = prod(input_shape)) with K = min(p, N / 2) by default. ``directions``
+    overrides each method's direction family (coded: ``"orthogonal"``; at large p
+    ``"hadamard"`` draws in O(K p) instead of O(p K^2)); ``encoding`` is the coded method's
+    encoding (see :class:`~.estimator.CodedDirections`).
     """
     if not isinstance(classifier, TrainedClassifier):
         raise InvalidInputError("classifier must come from train_classifier()")
@@ -402,21 +505,27 @@ def run_attack(
     sigma = check_positive_float(sigma, "sigma")
     gen = check_rng(rng)
     idx = _pick_examples(classifier, n_examples, gen)
-    p = perturbation_dim(classifier.input_shape)
-    k = min(p, n) if n_directions is None else n_directions
+    full = classifier.full_resolution
+    p = math.prod(classifier.input_shape) if full else perturbation_dim(classifier.input_shape)
+    if n_directions is None:
+        k = min(p, max(1, n // 2)) if full else min(p, n)
+    else:
+        k = check_int(n_directions, "n_directions", low=1)
+    extra: dict[str, Any] = {} if directions is None else {"directions": directions}
     model: Any = classifier.model
     if executor is not None and method != "random":
         model = place(executor, classifier.model)  # once for the whole attack
     try:
         return _attack(classifier, method, idx, eps, n, k, p, max_iter, step, sigma, code,
-                       stragglers, executor, deadline, gen, progress, model)  # fmt: skip
+                       stragglers, executor, deadline, gen, progress, model,
+                       extra, encoding)  # fmt: skip
     finally:
         if model is not classifier.model:
             release(executor, [model])
 
 
 def _attack(classifier, method, idx, eps, n, k, p, max_iter, step, sigma, code, stragglers,
-            executor, deadline, gen, progress, model) -> AttackResult:  # fmt: skip
+            executor, deadline, gen, progress, model, extra, encoding) -> AttackResult:  # fmt: skip
     """The loop of :func:`run_attack` over examples (``model``: the module or its reference)."""
     n_examples = len(idx)
     placed = int(getattr(model, "nbytes", 0))
@@ -424,7 +533,8 @@ def _attack(classifier, method, idx, eps, n, k, p, max_iter, step, sigma, code, 
     for e, i in enumerate(idx):
         oracle = LogitsOracle(model)
         obj = MarginObjective(oracle, classifier.x_test[i], int(classifier.y_test[i]),
-                              clip=classifier.clip)  # fmt: skip
+                              clip=classifier.clip,
+                              full_resolution=classifier.full_resolution)  # fmt: skip
         t0 = time.perf_counter()
         if method == "random":
             ok, it, sim, delta = _random_signs(obj, eps, max_iter * (2 * n + 1), stragglers, n, gen)
@@ -433,10 +543,11 @@ def _attack(classifier, method, idx, eps, n, k, p, max_iter, step, sigma, code, 
             common = dict(
                 n_workers=n, sigma=sigma, step=step, step_rule="sign",
                 linf_ball=(np.zeros(p), eps), executor=executor, stragglers=stragglers,
-                deadline=deadline, batched=True, rng=gen,
+                deadline=deadline, batched=True, rng=gen, **extra,
             )  # fmt: skip
             if method == "coded":
-                es = CodedES(obj, np.zeros(p), n_directions=k, code=code, **common)
+                es = CodedES(obj, np.zeros(p), n_directions=k, code=code, encoding=encoding,
+                             **common)  # fmt: skip
             elif method == "wait-all":
                 es = WaitAllES(obj, np.zeros(p), **common)
             elif method == "drop":

@@ -33,10 +33,15 @@ polar: log2 N vectorised butterfly passes over the (N, d) array, 2 N d log2 N fl
 MDS (systematic): K row copies and the (N - K) x K parity product, 2 (N - K) K d flops;
 replication / uncoded: row copies, no flops. ``"dense"`` is the product G^T V with the (K, N)
 generator matrix, 2 N K d flops (one GEMM) -- the baseline, and the only choice for a
-:class:`~frugalml.coded.LinearCode` without its own ``encode``. ``"auto"`` (default) is
-``"fast"`` where the code has a transform, else ``"dense"``. Both give the same W up to float
-rounding. The generator itself is built once, lazily (polar: an N x N transform, O(N^2 log N)),
-only when a dense encode or a least-squares decode needs it -- never per iteration.
+:class:`~frugalml.coded.LinearCode` without its own ``encode``. Both give the same W up to
+float rounding. ``"auto"`` (default) picks what measured faster: dense for polar codes with
+N <= 1024, the code's transform otherwise (and ``"dense"`` for codes without one). The
+butterflies do fewer flops but are memory-bound NumPy passes: measured on 2 cores, one BLAS
+thread, d = 10^4, K = N/2 (benchmarks/bench_dfo_encode.py), the GEMM was 2.3-6.7x faster for
+N = 8..1024 (N = 32: 0.36 ms vs 2.44 ms; the gap narrows with N, and beyond N = 1024,
+not measured, the generator's O(N^2) memory also counts). The generator is built once,
+lazily (polar: an N x N transform, O(N^2 log N)), only when a dense encode or a least-squares
+decode needs it -- never per iteration.
 
 Other costs per draw: the directions (see :mod:`.directions`; orthogonal O(d K^2) for K < d,
 Hadamard O(K d)), SC decoding O(N log N) (plus O(N K) for the derivatives), least squares
@@ -82,6 +87,9 @@ __all__ = [
 
 CODES: tuple[str, ...] = ("polar", "mds", "replication", "none")
 ENCODINGS: tuple[str, ...] = ("auto", "fast", "dense")
+#: ``encoding="auto"`` uses the dense product for polar codes up to this many workers (measured
+#: crossover, see the module docstring).
+AUTO_DENSE_POLAR_N = 1024
 Objective = Callable[[np.ndarray], Any]
 
 
@@ -271,8 +279,9 @@ class CodedDirections:
     encoding:
         ``"fast"`` (the code's own transform: polar butterflies O(N d log N), MDS parity
         product, replication copies), ``"dense"`` (G^T V with the generator matrix,
-        O(N K d)) or ``"auto"`` (fast where the code has a transform, else dense); see the
-        module docstring. The resolved choice is in ``encoding_``.
+        O(N K d)) or ``"auto"`` (dense for polar codes with N <= 1024, where the GEMM
+        measured faster; else the transform when the code has one); see the module
+        docstring. The resolved choice is in ``encoding_``.
     rng:
         Seed or generator: code randomisation and the directions drawn by :meth:`draw`.
     """
@@ -318,7 +327,11 @@ class CodedDirections:
                 f"the code {type(self.code).__name__} has no fast transform (it does not "
                 "override LinearCode.encode); use encoding='dense' or 'auto'"
             )
-        self.encoding_ = "fast" if fast and self.encoding != "dense" else "dense"
+        if self.encoding == "auto":
+            small_polar = isinstance(self.code, PolarCode) and self.n <= AUTO_DENSE_POLAR_N
+            self.encoding_ = "fast" if fast and not small_polar else "dense"
+        else:
+            self.encoding_ = self.encoding
 
     @cached_property
     def generator(self) -> np.ndarray:
