@@ -36,12 +36,12 @@ generator matrix, 2 N K d flops (one GEMM) -- the baseline, and the only choice 
 :class:`~frugalml.coded.LinearCode` without its own ``encode``. Both give the same W up to
 float rounding. ``"auto"`` (default) picks what measured faster: dense for polar codes with
 N <= 1024, the code's transform otherwise (and ``"dense"`` for codes without one). The
-butterflies do fewer flops but are memory-bound NumPy passes: measured on 2 cores, one BLAS
-thread, d = 10^4, K = N/2 (benchmarks/bench_dfo_encode.py), the GEMM was 2.3-6.7x faster for
-N = 8..1024 (N = 32: 0.36 ms vs 2.44 ms; the gap narrows with N, and beyond N = 1024,
-not measured, the generator's O(N^2) memory also counts). The generator is built once,
-lazily (polar: an N x N transform, O(N^2 log N)), only when a dense encode or a least-squares
-decode needs it -- never per iteration.
+butterflies do fewer flops but are memory-bound NumPy passes: measured on a shared 2-core
+machine, one BLAS thread, d = 10^4, K = N/2 (benchmarks/bench_dfo_encode.py, two runs), the
+GEMM was 1.9-10x faster for N = 8..1024 (N = 32: 0.36-0.42 ms vs 2.4-2.8 ms; the gap narrows
+with N, and beyond N = 1024, not measured, the generator's O(N^2) memory also counts). The
+generator is built once, lazily (polar: an N x N transform, O(N^2 log N)), only when a dense
+encode or a least-squares decode needs it -- never per iteration.
 
 Other costs per draw: the directions (see :mod:`.directions`; orthogonal O(d K^2) for K < d,
 Hadamard O(K d)), SC decoding O(N log N) (plus O(N K) for the derivatives), least squares
