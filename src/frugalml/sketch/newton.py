@@ -118,16 +118,21 @@ class NewtonProblem:
         return cls(a, y, lam, loss)
 
     def value(self, x: np.ndarray) -> float:
+        return self.value_and_margins(x)[0]
+
+    def value_and_margins(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(f(x), A x)``: one pass over ``A``; :meth:`gradient` reuses ``A x``."""
         z = self.a @ x
         if self.loss == "least-squares":
             r = z - self.y
             data = 0.5 * float(r @ r)
         else:
             data = float(np.sum(np.logaddexp(0.0, -self.y * z)))
-        return data + 0.5 * self.lam * float(x @ x)
+        return data + 0.5 * self.lam * float(x @ x), z
 
-    def gradient(self, x: np.ndarray) -> np.ndarray:
-        z = self.a @ x
+    def gradient(self, x: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
+        """``grad f(x)`` (d,); ``z = A x`` when known (saves a pass over ``A``)."""
+        z = self.a @ x if z is None else z
         if self.loss == "least-squares":
             return self.a.T @ (z - self.y) + self.lam * x
         s = -self.y * scipy.special.expit(-self.y * z)
@@ -711,8 +716,12 @@ def _averaged_direction(
 
 def _step(prob: NewtonProblem, x, g, f0: float, direction):
     """``(x, g, f)`` after the step; ``f0 = f(x)`` is known, so each trial costs one pass."""
+    margins = isinstance(prob, NewtonProblem)  # A x of the accepted point serves the gradient
     if prob.loss == "least-squares":
         x_new = x - direction
+        if margins:
+            f_new, z = prob.value_and_margins(x_new)
+            return x_new, prob.gradient(x_new, z), f_new
         return x_new, prob.gradient(x_new), prob.value(x_new)
     slope = float(g @ direction)
     t = 1.0
@@ -723,8 +732,8 @@ def _step(prob: NewtonProblem, x, g, f0: float, direction):
     slack = 8.0 * np.finfo(float).eps * max(abs(f0), 1.0)
     while t > 1e-10:
         x_new = x - t * direction
-        f_new = prob.value(x_new)
+        f_new, z = prob.value_and_margins(x_new) if margins else (prob.value(x_new), None)
         if f_new <= f0 - 1e-4 * t * slope + slack:
-            return x_new, prob.gradient(x_new), f_new
+            return x_new, (prob.gradient(x_new, z) if margins else prob.gradient(x_new)), f_new
         t *= 0.5
     return x, g, f0
