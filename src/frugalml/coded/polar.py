@@ -34,10 +34,13 @@ from typing import Literal
 import numpy as np
 
 from .._validate import RngLike, check_choice, check_int, check_probability, check_rng
-from ..errors import InvalidInputError
+from ..errors import BackendUnavailableError, InvalidInputError
+from . import _polar_kernel
 from .base import Decoded, LinearCode, check_code_size, check_mask, check_outputs
 
-__all__ = ["KERNELS", "PolarCode", "erasure_profile", "polar_transform"]
+__all__ = ["KERNELS", "Engine", "PolarCode", "erasure_profile", "polar_transform"]
+
+Engine = Literal["auto", "compiled", "numpy"]
 
 _S = 1.0 / np.sqrt(2.0)
 KERNELS: dict[str, np.ndarray] = {
@@ -69,16 +72,22 @@ def erasure_profile(n: int, design_erasure: float, levels: int | None = None) ->
 def polar_transform(u: np.ndarray, kernel: np.ndarray, levels: int | None = None) -> np.ndarray:
     """x = u (F^{(x)levels} (x) I) along axis 0, as ``levels`` butterfly passes.
 
-    ``u``: (N, *shape); returns a new array of the same shape and dtype. Each pass views the
-    data as (2^l, 2, N / 2^{l+1}, -1) and combines the two halves, so the work is
-    O(N log N * block) with no per-node Python recursion.
+    ``u``: (N, *shape); returns a new array of the same shape and dtype. The work is
+    O(N log N * block). With numba (extra ``coded``) float arrays are transformed one
+    cache-sized column tile at a time, all levels per tile, summing in float64 (one read and
+    one write of the data from memory); otherwise each level is a NumPy pass that views the
+    data as (2^l, 2, N / 2^{l+1}, -1) and combines the two halves.
     """
     x = np.array(u, copy=True, order="C")  # reshape below must be a view
     n = x.shape[0]
     total = n.bit_length() - 1
     levels = total if levels is None else levels
     if n > 1 and x.size:
-        _butterflies_inplace(x.reshape(n, -1), kernel, levels)
+        flat = x.reshape(n, -1)
+        if _polar_kernel.available() and x.dtype in (np.float32, np.float64):
+            _polar_kernel.transform(flat, kernel, levels)  # cached tiles, float64 sums
+        else:
+            _butterflies_inplace(flat, kernel, levels)
     return x
 
 
@@ -218,7 +227,11 @@ class PolarCode(LinearCode):
     def known_blocks(self, mask: np.ndarray) -> np.ndarray:
         """(K,) bool: data blocks SC recovers from the arrived set (no data touched)."""
         mask = check_mask(mask, self.n)
-        uk, _ = self._sc_mask(self._codeword_mask(mask), self.frozen, 0)
+        xk = self._codeword_mask(mask)
+        if _polar_kernel.available():  # the compiled plan: no Python recursion
+            uk = _polar_kernel.plan(xk, self.frozen, self.levels, self.kernel).known
+        else:
+            uk, _ = self._sc_mask(xk, self.frozen, 0)
         return uk[self.data_positions]
 
     def decodable(self, mask: np.ndarray) -> bool:
@@ -241,17 +254,31 @@ class PolarCode(LinearCode):
         uk, _ = self._sc_mask(known, self.frozen, 0)
         return uk[self.data_positions].all(axis=0)
 
-    def decode(self, outputs: np.ndarray, mask: np.ndarray) -> Decoded:
+    def decode(self, outputs: np.ndarray, mask: np.ndarray, *, engine: Engine = "auto") -> Decoded:
         """Successive-cancellation decoding; partial when the set is not decodable.
 
         ``outputs``: (N, *shape) in worker order, rows of non-arrived workers ignored.
-        Returns ``Decoded`` with the (K, *shape) blocks and the (K,) known mask. Works in
-        place on one copy of the outputs plus N rows of scratch: every butterfly level is a
-        few vectorised passes over the data.
+        Returns ``Decoded`` with the (K, *shape) blocks and the (K,) known mask.
+
+        ``engine``: ``"compiled"`` (numba, extra ``coded``) plans the decoding once from the
+        mask and runs it on cache-sized column tiles in float64: one read of the outputs and
+        one write of the blocks from main memory, float32 outputs decoded in float64.
+        ``"numpy"`` works in place on one copy of the outputs plus N rows of scratch, a few
+        vectorised passes per butterfly level, in the outputs' dtype. ``"auto"`` (default)
+        is compiled when numba is installed. Both make the same choices: a bottom-half row
+        whose two butterfly outputs arrived is recovered by the direct inverse, without the
+        top half's re-encoding, which is what keeps the error from compounding with depth
+        (see docs/coded.md, "Accuracy of SC over the reals").
         """
         mask = check_mask(mask, self.n)
         y = check_outputs(outputs, self.n, mask)
+        engine = check_choice(engine, "engine", ("auto", "compiled", "numpy"))
+        if engine == "compiled" and not _polar_kernel.available():
+            raise BackendUnavailableError("the compiled polar decoder", "numba", "coded")
         xk = self._codeword_mask(mask)
+        compiled = engine == "compiled" or (engine == "auto" and _polar_kernel.available())
+        if compiled and np.issubdtype(y.dtype, np.floating) and y.dtype.itemsize >= 4:
+            return self._decode_compiled(y, mask, xk)
         inv = np.empty(self.n, dtype=np.intp)
         inv[self.permutation] = np.arange(self.n)
         x = y.reshape(self.n, -1)[inv]  # codeword order; a fresh copy we may overwrite
@@ -266,14 +293,28 @@ class PolarCode(LinearCode):
         blocks[~known] = 0.0
         return Decoded(blocks.reshape(self.k, *y.shape[1:]), known, int(mask.sum()), "sc")
 
+    def _decode_compiled(self, y: np.ndarray, mask: np.ndarray, xk: np.ndarray) -> Decoded:
+        p = _polar_kernel.plan(xk, self.frozen, self.levels, self.kernel)
+        src = np.full(self.n, -1, dtype=np.int64)
+        src[self.permutation[mask]] = np.flatnonzero(mask)  # codeword row <- worker row
+        flat = np.ascontiguousarray(y.reshape(self.n, -1))
+        blocks = _polar_kernel.decode(p, flat, src, self.data_positions, self.signs, self.kernel)
+        known = p.known[self.data_positions]
+        blocks[~known] = 0.0
+        return Decoded(blocks.reshape(self.k, *y.shape[1:]), known, int(mask.sum()), "sc")
+
     # The mask logic of one butterfly node, shared by the boolean and the numeric decoder.
     # x_top = f00 v_top + f10 v_bot ; x_bot = f01 v_top + f11 v_bot.
     def _bottom_sources(self, kt, kb, vtk):
+        """Rows of the bottom child's observations by source: ``both`` outputs known (the
+        direct inverse, which does not use the top child's re-encoding ``v_top``), else from
+        the top output, else from the bottom one (both through ``v_top``)."""
         (f00, f01), (f10, f11) = self.kernel
         none = np.zeros(kt.shape, dtype=bool)
-        from_top = kt & (vtk | (f00 == 0)) if f10 != 0 else none
-        from_bot = kb & (vtk | (f01 == 0)) & ~from_top if f11 != 0 else none
-        return from_top, from_bot
+        both = kt & kb
+        from_top = kt & ~both & (vtk | (f00 == 0)) if f10 != 0 else none
+        from_bot = kb & ~both & (vtk | (f01 == 0)) & ~from_top if f11 != 0 else none
+        return both, from_top, from_bot
 
     def _reencoded_known(self, vtk, vbk):
         (f00, f01), (f10, f11) = self.kernel
@@ -286,7 +327,7 @@ class PolarCode(LinearCode):
         """Known masks only: (uk, vk) of this node's input and re-encoded codeword.
 
         ``xk`` (M,) for one arrived set or (M, B) for B sets at once (columns)."""
-        if frozen.all() or (not frozen.any() and xk.all()):
+        if frozen.all() or (not frozen.any() and xk.all()):  # rate 0, or rate 1 all known
             ones = np.ones(xk.shape, dtype=bool)
             return ones, ones
         if depth == self.levels:
@@ -295,8 +336,8 @@ class PolarCode(LinearCode):
         h = xk.shape[0] // 2
         kt, kb = xk[:h], xk[h:]
         ukt, vtk = self._sc_mask(kt & kb, frozen[:h], depth + 1)
-        from_top, from_bot = self._bottom_sources(kt, kb, vtk)
-        ukb, vbk = self._sc_mask(from_top | from_bot, frozen[h:], depth + 1)
+        both, from_top, from_bot = self._bottom_sources(kt, kb, vtk)
+        ukb, vbk = self._sc_mask(both | from_top | from_bot, frozen[h:], depth + 1)
         return np.concatenate([ukt, ukb]), self._reencoded_known(vtk, vbk)
 
     def _sc_num(self, x, xk, frozen, depth, u_out, need_v, scratch):
@@ -320,7 +361,10 @@ class PolarCode(LinearCode):
             if need_v:
                 x[frozen] = 0.0
             return uk, uk
-        if not frozen.any() and xk.all():  # rate 1, fully observed: invert the transform
+        # Rate 1, fully observed: invert the transform. (A fully observed node with frozen
+        # positions is not shortcut: re-encoding with those set to exactly 0 removes part of
+        # the observation noise before the parent uses it.)
+        if not frozen.any() and xk.all():
             np.copyto(u_out, x)
             _butterflies_inplace(u_out, self._kinv, self.levels - depth)
             ones = np.ones(m, dtype=bool)
@@ -337,8 +381,10 @@ class PolarCode(LinearCode):
             obs[~both] = 0.0
         ukt, vtk = self._sc_num(obs, both, frozen[:h], depth + 1, u_out[:h], True, scratch)
         vt = obs  # now holds the top child's re-encoding
-        from_top, from_bot = self._bottom_sources(kt, kb, vtk)
-        kvb = from_top | from_bot
+        both, from_top, from_bot = self._bottom_sources(kt, kb, vtk)
+        kvb = both | from_top | from_bot
+        i01, i11 = self._kinv[:, 1]
+        direct = i01 * xt[both] + i11 * xb[both] if both.any() else None  # v_bot, exactly
         # bottom observations over x_bot: (x_top - f00 v_top)/f10 or (x_bot - f01 v_top)/f11.
         # One dense pass for the larger source, a gather/scatter for the other's rows only.
         if from_top.sum() >= from_bot.sum():
@@ -353,6 +399,8 @@ class PolarCode(LinearCode):
             _lincomb(xb, 1.0 / f11, vt, -f01 / f11, xb)
             if fix is not None:
                 xb[rows] = fix
+        if direct is not None:
+            xb[both] = direct
         if not kvb.all():
             xb[~kvb] = 0.0
         ukb, vbk = self._sc_num(xb, kvb, frozen[h:], depth + 1, u_out[h:], need_v, scratch)
