@@ -96,7 +96,11 @@ class LstsqResult(ResultRepr):
 
     x: (d,) solution. iterations: LSQR/LSMR/CG/IHS iterations (0 for sketch-and-solve).
     residual_norm: ``sqrt(||b - A x||^2 + lam ||x||^2)``. rank: numerical rank of the sketched
-    (augmented) matrix. setup_seconds: sketch + factorisation; seconds: total.
+    (augmented) matrix. setup_seconds: sketch + factorisation; seconds: total. history: per
+    iteration, IHS's and CG's preconditioned gradient norm relative to the residual norm (CG:
+    one more entry per true-gradient recomputation). solver: the sketch-and-precondition
+    iteration (``""`` for the other methods); precision: ``"mixed"`` when the float32 factor
+    was used, ``"double"`` otherwise (also after a mixed-precision fallback).
     """
 
     x: np.ndarray
@@ -379,7 +383,7 @@ def lstsq(
     check_factor_memory(m, d, n, lam)
     t0 = time.perf_counter()
     s_mat = sk.draw(n, data=a, rng=gen)
-    sa, sb = s_mat.apply(a), s_mat.apply(b)
+    sa, sb = _sketch_validated(s_mat, a, b)
     factor = None
     if precision == "mixed":
         # accepted only when eps32 * cond_1(R) <= MIXED_COND_LIMIT: a worse float32 factor
@@ -421,6 +425,17 @@ def lstsq(
         solver=solver if method == "sketch-and-precondition" else "",
         precision=precision_used,
     )  # fmt: skip
+
+
+def _sketch_validated(s_mat, a, b) -> tuple[np.ndarray, np.ndarray]:
+    """``S A`` (m, d) and ``S b`` (m,) for operands that :func:`_validate` has checked.
+
+    :meth:`SketchMatrix.apply` would check A's values again: one more full pass over ``A``
+    (0.05-0.07 s at n = 100000, d = 500, as long as 2 CG iterations). The memory check stays.
+    """
+    k = a.shape[1] + 1
+    check_sketch_memory(s_mat.apply_nbytes(k), s_mat.m, s_mat.n, f"S @ A with {k} columns")
+    return s_mat._apply(a), s_mat._apply(b[:, None])[:, 0]
 
 
 def _precondition(a, b, lam, factor, x0, tol, maxiter, solver):
