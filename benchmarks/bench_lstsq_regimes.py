@@ -247,33 +247,39 @@ def solve_size(n, d, kappa, full_baselines, repeats, gen, say) -> dict[str, Any]
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Seconds and ratio against the size of A (GB, float64); one colour per method, one
+    marker per d (lines join the sizes of one d)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for d in sorted({r["d"] for r in results}):
+    markers = dict(zip(sorted({r["d"] for r in results}), "osD^v", strict=False))
+    series = (("fastest LAPACK", "k", "--"), ("ours: cg, mixed-precision factor", "C0", "-"),
+              ("ours: lsqr (previous solver)", "C1", ":"))  # fmt: skip
+    for d, mk in markers.items():
         rs = sorted((r for r in results if r["d"] == d), key=lambda r: r["n"])
-        ns = [r["n"] for r in rs]
-        ax1.plot(ns, [r["fastest_lapack_s"] for r in rs], "k--o", ms=4,
-                 label=f"fastest LAPACK, d={d}" if d == rs[0]["d"] else None)  # fmt: skip
-        for label, style in (("ours: cg, mixed-precision factor", "-s"),
-                             ("ours: lsqr (previous solver)", ":^")):  # fmt: skip
-            ax1.plot(ns, [r["runs"][label]["seconds"] for r in rs], style, ms=4,
+        gb = [r["bytes_A"] / 1e9 for r in rs]
+        for label, color, ls in series:
+            secs = [r["fastest_lapack_s"] if label == "fastest LAPACK"
+                    else r["runs"][label]["seconds"] for r in rs]  # fmt: skip
+            ax1.plot(gb, secs, ls, color=color, marker=mk, ms=5,
                      label=f"{label.removeprefix('ours: ')}, d={d}")  # fmt: skip
-        ax2.plot(ns, [r["runs"]["ours: cg, mixed-precision factor"]["ratio"] for r in rs],
-                 "-s", ms=4, label=f"cg mixed, d={d}")  # fmt: skip
+        ax2.plot(gb, [r["runs"]["ours: cg, mixed-precision factor"]["ratio"] for r in rs], "-",
+                 color="C0", marker=mk, ms=5, label=f"cg, mixed factor, d={d}")  # fmt: skip
+        ax2.plot(gb, [r["runs"]["ours: lsqr (previous solver)"]["ratio"] for r in rs], ":",
+                 color="C1", marker=mk, ms=5, label=f"lsqr (previous), d={d}")  # fmt: skip
     ax2.axhline(GOAL_RATIO, color="r", lw=0.8, label="goal 3x")
     ax2.axhline(1.0, color="k", lw=0.8, label="crossover (1x)")
     for ax in (ax1, ax2):
         ax.set_xscale("log")
-        ax.set_xlabel("n (rows of A)")
-        ax.legend(fontsize=7)
+        ax.set_xlabel("size of A (GB, float64: 8 n d bytes)")
+        ax.legend(fontsize=6.5)
     ax1.set_yscale("log")
     ax1.set_ylabel("seconds to err <= 1e-10")
-    ax2.set_ylabel("fastest LAPACK time / our time")
-    fig.suptitle("Least squares, coherent rows, cond(A) ~ 1e5, 1 BLAS thread")
+    ax2.set_ylabel("fastest LAPACK time / this time")
+    fig.suptitle("Least squares, coherent rows, cond(A) ~ 1e5, 1 BLAS thread, same run")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
