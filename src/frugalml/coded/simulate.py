@@ -171,6 +171,7 @@ def simulate_latency(
     # codes, the (N, N) boolean prefixes of one trial's arrival order with the SC recursion's
     # working copies
     polar = any(isinstance(c, PolarCode) for c, _ in schemes.values())
+    polar = polar and not (_polar_kernel.available() and n > 256)  # else bisection, O(N)
     check_memory(
         3 * 8.0 * n * trials + (4.0 * n * n if polar else 0.0),
         f"{trials} trials of N={n} workers",
