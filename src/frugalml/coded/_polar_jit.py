@@ -137,19 +137,43 @@ def plan(xk, frozen, levels, kc, soff, ops, nops, cls):
 @njit
 def butterflies(w, base, m, nlev, c00, c01, c10, c11, tw):
     """In place on rows [base, base + m) of w: nlev passes of the 2x2 kernel
-    [[c00, c01], [c10, c11]] (top' = c00 t + c10 b, bottom' = c01 t + c11 b)."""
-    for lev in range(nlev):
+    [[c00, c01], [c10, c11]] (top' = c00 t + c10 b, bottom' = c01 t + c11 b).
+
+    Two levels per sweep (radix 4: four rows read and written once for two levels), then a
+    last single level when nlev is odd."""
+    lev = 0
+    while lev + 1 < nlev:
+        q = m >> (lev + 2)  # a quarter of this level's block
+        for blk in range(1 << lev):
+            r0 = base + blk * 4 * q
+            for i in range(q):
+                x0 = w[r0 + i]
+                x1 = w[r0 + q + i]
+                x2 = w[r0 + 2 * q + i]
+                x3 = w[r0 + 3 * q + i]
+                for t in range(tw):
+                    a0, a1, a2, a3 = x0[t], x1[t], x2[t], x3[t]
+                    b0 = c00 * a0 + c10 * a2  # level lev pairs (0, 2) and (1, 3)
+                    b2 = c01 * a0 + c11 * a2
+                    b1 = c00 * a1 + c10 * a3
+                    b3 = c01 * a1 + c11 * a3
+                    x0[t] = c00 * b0 + c10 * b1  # level lev + 1 pairs (0, 1) and (2, 3)
+                    x1[t] = c01 * b0 + c11 * b1
+                    x2[t] = c00 * b2 + c10 * b3
+                    x3[t] = c01 * b2 + c11 * b3
+        lev += 2
+    if lev < nlev:
         half = m >> (lev + 1)
         for blk in range(1 << lev):
             r0 = base + blk * 2 * half
             for i in range(half):
-                rt = r0 + i
-                rb = rt + half
+                top = w[r0 + i]
+                bot = w[r0 + half + i]
                 for t in range(tw):
-                    a = w[rt, t]
-                    b = w[rb, t]
-                    w[rt, t] = c00 * a + c10 * b
-                    w[rb, t] = c01 * a + c11 * b
+                    a = top[t]
+                    b = bot[t]
+                    top[t] = c00 * a + c10 * b
+                    bot[t] = c01 * a + c11 * b
 
 
 @njit
@@ -164,42 +188,43 @@ def execute(ops, nops, cls, w, u, tw, f, g):
         if op == _TOP:
             so, co = ops[k, 3], ops[k, 4]
             for i in range(b):
+                dst = w[so + i]
                 if cls[co + i] == 1:
+                    xt = w[a + i]
+                    xb = w[a + b + i]
                     for t in range(tw):
-                        w[so + i, t] = i00 * w[a + i, t] + i10 * w[a + b + i, t]
+                        dst[t] = i00 * xt[t] + i10 * xb[t]
                 else:
-                    for t in range(tw):
-                        w[so + i, t] = 0.0
+                    dst[:tw] = 0.0
         elif op == _BOT:
             so, co = ops[k, 3], ops[k, 4]
             for i in range(b):
                 c = cls[co + i]
-                rt = a + i
-                rb = a + b + i
-                rv = so + i
+                xt = w[a + i]
+                xb = w[a + b + i]
+                vt = w[so + i]
                 if c == 1:
                     for t in range(tw):
-                        w[rb, t] = i01 * w[rt, t] + i11 * w[rb, t]
+                        xb[t] = i01 * xt[t] + i11 * xb[t]
                 elif c == 2:
                     for t in range(tw):
-                        w[rb, t] = (w[rt, t] - f00 * w[rv, t]) / f10
+                        xb[t] = (xt[t] - f00 * vt[t]) / f10
                 elif c == 3:
                     for t in range(tw):
-                        w[rb, t] = (w[rb, t] - f01 * w[rv, t]) / f11
+                        xb[t] = (xb[t] - f01 * vt[t]) / f11
                 else:
-                    for t in range(tw):
-                        w[rb, t] = 0.0
+                    xb[:tw] = 0.0
         elif op == _UP:
             so = ops[k, 3]
             for i in range(b):
-                rt = a + i
-                rb = a + b + i
-                rv = so + i
+                xt = w[a + i]
+                xb = w[a + b + i]
+                v = w[so + i]
                 for t in range(tw):
-                    vt = w[rv, t]
-                    vb = w[rb, t]
-                    w[rt, t] = f00 * vt + f10 * vb
-                    w[rb, t] = f01 * vt + f11 * vb
+                    vt = v[t]
+                    vb = xb[t]
+                    xt[t] = f00 * vt + f10 * vb
+                    xb[t] = f01 * vt + f11 * vb
         elif op == _ZERO:
             for i in range(b):
                 for t in range(tw):
