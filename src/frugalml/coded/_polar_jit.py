@@ -280,3 +280,27 @@ def transform(x, nlev, c00, c01, c10, c11, tile):
         for r in range(m):
             for t in range(tw):
                 x[r, c0 + t] = w[r, t]
+
+
+@njit
+def encode(u, rows, signs, dest, nlev, c00, c01, c10, c11, tile, out):
+    """Fused encoder: (K, P) ``u`` -> (N, P) ``out``. Per column tile, input row ``rows[i]``
+    gets ``signs[i] * u[i]`` (the others 0), nlev butterfly levels run in cache, and codeword
+    row r is written to ``out[dest[r]]``: one read of u and one write of out."""
+    n, p = out.shape
+    w = np.empty((n, tile))
+    for c0 in range(0, p, tile):
+        tw = min(tile, p - c0)
+        w[:, :tw] = 0.0
+        for i in range(rows.shape[0]):
+            src = u[i]
+            dst = w[rows[i]]
+            s = signs[i]
+            for t in range(tw):
+                dst[t] = s * src[c0 + t]
+        butterflies(w, 0, n, nlev, c00, c01, c10, c11, tw)
+        for r in range(n):
+            src = w[r]
+            dst = out[dest[r]]
+            for t in range(tw):
+                dst[c0 + t] = src[t]

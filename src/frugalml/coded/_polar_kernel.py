@@ -115,3 +115,24 @@ def transform(x: np.ndarray, kernel: np.ndarray, levels: int) -> None:
     m, p = x.shape
     tile = _tile(m, p)
     _compiled().transform(x, int(levels), float(c00), float(c01), float(c10), float(c11), tile)
+
+
+def encode(
+    u: np.ndarray,
+    rows: np.ndarray,
+    signs: np.ndarray,
+    dest: np.ndarray,
+    n: int,
+    kernel: np.ndarray,
+    levels: int,
+) -> np.ndarray:
+    """(K, P) C-contiguous float ``u`` -> (N, P) codeword in worker order, fused: input row
+    ``rows[i]`` = ``signs[i] u[i]``, ``levels`` butterfly passes, codeword row r to row
+    ``dest[r]``. Sums in float64; the result has ``u``'s dtype."""
+    (c00, c01), (c10, c11) = kernel
+    out = np.empty((n, u.shape[1]), dtype=u.dtype)
+    tile = _tile(n, u.shape[1])
+    _compiled().encode(u, rows.astype(np.int64), signs.astype(np.float64),
+                       dest.astype(np.int64), int(levels), float(c00), float(c01),
+                       float(c10), float(c11), tile, out)  # fmt: skip
+    return out

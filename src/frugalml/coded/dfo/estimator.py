@@ -35,13 +35,14 @@ replication / uncoded: row copies, no flops. ``"dense"`` is the product G^T V wi
 generator matrix, 2 N K d flops (one GEMM) -- the baseline, and the only choice for a
 :class:`~frugalml.coded.LinearCode` without its own ``encode``. Both give the same W up to
 float rounding. ``"auto"`` (default) picks what measured faster: dense for polar codes with
-N <= 1024, the code's transform otherwise (and ``"dense"`` for codes without one). The
-butterflies do fewer flops but are memory-bound NumPy passes: measured on a shared 2-core
-machine, one BLAS thread, d = 10^4, K = N/2 (benchmarks/bench_dfo_encode.py, two runs), the
-GEMM was 1.9-10x faster for N = 8..1024 (N = 32: 0.36-0.42 ms vs 2.4-2.8 ms; the gap narrows
-with N, and beyond N = 1024, not measured, the generator's O(N^2) memory also counts). The
-generator is built once, lazily (polar: an N x N transform, O(N^2 log N)), only when a dense
-encode or a least-squares decode needs it -- never per iteration.
+N <= 128, the code's transform otherwise (and ``"dense"`` for codes without one). With numba
+(extra ``coded``) the polar encoder is one fused pass per cache-sized column tile (scatter,
+all butterfly levels, permuted write). The encode sweep of ``benchmarks/bench_dfo_encode.py``
+(d = 10^4, K = N/2, one BLAS thread) measures the crossover: on the 2-core development machine
+the GEMM wins up to N = 128 and the butterflies from N = 256 (3.5x faster at N = 1024);
+without numba the NumPy passes lost to the GEMM up to N = 1024. The generator is built once,
+lazily (polar: an N x N transform, O(N^2 log N)), only when a dense encode or a least-squares
+decode needs it -- never per iteration.
 
 Other costs per draw: the directions (see :mod:`.directions`; orthogonal O(d K^2) for K < d,
 Hadamard O(K d)), SC decoding O(N log N) (plus O(N K) for the derivatives), least squares
@@ -89,7 +90,7 @@ CODES: tuple[str, ...] = ("polar", "mds", "replication", "none")
 ENCODINGS: tuple[str, ...] = ("auto", "fast", "dense")
 #: ``encoding="auto"`` uses the dense product for polar codes up to this many workers (measured
 #: crossover, see the module docstring).
-AUTO_DENSE_POLAR_N = 1024
+AUTO_DENSE_POLAR_N = 128
 Objective = Callable[[np.ndarray], Any]
 
 
@@ -279,7 +280,7 @@ class CodedDirections:
     encoding:
         ``"fast"`` (the code's own transform: polar butterflies O(N d log N), MDS parity
         product, replication copies), ``"dense"`` (G^T V with the generator matrix,
-        O(N K d)) or ``"auto"`` (dense for polar codes with N <= 1024, where the GEMM
+        O(N K d)) or ``"auto"`` (dense for polar codes with N <= 128, where the GEMM
         measured faster; else the transform when the code has one); see the module
         docstring. The resolved choice is in ``encoding_``.
     rng:
