@@ -293,6 +293,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sparse-lam", type=float, default=1.0)
     parser.add_argument("--cap", type=float, default=30.0, help="seconds per iterative method")
     parser.add_argument("--threads", type=int, default=2, help="BLAS threads, every method")
+    parser.add_argument("--no-sparse", action="store_true", help="dense sweep only")
+    parser.add_argument("--name", default="newton_regimes", help="result file stem")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -311,13 +313,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         console.print(f"dense d={d}: " + ", ".join(
             f"{k}: {fmt(v['to_level'])}" for k, v in res["runs"].items()))  # fmt: skip
         del a, y
-    a, y = bow_problem(args.sparse_n, args.sparse_d, args.nnz_row, seed=1)
-    dlam0 = sampled_dlam(a, args.sparse_lam, min(4096, 4 * args.sparse_d), seed=2)
-    m_sparse = int(4 * dlam0 + 10)
-    sparse_res = compare(a, y, args.sparse_lam, sparse=True, q=args.q, m=m_sparse, cap=args.cap)
-    sparse_res["d_lambda_at_0"] = dlam0
+    sparse_res: dict[str, Any] | None = None
+    dlam0, m_sparse = float("nan"), 0
+    if not args.no_sparse:
+        a, y = bow_problem(args.sparse_n, args.sparse_d, args.nnz_row, seed=1)
+        dlam0 = sampled_dlam(a, args.sparse_lam, min(4096, 4 * args.sparse_d), seed=2)
+        m_sparse = int(4 * dlam0 + 10)
+        sparse_res = compare(a, y, args.sparse_lam, sparse=True, q=args.q, m=m_sparse,
+                             cap=args.cap)  # fmt: skip
+        sparse_res["d_lambda_at_0"] = dlam0
     rows = [r for res in sweep for r in table_rows(res, f"dense n={res['n']}")]
-    rows += table_rows(sparse_res, f"sparse n={sparse_res['n']} nnz={sparse_res['nnz']}")
+    if sparse_res is not None:
+        rows += table_rows(sparse_res, f"sparse n={sparse_res['n']} nnz={sparse_res['nnz']}")
     be = break_even(sweep)
     table = Table(
         f"Logistic regression: time to {LEVEL:g} relative suboptimality (same run, same objective)",
@@ -345,10 +352,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     console.print(rich_table(table))
     args.out.mkdir(parents=True, exist_ok=True)
-    png = args.out / "newton_regimes_crossover.png"
+    png = args.out / f"{args.name}_crossover.png"
     plot(sweep, png, args.cap, args.threads)
     payload = {
-        "name": "newton_regimes",
+        "name": args.name,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "threads": args.threads,
         "dense": sweep,
@@ -357,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "table": table.as_dict(),
         "machine": machine_info(),
     }
-    path = atomic_write_text(args.out / "newton_regimes.json", json.dumps(payload, indent=1))
+    path = atomic_write_text(args.out / f"{args.name}.json", json.dumps(payload, indent=1))
     console.print(f"wrote {path} and {png}")
     return payload
 
