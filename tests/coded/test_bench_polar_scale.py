@@ -4,22 +4,18 @@ accurate (the accuracy columns are errors against the encoded data)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+
+from tests._bench_scripts import load_bench
 
 pytest.importorskip("numba")
 pytest.importorskip("matplotlib")
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_polar_scale.py"
-
 
 def test_bench_polar_scale_tiny(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_polar_scale", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("bench_polar_scale")
     mod.main(["--quick", "--ns", "16", "64", "--sets", "2", "--trials", "5",
               "--out", str(tmp_path)])  # fmt: skip
     data = json.loads((tmp_path / "polar_scale.json").read_text())

@@ -3,22 +3,18 @@ writes its JSON and plot into the given directory, and its fast and dense runs a
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+
+from tests._bench_scripts import load_bench
 
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_dfo_encode.py"
-
 
 def test_bench_dfo_encode_tiny(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_dfo_encode", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("bench_dfo_encode")
     out = mod.main(["--sizes", "12", "--iters", "1", "--workers", "8", "--sweep", "4", "8",
                     "--sweep-dim", "300", "--out", str(tmp_path)])  # fmt: skip
     data = json.loads((tmp_path / "dfo_encode.json").read_text())

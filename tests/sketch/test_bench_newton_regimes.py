@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_newton_regimes.py"
+from tests._bench_scripts import load_bench
 
 
 def test_bench_newton_regimes_tiny(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_newton_regimes", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("bench_newton_regimes")
     args = ["--n", "600", "--ds", "8", "16", "--sparse-n", "600", "--sparse-d", "60",
             "--nnz-row", "6", "--cap", "2", "--threads", "1", "--out", str(tmp_path)]  # fmt: skip
     payload = mod.main(args)
