@@ -21,11 +21,13 @@ the baseline of every ratio. ``scipy.sparse.linalg.lsqr`` alone and scikit-learn
 (``alpha=0``, ``fit_intercept=False``: plain least squares) with the solvers cholesky, svd,
 lsqr and sparse_cg; the iterative baselines get an iteration cap equal to the number of their
 iterations that fit in the fastest LAPACK time (so "not met" means slower than LAPACK too).
-Ours: ``frugalml.sketch.lstsq(method="sketch-and-precondition", solver="cg")`` (CG on the
-preconditioned normal equations, one fused blocked pass per iteration) with the float64 or
-the mixed-precision factor (sparse sign sketch, 3 nonzeros per column, m from
-:func:`sketch_size`), and the LSQR solver as before (8 nonzeros per column, m = 8d, the setting
-of the earlier 1.94x). The full set of baselines runs at the anchor size (100000 x 500); the
+Ours: ``frugalml.sketch.lstsq(A, b, tol=1e-10)`` with its defaults for dense ``A`` (CG on the
+preconditioned normal equations, one fused pass per iteration -- numba kernels when numba is
+installed --, the mixed-precision factor, a sparse sign sketch with 3 nonzeros per column and m
+from the library's cost model :func:`~frugalml.sketch.lstsq.cg_sketch_size`); at the anchor
+the same with NumPy blocked passes (kernel gain, same run); CG with the float64 factor; and
+the LSQR solver as before (8 nonzeros per column, m = 8d, the setting of the earlier 1.94x).
+The full set of baselines runs at the anchor size (100000 x 500); the
 other sizes run gelsd and the QR solve (the two fastest LAPACK routes at the anchor in every
 run so far) to keep the run within its budget.
 
@@ -54,7 +56,8 @@ from frugalml._io import atomic_write_text
 from frugalml._threads import limit_blas_threads
 from frugalml.report.output import rich_table
 from frugalml.report.results import Table, machine_info
-from frugalml.sketch import lstsq
+from frugalml.sketch import lstsq, pcg
+from frugalml.sketch.lstsq import CG_NNZ_PER_COL, cg_sketch_size
 from frugalml.sketch.sparse import SparseSignSketch
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -97,19 +100,11 @@ def coherent_problem(n: int, d: int, kappa: float, rng: np.random.Generator, df:
     return a, b
 
 
-#: nonzeros per column of the sparse sign sketch in the CG runs: at n = 100000, d = 500 (sparse
-#: sign, m = 8d/12d/16d/24d) CG took 25/21.5/20/18 passes with 2 and 24/20.5/19/17 with 3
-#: nonzeros; a third nonzero costs less than the pass it saves (8 cost about 0.25 s, 7 passes)
-NNZ_PER_COL = 3
-
-
-def sketch_size(n: int, d: int) -> int:
-    """m for the CG runs, from a cost model: the float32 QR costs ``2 m d^2`` flops (measured
-    0.05/0.08/0.12/0.19 s at m = 8d/12d/16d/24d, d = 500, one thread) and saves passes of
-    ``8 n d`` bytes (35-48 ms each at n = 100000) as m grows (passes above). Its minimum:
-    24 d for n >= 1000 d, 16 d for n >= 200 d, 12 d for n >= 75 d, else 6 d."""
-    k = 24 if n >= 1000 * d else 16 if n >= 200 * d else 12 if n >= 75 * d else 6
-    return min(n, k * d)
+#: nonzeros per column of the sparse sign sketch in the CG runs (the library default for
+#: solver="cg"; measured choice documented at frugalml.sketch.lstsq.CG_NNZ_PER_COL)
+NNZ_PER_COL = CG_NNZ_PER_COL
+#: m of the CG runs: the library's cost model (frugalml.sketch.lstsq.cg_sketch_size)
+sketch_size = cg_sketch_size
 
 
 def timed(fn, repeats: int) -> tuple[float, Any]:
@@ -173,7 +168,7 @@ def baseline_iteratives(a, b, cap: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def ours(a, b, n, d) -> dict[str, Any]:
+def ours(a, b, n, d, full: bool) -> dict[str, Any]:
     m = sketch_size(n, d)
 
     def run(solver, precision, nnz):
@@ -181,11 +176,20 @@ def ours(a, b, n, d) -> dict[str, Any]:
         return lambda: lstsq(a, b, method="sketch-and-precondition", sketch=sk, solver=solver,
                              precision=precision, tol=GOAL_ERR, rng=3)  # fmt: skip
 
-    return {
-        "ours: cg, mixed-precision factor": run("cg", "mixed", NNZ_PER_COL),
-        "ours: cg, float64 factor": run("cg", "double", NNZ_PER_COL),
-        "ours: lsqr (previous solver)": run("lsqr", "double", 8),
-    }
+    def numpy_passes():  # the same solve with the NumPy blocked passes instead of numba's
+        keep, pcg.JIT_MIN_ENTRIES = pcg.JIT_MIN_ENTRIES, np.inf
+        try:
+            return lstsq(a, b, tol=GOAL_ERR, rng=3)
+        finally:
+            pcg.JIT_MIN_ENTRIES = keep
+
+    # the library defaults for dense A: cg, mixed factor, sparse sign (3 per column, m by n/d)
+    out = {"ours: cg, mixed-precision factor": lambda: lstsq(a, b, tol=GOAL_ERR, rng=3)}
+    if full and pcg.jit_available():
+        out["ours: cg, mixed, NumPy blocked passes"] = numpy_passes
+    out["ours: cg, float64 factor"] = run("cg", "double", NNZ_PER_COL)
+    out["ours: lsqr (previous solver)"] = run("lsqr", "double", 8)
+    return out
 
 
 def solve_size(n, d, kappa, full_baselines, repeats, gen, say) -> dict[str, Any]:
@@ -213,7 +217,7 @@ def solve_size(n, d, kappa, full_baselines, repeats, gen, say) -> dict[str, Any]
             runs[label] = {"seconds": t, "x": x, "kind": "baseline",
                            "info": f"cap {cap} it" if capped else ""}  # fmt: skip
             say(f"  {label}: {t:.3f}s")
-    for label, fn in ours(a, b, n, d).items():
+    for label, fn in ours(a, b, n, d, full_baselines).items():
         t, res = timed(fn, 1)
         if t < REPEAT_BELOW_S and repeats > 1:
             t = min(t, timed(fn, repeats - 1)[0])
@@ -304,6 +308,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sizes = tuple(_size(s) for s in args.sizes)
     limit_blas_threads(args.threads)
     console = Console(width=160)
+    if pcg.jit_available():  # compile (or load numba's disk cache) outside every timing
+        warm = np.random.default_rng(0).standard_normal((4000, 300))
+        lstsq(warm, warm[:, 0] + 1.0, rng=0)
     gen = np.random.default_rng(args.seed)
     anchor = _size(args.anchor) if args.anchor else (QUICK_ANCHOR if args.quick else ANCHOR)
     if anchor not in sizes:
@@ -326,13 +333,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 ro["measured_s"], r["fastest_lapack_s"], ro["max_ratio_at_floor"],
                 r["fastest_lapack_s"] / ro["floor_plus_setup_s"])  # fmt: skip
         roof_rows.append((f"{r['n']}x{r['d']}", ro["passes"], *(f"{v:.3g}" for v in vals)))
+    kernels = "numba" if pcg.jit_available() else "NumPy blocked"
     note = (f"{args.threads} BLAS thread(s) for every method (threadpoolctl); ratio = fastest "
             f"LAPACK time / this time, same run; err = ||A(x - x*)|| / ||b - A x*||, x* = "
             f"gelsd; goal err <= {GOAL_ERR:g} and ratio >= {GOAL_RATIO:g}. Ours and "
             f"gelsd/QR best of {args.repeats} when under {REPEAT_BELOW_S:g} s, other "
             "baselines one run. Iterative baselines capped at the iterations that fit in "
-            "the fastest LAPACK time. Ours includes input validation (a finiteness pass "
-            "over A); LAPACK runs with check_finite=False.")  # fmt: skip
+            "the fastest LAPACK time. Ours includes input validation (A's finiteness is "
+            "checked on S A, no pass of its own); LAPACK runs with check_finite=False. "
+            f"Fused passes: {kernels} kernels.")  # fmt: skip
     table = Table(
         "Least squares to err <= 1e-10: coherent rows (multivariate t, df=2), cond ~ kappa",
         ("n x d", "cond", "method", "s", "LAPACK/this", "err", "fwd err", "<=1e-10", "info"),

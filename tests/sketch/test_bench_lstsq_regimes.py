@@ -38,3 +38,7 @@ def test_bench_lstsq_regimes_tiny(tmp_path):
         fastest = min(r["seconds"] for r in res["runs"].values() if r["kind"] == "lapack")
         assert res["fastest_lapack_s"] == fastest
         assert res["roofline"]["passes"] > 0
+    # the defaults with NumPy passes instead of the numba kernels: at the anchor only
+    label = "ours: cg, mixed, NumPy blocked passes"
+    if importlib.util.find_spec("numba") is not None:
+        assert anchor["runs"][label]["err"] <= 1e-10 and label not in small["runs"]

@@ -9,9 +9,15 @@ import pytest
 import scipy.linalg
 import scipy.sparse as sp
 
+from frugalml.errors import InvalidInputError
 from frugalml.sketch import lstsq
 from frugalml.sketch.datasets import synthetic_regression
-from frugalml.sketch.lstsq import SketchedFactor
+from frugalml.sketch.lstsq import (
+    CG_NNZ_PER_COL,
+    SketchedFactor,
+    cg_sketch_size,
+    default_sketch_size,
+)
 from frugalml.sketch.pcg import gram_matvec, normal_residual, pcg_normal
 
 
@@ -154,3 +160,123 @@ def test_blocked_passes_equal_unblocked(lam):
     assert runs[0][2] and runs[1][2]
     x_ref = ridge_gelsd(a, b, lam) if lam > 0 else gelsd(a, b)
     assert resid_error(a, b, runs[0][0], x_ref, lam) < 1e-12
+
+
+# -- defaults ----------------------------------------------------------------------------------
+
+
+def test_dense_default_is_cg_mixed_with_the_cost_model_sketch(coherent):
+    a, b, xs, _ = coherent
+    res = lstsq(a, b, tol=1e-10, rng=11)
+    n, d = a.shape
+    assert (res.solver, res.precision) == ("cg", "mixed")
+    assert res.sketch == {"sketch": "sparse-sign", "m": cg_sketch_size(n, d),
+                          "nnz_per_col": CG_NNZ_PER_COL}  # fmt: skip
+    assert res.sketch_size == default_sketch_size("sketch-and-precondition", n, d, "cg")
+    assert res.converged and resid_error(a, b, res.x, xs) < 1e-10
+    # the previous defaults stay selectable and agree
+    old = lstsq(a, b, solver="lsqr", precision="double", sketch="sparse-sign", tol=1e-10, rng=11)
+    assert (old.solver, old.precision, old.sketch_size) == ("lsqr", "double", 8 * d)
+    assert old.sketch["nnz_per_col"] == 8
+    assert resid_error(a, b, old.x, xs) < 1e-8
+
+
+def test_cost_model_sketch_sizes():
+    assert cg_sketch_size(100_000, 500) == 16 * 500  # n = 200 d
+    assert cg_sketch_size(1_000_000, 500) == 24 * 500
+    assert cg_sketch_size(50_000, 500) == 12 * 500
+    assert cg_sketch_size(5_000, 500) == 6 * 500
+    assert cg_sketch_size(100, 30) == 100  # capped at n
+
+
+def test_sparse_and_other_methods_keep_their_defaults(coherent):
+    a, b, _, _ = coherent
+    res = lstsq(sp.csr_matrix(a), b, tol=1e-10, rng=12)
+    assert (res.solver, res.precision) == ("lsqr", "double")
+    assert res.sketch["nnz_per_col"] == 8
+    for method in ("ihs", "sketch-and-solve"):
+        res = lstsq(a, b, method=method, rng=12)
+        assert (res.solver, res.precision) == ("", "double")
+
+
+def test_mixed_factor_of_a_rank_deficient_a_falls_back_to_double():
+    """A duplicated column: the float32 factor of a Gaussian sketch sees the two copies differ
+    by float32 rounding and passes the condition test, but cannot precondition; the solve
+    redoes the factor in float64 (truncated SVD) and returns the minimum-norm solution."""
+    gen = np.random.default_rng(0)
+    a0 = gen.standard_normal((500, 8))
+    a = np.column_stack([a0, a0[:, 2]])
+    b = gen.standard_normal(500)
+    x_pinv = np.linalg.pinv(a) @ b
+    res = lstsq(a, b, sketch="gaussian", precision="mixed", rng=1)
+    assert res.converged and res.precision == "double" and res.rank == 8
+    assert np.linalg.norm(res.x - x_pinv) / np.linalg.norm(x_pinv) < 1e-10
+
+
+def test_stall_at_the_rounding_floor_counts_as_converged_within_eps_kappa():
+    """tol = 1e-15 is below what float64 can reach at kappa = 1e7: CG stops when a round no
+    longer halves the true gradient and reports convergence within eps * cond(R), with the
+    error of a backward-stable solver (about eps * kappa)."""
+    p = synthetic_regression(3000, 20, kappa=1e7, rng=13)
+    xs = gelsd(p.a, p.b)
+    res = lstsq(p.a, p.b, tol=1e-15, rng=0)
+    assert res.converged and res.iterations < 60
+    assert resid_error(p.a, p.b, res.x, xs) < 1e7 * np.finfo(float).eps
+    assert res.residual_norm == pytest.approx(np.linalg.norm(p.b - p.a @ res.x), rel=1e-12)
+
+
+# -- non-finite input: checked on S A ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sketch", [None, "countsketch", "uniform", "gaussian"])
+@pytest.mark.parametrize("values", [(np.nan,), (np.inf,), (np.inf, -np.inf)])
+def test_non_finite_a_is_rejected_with_the_count(sketch, values):
+    gen = np.random.default_rng(14)
+    a, b = gen.standard_normal((600, 7)), gen.standard_normal(600)
+    rows = [599, 0][: len(values)]
+    for r, v in zip(rows, values, strict=True):
+        a[r, 3] = v  # inf and -inf in rows hashed anywhere: never a finite S A
+    with pytest.raises(InvalidInputError, match=f"A contains {len(values)} NaN or inf"):
+        lstsq(a, b, sketch=sketch, rng=0)
+
+
+def test_finite_a_whose_sketch_overflows_is_rejected():
+    gen = np.random.default_rng(15)
+    a = gen.uniform(0.9, 1.0, size=(400, 5)) * 1.7e308  # finite, but sums of two overflow
+    with pytest.raises(InvalidInputError, match="overflowed"):
+        lstsq(a, gen.standard_normal(400), rng=0)
+
+
+# -- compiled kernels ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 1001])
+@pytest.mark.parametrize("lam", [0.0, 0.7])
+def test_compiled_passes_equal_numpy(n, lam):
+    pytest.importorskip("numba")
+    gen = np.random.default_rng(16)
+    a, b, y = gen.standard_normal((n, 13)), gen.standard_normal(n), gen.standard_normal(13)
+    r = b - a @ y
+    np.testing.assert_allclose(gram_matvec(a, y, lam, jit=True), a.T @ (a @ y) + lam * y,
+                               rtol=1e-12, atol=1e-12)  # fmt: skip
+    g, rn = normal_residual(a, b, y, lam, jit=True)
+    np.testing.assert_allclose(g, a.T @ r - lam * y, rtol=1e-12, atol=1e-12)
+    assert rn == pytest.approx(np.sqrt(r @ r + lam * y @ y), rel=1e-13)
+    # a non-contiguous A falls back to NumPy with the same answer
+    at = np.asfortranarray(a)
+    np.testing.assert_allclose(gram_matvec(at, y, lam, jit=True), gram_matvec(a, y, lam),
+                               rtol=1e-12, atol=1e-12)  # fmt: skip
+
+
+def test_solve_with_and_without_kernels_agrees():
+    pytest.importorskip("numba")
+    p = synthetic_regression(3000, 20, kappa=1e4, rng=17)
+    sa = np.random.default_rng(18).standard_normal((200, 3000)) @ p.a
+    f = SketchedFactor(sa)
+    runs = [pcg_normal(p.a, p.b, np.zeros(20), f.matvec,
+                       f.rmatvec, tol=1e-12, jit=j) for j in (True, False)]  # fmt: skip
+    assert runs[0][2] and runs[1][2]
+    assert abs(runs[0][1] - runs[1][1]) <= 1
+    xs = gelsd(p.a, p.b)
+    assert resid_error(p.a, p.b, runs[0][0], xs) < 1e-11
+    assert resid_error(p.a, p.b, runs[1][0], xs) < 1e-11

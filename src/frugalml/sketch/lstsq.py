@@ -21,7 +21,11 @@
   float64 true-gradient refinement check (:mod:`.pcg`); ``precision="mixed"`` factors the
   sketch in float32 (half the QR time) while every pass over ``A`` stays float64, so the answer
   still reaches ``tol`` in float64 terms (the float32 factor only has to precondition; when
-  its condition estimate passes ``MIXED_COND_LIMIT / eps32`` it falls back to float64).
+  its condition estimate passes ``MIXED_COND_LIMIT / eps32``, or CG with it stalls, it falls
+  back to float64). For dense ``A`` these are the defaults (with a sparse sign sketch of 3
+  nonzeros per column and ``m`` from :func:`cg_sketch_size`); A's finiteness is then checked on
+  ``S A`` (a sparse sign sketch hits every row, so a NaN/inf in ``A`` reaches ``S A``), with no
+  pass over ``A`` of its own.
 * ``"ihs"``: iterative Hessian sketch (Pilanci & Wainwright, JMLR 2016):
   ``x+ = x + (A^T S^T S A + lam I)^{-1} (A^T (b - A x) - lam x)``. With ``refresh=True`` a new
   sketch is drawn every iteration (the original IHS); by default one sketch is kept and
@@ -58,13 +62,16 @@ from ..errors import InvalidInputError
 from .base import Sketch, as_operand, check_sketch_memory
 from .factory import resolve_sketch
 from .pcg import pcg_normal
+from .sparse import SparseSignSketch, _SparseMatrix
 
 __all__ = [
+    "CG_NNZ_PER_COL",
     "METHODS",
     "PRECISIONS",
     "SOLVERS",
     "LstsqResult",
     "SketchedFactor",
+    "cg_sketch_size",
     "default_sketch_size",
     "lstsq",
 ]
@@ -270,11 +277,31 @@ def check_factor_memory(m: int, d: int, n: int, lam: float = 0.0) -> None:
     check_sketch_memory(factor_nbytes(m, d, lam), m, n, f"the {m} x {d} sketched matrix S A")
 
 
-def default_sketch_size(method: str, n: int, d: int) -> int:
-    """Default ``m``, capped at ``n``: ``4 d`` for sketch-and-solve; ``8 d`` for preconditioning
-    (fewer LSQR iterations pay for the larger QR); ``4 (sqrt(d) + 2)^2`` for IHS, whose momentum
-    step relies on the sketched spectrum being close to its Marchenko-Pastur limit (at small
-    ``d`` the edge fluctuations are large)."""
+#: nonzeros per column of the default sparse sign sketch of the CG solver: at n = 100000,
+#: d = 500 (m = 8d/12d/16d/24d) CG took 25/21.5/20/18 passes with 2 and 24/20.5/19/17 with 3
+#: nonzeros; a third nonzero costs less than the pass it saves, 8 cost about 0.25 s more in the
+#: sketch for 7 passes fewer in total (measured by benchmarks/bench_lstsq_regimes.py)
+CG_NNZ_PER_COL = 3
+
+
+def cg_sketch_size(n: int, d: int) -> int:
+    """Default ``m`` of the CG solver, from a cost model: the float32 QR costs ``2 m d^2`` flops
+    (measured 0.05/0.08/0.12/0.19 s at m = 8d/12d/16d/24d, d = 500, one thread) and saves
+    passes of ``8 n d`` bytes (35-48 ms each at n = 100000) as ``m`` grows. Its minimum:
+    ``24 d`` for ``n >= 1000 d``, ``16 d`` for ``n >= 200 d``, ``12 d`` for ``n >= 75 d``, else
+    ``6 d``; capped at ``n``."""
+    k = 24 if n >= 1000 * d else 16 if n >= 200 * d else 12 if n >= 75 * d else 6
+    return int(min(n, max(k * d, d + 10)))
+
+
+def default_sketch_size(method: str, n: int, d: int, solver: str = "lsqr") -> int:
+    """Default ``m``, capped at ``n``: ``4 d`` for sketch-and-solve; for preconditioning
+    :func:`cg_sketch_size` with ``solver="cg"`` and ``8 d`` with LSQR/LSMR (fewer iterations
+    pay for the larger QR); ``4 (sqrt(d) + 2)^2`` for IHS, whose momentum step relies on the
+    sketched spectrum being close to its Marchenko-Pastur limit (at small ``d`` the edge
+    fluctuations are large)."""
+    if method == "sketch-and-precondition" and solver == "cg":
+        return cg_sketch_size(n, d)
     if method == "sketch-and-precondition":
         m = 8 * d
     elif method == "ihs":
@@ -284,8 +311,13 @@ def default_sketch_size(method: str, n: int, d: int) -> int:
     return int(min(n, max(m, d + 10)))
 
 
-def _validate(a: Any, b: Any, lam: float) -> tuple[Any, np.ndarray]:
-    a = as_operand(a, name="A")
+def _validate(a: Any, b: Any, lam: float, check_finite: bool = True) -> tuple[Any, np.ndarray]:
+    """Checked ``A`` (float64 dense or CSR) and ``b``; ``check_finite=False`` leaves a dense
+    ``A``'s values unchecked (the caller must then call :func:`_check_finite`)."""
+    if check_finite or sp.issparse(a):
+        a = as_operand(a, name="A")
+    else:
+        a = check_array(a, "A", ndim=(1, 2), finite=False)
     if a.ndim != 2:
         raise InvalidInputError(f"A must be 2-D (n, d), got shape {a.shape}")
     b = check_array(b, "b", ndim=1)
@@ -300,27 +332,67 @@ def _validate(a: Any, b: Any, lam: float) -> tuple[Any, np.ndarray]:
     return a, b
 
 
+#: rows per chunk of the finiteness check (a 4096 x d boolean temporary, not an n x d one)
+FINITE_CHUNK = 4096
+
+
+def _check_finite(a: np.ndarray, name: str = "A") -> None:
+    """Raise :class:`InvalidInputError` (the message of :func:`check_array`) when dense ``a``
+    holds a NaN or inf; chunked, so no full-size boolean temporary. Cost: one pass over ``a``."""
+    bad = 0
+    for i in range(0, a.shape[0], FINITE_CHUNK):
+        blk = a[i : i + FINITE_CHUNK]
+        if not np.isfinite(blk).all():
+            bad += int(blk.size - np.count_nonzero(np.isfinite(blk)))
+    if bad:
+        raise InvalidInputError(f"{name} contains {bad} NaN or inf value(s); clean the input")
+
+
+def _hits_every_row(s_mat) -> bool:
+    """Whether every column of the sketch matrix ``S`` (m, n) has a stored nonzero, so that a
+    NaN or inf in any row of ``A`` makes ``S A`` non-finite (NaN and inf never cancel to a
+    finite value: ``inf - inf`` is NaN). True for sparse sign sketches and CountSketch."""
+    if not isinstance(s_mat, _SparseMatrix):
+        return False
+    mat = s_mat.matrix
+    if not sp.isspmatrix_csc(mat) or mat.shape[1] == 0:
+        return False
+    return bool(np.diff(mat.indptr).min() >= 1 and np.all(mat.data != 0))
+
+
 def lstsq(
     a: Any,
     b: Any,
     *,
     method: Method = "sketch-and-precondition",
-    sketch: str | Sketch = "sparse-sign",
+    sketch: str | Sketch | None = None,
     sketch_size: int | None = None,
     lam: float = 0.0,
     tol: float = 1e-12,
     maxiter: int | None = None,
-    solver: Literal["lsqr", "lsmr", "cg"] = "lsqr",
+    solver: Literal["lsqr", "lsmr", "cg"] | None = None,
     refresh: bool = False,
     refine: bool | None = None,
-    precision: Literal["double", "mixed"] = "double",
+    precision: Literal["double", "mixed"] | None = None,
     rng: RngLike = None,
 ) -> LstsqResult:
     """Solve ``min ||A x - b||^2 + lam ||x||^2`` by a randomized method (module docstring).
 
     ``a`` (n, d) dense or scipy.sparse, ``b`` (n,). ``sketch``: a family name from
     :data:`~frugalml.sketch.SKETCHES` or a :class:`Sketch` (its ``m`` wins over
-    ``sketch_size``). ``tol``: LSQR/LSMR ``atol = btol``; for IHS, the stop when the
+    ``sketch_size``); ``None``: a sparse sign sketch, with :data:`CG_NNZ_PER_COL` nonzeros per
+    column and ``m =`` :func:`cg_sketch_size` for the CG solver (8 nonzeros per column
+    otherwise).
+
+    Defaults of ``method="sketch-and-precondition"``: for dense ``A`` ``solver="cg"`` and
+    ``precision="mixed"`` (the fastest measured combination, equally accurate: the float32
+    factor only preconditions and falls back to float64 for rank-deficient or too
+    ill-conditioned sketches); for sparse ``A`` ``solver="lsqr"`` and ``precision="double"``
+    (each CG pass over a sparse ``A`` is two sparse products anyway). Pass
+    ``solver="lsqr"``/``"lsmr"``, ``precision="double"`` for the earlier behaviour. The other
+    methods take no solver and ``precision="double"``.
+
+    ``tol``: LSQR/LSMR ``atol = btol``; for IHS, the stop when the
     preconditioned gradient norm (about ``||A(x - x*)||``) falls below ``tol * ||b - A x||``.
     ``refine`` (sketch-and-precondition): restart LSQR/LSMR once from the recomputed residual
     (iterative refinement); ``None`` does so when ``cond(S A) > 1e6``, where one round cuts the
@@ -339,31 +411,48 @@ def lstsq(
     cg solver: sketch + ``O(m d^2)`` QR + ``(iterations + rounds)`` passes of ``4 n d`` flops.
     """
     method = check_choice(method, "method", METHODS)
-    solver = check_choice(solver, "solver", SOLVERS)
-    precision = check_choice(precision, "precision", PRECISIONS)
+    if solver is not None:
+        solver = check_choice(solver, "solver", SOLVERS)
+    if precision is not None:
+        precision = check_choice(precision, "precision", PRECISIONS)
     if method != "sketch-and-precondition":
         if solver == "cg":
             raise InvalidInputError(
                 f"solver='cg' applies to method='sketch-and-precondition', not {method!r}; "
                 "drop solver= or use method='sketch-and-precondition'"
             )
-        if precision != "double":
+        if precision == "mixed":
             raise InvalidInputError(
                 f"precision='mixed' applies to method='sketch-and-precondition' (whose "
                 f"iteration repairs the float32 factor), not {method!r}; use precision='double'"
             )
     lam = check_nonnegative_float(lam, "lam")
     tol = check_positive_float(tol, "tol")
-    a, b = _validate(a, b, lam)
+    # a dense A's finiteness is checked on S A when the sketch hits every row (below)
+    a, b = _validate(a, b, lam, check_finite=False)
     n, d = a.shape
+    dense = not sp.issparse(a)
+    fast = method == "sketch-and-precondition" and dense
+    if solver is None:
+        solver = "cg" if fast else "lsqr"
+    if precision is None:
+        precision = "mixed" if fast else "double"
     gen = check_rng(rng)
     m = (
-        default_sketch_size(method, n, d)
+        default_sketch_size(method, n, d, solver)
         if sketch_size is None
         else check_int(sketch_size, "sketch_size", low=1)
     )
+    if sketch is None:
+        cg = method == "sketch-and-precondition" and solver == "cg"
+        sketch = SparseSignSketch(m, gen, nnz_per_col=CG_NNZ_PER_COL) if cg else "sparse-sign"
     sk = resolve_sketch(sketch, m, gen)
     m = sk.m
+    # a sparse sign sketch hits every row of A, so a NaN/inf in A shows up in S A: the check
+    # rides on the sketching pass; other sketches (sampling) need the pass of their own
+    deferred = dense and isinstance(sk, SparseSignSketch)
+    if dense and not deferred:
+        _check_finite(a)
     if lam == 0.0:
         need = d + 2 if method == "sketch-and-solve" else d
         if m < need:
@@ -383,7 +472,16 @@ def lstsq(
     check_factor_memory(m, d, n, lam)
     t0 = time.perf_counter()
     s_mat = sk.draw(n, data=a, rng=gen)
+    if deferred and not _hits_every_row(s_mat):
+        _check_finite(a)
+        deferred = False
     sa, sb = _sketch_validated(s_mat, a, b)
+    if deferred and not np.isfinite(sa).all():
+        _check_finite(a)  # raises the same message as the up-front check
+        raise InvalidInputError(
+            f"S A overflowed although A is finite (max |A| = {np.abs(a).max():.3g}); "
+            "rescale A (e.g. divide by its largest entry) and solve again"
+        )
     factor = None
     if precision == "mixed":
         # accepted only when eps32 * cond_1(R) <= MIXED_COND_LIMIT: a worse float32 factor
@@ -403,9 +501,16 @@ def lstsq(
     iterations, converged, history = 0, True, ()
     rnorm = None
     if method == "sketch-and-precondition" and solver == "cg":
-        x, iterations, converged, rnorm, history = pcg_normal(
-            a, b, x, factor.matvec, factor.rmatvec, lam=lam, tol=tol, maxiter=maxiter
-        )
+        x, iterations, converged, rnorm, history = _cg(a, b, lam, factor, x, tol, maxiter)
+        if not converged and precision_used == "mixed" and iterations < maxiter:
+            # a float32 factor that passed the condition test but does not precondition
+            # (e.g. A rank-deficient up to float32 rounding): redo it in float64
+            factor = SketchedFactor(sa, lam, rhs=sb)
+            precision_used = "double"
+            x, extra, converged, rnorm, more = _cg(
+                a, b, lam, factor, factor.solve(), tol, maxiter - iterations
+            )
+            iterations, history = iterations + extra, history + more
     elif method == "sketch-and-precondition":
         x, iterations, converged = _precondition(a, b, lam, factor, x, tol, maxiter, solver)
         if refine if refine is not None else factor.cond_estimate > REFINE_COND:
@@ -436,6 +541,16 @@ def _sketch_validated(s_mat, a, b) -> tuple[np.ndarray, np.ndarray]:
     k = a.shape[1] + 1
     check_sketch_memory(s_mat.apply_nbytes(k), s_mat.m, s_mat.n, f"S @ A with {k} columns")
     return s_mat._apply(a), s_mat._apply(b[:, None])[:, 0]
+
+
+def _cg(a, b, lam, factor, x0, tol, maxiter):
+    """:func:`~frugalml.sketch.pcg.pcg_normal` with ``factor`` as the preconditioner; a solve
+    that stalls within ``eps64 cond(R)`` of zero (the rounding floor of a backward-stable
+    solver, ``||A dx|| / ||r|| <~ eps kappa``) counts as converged."""
+    floor = np.finfo(np.float64).eps * factor.cond_estimate
+    return pcg_normal(
+        a, b, x0, factor.matvec, factor.rmatvec, lam=lam, tol=tol, maxiter=maxiter, floor=floor
+    )
 
 
 def _precondition(a, b, lam, factor, x0, tol, maxiter, solver):
