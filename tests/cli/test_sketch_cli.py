@@ -78,6 +78,25 @@ def test_lstsq_options_ridge_and_sketch(capsys, npz, problem):
     assert payload["relative_solution_error"] < 1e-9
 
 
+def test_lstsq_default_is_cg_mixed_and_the_old_solvers_stay_selectable(capsys, npz, problem):
+    code, out, err = run_cli(capsys, "sketch", "lstsq", npz, "--compare", "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert (payload["solver"], payload["precision"]) == ("cg", "mixed")
+    assert payload["sketch"]["nnz_per_col"] == 3 and payload["converged"] is True
+    check_solution(payload["x"], problem)
+    for solver, precision in (("lsqr", "double"), ("lsmr", "mixed"), ("cg", "double")):
+        code, out, err = run_cli(capsys, "sketch", "lstsq", npz, "--solver", solver,
+                                 "--precision", precision, "--json")  # fmt: skip
+        assert code == 0, err
+        payload = json.loads(out)
+        assert (payload["solver"], payload["precision"]) == (solver, precision)
+        check_solution(payload["x"], problem)
+    # without --precision, LSQR keeps the float64 factor (the float32 fallback is CG's)
+    code, out, _ = run_cli(capsys, "sketch", "lstsq", npz, "--solver", "lsqr")
+    assert code == 0 and "(lsqr, double" in " ".join(out.split())
+
+
 def test_lstsq_sketch_and_solve_is_approximate(capsys, npz, problem):
     code, out, _ = run_cli(capsys, "sketch", "lstsq", npz, "--method", "sketch-and-solve",
                            "--compare", "--json")  # fmt: skip
@@ -220,6 +239,16 @@ def test_list(capsys):
         (["sketch", "lstsq", "{txt}"], "unsupported data file"),
         (["sketch", "lstsq", "{bad_npz}"], "must contain arrays"),
         (["sketch", "lstsq", "{npz}", "--m", "abc"], "--m"),
+        (["sketch", "lstsq", "{npz}", "--solver", "gmres"], "--solver must be one of"),
+        (["sketch", "lstsq", "{npz}", "--precision", "half"], "--precision must be one of"),
+        (
+            ["sketch", "lstsq", "{npz}", "--method", "ihs", "--solver", "cg"],
+            "--solver cg applies to --method sketch-and-precondition",
+        ),
+        (
+            ["sketch", "lstsq", "{npz}", "--method", "sketch-and-solve", "--precision", "mixed"],
+            "--precision mixed applies to --method sketch-and-precondition",
+        ),
         (["sketch", "lstsq"], "Missing argument"),
     ],
 )

@@ -175,7 +175,7 @@ def test_dense_default_is_cg_mixed_with_the_cost_model_sketch(coherent):
     assert res.sketch_size == default_sketch_size("sketch-and-precondition", n, d, "cg")
     assert res.converged and resid_error(a, b, res.x, xs) < 1e-10
     # the previous defaults stay selectable and agree
-    old = lstsq(a, b, solver="lsqr", precision="double", sketch="sparse-sign", tol=1e-10, rng=11)
+    old = lstsq(a, b, solver="lsqr", sketch="sparse-sign", tol=1e-10, rng=11)
     assert (old.solver, old.precision, old.sketch_size) == ("lsqr", "double", 8 * d)
     assert old.sketch["nnz_per_col"] == 8
     assert resid_error(a, b, old.x, xs) < 1e-8

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from .._io import atomic_write_bytes, check_output_path
 from .._validate import check_choice, check_int
+from ..errors import InvalidInputError
 from ..runtime import BACKENDS, concurrent_options, make_executor
 from ._common import (
     BLAS_OPTION,
@@ -64,10 +65,28 @@ def lstsq_cmd(
     method: str = typer.Option(
         "sketch-and-precondition", help="sketch-and-solve | sketch-and-precondition | ihs"
     ),
-    sketch: str = typer.Option("sparse-sign", help="Sketch family (see 'frugalml sketch list')."),
-    m: int = typer.Option(None, "--m", help="Sketch size (default 4d, 8d for preconditioning)."),
+    sketch: str = typer.Option(
+        None,
+        help="Sketch family (see 'frugalml sketch list'; default sparse-sign, 3 nonzeros per "
+        "column with the cg solver, 8 otherwise).",
+    ),
+    m: int = typer.Option(
+        None,
+        "--m",
+        help="Sketch size (default 4d; preconditioning: 6d-24d by n/d with cg, 8d with lsqr).",
+    ),
     lam: float = typer.Option(0.0, help="Ridge parameter lambda >= 0."),
     tol: float = typer.Option(1e-12, help="Iterative methods: stopping tolerance."),
+    solver: str = typer.Option(
+        None,
+        help="sketch-and-precondition only: cg | lsqr | lsmr (default cg for dense A, lsqr "
+        "for sparse).",
+    ),
+    precision: str = typer.Option(
+        None,
+        help="sketch-and-precondition only: mixed (float32 factor) | double (default mixed "
+        "for dense A, double otherwise).",
+    ),
     seed: int = typer.Option(0, help="Random seed."),
     target: int = TARGET_OPTION,
     compare: bool = typer.Option(False, help="Also solve with LAPACK (gelsd) and compare."),
@@ -78,15 +97,28 @@ def lstsq_cmd(
     """Solve min ||A x - b||^2 + lam ||x||^2 with a randomized method."""
     from ..sketch import lstsq
     from ..sketch.io import load_problem
+    from ..sketch.lstsq import METHODS, PRECISIONS, SOLVERS
 
     limit_blas_threads(blas_threads)
+    check_choice(method, "--method", METHODS)
+    if solver is not None:
+        check_choice(solver, "--solver", SOLVERS)
+    if precision is not None:
+        check_choice(precision, "--precision", PRECISIONS)
+    if method != "sketch-and-precondition" and (solver is not None or precision == "mixed"):
+        given = f"--solver {solver}" if solver is not None else "--precision mixed"
+        raise InvalidInputError(
+            f"{given} applies to --method sketch-and-precondition, not {method}; drop it or "
+            "use --method sketch-and-precondition"
+        )
     out = _check_out(out)
     a, b = load_problem(data, target=target)
     with WorkBar(f"{method} ({a.shape[0]} x {a.shape[1]})", disable=json_out):
         res = lstsq(a, b, method=method, sketch=sketch, sketch_size=m, lam=lam, tol=tol,
-                    rng=seed)  # fmt: skip
+                    solver=solver, precision=precision, rng=seed)  # fmt: skip
     payload = {
-        "method": res.method, "sketch": res.sketch, "m": res.sketch_size, "n": a.shape[0],
+        "method": res.method, "solver": res.solver, "precision": res.precision,
+        "sketch": res.sketch, "m": res.sketch_size, "n": a.shape[0],
         "d": a.shape[1], "lam": lam, "iterations": res.iterations, "converged": res.converged,
         "residual_norm": res.residual_norm, "rank": res.rank, "seconds": res.seconds,
     }  # fmt: skip

@@ -386,10 +386,11 @@ def lstsq(
 
     Defaults of ``method="sketch-and-precondition"``: for dense ``A`` ``solver="cg"`` and
     ``precision="mixed"`` (the fastest measured combination, equally accurate: the float32
-    factor only preconditions and falls back to float64 for rank-deficient or too
-    ill-conditioned sketches); for sparse ``A`` ``solver="lsqr"`` and ``precision="double"``
-    (each CG pass over a sparse ``A`` is two sparse products anyway). Pass
-    ``solver="lsqr"``/``"lsmr"``, ``precision="double"`` for the earlier behaviour. The other
+    factor only preconditions, and falls back to float64 for too ill-conditioned sketches or
+    when CG with it stalls, e.g. for rank-deficient ``A``); for sparse ``A``
+    ``solver="lsqr"`` (each CG pass over a sparse ``A`` is two sparse products anyway). The
+    default precision is ``"mixed"`` only with CG (which has that fallback), ``"double"``
+    otherwise. Pass ``solver="lsqr"`` (or ``"lsmr"``) for the earlier behaviour. The other
     methods take no solver and ``precision="double"``.
 
     ``tol``: LSQR/LSMR ``atol = btol``; for IHS, the stop when the
@@ -436,7 +437,8 @@ def lstsq(
     if solver is None:
         solver = "cg" if fast else "lsqr"
     if precision is None:
-        precision = "mixed" if fast else "double"
+        # the float32 factor's safety net (a stalled solve refactors in float64) is CG's
+        precision = "mixed" if fast and solver == "cg" else "double"
     gen = check_rng(rng)
     m = (
         default_sketch_size(method, n, d, solver)
