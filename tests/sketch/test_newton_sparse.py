@@ -152,3 +152,44 @@ def test_dense_uniform_sketch_converges_to_lbfgs_optimum():
     assert res.converged
     np.testing.assert_allclose(res.x, x_ref, rtol=1e-5, atol=1e-6)
     assert res.objective == pytest.approx(f_ref, rel=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(300, 120), (90, 200)])  # primal (m >= d) and dual (m < d)
+def test_cg_form_solves_and_estimates_d_lambda(shape):
+    """The cg form against the dense solve (to its relative residual) and its Hutchinson
+    d_lambda against the eigenvalue formula."""
+    from frugalml.sketch.sketched_hessian import CG_RTOL
+
+    gen = np.random.default_rng(7)
+    r = sp.random(*shape, density=0.1, random_state=8, format="csr") * 3.0
+    lam = 0.5
+    h = (r.T @ r).toarray() + lam * np.eye(shape[1])
+    g = gen.standard_normal(shape[1])
+    fac = SketchedHessian(r, lam, form="cg")
+    x = fac.solve(g)
+    assert np.linalg.norm(h @ x - g) <= 1.01 * CG_RTOL * np.linalg.norm(g)
+    assert fac.cg_iterations > 0 and np.isnan(fac.logdet)
+    ev = np.linalg.eigvalsh((r.T @ r).toarray())
+    exact = float(np.sum(ev / (ev + lam)))
+    assert fac.effective_dimension(rng=1) == pytest.approx(exact, rel=0.1)
+    with pytest.raises(InvalidInputError, match=r"scipy\.sparse"):
+        SketchedHessian(r.toarray(), lam, form="cg")
+    with pytest.raises(InvalidInputError, match="lam > 0"):
+        SketchedHessian(r, 0.0, form="cg")
+
+
+def test_sparse_newton_sketch_with_cg_workers_converges(monkeypatch):
+    """Workers whose sketched root exceeds CG_MIN_DIM solve by CG; forced here at small size:
+    the iterates still reach the L-BFGS-B optimum."""
+    import frugalml.sketch.newton as newton_mod
+
+    monkeypatch.setattr(newton_mod, "CG_MIN_DIM", 10)
+    a, y = _bow(600, 40, 8, 13)
+    lam = 10.0
+    x_ref, f_ref = _lbfgs_reference(a, y, lam)
+    with make_executor("local-thread", max_workers=2) as ex:
+        res = distributed_newton(a, y, loss="logistic", lam=lam, q=3, m=25, sketch="uniform",
+                                 executor=ex, tol=1e-10, max_iter=200, rng=2)  # fmt: skip
+    assert res.converged
+    np.testing.assert_allclose(res.x, x_ref, rtol=1e-5, atol=1e-6)
+    assert res.objective == pytest.approx(f_ref, rel=1e-10)

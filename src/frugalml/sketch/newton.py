@@ -63,7 +63,7 @@ from .distributed import check_round_memory, check_task_count, owns, worker_size
 from .effective import effective_dimension
 from .factory import SKETCHES, make_sketch
 from .lstsq import SketchedFactor
-from .sketched_hessian import SketchedHessian, gram
+from .sketched_hessian import CG_MIN_DIM, SketchedHessian, gram
 from .streaming import check_streams_rows, sketch_parts
 
 __all__ = [
@@ -169,7 +169,8 @@ def _solve_sketched(sb: Any, g: np.ndarray, lam_local: float) -> tuple[np.ndarra
     primal or Woodbury dual (:class:`.SketchedHessian`) when ``lam_local > 0``, else the QR
     of :class:`.SketchedFactor` (stable for a rank-deficient ``S B``)."""
     if lam_local > 0.0:
-        fac = SketchedHessian(sb, lam_local)
+        sparse_big = sp.issparse(sb) and min(sb.shape) > CG_MIN_DIM
+        fac = SketchedHessian(sb, lam_local, form="cg" if sparse_big else None)
         return fac.solve(g), fac.logdet, fac
     dense = sb.toarray() if sp.issparse(sb) else sb
     factor = SketchedFactor(dense, lam_local)
@@ -210,7 +211,8 @@ def newton_sampled_task(
     else:
         sb = sb * smat.weights[:, None]
     direction, logdet, fac = _solve_sketched(sb, g, lam_local)
-    dlam = float("nan") if fac is None else fac.effective_dimension(rng=seed)
+    # the cg form's d_lambda would cost several more solves; the master keeps its estimate
+    dlam = float("nan") if fac is None or fac.form == "cg" else fac.effective_dimension(rng=seed)
     return step * direction, logdet, dlam
 
 
@@ -425,7 +427,8 @@ def _sampled_effective_dimension(
     r = int(min(n, 4 * d, DLAM_ROWS))
     rows = np.sort(gen.choice(n, size=r, replace=False)) if r < n else np.arange(n)
     b = hessian_sqrt(prob.a[rows], x, prob.loss) * np.sqrt(n / r)
-    return SketchedHessian(b, prob.lam).effective_dimension(rng=gen)
+    form = "cg" if sp.issparse(b) and min(b.shape) > CG_MIN_DIM else None
+    return SketchedHessian(b, prob.lam, form=form).effective_dimension(rng=gen)
 
 
 def _round_nbytes(sizes: Sequence[int], a: Any, d: int) -> int:
