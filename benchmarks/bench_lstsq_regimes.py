@@ -128,9 +128,18 @@ def bandwidth(a: np.ndarray) -> dict[str, float]:
             "two_gemv_s": t_two}  # fmt: skip
 
 
-def lapack_methods(a, b, full: bool) -> dict[str, Any]:
+def lapack_methods(a, b, full: bool, singular: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The LAPACK routes; gelsd's singular values are kept in ``singular["sv"]`` (for cond(A)
+    without a second gelsd run, which cost as much as the timed one: ~50 s at 1000000 x 500)."""
+
     def drv(name):
-        return lambda: scipy.linalg.lstsq(a, b, lapack_driver=name, check_finite=False)[0]
+        def run():
+            x, _, _, sv = scipy.linalg.lstsq(a, b, lapack_driver=name, check_finite=False)
+            if name == "gelsd":
+                singular["sv"] = sv
+            return x
+
+        return run
 
     def qr_mult():  # Householder QR; Q^T b applied from the reflectors, Q never formed
         qtb, r = scipy.linalg.qr_multiply(a, b[None, :], mode="right")
@@ -198,14 +207,15 @@ def solve_size(n, d, kappa, full_baselines, repeats, gen, say) -> dict[str, Any]
     say(f"n={n} d={d}: A is {a.nbytes / 1e9:.2f} GB, gemv {bw['gemv_GBps']:.1f} GB/s")
     runs: dict[str, dict[str, Any]] = {}
     x_ref, sv = None, None
-    lap = lapack_methods(a, b, full_baselines)
+    singular: dict[str, np.ndarray] = {}
+    lap = lapack_methods(a, b, full_baselines, singular)
     for label, fn in lap.items():
         t, x = timed(fn, 1)
         if label in ("scipy gelsd", "scipy QR (qr_multiply)") and t < REPEAT_BELOW_S:
             t = min(t, timed(fn, repeats - 1)[0]) if repeats > 1 else t
         runs[label] = {"seconds": t, "x": x, "info": "", "kind": "lapack"}
         say(f"  {label}: {t:.3f}s")
-    _, _, _, sv = scipy.linalg.lstsq(a, b, lapack_driver="gelsd", check_finite=False)
+    sv = singular["sv"]
     x_ref = runs["scipy gelsd"]["x"]
     fastest_label = min((k for k in runs), key=lambda k: runs[k]["seconds"])
     t_fast = runs[fastest_label]["seconds"]
