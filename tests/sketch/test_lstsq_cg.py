@@ -189,11 +189,16 @@ def test_cost_model_sketch_sizes():
     assert cg_sketch_size(100, 30) == 100  # capped at n
 
 
-def test_sparse_and_other_methods_keep_their_defaults(coherent):
+def test_sparse_default_is_cg_mixed_and_other_methods_keep_theirs(coherent):
     a, b, _, _ = coherent
-    res = lstsq(sp.csr_matrix(a), b, tol=1e-10, rng=12)
-    assert (res.solver, res.precision) == ("lsqr", "double")
-    assert res.sketch["nnz_per_col"] == 8
+    a_sp = a.copy()
+    a_sp[np.abs(a_sp) < np.abs(a_sp).mean()] = 0.0
+    res = lstsq(sp.csr_matrix(a_sp), b, tol=1e-10, rng=12)
+    assert (res.solver, res.precision) == ("cg", "mixed")
+    assert res.sketch["nnz_per_col"] == CG_NNZ_PER_COL
+    assert res.converged and resid_error(a_sp, b, res.x, gelsd(a_sp, b)) < 1e-10
+    lsqr = lstsq(sp.csr_matrix(a_sp), b, solver="lsqr", tol=1e-10, rng=12)
+    assert (lsqr.solver, lsqr.precision) == ("lsqr", "double")
     for method in ("ihs", "sketch-and-solve"):
         res = lstsq(a, b, method=method, rng=12)
         assert (res.solver, res.precision) == ("", "double")

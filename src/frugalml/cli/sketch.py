@@ -79,13 +79,12 @@ def lstsq_cmd(
     tol: float = typer.Option(1e-12, help="Iterative methods: stopping tolerance."),
     solver: str = typer.Option(
         None,
-        help="sketch-and-precondition only: cg | lsqr | lsmr (default cg for dense A, lsqr "
-        "for sparse).",
+        help="sketch-and-precondition only: cg | lsqr | lsmr (default cg).",
     ),
     precision: str = typer.Option(
         None,
         help="sketch-and-precondition only: mixed (float32 factor) | double (default mixed "
-        "for dense A, double otherwise).",
+        "with cg, double otherwise).",
     ),
     seed: int = typer.Option(0, help="Random seed."),
     target: int = TARGET_OPTION,

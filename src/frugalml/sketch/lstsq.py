@@ -22,8 +22,8 @@
   sketch in float32 (half the QR time) while every pass over ``A`` stays float64, so the answer
   still reaches ``tol`` in float64 terms (the float32 factor only has to precondition; when
   its condition estimate passes ``MIXED_COND_LIMIT / eps32``, or CG with it stalls, it falls
-  back to float64). For dense ``A`` these are the defaults (with a sparse sign sketch of 3
-  nonzeros per column and ``m`` from :func:`cg_sketch_size`); A's finiteness is then checked on
+  back to float64). These are the defaults (with a sparse sign sketch of 3 nonzeros per
+  column and ``m`` from :func:`cg_sketch_size`); a dense A's finiteness is then checked on
   ``S A`` (a sparse sign sketch hits every row, so a NaN/inf in ``A`` reaches ``S A``), with no
   pass over ``A`` of its own.
 * ``"ihs"``: iterative Hessian sketch (Pilanci & Wainwright, JMLR 2016):
@@ -384,14 +384,13 @@ def lstsq(
     column and ``m =`` :func:`cg_sketch_size` for the CG solver (8 nonzeros per column
     otherwise).
 
-    Defaults of ``method="sketch-and-precondition"``: for dense ``A`` ``solver="cg"`` and
-    ``precision="mixed"`` (the fastest measured combination, equally accurate: the float32
+    Defaults of ``method="sketch-and-precondition"``: ``solver="cg"`` and ``precision="mixed"``
+    (the fastest measured combination, dense and sparse ``A``, and equally accurate: the float32
     factor only preconditions, and falls back to float64 for too ill-conditioned sketches or
-    when CG with it stalls, e.g. for rank-deficient ``A``); for sparse ``A``
-    ``solver="lsqr"`` (each CG pass over a sparse ``A`` is two sparse products anyway). The
-    default precision is ``"mixed"`` only with CG (which has that fallback), ``"double"``
-    otherwise. Pass ``solver="lsqr"`` (or ``"lsmr"``) for the earlier behaviour. The other
-    methods take no solver and ``precision="double"``.
+    when CG with it stalls, e.g. for rank-deficient ``A``). The default precision is
+    ``"mixed"`` only with CG (which has that fallback), ``"double"`` otherwise. Pass
+    ``solver="lsqr"`` (or ``"lsmr"``) for the earlier behaviour. The other methods take no
+    solver and ``precision="double"``.
 
     ``tol``: LSQR/LSMR ``atol = btol``; for IHS, the stop when the
     preconditioned gradient norm (about ``||A(x - x*)||``) falls below ``tol * ||b - A x||``.
@@ -433,12 +432,11 @@ def lstsq(
     a, b = _validate(a, b, lam, check_finite=False)
     n, d = a.shape
     dense = not sp.issparse(a)
-    fast = method == "sketch-and-precondition" and dense
     if solver is None:
-        solver = "cg" if fast else "lsqr"
+        solver = "cg" if method == "sketch-and-precondition" else "lsqr"
     if precision is None:
         # the float32 factor's safety net (a stalled solve refactors in float64) is CG's
-        precision = "mixed" if fast and solver == "cg" else "double"
+        precision = "mixed" if method == "sketch-and-precondition" and solver == "cg" else "double"
     gen = check_rng(rng)
     m = (
         default_sketch_size(method, n, d, solver)
