@@ -285,3 +285,26 @@ def test_solve_with_and_without_kernels_agrees():
     xs = gelsd(p.a, p.b)
     assert resid_error(p.a, p.b, runs[0][0], xs) < 1e-11
     assert resid_error(p.a, p.b, runs[1][0], xs) < 1e-11
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_default_sketch_reaching_n_is_the_identity(sparse):
+    """n = d = 40: the default m is capped at n, where a random sparse sign sketch can be
+    singular (rank 37 for this seed: CG then converged inside the sketch's range, to a wrong x);
+    the default uses S = I and solves the square system."""
+    gen = np.random.default_rng(0)
+    a, b = gen.standard_normal((40, 40)), gen.standard_normal(40)
+    x_ref = np.linalg.solve(a, b)
+    res = lstsq(sp.csr_matrix(a) if sparse else a, b, rng=0)
+    assert res.sketch == {"sketch": "identity", "m": 40} and res.rank == 40
+    assert res.converged and np.linalg.norm(res.x - x_ref) / np.linalg.norm(x_ref) < 1e-10
+    # an explicit size is kept (a random sketch of that size): it loses rank here, and the
+    # solve says it did not converge instead of returning a wrong x as converged
+    rand = lstsq(a, b, sketch_size=40, rng=0)
+    assert rand.sketch["sketch"] == "sparse-sign" and rand.rank < 40
+    assert not rand.converged and "NOT converged" in rand.summary()
+    bad = a.copy()
+    bad[7, 3] = np.nan
+    if not sparse:
+        with pytest.raises(InvalidInputError, match="A contains 1 NaN or inf"):
+            lstsq(bad, b, rng=0)

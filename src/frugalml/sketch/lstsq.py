@@ -61,7 +61,7 @@ from .._validate import (
 from ..errors import InvalidInputError
 from .base import Sketch, as_operand, check_sketch_memory
 from .factory import resolve_sketch
-from .pcg import pcg_normal
+from .pcg import normal_residual, pcg_normal
 from .sparse import SparseSignSketch, _SparseMatrix
 
 __all__ = [
@@ -348,6 +348,16 @@ def _check_finite(a: np.ndarray, name: str = "A") -> None:
         raise InvalidInputError(f"{name} contains {bad} NaN or inf value(s); clean the input")
 
 
+class _IdentitySketch(Sketch):
+    """``S = I`` (n, n): the default when the sketch size reaches ``n`` (``S A = A``; the
+    preconditioner is then ``A``'s own R factor)."""
+
+    name = "identity"
+
+    def _draw(self, n: int, rng: np.random.Generator, data: Any) -> _SparseMatrix:
+        return _SparseMatrix(sp.identity(n, format="csc"))
+
+
 def _hits_every_row(s_mat) -> bool:
     """Whether every column of the sketch matrix ``S`` (m, n) has a stored nonzero, so that a
     NaN or inf in any row of ``A`` makes ``S A`` non-finite (NaN and inf never cancel to a
@@ -382,7 +392,8 @@ def lstsq(
     :data:`~frugalml.sketch.SKETCHES` or a :class:`Sketch` (its ``m`` wins over
     ``sketch_size``); ``None``: a sparse sign sketch, with :data:`CG_NNZ_PER_COL` nonzeros per
     column and ``m =`` :func:`cg_sketch_size` for the CG solver (8 nonzeros per column
-    otherwise).
+    otherwise); when the default sketch size reaches ``n`` (small ``n / d``), ``S = I`` instead
+    (no compression is possible, and a square random sketch may be singular).
 
     Defaults of ``method="sketch-and-precondition"``: ``solver="cg"`` and ``precision="mixed"``
     (the fastest measured combination, dense and sparse ``A``, and equally accurate: the float32
@@ -443,14 +454,18 @@ def lstsq(
         if sketch_size is None
         else check_int(sketch_size, "sketch_size", low=1)
     )
-    if sketch is None:
+    if sketch is None and sketch_size is None and m >= n:
+        # no compression possible: a random square sketch could only lose rank (a 40 x 40
+        # sparse sign matrix with 3 nonzeros per column was singular in a test), so S = I
+        sketch = _IdentitySketch(n)
+    elif sketch is None:
         cg = method == "sketch-and-precondition" and solver == "cg"
         sketch = SparseSignSketch(m, gen, nnz_per_col=CG_NNZ_PER_COL) if cg else "sparse-sign"
     sk = resolve_sketch(sketch, m, gen)
     m = sk.m
     # a sparse sign sketch hits every row of A, so a NaN/inf in A shows up in S A: the check
     # rides on the sketching pass; other sketches (sampling) need the pass of their own
-    deferred = dense and isinstance(sk, SparseSignSketch)
+    deferred = dense and isinstance(sk, (SparseSignSketch, _IdentitySketch))
     if dense and not deferred:
         _check_finite(a)
     if lam == 0.0:
@@ -548,9 +563,19 @@ def _cg(a, b, lam, factor, x0, tol, maxiter):
     that stalls within ``eps64 cond(R)`` of zero (the rounding floor of a backward-stable
     solver, ``||A dx|| / ||r|| <~ eps kappa``) counts as converged."""
     floor = np.finfo(np.float64).eps * factor.cond_estimate
-    return pcg_normal(
+    out = pcg_normal(
         a, b, x0, factor.matvec, factor.rmatvec, lam=lam, tol=tol, maxiter=maxiter, floor=floor
     )
+    if out[2] and not factor.full_rank:
+        # CG only sees range(M): a sketch that lost rank A does not have would let it stop on a
+        # wrong x. The gradient's part outside range(M) must be rounding-sized (it is for a
+        # rank-deficient A, whose null space S A shares): one more pass, rank-deficient only
+        g, rnorm = normal_residual(a, b, out[0], lam)
+        v = factor.precond / np.linalg.norm(factor.precond, axis=0)  # V_r (d, r)
+        sigma1 = 1.0 / float(np.linalg.norm(factor.precond, axis=0).min())
+        if np.linalg.norm(g - v @ (v.T @ g)) > np.sqrt(np.finfo(float).eps) * sigma1 * rnorm:
+            out = (out[0], out[1], False, *out[3:])
+    return out
 
 
 def _precondition(a, b, lam, factor, x0, tol, maxiter, solver):
