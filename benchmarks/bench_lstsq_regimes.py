@@ -21,15 +21,15 @@ the baseline of every ratio. ``scipy.sparse.linalg.lsqr`` alone and scikit-learn
 (``alpha=0``, ``fit_intercept=False``: plain least squares) with the solvers cholesky, svd,
 lsqr and sparse_cg; the iterative baselines get an iteration cap equal to the number of their
 iterations that fit in the fastest LAPACK time (so "not met" means slower than LAPACK too).
-Ours: ``frugalml.sketch.lstsq(A, b, tol=1e-10)`` with its defaults for dense ``A`` (CG on the
-preconditioned normal equations, one fused pass per iteration -- numba kernels when numba is
-installed --, the mixed-precision factor, a sparse sign sketch with 3 nonzeros per column and m
-from the library's cost model :func:`~frugalml.sketch.lstsq.cg_sketch_size`); at the anchor
-the same with NumPy blocked passes (kernel gain, same run); CG with the float64 factor; and
-the LSQR solver as before (8 nonzeros per column, m = 8d, the setting of the earlier 1.94x).
-The full set of baselines runs at the anchor size (100000 x 500); the
-other sizes run gelsd and the QR solve (the two fastest LAPACK routes at the anchor in every
-run so far) to keep the run within its budget.
+Ours: ``frugalml.sketch.lstsq(A, b, tol=1e-10)`` with its defaults (CG on the preconditioned
+normal equations, one fused pass per iteration -- numba kernels when numba is installed, loaded
+up front by ``pcg.warm_jit`` --, the mixed-precision factor, a sparse sign sketch with 3
+nonzeros per column and m from the library's cost model
+:func:`~frugalml.sketch.lstsq.cg_sketch_size`); at the anchor the same with NumPy blocked
+passes (kernel gain, same run); CG with the float64 factor; and the LSQR solver as before
+(8 nonzeros per column, m = 8d, the setting of the earlier 1.94x). The full set of baselines
+runs at the anchor size (100000 x 500); the other sizes run gelsd and the QR solve (the two
+fastest LAPACK routes at the anchor in every run so far) to keep the run within its budget.
 
 Roofline: each CG iteration reads A once (8 n d bytes); the iteration floor is
 ``(iterations + rounds) * 8 n d / bandwidth`` with the bandwidth of a plain ``gemv`` measured
@@ -318,9 +318,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sizes = tuple(_size(s) for s in args.sizes)
     limit_blas_threads(args.threads)
     console = Console(width=160)
-    if pcg.jit_available():  # compile (or load numba's disk cache) outside every timing
-        warm = np.random.default_rng(0).standard_normal((4000, 300))
-        lstsq(warm, warm[:, 0] + 1.0, rng=0)
+    # import numba and compile (or load the cached) kernels outside every timing: the
+    # timings are those of a process that has loaded them (0.3 s once per process, measured)
+    pcg.warm_jit()
     gen = np.random.default_rng(args.seed)
     anchor = _size(args.anchor) if args.anchor else (QUICK_ANCHOR if args.quick else ANCHOR)
     if anchor not in sizes:

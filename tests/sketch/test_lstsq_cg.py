@@ -4,6 +4,8 @@ closed forms."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -271,6 +273,22 @@ def test_compiled_passes_equal_numpy(n, lam):
     at = np.asfortranarray(a)
     np.testing.assert_allclose(gram_matvec(at, y, lam, jit=True), gram_matvec(a, y, lam),
                                rtol=1e-12, atol=1e-12)  # fmt: skip
+
+
+def test_kernels_are_used_cold_only_for_very_large_a(monkeypatch):
+    """Without numba imported, only A of at least JIT_COLD_ENTRIES entries loads it; once it is
+    imported (warm_jit), A of JIT_MIN_ENTRIES entries uses the kernels."""
+    pytest.importorskip("numba")
+    from frugalml.sketch import pcg
+
+    assert pcg.warm_jit()
+    a = np.ones((pcg.JIT_MIN_ENTRIES // 10, 10))
+    assert pcg._use_jit(a, None, None) and not pcg._use_jit(a, None, 128)
+    assert not pcg._use_jit(a[:-1], None, None) and not pcg._use_jit(a, False, None)
+    monkeypatch.delitem(sys.modules, "numba")
+    assert not pcg._use_jit(a, None, None)
+    monkeypatch.setattr(pcg, "JIT_COLD_ENTRIES", a.size)
+    assert pcg._use_jit(a, None, None)
 
 
 def test_solve_with_and_without_kernels_agrees():

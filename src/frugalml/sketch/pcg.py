@@ -27,24 +27,27 @@ gradient (another round). Stopping rule: ``||M^T g|| <= tol * ||r||`` with
 Cost per iteration: one pass over ``A`` (``2 nnz(A)`` multiply-adds) plus two triangular solves
 with ``R`` (``2 d^2``).
 
-Kernels: with numba installed (extra ``coded``) a dense C-contiguous float64 ``A`` of at least
-:data:`JIT_MIN_ENTRIES` entries is passed over by compiled row kernels (:mod:`._pcg_jit`, four
-rows per step, no Python loop; measured 33 ms against 38 ms for the 128-row NumPy loop and
-28 ms for one plain ``gemv`` at n = 100000, d = 500, one thread); otherwise the NumPy blocked
-loop below runs. Both compute the same sums up to rounding.
+Kernels: with numba installed (extra ``coded``) a dense C-contiguous float64 ``A`` is passed
+over by compiled row kernels (:mod:`._pcg_jit`, four rows per step, no Python loop; measured
+33 ms against 37 ms for the 128-row NumPy loop and 27-28 ms for one plain ``gemv`` at
+n = 100000, d = 500, one thread) when it has at least :data:`JIT_MIN_ENTRIES` entries and numba
+is already imported in the process, or at least :data:`JIT_COLD_ENTRIES` (where one solve repays
+loading numba); otherwise the NumPy blocked loop below runs. :func:`warm_jit` loads the kernels
+up front (a long-lived process, a benchmark). Both compute the same sums up to rounding.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable
 from functools import cache
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["BLOCK_ROWS", "JIT_MIN_ENTRIES", "gram_matvec", "jit_available", "normal_residual",
-           "pcg_normal"]  # fmt: skip
+__all__ = ["BLOCK_ROWS", "JIT_COLD_ENTRIES", "JIT_MIN_ENTRIES", "gram_matvec", "jit_available",
+           "normal_residual", "pcg_normal", "warm_jit"]  # fmt: skip
 
 #: rows per block of a fused pass: a 128 x d float64 block (0.5 MB at d = 500) stays in the
 #: 2 MB L2 cache between its two uses; 64-256 measured within 5% of each other, 1024 was 35%
@@ -53,8 +56,14 @@ BLOCK_ROWS = 128
 
 
 #: the compiled kernels run for dense A with at least this many entries (below, a pass takes
-#: under a millisecond either way and the first call would pay numba's compile or cache load)
+#: under a millisecond either way) once numba is imported in the process
 JIT_MIN_ENTRIES = 1_000_000
+#: ... and import numba themselves only for A with at least this many entries: loading numba
+#: and the cached kernels costs about 0.3 s per process (1.1-1.6 s the very first time, when
+#: they compile), while the kernels save about 4 ms per pass at 5e7 entries (33 against 37 ms,
+#: n = 100000, d = 500, one thread), i.e. ~0.08 s per 19-pass solve: a single solve repays the
+#: load from about 2e8 entries (1.6 GB)
+JIT_COLD_ENTRIES = 200_000_000
 
 
 def jit_available() -> bool:
@@ -69,12 +78,27 @@ def _jit_module():
     return _pcg_jit
 
 
+def warm_jit() -> bool:
+    """Import numba and load (or compile) the fused-pass kernels now, so that every later pass
+    over a dense ``A`` of at least :data:`JIT_MIN_ENTRIES` entries uses them. Returns whether
+    numba is available."""
+    if not jit_available():
+        return False
+    mod = _jit_module()
+    a, y, out = np.ones((5, 3)), np.ones(3), np.empty(3)
+    mod.gram(a, y, out)
+    mod.residual(a, np.ones(5), y, out)
+    return True
+
+
 def _use_jit(a, jit: bool | None, block: int | None) -> bool:
     if jit is False or sp.issparse(a):
         return False
     ok = a.dtype == np.float64 and a.flags.c_contiguous and jit_available()
     if jit is None:  # auto: large A, no explicit block size asked for
-        return ok and block is None and a.size >= JIT_MIN_ENTRIES
+        loaded = "numba" in sys.modules
+        need = JIT_MIN_ENTRIES if loaded else max(JIT_MIN_ENTRIES, JIT_COLD_ENTRIES)
+        return ok and block is None and a.size >= need
     return ok
 
 
@@ -91,8 +115,8 @@ def gram_matvec(
     """``A^T (A y) + lam y`` (d,) for ``A`` (n, d) dense or scipy.sparse, ``y`` (d,).
 
     Dense ``A`` is read once: by the compiled kernel (``jit=None``: when numba is installed,
-    ``A`` is C-contiguous float64 with at least :data:`JIT_MIN_ENTRIES` entries and ``block``
-    is ``None``; ``jit=True``: whenever numba and the layout allow; ``False``: never) or
+    ``A`` is C-contiguous float64, large enough (module docstring) and ``block`` is ``None``;
+    ``jit=True``: whenever numba and the layout allow; ``False``: never) or
     ``block`` rows at a time (``None``: about 0.5 MB per block; ``block >= n``: two plain
     ``gemv``). Cost ``4 n d`` flops, one pass over ``A``.
     """
