@@ -23,9 +23,10 @@ word ids Zipf(1)-distributed over ``d`` words, ``nnz_row`` tokens per document, 
 weights, rows L2-normalised; labels from a sparse logistic model. ``f*``: the lowest objective
 any method reached (exact Newton or Newton-CG run to gradient tolerance 1e-10).
 
-Threads: every method runs with the same number of BLAS threads (``--threads``, default 2;
-threadpoolctl); the sketch's ``q`` worker tasks run one after another on a 1-thread local
-executor (the data is placed once with it), so no method uses more cores than another. The
+Threads: every baseline runs with ``--threads`` BLAS threads (default 2; threadpoolctl); the
+sketch's ``q`` worker tasks run ``min(q, threads)`` at a time on a local thread executor (the
+data is placed once with it) with one BLAS thread each, the master's passes too, so no method
+uses more cores than another. The
 break-even ``d`` is the smallest ``d`` of the sweep from which the sketch is faster than a
 baseline at every larger ``d`` of the sweep.
 
@@ -48,6 +49,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
 from scipy.special import expit
+from threadpoolctl import threadpool_limits
 
 from frugalml._io import atomic_write_text
 from frugalml._threads import limit_blas_threads
@@ -168,12 +170,17 @@ def sampled_dlam(a: Any, lam: float, rows: int, seed: int) -> float:
     return SketchedHessian(b, lam).effective_dimension(rng=seed)
 
 
-def compare(a, y, lam: float, *, sparse: bool, q: int, m: int, cap: float) -> dict[str, Any]:
+def compare(
+    a, y, lam: float, *, sparse: bool, q: int, m: int, cap: float, threads: int = 1
+) -> dict[str, Any]:
     """Every method on one problem; returns traces, totals, iterations and f*."""
     n, d = a.shape
     fun = objective(a, y, lam)
     runs: dict[str, dict[str, Any]] = {}
-    with make_executor("local-thread", max_workers=1) as ex:
+    # the q workers share the cores the baselines' BLAS threads use: min(q, threads) of them
+    # in parallel, one BLAS thread each (the master's passes too)
+    workers = max(1, min(q, threads))
+    with make_executor("local-thread", max_workers=workers) as ex, threadpool_limits(1):
         tr, tot, its = run_newton(a, y, lam, cap, averaging="debiased", sketch="uniform", q=q,
                                   m=m, executor=ex, max_iter=200, rng=3)  # fmt: skip
     runs["Newton sketch (debiased)"] = {"trace": tr, "total": tot, "iterations": its}
@@ -308,7 +315,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for d in args.ds:
         a, y = dense_problem(args.n, d, seed=d)
         lam = args.lam_over_n * args.n
-        res = compare(a, y, lam, sparse=False, q=args.q, m=int(args.m_factor * d), cap=args.cap)
+        res = compare(a, y, lam, sparse=False, q=args.q, m=int(args.m_factor * d), cap=args.cap,
+                      threads=args.threads)  # fmt: skip
         sweep.append(res)
         console.print(f"dense d={d}: " + ", ".join(
             f"{k}: {fmt(v['to_level'])}" for k, v in res["runs"].items()))  # fmt: skip
@@ -320,7 +328,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         dlam0 = sampled_dlam(a, args.sparse_lam, min(4096, 4 * args.sparse_d), seed=2)
         m_sparse = int(4 * dlam0 + 10)
         sparse_res = compare(a, y, args.sparse_lam, sparse=True, q=args.q, m=m_sparse,
-                             cap=args.cap)  # fmt: skip
+                             cap=args.cap, threads=args.threads)  # fmt: skip
         sparse_res["d_lambda_at_0"] = dlam0
     rows = [r for res in sweep for r in table_rows(res, f"dense n={res['n']}")]
     if sparse_res is not None:
@@ -340,8 +348,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ),
         tuple(rows),
         note=(
-            f"{args.threads} BLAS thread(s) for every method; sketch: q={args.q} uniform-sampling "
-            f"workers run one at a time on a 1-thread local executor (A placed once), dense "
+            f"{args.threads} BLAS thread(s) for every baseline; sketch: q={args.q} uniform-"
+            f"sampling workers, {min(args.q, args.threads)} at a time on a local thread executor, "
+            f"one BLAS thread each (A placed once), dense "
             f"m={args.m_factor:g} d, sparse m={m_sparse} (4 d_lambda(x=0) + 10, d_lambda~"
             f"{dlam0:.0f}); dense lam={args.lam_over_n:g} n, sparse lam={args.sparse_lam:g}. "
             f"Every iterative method stopped after {args.cap:g} s. sklearn: one run, time = its "

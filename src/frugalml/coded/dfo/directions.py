@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import scipy.linalg
 
 from ..._validate import RngLike, check_choice, check_int, check_rng
 
@@ -39,6 +40,19 @@ DIRECTIONS: tuple[str, ...] = ("orthogonal", "hadamard", "gaussian")
 
 def _orthogonal_block(d: int, rows: int, gen: np.random.Generator) -> np.ndarray:
     """(rows, d) Haar-random orthonormal rows times sqrt(d): O(d rows^2) for rows < d."""
+    if 4 * rows <= d:  # Cholesky QR of a tall Gaussian (condition ~1 + 2 sqrt(rows / d) <= 3)
+        z = gen.standard_normal((d, rows))
+        # Q = Z R^{-1} with R the Cholesky factor of Z^T Z (positive diagonal): the Q of the QR
+        # with R's diagonal made positive, i.e. the Haar sample the sign fix below gives (the
+        # same Q up to rounding). GEMM-like passes over Z instead of Householder's column
+        # sweeps: d = 150528, K = 16, one thread, draw included: 78 ms against 166 ms
+        # (d = 10092: 5.1 against 5.3 ms). The repeat (CholQR2) restores orthogonality to
+        # rounding.
+        qt = z.T
+        for _ in range(2):
+            low = np.linalg.cholesky(qt @ qt.T)
+            qt = scipy.linalg.solve_triangular(low, qt, lower=True, check_finite=False)
+        return qt * np.sqrt(d)
     if rows < d:  # thin QR: the first `rows` columns of a Haar matrix
         q, r = np.linalg.qr(gen.standard_normal((d, rows)))
         q *= np.sign(np.diag(r))  # Haar measure (Mezzadri 2007): fix the signs of R's diagonal
