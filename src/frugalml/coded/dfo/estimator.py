@@ -39,7 +39,7 @@ N <= 128, the code's transform otherwise (and ``"dense"`` for codes without one)
 (extra ``coded``) the polar encoder is one fused pass per cache-sized column tile (scatter,
 all butterfly levels, permuted write). The encode sweep of ``benchmarks/bench_dfo_encode.py``
 (d = 10^4, K = N/2, one BLAS thread) measures the crossover: on the 2-core development machine
-the GEMM wins up to N = 128 and the butterflies from N = 256 (3.5x faster at N = 1024);
+the GEMM wins up to N = 128 and the butterflies from N = 256 (2.5x faster at N = 1024);
 without numba the NumPy passes lost to the GEMM up to N = 1024. The generator is built once,
 lazily (polar: an N x N transform, O(N^2 log N)), only when a dense encode or a least-squares
 decode needs it -- never per iteration.
