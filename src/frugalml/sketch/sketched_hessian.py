@@ -45,9 +45,9 @@ from ..errors import InvalidInputError
 
 __all__ = ["CG_MIN_DIM", "CG_RTOL", "EXACT_TRACE_DIM", "SketchedHessian", "gram"]
 
-#: relative residual of the cg form's solves: far below the sketch's own O(sqrt(d_lam / m)) error of the
-#: direction (bag of words n = 10^5, d = 10^4: 26-32 CG iterations a solve against 55-58 at
-#: 1e-10, the same Newton-sketch iterates to 1e-6 suboptimality)
+#: relative residual of the cg form's solves, far below the sketch's own O(sqrt(d_lam / m))
+#: error of the direction (bag of words n = 10^5, d = 10^4: 26-32 CG iterations a solve
+#: against 55-58 at 1e-10, and 1e-6 suboptimality after the same number of Newton iterations)
 CG_RTOL = 1e-4
 #: sparse roots whose factor would be larger than this (min(m, d)) are solved by CG
 CG_MIN_DIM = 2000
