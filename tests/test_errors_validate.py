@@ -198,3 +198,19 @@ def test_check_rng_passes_generator_through_and_makes_fresh_one():
 def test_check_rng_rejects_bad_seeds(bad):
     with pytest.raises(InvalidInputError):
         check_rng(bad)
+
+
+def test_one_solver_failed_error_for_every_area():
+    """One class in frugalml.errors: catching it through any area's name catches all of them
+    (the convex SDPs and the convex GAN used to define unrelated classes)."""
+    from frugalml import errors
+    from frugalml.convex import SolverFailedError as from_convex
+    from frugalml.convex.gan import SolverFailedError as from_gan
+    from frugalml.convex.gan.wgan import SolverFailedError as from_wgan
+    from frugalml.convex.poly_sdp import SolverFailedError as from_poly
+
+    assert from_convex is from_gan is from_wgan is from_poly is errors.SolverFailedError
+    err = errors.SolverFailedError("SCS stopped: infeasible_inaccurate", status="infeasible")
+    assert isinstance(err, errors.FrugalError) and isinstance(err, RuntimeError)
+    assert err.status == "infeasible"
+    assert errors.SolverFailedError("no status").status is None

@@ -15,6 +15,7 @@ __all__ = [
     "InvalidInputError",
     "NotDecodableError",
     "SharedDataLostError",
+    "SolverFailedError",
     "TaskFailedError",
     "TooLargeError",
 ]
@@ -48,6 +49,15 @@ class TaskFailedError(FrugalError, RuntimeError):
 class SharedDataLostError(FrugalError, RuntimeError):
     """The data behind a shared reference is gone (released, its file deleted, its worker or
     object store lost)."""
+
+
+class SolverFailedError(FrugalError, RuntimeError):
+    """A numerical solver (a conic program through CVXPY, an SVD, ...) stopped without a usable
+    solution. ``status`` is the solver's own status string when it has one (CVXPY's status)."""
+
+    def __init__(self, message: str, status: str | None = None):
+        self.status = status
+        super().__init__(message)
 
 
 class BackendUnavailableError(FrugalError, ImportError):

@@ -62,7 +62,7 @@ import numpy as np
 from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_int, check_positive_float
-from ..errors import FrugalError, InfeasibleError, InvalidInputError
+from ..errors import InfeasibleError, InvalidInputError, SolverFailedError
 from .activation import Polynomial
 
 __all__ = [
@@ -91,14 +91,6 @@ MAX_VARIABLES = {"clarabel": 200_000, "scs": 2_000_000}
 CLARABEL_EPS = 1e-7
 _POOLINGS = ("average",)
 _FAILED_FEASIBILITY = ("infeasible", "unbounded", "infeasible_inaccurate", "unbounded_inaccurate")
-
-
-class SolverFailedError(FrugalError, RuntimeError):
-    """The conic solver stopped without a usable solution; ``status`` is CVXPY's status."""
-
-    def __init__(self, message: str, status: str | None = None):
-        self.status = status
-        super().__init__(message)
 
 
 @dataclass(frozen=True, repr=False)

@@ -69,7 +69,7 @@ from ..._validate import (
     check_positive_float,
     check_rng,
 )
-from ...errors import FrugalError, InvalidInputError
+from ...errors import InvalidInputError, SolverFailedError
 
 __all__ = [
     "DISCRIMINATORS",
@@ -91,10 +91,6 @@ SOLVERS = ("auto", "closed-form", "cvxpy")
 SVD_MODES = ("auto", "exact", "randomized")
 #: relative tolerance below which singular values of the latent count as zero
 RANK_RTOL = 1e-9
-
-
-class SolverFailedError(FrugalError, RuntimeError):
-    """CVXPY's solver stopped without a usable solution."""
 
 
 # ----------------------------------------------------------------------------- helpers
