@@ -85,6 +85,14 @@ class TaskTiming:
     latency: float
     run_time: float | None
 
+    def summary(self) -> str:
+        ran = (
+            "its worker died before reporting"
+            if self.run_time is None
+            else f"ran {self.run_time:.3g} s on its worker"
+        )
+        return f"arrived {self.latency:.3g} s after submission; {ran}"
+
 
 @dataclass(frozen=True)
 class TaskFailure:
@@ -97,6 +105,9 @@ class TaskFailure:
 
     def __str__(self) -> str:
         return f"task {self.index}: {self.error_type}: {self.message}"
+
+    def summary(self) -> str:
+        return str(self)
 
 
 @dataclass(frozen=True, repr=False)
