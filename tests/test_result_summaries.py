@@ -51,3 +51,15 @@ def test_task_timing_and_failure_summaries():
     assert "died" in TaskTiming(1.5, None).summary()
     fail = TaskFailure(3, "WorkerDiedError", "worker exited with code 1")
     assert fail.summary() == str(fail) == "task 3: WorkerDiedError: worker exited with code 1"
+
+
+def test_one_progress_type():
+    """Every area's ``Progress`` is the one of :mod:`frugalml.progress`."""
+    from frugalml.coded.dfo import attack, es
+    from frugalml.progress import Progress
+    from frugalml.quant import models
+    from frugalml.report import registry
+    from frugalml.subspace import saddle, tasks
+
+    for mod in (attack, es, models, registry, saddle, tasks):
+        assert mod.Progress is Progress, mod.__name__

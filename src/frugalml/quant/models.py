@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +30,7 @@ from .._optional import require
 from .._results import ResultRepr
 from .._validate import check_int, check_positive_float
 from ..errors import InvalidInputError
+from ..progress import Progress
 
 __all__ = ["MNIST1DCNN", "RECIPES", "DigitsCNN", "TrainResult", "accuracy", "train_classifier"]
 
@@ -38,7 +38,6 @@ torch = require("torch", what="frugalml.quant.models", extra="quant")
 nn = torch.nn
 F = torch.nn.functional
 
-Progress = Callable[[str, float], None]
 
 #: Training settings (keyword arguments of :func:`train_classifier`) tuned for the two models.
 #: Measured on one CPU core (torch 2.13), seeds 0 and 1: DigitsCNN on ``load_digits_images``

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from .._validate import check_choice
 from ..errors import InvalidInputError
+from ..progress import Progress
 from .results import BenchResult
 
 __all__ = ["AreaBenchmark", "Progress", "get", "register", "registered"]
 
-Progress = Callable[[str, float], None]
 """``progress(step_description, fraction_done)`` with fraction in [0, 1]."""
 
 

@@ -40,6 +40,7 @@ import numpy as np
 from .._results import ResultRepr
 from .._validate import check_array, check_int, check_positive_float
 from ..errors import FrugalError, InvalidInputError
+from ..progress import Progress
 
 __all__ = [
     "NonFiniteError",
@@ -53,7 +54,6 @@ __all__ = [
 ]
 
 Callback = Callable[[int, np.ndarray, np.ndarray], Any]
-Progress = Callable[[str, float], None]
 
 
 class NonFiniteError(FrugalError, FloatingPointError):

@@ -34,7 +34,6 @@ from __future__ import annotations
 import math
 import sysconfig
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,7 @@ from .._validate import (
     check_probability,
 )
 from ..errors import InvalidInputError, TaskFailedError
+from ..progress import Progress
 
 __all__ = [
     "AGGREGATIONS",
@@ -72,7 +72,6 @@ __all__ = [
 TASKS = ("linreg", "digits-mlp", "mnist1d-cnn", "charlm")
 
 #: progress callback: ``progress(message, fraction done in [0, 1])``
-Progress = Callable[[str, float], None]
 AGGREGATIONS = ("mean", "adacons", "adasum", "powersgd")
 
 #: default (learning rate, SGD momentum) per task, found on a small grid with averaging

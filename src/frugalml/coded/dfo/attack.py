@@ -34,7 +34,6 @@ from __future__ import annotations
 import io
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +53,7 @@ from ..._validate import (
     check_rng,
 )
 from ...errors import InvalidInputError
+from ...progress import Progress
 from ...runtime import Executor, Shared, StragglerModel
 from .._shared import place, release
 from .es import CodedES, DropStragglersES, StructuredES, WaitAllES
@@ -76,7 +76,6 @@ __all__ = [
 
 DATASETS: tuple[str, ...] = ("digits", "mnist1d")
 ATTACK_METHODS: tuple[str, ...] = ("coded", "wait-all", "drop", "structured", "random")
-Progress = Callable[[str, float], None]
 
 
 def _torch() -> Any:

@@ -71,6 +71,7 @@ from ..._validate import (
     check_rng,
 )
 from ...errors import FrugalError, InvalidInputError, TaskFailedError
+from ...progress import Progress
 from ...runtime import Executor, StragglerModel, fmt_bytes
 from .._shared import place, release
 from ..base import LinearCode
@@ -94,7 +95,6 @@ __all__ = [
 ]
 
 Wait = Literal["decodable", "all"] | int
-Progress = Callable[[str, float], None]
 
 
 class DivergenceWarning(RuntimeWarning):
