@@ -61,7 +61,7 @@ import io
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +83,7 @@ from .._validate import (
     check_rng,
 )
 from ..errors import InvalidInputError
+from ..progress import Progress
 
 require("torch", what="the neural syndrome decoder of frugalml.ecc", extra="ecc")
 
@@ -707,7 +708,7 @@ def train_decoder(
     checkpoint_every: int = 500,
     resume: bool = True,
     device: str = "cpu",
-    progress: Callable[[str, float], None] | None = None,
+    progress: Progress | None = None,
     rng: RngLike = 0,
 ) -> TrainResult:
     """Train ``decoder`` in place on the all-zero codeword over an Eb/N0 range.
