@@ -3,24 +3,79 @@
 Paper: Bartan, Li, Teague, Lott, Dilkina, "Moccasin: Efficient Tensor Rematerialization for
 Neural Networks" (ICML 2023, arXiv 2304.14463); baseline: Jain et al., "Checkmate: Breaking the
 Memory Wall with Optimal Tensor Rematerialization" (MLSys 2020).
+
+The PyTorch front end (``extract_graph``, ``execute_schedule``, ``measure_graph``,
+``partitioner_schedule``, the model builders) is exported lazily: ``frugalml.remat`` imports
+without torch, and those names import it on first use (extra ``remat``).
 """
 
+from typing import Any
+
 from .api import SOLVERS, solve
+from .baselines import chain_checkpointing, checkpoint_schedule, no_remat
+from .checkmate import checkmate_lp_rounding, checkmate_milp
 from .evaluate import ScheduleReport, evaluate_schedule, topological_schedule
 from .formats import load_graph, save_graph
+from .generate import random_layered_graph
 from .graph import RematGraph
+from .greedy import greedy, greedy_schedule
+from .moccasin import MoccasinSolver, moccasin
 from .solution import RematSolution, plain_peak, resolve_budget
+
+#: torch-backed names, imported on first access
+_LAZY = {
+    "extract_graph": "torch_graph",
+    "TorchRematGraph": "torch_graph",
+    "execute_schedule": "execute",
+    "ExecutionResult": "execute",
+    "measure_graph": "torch_partitioner",
+    "partitioner_schedule": "torch_partitioner",
+    "GraphMeasurement": "torch_partitioner",
+    "PartitionerResult": "torch_partitioner",
+    "mlp": "models",
+    "resnet_cnn": "models",
+    "transformer_encoder": "models",
+}
 
 __all__ = [
     "SOLVERS",
+    "ExecutionResult",
+    "GraphMeasurement",
+    "MoccasinSolver",
+    "PartitionerResult",
     "RematGraph",
     "RematSolution",
     "ScheduleReport",
+    "TorchRematGraph",
+    "chain_checkpointing",
+    "checkmate_lp_rounding",
+    "checkmate_milp",
+    "checkpoint_schedule",
     "evaluate_schedule",
+    "execute_schedule",
+    "extract_graph",
+    "greedy",
+    "greedy_schedule",
     "load_graph",
+    "measure_graph",
+    "mlp",
+    "moccasin",
+    "no_remat",
+    "partitioner_schedule",
     "plain_peak",
+    "random_layered_graph",
+    "resnet_cnn",
     "resolve_budget",
     "save_graph",
     "solve",
     "topological_schedule",
+    "transformer_encoder",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
