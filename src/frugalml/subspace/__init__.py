@@ -7,9 +7,13 @@
   point, ADMM) and test problems (bilinear and quadratic games, an equality-constrained least
   squares problem via its augmented Lagrangian, a mixture-of-Gaussians GAN).
 * Gradient aggregation in subspaces for data-parallel training: Choukroun, Azoulay & Kisilev
-  (arXiv 2411.03742), in the torch-only modules ``frugalml.subspace.aggregation*`` (import them
-  explicitly; they are not imported here so that ``import frugalml.subspace`` stays NumPy-only).
+  (arXiv 2411.03742): ``AdaConsAggregator``, ``adacons_hook`` (a DDP communication hook),
+  the AdaSum baseline and the training tasks. They need torch and are exported lazily, as in
+  ``quant``, ``ecc`` and ``remat``: ``import frugalml.subspace`` stays NumPy-only and the names
+  import torch on first use (extra ``subspace``).
 """
+
+from typing import Any
 
 from .pd_sesop import DIRECTIONS, INNER_SOLVERS, pd_sesop
 from .problems import (
@@ -33,20 +37,52 @@ from .saddle import (
 )
 from .sesop import SesopResult, sesop_minimize
 
+#: torch-backed names, imported on first access
+_LAZY = {
+    "AdaConsAggregator": "aggregation",
+    "AdaConsCoefficients": "aggregation",
+    "AdaConsStep": "aggregation",
+    "adacons_aggregate": "aggregation",
+    "adacons_coefficients": "aggregation",
+    "adacons_hook": "aggregation",
+    "check_same_parameters": "aggregation",
+    "AdaSumState": "adasum",
+    "adasum_hook": "adasum",
+    "adasum_reduce": "adasum",
+    "RunConfig": "tasks",
+    "TrainResult": "tasks",
+    "make_task": "tasks",
+    "train": "tasks",
+    "train_many": "tasks",
+}
+
 __all__ = [
     "DIRECTIONS",
     "INNER_SOLVERS",
+    "AdaConsAggregator",
+    "AdaConsCoefficients",
+    "AdaConsStep",
+    "AdaSumState",
     "GANProblem",
     "NonFiniteError",
+    "RunConfig",
     "SaddleProblem",
     "SaddleResult",
     "SesopResult",
+    "TrainResult",
+    "adacons_aggregate",
+    "adacons_coefficients",
+    "adacons_hook",
     "adam_gda",
+    "adasum_hook",
+    "adasum_reduce",
     "admm_equality_ls",
     "bilinear_game",
+    "check_same_parameters",
     "constrained_least_squares",
     "extragradient",
     "gda",
+    "make_task",
     "mixture_gan",
     "mode_metrics",
     "optimistic_gda",
@@ -54,4 +90,14 @@ __all__ = [
     "proximal_point",
     "quadratic_game",
     "sesop_minimize",
+    "train",
+    "train_many",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
