@@ -23,8 +23,7 @@ The torch parts are imported lazily: ``import frugalml.ecc`` needs only NumPy.
 
 from __future__ import annotations
 
-from typing import Any
-
+from .._optional import lazy_exports
 from .bp import BeliefPropagation
 from .channel import BERResult, bpsk_awgn, bpsk_llr, ebn0_to_sigma, simulate
 from .codes import (
@@ -72,9 +71,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -24,8 +24,7 @@ The torch modules are imported lazily, so ``import frugalml.quant`` needs only N
 
 from __future__ import annotations
 
-from typing import Any
-
+from .._optional import lazy_exports
 from .baselines import (
     SCALE_METHODS,
     aciq_scale,
@@ -86,9 +85,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

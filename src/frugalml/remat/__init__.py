@@ -9,8 +9,7 @@ The PyTorch front end (``extract_graph``, ``execute_schedule``, ``measure_graph`
 without torch, and those names import it on first use (extra ``remat``).
 """
 
-from typing import Any
-
+from .._optional import lazy_exports
 from .api import SOLVERS, solve
 from .baselines import chain_checkpointing, checkpoint_schedule, no_remat
 from .checkmate import checkmate_lp_rounding, checkmate_milp
@@ -73,9 +72,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -13,8 +13,7 @@
   import torch on first use (extra ``subspace``).
 """
 
-from typing import Any
-
+from .._optional import lazy_exports
 from .pd_sesop import DIRECTIONS, INNER_SOLVERS, pd_sesop
 from .problems import (
     GANProblem,
@@ -95,9 +94,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
