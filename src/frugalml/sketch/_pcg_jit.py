@@ -11,44 +11,17 @@ bytes read.
 from __future__ import annotations
 
 import numba
+import numpy as np
 
 njit = numba.njit(cache=True, nogil=True, fastmath=True)
 
 
 @njit
-def gram(a, y, out):  # pragma: no cover - compiled
-    """``out[:] = A^T (A y)`` for C-contiguous float64 ``A`` (n, d), ``y``, ``out`` (d,)."""
-    n, d = a.shape
-    for j in range(d):
-        out[j] = 0.0
-    i = 0
-    while i + 3 < n:
-        t0 = 0.0
-        t1 = 0.0
-        t2 = 0.0
-        t3 = 0.0
-        for j in range(d):
-            yj = y[j]
-            t0 += a[i, j] * yj
-            t1 += a[i + 1, j] * yj
-            t2 += a[i + 2, j] * yj
-            t3 += a[i + 3, j] * yj
-        for j in range(d):
-            out[j] += t0 * a[i, j] + t1 * a[i + 1, j] + t2 * a[i + 2, j] + t3 * a[i + 3, j]
-        i += 4
-    while i < n:
-        t = 0.0
-        for j in range(d):
-            t += a[i, j] * y[j]
-        for j in range(d):
-            out[j] += t * a[i, j]
-        i += 1
-
-
-@njit
 def residual(a, b, x, out):  # pragma: no cover - compiled
-    """``out[:] = A^T (b - A x)``; returns ``||b - A x||^2`` (same layout as :func:`gram`)."""
+    """``out[:] = A^T (b - A x)``; returns ``||b - A x||^2``. C-contiguous float64 ``A`` (n, d),
+    ``x``, ``out`` (d,); ``b`` (n,), or empty for ``b = 0``."""
     n, d = a.shape
+    has_b = b.shape[0] > 0
     for j in range(d):
         out[j] = 0.0
     rr = 0.0
@@ -64,21 +37,29 @@ def residual(a, b, x, out):  # pragma: no cover - compiled
             t1 += a[i + 1, j] * xj
             t2 += a[i + 2, j] * xj
             t3 += a[i + 3, j] * xj
-        r0 = b[i] - t0
-        r1 = b[i + 1] - t1
-        r2 = b[i + 2] - t2
-        r3 = b[i + 3] - t3
-        rr += r0 * r0 + r1 * r1 + r2 * r2 + r3 * r3
+        if has_b:
+            t0, t1, t2, t3 = b[i] - t0, b[i + 1] - t1, b[i + 2] - t2, b[i + 3] - t3
+        else:
+            t0, t1, t2, t3 = -t0, -t1, -t2, -t3
+        rr += t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
         for j in range(d):
-            out[j] += r0 * a[i, j] + r1 * a[i + 1, j] + r2 * a[i + 2, j] + r3 * a[i + 3, j]
+            out[j] += t0 * a[i, j] + t1 * a[i + 1, j] + t2 * a[i + 2, j] + t3 * a[i + 3, j]
         i += 4
     while i < n:
         t = 0.0
         for j in range(d):
             t += a[i, j] * x[j]
-        r = b[i] - t
+        r = b[i] - t if has_b else -t
         rr += r * r
         for j in range(d):
             out[j] += r * a[i, j]
         i += 1
     return rr
+
+
+@njit
+def gram(a, y, out):  # pragma: no cover - compiled
+    """``out[:] = A^T (A y)``: :func:`residual` with ``b = 0``, negated."""
+    residual(a, np.empty(0), y, out)
+    for j in range(out.shape[0]):
+        out[j] = -out[j]
