@@ -37,9 +37,9 @@ from frugalml._io import atomic_write_text
 from frugalml._threads import limit_blas_threads
 from frugalml.coded import GaussianMDS, PolarCode, _polar_kernel
 from frugalml.coded.simulate import default_schemes, first_decodable_mask, simulate_latency
-from frugalml.report.output import rich_table
+from frugalml.report.output import pyplot, rich_table, save_png
 from frugalml.report.results import Table, machine_info
-from frugalml.report.timing import best_of
+from frugalml.report.timing import best_of, butterfly_floor
 from frugalml.runtime import BimodalStragglers, ShiftedExponential
 from frugalml.runtime.comm import MEASURED
 
@@ -49,15 +49,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     a64 = np.asarray(a, dtype=np.float64)
     return float(np.linalg.norm(a64 - b) / np.linalg.norm(b))
-
-
-def _floor(x: np.ndarray) -> None:
-    """log2 N in-place passes x_top += x_bottom: the streaming floor of a butterfly code."""
-    n = x.shape[0]
-    flat = x.reshape(n, -1)
-    for lev in range(n.bit_length() - 1):
-        view = flat.reshape(1 << lev, 2, n >> (lev + 1), -1)
-        np.add(view[:, 0], view[:, 1], out=view[:, 0])
 
 
 def crossover(ns: list[int], sets: int, seed: int) -> list[dict]:
@@ -108,7 +99,7 @@ def roofline(ns: list[int], block: int, seed: int) -> tuple[list[dict], float]:
         t_np = best_of(lambda c=code, y=y, m=mask: c.decode(y, m, engine="numpy"), 2)[0]
         del y
         scratch = gen.standard_normal((n, block, block))
-        t_floor = best_of(lambda s=scratch: _floor(s), 2)[0]
+        t_floor = best_of(lambda s=scratch: butterfly_floor(s), 2)[0]
         del scratch
         data_bytes = n * block * block * 8
         levels = n.bit_length() - 1
@@ -147,10 +138,7 @@ def end_to_end(ns: list[int], trials: int, unit: float, seed: int) -> list[dict]
 
 
 def plot(cross: list[dict], e2e: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
     ns = [r["n"] for r in cross]
@@ -176,8 +164,7 @@ def plot(cross: list[dict], e2e: list[dict], path: Path) -> None:
         a.grid(alpha=0.3)
         a.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -32,7 +32,7 @@ from ...runtime import (
 from ..output import pyplot
 from ..registry import Progress
 from ..results import NO_GOAL, BenchResult, Table
-from ..timing import best_of
+from ..timing import best_of, butterfly_floor
 
 __all__ = ["run"]
 
@@ -62,14 +62,6 @@ def _latency(ns, trials, gen) -> tuple[list[tuple], dict[str, Any]]:
     return rows, data
 
 
-def _floor(x: np.ndarray) -> None:
-    n = x.shape[0]
-    flat = x.reshape(n, -1)
-    for lev in range(n.bit_length() - 1):
-        view = flat.reshape(1 << lev, 2, n >> (lev + 1), -1)
-        np.add(view[:, 0], view[:, 1], out=view[:, 0])
-
-
 def _decode_times(ns, block, gen) -> list[tuple]:
     rows = []
     for n in ns:
@@ -83,7 +75,7 @@ def _decode_times(ns, block, gen) -> list[tuple]:
             out[name] = best_of(lambda c=code, y=coded, m=mask: c.decode(y, m), 2)[0]
             del coded
         scratch = gen.standard_normal((n, *block))
-        floor = best_of(lambda s=scratch: _floor(s), 2)[0]
+        floor = best_of(lambda s=scratch: butterfly_floor(s), 2)[0]
         del scratch
         rows.append((n, f"{block[0]}x{block[1]}", out["polar"], out["mds"], floor,
                      out["mds"] / out["polar"], out["polar"] / floor))  # fmt: skip
