@@ -37,7 +37,7 @@ from frugalml._io import atomic_write_text
 from frugalml._threads import limit_blas_threads
 from frugalml.coded.dfo import CodedDirections, CodedES
 from frugalml.coded.dfo.attack import LogitsOracle, MarginObjective, photo_classifier
-from frugalml.report.output import rich_table
+from frugalml.report.output import pyplot, rich_table, save_png
 from frugalml.report.results import Table, machine_info
 from frugalml.runtime import ShiftedExponential
 
@@ -128,10 +128,7 @@ def old_orthogonal_draw(d: int, k: int, seed: int, reps: int = 3) -> float:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     ds = [r["d"] for r in result["attack"]]
@@ -161,9 +158,7 @@ def plot(result: dict, path: Path) -> None:
             title=f"polar encoding alone, d = {sw[0]['d']}")  # fmt: skip
     ax2.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

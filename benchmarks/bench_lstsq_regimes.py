@@ -54,7 +54,7 @@ from rich.console import Console
 
 from frugalml._io import atomic_write_text
 from frugalml._threads import limit_blas_threads
-from frugalml.report.output import rich_table
+from frugalml.report.output import pyplot, rich_table, save_png
 from frugalml.report.results import Table, machine_info
 from frugalml.sketch import lstsq, pcg
 from frugalml.sketch.lstsq import CG_NNZ_PER_COL, cg_sketch_size
@@ -263,10 +263,7 @@ def solve_size(n, d, kappa, full_baselines, repeats, gen, say) -> dict[str, Any]
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     """Seconds and ratio against the size of A (GB, float64); one colour per method, one
     marker per d (lines join the sizes of one d)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     markers = dict(zip(sorted({r["d"] for r in results}), "osD^v", strict=False))
@@ -295,8 +292,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     ax2.set_ylabel("fastest LAPACK time / this time")
     fig.suptitle("Least squares, coherent rows, cond(A) ~ 1e5, 1 BLAS thread, same run")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -53,7 +53,7 @@ from threadpoolctl import threadpool_limits
 
 from frugalml._io import atomic_write_text
 from frugalml._threads import limit_blas_threads
-from frugalml.report.output import rich_table
+from frugalml.report.output import pyplot, rich_table, save_png
 from frugalml.report.results import Table, machine_info
 from frugalml.runtime import make_executor
 from frugalml.sketch.newton import distributed_newton, hessian_sqrt
@@ -262,10 +262,7 @@ def break_even(sweep: list[dict[str, Any]]) -> dict[str, int | None]:
 
 
 def plot(sweep: list[dict[str, Any]], path: Path, cap: float, threads: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ds = [r["d"] for r in sweep]
@@ -282,8 +279,7 @@ def plot(sweep: list[dict[str, Any]], path: Path, cap: float, threads: int) -> N
     ax.set_title(f"Dense logistic: Newton sketch vs baselines ({threads} BLAS threads each)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
