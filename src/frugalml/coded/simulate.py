@@ -63,16 +63,22 @@ class SchemeLatency(ResultRepr):
         )
 
 
+def _prefix_pass(code: LinearCode) -> bool:
+    """Whether :func:`first_decodable` checks every prefix in one vectorised pass
+    (``decodable_many``: O(N^2 log N) element operations and 4 N^2 bytes, fewer Python calls
+    than bisection) rather than bisecting -- which it does for polar codes above N = 256 when
+    numba compiles a single check."""
+    compiled = isinstance(code, PolarCode) and _polar_kernel.available() and code.n > 256
+    return hasattr(code, "decodable_many") and not compiled
+
+
 def first_decodable(code: LinearCode, order: np.ndarray) -> int:
     """Smallest t such that the first t workers of ``order`` are decodable (N+1 if never)."""
     n = code.n
     order = np.asarray(order)
     if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
         raise InvalidInputError(f"order must be a permutation of the {n} workers")
-    # every prefix in one vectorised pass: O(N^2 log N) element operations, fewer Python
-    # calls than bisection unless a single check is compiled (polar with numba, large N)
-    compiled = isinstance(code, PolarCode) and _polar_kernel.available() and n > 256
-    if hasattr(code, "decodable_many") and not compiled:
+    if _prefix_pass(code):
         rank = np.empty(n, dtype=np.intp)
         rank[order] = np.arange(n)
         ok_all = code.decodable_many(rank[None, :] <= np.arange(n)[:, None])
@@ -167,13 +173,12 @@ def simulate_latency(
         raise InvalidInputError(f"all codes must have the same number of workers, got {sizes}")
     (n,) = sizes
     k = check_int(k, "k", low=1, high=n)
-    # the (trials, N) completion times (three copies: draws, scaled, sorted) and, for polar
-    # codes, the (N, N) boolean prefixes of one trial's arrival order with the SC recursion's
-    # working copies
-    polar = any(isinstance(c, PolarCode) for c, _ in schemes.values())
-    polar = polar and not (_polar_kernel.available() and n > 256)  # else bisection, O(N)
+    # the (trials, N) completion times (three copies: draws, scaled, sorted) and, for codes
+    # checked in one prefix pass, the (N, N) boolean prefixes of one trial's arrival order
+    # with the SC recursion's working copies
+    prefixes = any(c is not None and _prefix_pass(c) for c, _ in schemes.values())
     check_memory(
-        3 * 8.0 * n * trials + (4.0 * n * n if polar else 0.0),
+        3 * 8.0 * n * trials + (4.0 * n * n if prefixes else 0.0),
         f"{trials} trials of N={n} workers",
         fix="lower the trials (--trials) or N (--n)",
     )
