@@ -123,9 +123,13 @@ def test_engine_choice_and_missing_numba(monkeypatch):
     mask = np.ones(64, dtype=bool)
     with pytest.raises(InvalidInputError, match="engine"):
         code.decode(y, mask, engine="fast")
+    compiled_x = polar_transform(u, code.kernel, 3)
     monkeypatch.setattr(_polar_kernel, "available", lambda: False)
     with pytest.raises(BackendUnavailableError, match="numba"):
         code.decode(y, mask, engine="compiled")
     d = code.decode(y, mask)  # auto falls back to NumPy
     assert rel(d.blocks, u) <= 1e-12
     np.testing.assert_allclose(polar_transform(u, code.kernel, 3).shape, u.shape)
+    # without numba the transform and the encoder take the NumPy path, with the same values
+    np.testing.assert_allclose(polar_transform(u, code.kernel, 3), compiled_x, atol=1e-12)
+    assert rel(code.decode(code.encode(u), mask).blocks, u) <= 1e-12
