@@ -181,9 +181,9 @@ def test_cg_form_solves_and_estimates_d_lambda(shape):
 def test_sparse_newton_sketch_with_cg_workers_converges(monkeypatch):
     """Workers whose sketched root exceeds CG_MIN_DIM solve by CG; forced here at small size:
     the iterates still reach the L-BFGS-B optimum."""
-    import frugalml.sketch.newton as newton_mod
+    import frugalml.sketch.sketched_hessian as hessian_mod
 
-    monkeypatch.setattr(newton_mod, "CG_MIN_DIM", 10)
+    monkeypatch.setattr(hessian_mod, "CG_MIN_DIM", 10)
     a, y = _bow(600, 40, 8, 13)
     lam = 10.0
     x_ref, f_ref = _lbfgs_reference(a, y, lam)

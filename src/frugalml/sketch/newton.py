@@ -63,7 +63,7 @@ from .distributed import check_round_memory, check_task_count, owns, worker_size
 from .effective import effective_dimension
 from .factory import SKETCHES, make_sketch
 from .lstsq import SketchedFactor
-from .sketched_hessian import CG_MIN_DIM, SketchedHessian, gram
+from .sketched_hessian import SketchedHessian, gram
 from .streaming import check_streams_rows, sketch_parts
 
 __all__ = [
@@ -158,7 +158,11 @@ def hessian_sqrt(a: Any, x: np.ndarray | None, loss: str) -> Any:
     if loss == "least-squares":
         return a
     p = scipy.special.expit(a @ x)
-    w = np.sqrt(p * (1.0 - p))
+    return _scale_rows(a, np.sqrt(p * (1.0 - p)))
+
+
+def _scale_rows(a: Any, w: np.ndarray) -> Any:
+    """``diag(w) A`` for dense ``A`` or scipy.sparse ``A`` (then CSR, same pattern)."""
     if sp.issparse(a):
         return sp.csr_matrix(sp.diags(w) @ a)
     return a * w[:, None]
@@ -169,8 +173,7 @@ def _solve_sketched(sb: Any, g: np.ndarray, lam_local: float) -> tuple[np.ndarra
     primal or Woodbury dual (:class:`.SketchedHessian`) when ``lam_local > 0``, else the QR
     of :class:`.SketchedFactor` (stable for a rank-deficient ``S B``)."""
     if lam_local > 0.0:
-        sparse_big = sp.issparse(sb) and min(sb.shape) > CG_MIN_DIM
-        fac = SketchedHessian(sb, lam_local, form="cg" if sparse_big else None)
+        fac = SketchedHessian(sb, lam_local)  # primal, dual or (large sparse) CG
         return fac.solve(g), fac.logdet, fac
     dense = sb.toarray() if sp.issparse(sb) else sb
     factor = SketchedFactor(dense, lam_local)
@@ -205,11 +208,7 @@ def newton_sampled_task(
     ``lam_local = 0``); the master uses the ``d_lambda`` estimates for the next round."""
     smat = sketch.draw(a.shape[0], rng=seed)
     rows = a[smat.idx]
-    sb = hessian_sqrt(rows, x, loss)
-    if sp.issparse(sb):
-        sb = sp.csr_matrix(sp.diags(smat.weights) @ sb)
-    else:
-        sb = sb * smat.weights[:, None]
+    sb = _scale_rows(hessian_sqrt(rows, x, loss), smat.weights)
     direction, logdet, fac = _solve_sketched(sb, g, lam_local)
     # the cg form's d_lambda would cost several more solves; the master keeps its estimate
     dlam = float("nan") if fac is None or fac.form == "cg" else fac.effective_dimension(rng=seed)
@@ -427,8 +426,7 @@ def _sampled_effective_dimension(
     r = int(min(n, 4 * d, DLAM_ROWS))
     rows = np.sort(gen.choice(n, size=r, replace=False)) if r < n else np.arange(n)
     b = hessian_sqrt(prob.a[rows], x, prob.loss) * np.sqrt(n / r)
-    form = "cg" if sp.issparse(b) and min(b.shape) > CG_MIN_DIM else None
-    return SketchedHessian(b, prob.lam, form=form).effective_dimension(rng=gen)
+    return SketchedHessian(b, prob.lam).effective_dimension(rng=gen)
 
 
 def _round_nbytes(sizes: Sequence[int], a: Any, d: int) -> int:

@@ -71,7 +71,9 @@ def gram(r: Any, *, outer: bool = False) -> np.ndarray:
 class SketchedHessian:
     """Factor of ``R^T R + lam I`` for ``R`` (m, d) dense or scipy.sparse; ``lam >= 0``.
 
-    ``form``: ``"primal"``, ``"dual"`` or ``None`` (dual when ``m < d`` and ``lam > 0``).
+    ``form``: ``"primal"``, ``"dual"``, ``"cg"`` or ``None`` (cg for a sparse ``R`` with
+    ``min(m, d) > CG_MIN_DIM`` and ``lam > 0``, else dual when ``m < d`` and ``lam > 0``,
+    else primal).
     Raises :class:`~frugalml.errors.InvalidInputError` when the matrix is not numerically
     positive definite (``lam = 0`` with ``R`` rank deficient): use ``lam > 0`` or the QR of
     :class:`~frugalml.sketch.lstsq.SketchedFactor`.
@@ -79,8 +81,11 @@ class SketchedHessian:
 
     def __init__(self, r: Any, lam: float, *, form: str | None = None):
         m, d = r.shape
-        if form is None:
-            form = "dual" if (m < d and lam > 0.0) else "primal"
+        if form is None:  # the cheapest exact form; CG where a dense factor would be large
+            if sp.issparse(r) and lam > 0.0 and min(m, d) > CG_MIN_DIM:
+                form = "cg"
+            else:
+                form = "dual" if (m < d and lam > 0.0) else "primal"
         if form in ("dual", "cg") and lam <= 0.0:
             raise InvalidInputError(f"the {form} form needs lam > 0; use form='primal'")
         if form == "cg" and not sp.issparse(r):
