@@ -22,6 +22,7 @@ numba is an optional dependency (extra ``coded``); :func:`available` says whethe
 from __future__ import annotations
 
 import importlib.util
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = ["available", "decode", "plan", "transform"]
 TILE_BYTES = 1 << 21
 
 
+@cache  # find_spec costs ~40 us: too much for a per-decode check
 def available() -> bool:
     """Whether numba is installed (the compiled decoder is usable)."""
     return importlib.util.find_spec("numba") is not None

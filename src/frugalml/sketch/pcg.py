@@ -66,6 +66,7 @@ JIT_MIN_ENTRIES = 1_000_000
 JIT_COLD_ENTRIES = 200_000_000
 
 
+@cache  # find_spec costs ~40 us: too much for a per-decode check
 def jit_available() -> bool:
     """Whether numba is installed (the compiled fused passes are usable)."""
     return importlib.util.find_spec("numba") is not None
