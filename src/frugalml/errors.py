@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "BackendUnavailableError",
+    "FrugalDeprecationWarning",
     "FrugalError",
     "InfeasibleError",
     "InvalidInputError",
@@ -23,6 +24,12 @@ __all__ = [
 
 class FrugalError(Exception):
     """Base class of every error raised by frugalml."""
+
+
+class FrugalDeprecationWarning(FutureWarning):
+    """A name (parameter, attribute, CLI option) that still works but will be removed in the
+    next release; the message names the replacement. A ``FutureWarning`` so that end users see
+    it by default."""
 
 
 class InvalidInputError(FrugalError, ValueError):

@@ -12,6 +12,7 @@ import typer
 
 from .. import __version__
 from ..errors import FrugalError
+from ._aliases import rewrite_deprecated
 from .coded import coded_app
 from .convex import convex_app
 from .ecc import ecc_app
@@ -60,6 +61,7 @@ def _root(
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 a check failed, 2 bad input)."""
     command = typer.main.get_command(app)
+    argv = rewrite_deprecated(sys.argv[1:] if argv is None else argv)
     try:
         rv = command.main(args=argv, prog_name="frugalml", standalone_mode=False)
     except typer.Abort:
