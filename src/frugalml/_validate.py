@@ -24,6 +24,7 @@ __all__ = [
     "check_positive_float",
     "check_probability",
     "check_rng",
+    "seed_from_rng",
 ]
 
 RngLike = int | np.random.Generator | None
@@ -107,6 +108,20 @@ def check_rng(rng: RngLike) -> np.random.Generator:
     raise InvalidInputError(
         f"rng must be an int seed, a numpy.random.Generator or None, got {type(rng).__name__}"
     )
+
+
+def seed_from_rng(rng: RngLike) -> int:
+    """An integer seed for libraries that take one (torch, CP-SAT, worker processes).
+
+    An ``int`` is returned unchanged (so results for a given seed do not depend on whether the
+    caller passed ``rng=`` or the old ``seed=``); a Generator gives a drawn ``int`` in
+    [0, 2**31 - 1); ``None`` a fresh random one.
+    """
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+        if rng < 0:
+            raise InvalidInputError(f"rng seed must be >= 0, got {rng}")
+        return int(rng)
+    return int(check_rng(rng).integers(2**31 - 1))
 
 
 def check_array(
