@@ -41,9 +41,11 @@ from .._validate import (
 from ..errors import InvalidInputError, TaskFailedError
 from ..runtime import Executor, Gathered, Shared, fmt_bytes, make_executor
 from ..runtime.sharded import PlacedRows, as_row_blocks, is_row_sharded
+from ._checks import check_lstsq_problem
 from .base import Sketch
 from .factory import SKETCHES, make_sketch
-from .lstsq import SketchedFactor, _validate, factor_nbytes, lstsq
+from .lstsq import lstsq
+from .sketched_factor import SketchedFactor, factor_nbytes
 from .streaming import check_streams_rows, sketch_parts, streamed_lstsq
 from .theory import gaussian_weighted_error
 
@@ -274,7 +276,7 @@ def _distributed_lstsq(
             a_ref, a = a, _resolve_ref(a, ex, "A")
         if isinstance(b, Shared):
             b_ref, b = b, _resolve_ref(b, ex, "b")
-        a, b = _validate(a, b, lam)
+        a, b = check_lstsq_problem(a, b, lam)
         d = a.shape[1]
     q = check_int(q, "q (number of workers)", low=1)
     check_task_count(q, d)

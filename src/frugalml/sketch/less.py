@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from .._validate import RngLike, check_choice, check_int, check_probability
 from .base import Sketch, SketchMatrix
 from .leverage import leverage_scores
-from .sparse import _SparseMatrix
+from .sparse import SparseSketchMatrix
 
 __all__ = ["LESSSketch"]
 
@@ -64,7 +64,7 @@ class LESSSketch(Sketch):
         vals = signs / np.sqrt(self.m * s * p[cols])
         rows = np.repeat(np.arange(self.m), s)
         mat = sp.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=(self.m, n))
-        return _SparseMatrix(mat)
+        return SparseSketchMatrix(mat)
 
     def params(self) -> dict[str, Any]:
         return {

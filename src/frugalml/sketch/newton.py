@@ -62,7 +62,7 @@ from .debias import correction
 from .distributed import check_round_memory, check_task_count, owns, worker_sizes
 from .effective import effective_dimension
 from .factory import SKETCHES, make_sketch
-from .lstsq import SketchedFactor
+from .sketched_factor import SketchedFactor
 from .sketched_hessian import SketchedHessian, gram
 from .streaming import check_streams_rows, sketch_parts
 

@@ -55,7 +55,7 @@ from .._validate import (
 from ..errors import InvalidInputError, TaskFailedError
 from ..runtime import Executor, make_executor
 from .gaussian import GaussianSketch
-from .lstsq import SketchedFactor
+from .sketched_factor import SketchedFactor
 
 __all__ = [
     "PrivateResult",

@@ -19,10 +19,14 @@ from .._validate import RngLike, check_int
 from ..errors import InvalidInputError
 from .base import Sketch, SketchMatrix
 
-__all__ = ["CountSketch", "SparseSignSketch"]
+__all__ = ["CountSketch", "SparseSignSketch", "SparseSketchMatrix"]
 
 
-class _SparseMatrix(SketchMatrix):
+class SparseSketchMatrix(SketchMatrix):
+    """A drawn sketch ``S`` (m, n) held as a scipy.sparse matrix (``matrix``, CSC or CSR):
+    ``S @ A`` costs ``O(nnz(S) k)`` for ``A`` (n, k), and a sparse ``A`` stays sparse until the
+    dense (m, k) result. Used by the sparse sign sketches, CountSketch, LESS and ``S = I``."""
+
     def __init__(self, s: sp.spmatrix):
         super().__init__(*s.shape)
         self.matrix = s
@@ -79,7 +83,7 @@ class SparseSignSketch(Sketch):
         vals = rng.choice(np.array([-1.0, 1.0]), size=n * s) / np.sqrt(s)
         indptr = np.arange(0, n * s + 1, s)
         mat = sp.csc_matrix((vals, rows, indptr), shape=(self.m, n))
-        return _SparseMatrix(mat)
+        return SparseSketchMatrix(mat)
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "nnz_per_col": self.nnz_per_col}
