@@ -34,7 +34,7 @@ MLSys 2020).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,8 @@ from .._optional import require
 from .._results import ResultRepr
 from ..errors import InvalidInputError
 from .evaluate import ScheduleReport, evaluate_schedule
-from .torch_graph import StorageKey, TorchRematGraph, _storages
+from .torch_graph import TorchRematGraph
+from .torch_measure import LiveStorages, StorageKey, storages
 
 require("torch", what="the PyTorch rematerialisation front end", extra="remat")
 
@@ -100,40 +101,6 @@ class ExecutionResult(ResultRepr):
             f"{self.rederived} views re-derived): measured peak {self.peak_bytes} B, predicted "
             f"{self.predicted_peak} B{cuda}; loss {float(self.loss):.6g}"
         )
-
-
-class LiveStorages:
-    """Reference-counted distinct live storages: the bytes of every storage some held value
-    uses, each counted once (views share their base's). Keys are any hashable (a node, a value
-    name); ``add`` replaces what a key held. ``O(#storages of the value)`` per add or remove."""
-
-    def __init__(self, resident: set[StorageKey]) -> None:
-        self.resident = resident
-        self.count: dict[StorageKey, int] = {}
-        self.bytes = 0
-        self.held: dict[Hashable, dict[StorageKey, int]] = {}  # key -> {storage: nbytes}
-
-    def add(self, key: Hashable, value: Any) -> None:
-        self.remove(key)
-        st = {p: b for p, b in _storages(value).items() if p not in self.resident}
-        self.held[key] = st
-        for p, b in st.items():
-            c = self.count.get(p, 0)
-            if c == 0:
-                self.bytes += b
-            self.count[p] = c + 1
-
-    def remove(self, key: Hashable) -> None:
-        st = self.held.pop(key, None)
-        if st is None:
-            return
-        for p, b in st.items():
-            c = self.count[p] - 1
-            if c == 0:
-                del self.count[p]
-                self.bytes -= b
-            else:
-                self.count[p] = c
 
 
 def execute_schedule(
@@ -194,7 +161,7 @@ def execute_schedule(
     output_names = set(tg.outputs.names)
     resident_ptrs: set[StorageKey] = set()
     for value in resident.values():
-        resident_ptrs.update(_storages(value))
+        resident_ptrs.update(storages(value))
 
     env: dict[int, Any] = {}
     logical: set[int] = set()  # nodes whose latest computation is still held by the model

@@ -40,12 +40,13 @@ sizes) is Checkmate's: Jain et al., "Checkmate: Breaking the Memory Wall with Op
 Rematerialization" (MLSys 2020). The graph and memory model are those of Bartan, Li, Teague,
 Lott, Dilkina, "Moccasin: Efficient Tensor Rematerialization for Neural Networks" (ICML 2023,
 arXiv 2304.14463), Sec. 2.
+
+Modules: the trace is :mod:`frugalml.remat.torch_trace`, the storage and cost rules
+:mod:`frugalml.remat.torch_measure`; this module runs the traced step once and builds the graph.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -57,6 +58,16 @@ from .._optional import require
 from .._results import ResultRepr
 from ..errors import FrugalError, InvalidInputError
 from .graph import RematGraph
+from .torch_measure import (
+    BYTES_WEIGHT,
+    StorageKey,
+    flop_mapping,
+    logical_bytes,
+    storages,
+    tensor_leaves,
+    time_call,
+)
+from .torch_trace import as_input_tuple, build_joint, check_eager, clean_graph, trace_joint
 
 require("torch", what="the PyTorch rematerialisation front end", extra="remat")
 
@@ -67,8 +78,6 @@ from torch.utils import _pytree as pytree  # noqa: E402
 
 __all__ = ["BYTES_WEIGHT", "RESIDENT", "OutputSpec", "TorchRematGraph", "extract_graph"]
 
-#: flop-equivalents charged per byte a node reads or writes (``cost="flops"``)
-BYTES_WEIGHT = 8.0
 #: owner id of a storage that belongs to a resident value (parameter, buffer, input, constant)
 RESIDENT = -1
 
@@ -185,7 +194,7 @@ class TorchRematGraph(ResultRepr):
         """
         if not isinstance(model, nn.Module):
             raise InvalidInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        inputs = _as_input_tuple(example_inputs)
+        inputs = as_input_tuple(example_inputs)
         params = [p for _, p in model.named_parameters()]
         buffers = [b for _, b in model.named_buffers()]
         if len(params) != len(self.param_names) or len(buffers) != len(self.buffer_names):
@@ -226,235 +235,6 @@ class TorchRematGraph(ResultRepr):
             f"{self.graph.describe()}; {int(self.is_alias.sum())} alias nodes, "
             f"{int(self.is_forward.sum())} forward nodes, cost model {self.cost_model}"
         )
-
-
-def _as_input_tuple(example_inputs: Any) -> tuple[Any, ...]:
-    if isinstance(example_inputs, torch.Tensor):
-        example_inputs = (example_inputs,)
-    if not isinstance(example_inputs, (tuple, list)):
-        raise InvalidInputError(
-            f"example_inputs must be a tensor or a tuple of tensors, got "
-            f"{type(example_inputs).__name__}"
-        )
-    for k, x in enumerate(example_inputs):
-        if not isinstance(x, torch.Tensor):
-            raise InvalidInputError(
-                f"example input {k} is a {type(x).__name__}; only tensors are supported (bind "
-                "other arguments into the model, e.g. with functools.partial or a wrapper module)"
-            )
-    return tuple(example_inputs)
-
-
-def _tensor_leaves(value: Any) -> list[Any]:
-    return [x for x in pytree.tree_leaves(value) if isinstance(x, torch.Tensor)]
-
-
-StorageKey = tuple[str, int]
-
-
-def _storages(value: Any) -> dict[StorageKey, int]:
-    """``{(device, data_ptr): nbytes}`` of the non-empty storages of the tensors in ``value``.
-
-    Two live tensors share a storage iff their keys are equal."""
-    out: dict[StorageKey, int] = {}
-    for t in _tensor_leaves(value):
-        st = t.untyped_storage()
-        nb = int(st.nbytes())
-        if nb > 0:
-            out[(str(t.device), int(st.data_ptr()))] = nb
-    return out
-
-
-def _logical_bytes(value: Any) -> int:
-    return sum(int(t.numel()) * t.element_size() for t in _tensor_leaves(value))
-
-
-def _default_loss(out: Any) -> Any:
-    leaves = _tensor_leaves(out)
-    if not leaves:
-        raise InvalidInputError("the model returned no tensor, so there is no default loss")
-    total = leaves[0].sum()
-    for t in leaves[1:]:
-        total = total + t.sum()
-    return total
-
-
-def _build_joint(
-    model: Any,
-    loss_fn: Callable[..., Any] | None,
-    param_names: list[str],
-    trainable: list[bool],
-    buffer_names: list[str],
-    num_model_inputs: int,
-) -> Callable[..., Any]:
-    """``(params, buffers, *inputs) -> (loss, *grads of trainable params)``."""
-    from torch.func import functional_call, grad_and_value
-
-    train_names = [nm for nm, t in zip(param_names, trainable, strict=True) if t]
-    frozen_names = [nm for nm, t in zip(param_names, trainable, strict=True) if not t]
-
-    def loss_of(train: list[Any], frozen: list[Any], buffers: list[Any], *inputs: Any) -> Any:
-        state = dict(zip(train_names, train, strict=True))
-        state.update(zip(frozen_names, frozen, strict=True))
-        state.update(zip(buffer_names, buffers, strict=True))
-        out = functional_call(model, state, tuple(inputs[:num_model_inputs]))
-        loss = _default_loss(out) if loss_fn is None else loss_fn(out, *inputs[num_model_inputs:])
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise InvalidInputError(
-                "the loss must be a tensor with one element, got "
-                + (f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else repr(loss))
-            )
-        return loss.reshape(())
-
-    def joint(params: list[Any], buffers: list[Any], *inputs: Any) -> tuple[Any, ...]:
-        train = [p for p, t in zip(params, trainable, strict=True) if t]
-        frozen = [p for p, t in zip(params, trainable, strict=True) if not t]
-        grads, loss = grad_and_value(loss_of)(train, frozen, buffers, *inputs)
-        return (loss, *grads)
-
-    return joint
-
-
-def _check_eager(
-    model: Any,
-    loss_fn: Callable[..., Any] | None,
-    params: list[Any],
-    buffers: list[Any],
-    param_names: list[str],
-    buffer_names: list[str],
-    inputs: tuple[Any, ...],
-    num_model_inputs: int,
-) -> None:
-    """Run the forward and the loss eagerly (no grad, cloned buffers) to report user errors."""
-    from torch.func import functional_call
-
-    state = dict(zip(param_names, [p.detach() for p in params], strict=True))
-    state.update(zip(buffer_names, [b.detach().clone() for b in buffers], strict=True))
-    with torch.no_grad():
-        try:
-            out = functional_call(model, state, tuple(inputs[:num_model_inputs]))
-        except Exception as exc:
-            raise InvalidInputError(
-                f"the forward of {type(model).__name__} failed on the example inputs: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        try:
-            _default_loss(out) if loss_fn is None else loss_fn(out, *inputs[num_model_inputs:])
-        except FrugalError:
-            raise
-        except Exception as exc:
-            raise InvalidInputError(
-                f"the loss function failed on the model's output: {type(exc).__name__}: {exc}"
-            ) from exc
-
-
-def _trace(
-    joint: Callable[..., Any], params: list[Any], buffers: list[Any], inputs: tuple[Any, ...]
-) -> Any:
-    from torch._decomp import core_aten_decompositions
-    from torch.func import functionalize
-    from torch.fx.experimental.proxy_tensor import make_fx
-
-    table = dict(core_aten_decompositions())
-    for op in _keep_fused():
-        table.pop(op, None)
-    args = ([p.detach() for p in params], [b.detach() for b in buffers], *inputs)
-    return make_fx(
-        functionalize(joint, remove="mutations"),
-        decomposition_table=table,
-        tracing_mode="fake",
-    )(*args)
-
-
-# Ops left fused. torch's core-aten decomposition of the CPU flash attention returns the
-# attention probabilities where the op returns the log-sum-exp; fine for inference, but the
-# (fused) backward reads that output, so the traced gradients of q, k, v come out wrong.
-def _keep_fused() -> list[Any]:
-    packet = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    return [] if packet is None else [packet.default]
-
-
-def _flop_mapping() -> dict[Any, Callable[..., int]]:
-    """Flop formulas FlopCounterMode lacks (the CPU flash attention and its backward)."""
-    from torch.utils import flop_counter as fc
-
-    aten = torch.ops.aten
-
-    def fwd(q: Any, k: Any, v: Any, *args: Any, out_shape: Any = None, **kw: Any) -> int:
-        return int(fc.sdpa_flop_count(q, k, v))
-
-    def bwd(g: Any, q: Any, k: Any, v: Any, *args: Any, out_shape: Any = None, **kw: Any) -> int:
-        return int(fc.sdpa_backward_flop_count(g, q, k, v))
-
-    mapping: dict[Any, Callable[..., int]] = {}
-    for op, formula in (
-        ("_scaled_dot_product_flash_attention_for_cpu", fwd),
-        ("_scaled_dot_product_flash_attention_for_cpu_backward", bwd),
-    ):
-        packet = getattr(aten, op, None)
-        if packet is not None and packet not in fc.flop_registry:
-            mapping[packet] = formula
-    return mapping
-
-
-def _clean_graph(gm: Any) -> None:
-    """Drop write-backs into placeholders (buffer updates) and dead code; refuse random ops."""
-    graph = gm.graph
-    for node in list(graph.nodes):
-        if (
-            node.op == "call_function"
-            and node.target is torch.ops.aten.copy_.default
-            and isinstance(node.args[0], torch.fx.Node)
-            and node.args[0].op == "placeholder"
-            and not node.users
-        ):
-            graph.erase_node(node)
-    graph.eliminate_dead_code()
-    for node in graph.nodes:
-        if node.op != "call_function":
-            continue
-        if _is_random(node):
-            raise InvalidInputError(
-                f"the traced step contains the random op {node.target} ({node.name}); a "
-                "recomputation would draw different numbers. Use dropout=0 (or eval mode for "
-                "random layers) before extracting the graph"
-            )
-        schema = getattr(node.target, "_schema", None)
-        if schema is not None and schema.is_mutable:
-            raise InvalidInputError(
-                f"the traced step still mutates a tensor in place ({node.target}, {node.name}); "
-                "rematerialisation needs a functional graph"
-            )
-    gm.recompile()
-
-
-def _is_random(node: Any) -> bool:
-    """True for a seeded random op, unless its dropout probability is 0 (``p`` or
-    ``dropout_p``, e.g. the fused attention kernels in training mode with dropout 0)."""
-    if torch.Tag.nondeterministic_seeded not in getattr(node.target, "tags", ()):
-        return False
-    schema = node.target._schema
-    for k, arg in enumerate(schema.arguments):
-        if arg.name in ("p", "dropout_p"):
-            value = node.args[k] if k < len(node.args) else node.kwargs.get(arg.name, None)
-            if value is None and arg.has_default_value():
-                value = arg.default_value
-            return not (isinstance(value, (int, float)) and value == 0)
-    return True
-
-
-def _time_call(fn: Callable[[], Any], repeats: int, sync: bool) -> float:
-    times = []
-    fn()  # warm-up
-    for _ in range(repeats):
-        if sync:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if sync:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return float(statistics.median(times))
 
 
 def extract_graph(
@@ -514,7 +294,7 @@ def extract_graph(
         raise InvalidInputError(f"repeats must be a positive integer, got {repeats!r}")
     if not (np.isfinite(bytes_weight) and bytes_weight >= 0):
         raise InvalidInputError(f"bytes_weight must be finite and >= 0, got {bytes_weight!r}")
-    inputs = _as_input_tuple(example_inputs)
+    inputs = as_input_tuple(example_inputs)
     if not inputs:
         raise InvalidInputError("example_inputs must hold at least one tensor")
     if num_model_inputs is None:
@@ -534,20 +314,20 @@ def extract_graph(
     if not any(trainable):
         raise InvalidInputError("the model has no parameter that requires a gradient")
 
-    joint = _build_joint(model, loss_fn, param_names, trainable, buffer_names, num_model_inputs)
+    joint = build_joint(model, loss_fn, param_names, trainable, buffer_names, num_model_inputs)
     try:
-        gm = _trace(joint, params, buffers, inputs)
+        gm = trace_joint(joint, params, buffers, inputs)
     except FrugalError:
         raise
     except Exception as exc:
-        _check_eager(
+        check_eager(
             model, loss_fn, params, buffers, param_names, buffer_names, inputs, num_model_inputs
         )
         raise InvalidInputError(
             f"tracing {type(model).__name__} into aten ops failed although its forward and "
             f"loss run eagerly: {type(exc).__name__}: {exc}"
         ) from exc
-    _clean_graph(gm)
+    clean_graph(gm)
 
     fx_nodes = list(gm.graph.nodes)
     placeholders = [nd for nd in fx_nodes if nd.op == "placeholder"]
@@ -578,19 +358,19 @@ def extract_graph(
     # -- one real run in FX order: storages, flops, bytes, durations --------------------------
     from torch.utils.flop_counter import FlopCounterMode
 
-    flop_map = _flop_mapping()
+    flop_map = flop_mapping()
 
     flat = [p.detach() for p in params] + [b.detach().clone() for b in buffers] + list(inputs)
     env: dict[str, Any] = {}
     node_storage: dict[str, dict[StorageKey, int]] = {}  # value name -> {storage: owner}
     for ph, value in zip(placeholders, flat, strict=True):
         env[ph.name] = value
-        node_storage[ph.name] = dict.fromkeys(_storages(value), RESIDENT)
+        node_storage[ph.name] = dict.fromkeys(storages(value), RESIDENT)
     for nd in fx_nodes:
         if nd.op == "get_attr":
             value = getattr(gm, nd.target)
             env[nd.name] = value
-            node_storage[nd.name] = dict.fromkeys(_storages(value), RESIDENT)
+            node_storage[nd.name] = dict.fromkeys(storages(value), RESIDENT)
     last_use: dict[str, int] = {}
     for pos, nd in enumerate(fx_nodes):
         for a in nd.all_input_nodes:
@@ -616,7 +396,7 @@ def extract_graph(
                     out = target(*args, **kwargs)
                 flops[i] = float(counter.get_total_flops())
                 if cost == "measured":
-                    seconds[i] = _time_call(lambda t=target, a=args, k=kwargs: t(*a, **k),
+                    seconds[i] = time_call(lambda t=target, a=args, k=kwargs: t(*a, **k),
                                             repeats, sync)  # fmt: skip
             except Exception as exc:  # pragma: no cover - the trace ran the same ops
                 raise InvalidInputError(
@@ -628,7 +408,7 @@ def extract_graph(
                 in_ptrs.update(node_storage[a.name])
             mine: dict[StorageKey, int] = {}
             fresh = 0
-            for ptr, nb in _storages(out).items():
+            for ptr, nb in storages(out).items():
                 if ptr in in_ptrs:
                     mine[ptr] = in_ptrs[ptr]
                 else:
@@ -636,11 +416,11 @@ def extract_graph(
                     fresh += nb
             node_storage[nd.name] = mine
             memory[i] = fresh
-            has_tensor = bool(_tensor_leaves(out))
+            has_tensor = bool(tensor_leaves(out))
             is_alias[i] = has_tensor and fresh == 0 and bool(mine)
             owners.append(tuple(sorted({o for o in mine.values() if o != RESIDENT})))
             if not is_alias[i]:
-                read = sum(_logical_bytes(env[a.name]) for a in nd.all_input_nodes)
+                read = sum(logical_bytes(env[a.name]) for a in nd.all_input_nodes)
                 moved[i] = float(read + fresh)
             for a in nd.all_input_nodes:
                 if last_use.get(a.name) == pos and a.op == "call_function":

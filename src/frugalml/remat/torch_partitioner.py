@@ -34,12 +34,15 @@ Measurement (same rules as :mod:`frugalml.remat.execute`):
   the backward; the extracted joint graph makes the same scalar with an op.
 - **Cost.** Per op, ``flops + BYTES_WEIGHT * bytes_moved``, floored at 1, with the flops from
   :class:`torch.utils.flop_counter.FlopCounterMode` (plus the fused CPU flash-attention formulas
-  of ``torch_graph``), ``bytes_moved`` = logical bytes of the inputs read plus bytes of the
-  storages the op allocates, 0 for an alias (a view costs the floor, 1). The storage helpers,
-  the flop mapping, ``BYTES_WEIGHT`` and the decomposition table (core-aten decompositions,
-  CPU flash attention kept fused) are imported from :mod:`frugalml.remat.torch_graph`; the
-  per-op formula, inline in ``extract_graph`` rather than a helper, is re-derived term by term
-  here, and :func:`measure_graph` on ``tg.gm`` reproduces ``tg.graph.cost`` exactly (tested).
+  of :mod:`~frugalml.remat.torch_measure`), ``bytes_moved`` = logical bytes of the inputs read
+  plus bytes of the storages the op allocates, 0 for an alias (a view costs the floor, 1). The
+  storage helpers, the flop mapping, ``BYTES_WEIGHT`` and the measuring interpreter are those
+  of :mod:`frugalml.remat.torch_measure`, the decomposition table (core-aten decompositions,
+  CPU flash attention kept fused) that of :mod:`frugalml.remat.torch_trace`; the per-op
+  formula, inline in ``extract_graph`` rather than a helper, is re-derived term by term by
+  :class:`~frugalml.remat.torch_measure.MeasuringInterpreter`, and
+  :func:`~frugalml.remat.torch_measure.measure_graph` on ``tg.gm`` reproduces ``tg.graph.cost``
+  exactly (tested; ``measure_graph`` and ``GraphMeasurement`` are re-exported here).
 - **Baselines.** ``baseline_cost``: the unpartitioned joint graph of ``extract_graph`` (what
   ``overhead`` is relative to). ``joint_cost`` / ``joint_peak_bytes``: AOTAutograd's own joint
   graph, after the dead-code elimination and CSE the partitioner applies first, run in its
@@ -90,7 +93,7 @@ import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,21 +102,17 @@ import numpy as np
 from .._optional import require
 from .._results import ResultRepr
 from ..errors import BackendUnavailableError, FrugalError, InvalidInputError
-from .execute import LiveStorages
-from .torch_graph import (
+from .torch_graph import TorchRematGraph, extract_graph
+from .torch_measure import (
     BYTES_WEIGHT,
+    GraphMeasurement,
+    MeasuringInterpreter,
     StorageKey,
-    TorchRematGraph,
-    _as_input_tuple,
-    _check_eager,
-    _default_loss,
-    _flop_mapping,
-    _keep_fused,
-    _logical_bytes,
-    _storages,
-    _tensor_leaves,
-    extract_graph,
+    StorageTracker,
+    measure_graph,
+    storages,
 )
+from .torch_trace import as_input_tuple, check_eager, decomposition_table, default_loss
 
 require("torch", what="the PyTorch partitioner comparison", extra="remat")
 
@@ -124,37 +123,6 @@ from torch import nn  # noqa: E402
 __all__ = ["GraphMeasurement", "PartitionerResult", "measure_graph", "partitioner_schedule"]
 
 _WHAT = "the comparison with PyTorch's min-cut partitioner"
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class GraphMeasurement(ResultRepr):
-    """One measured run of an FX graph (see :func:`measure_graph`).
-
-    Attributes
-    ----------
-    peak_bytes:
-        Peak of distinct live non-resident storage bytes after an op.
-    costs:
-        ``{fx node name: cost}`` of every ``call_function`` node, in graph order, by
-        ``extract_graph``'s ``cost="flops"`` model.
-    profile:
-        ``(ops,)`` int64, live bytes after each op.
-    """
-
-    peak_bytes: int
-    costs: dict[str, float]
-    profile: np.ndarray = field(repr=False)
-
-    @property
-    def total_cost(self) -> float:
-        """Sum of the per-op costs."""
-        return float(sum(self.costs.values()))
-
-    def summary(self) -> str:
-        return (
-            f"measured {len(self.costs)} ops: peak {self.peak_bytes} B of live storage, "
-            f"total cost {self.total_cost:g}"
-        )
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -275,135 +243,6 @@ def _partitioner_api() -> tuple[Any, Any, Any, Any]:
     return aot_function, make_boxed_func, min_cut_rematerialization_partition, fconfig
 
 
-class _Tracker(LiveStorages):
-    """:class:`~frugalml.remat.execute.LiveStorages` shared by the forward and backward runs,
-    which also holds a reference to every held value, so that no storage is freed (and its
-    address reused) while it is logically live."""
-
-    def __init__(self, resident: set[StorageKey]) -> None:
-        super().__init__(resident)
-        self.values: dict[str, Any] = {}
-        self.profile: list[int] = []
-
-    def add(self, key: str, value: Any) -> None:
-        super().add(key, value)
-        self.values[key] = value
-
-    def remove(self, key: str) -> None:
-        super().remove(key)
-        self.values.pop(key, None)
-
-    def remove_prefix(self, prefix: str) -> None:
-        for key in [k for k in self.held if k.startswith(prefix)]:
-            self.remove(key)
-
-    def record(self) -> int:
-        self.profile.append(self.bytes)
-        return self.bytes
-
-
-class _MeasuringInterpreter(torch.fx.Interpreter):
-    """Runs a graph op by op, charging ``extract_graph``'s cost and tracking live storages.
-
-    A value is held under ``prefix + name`` from its creation until its last use by an op;
-    uses by the output node do not count (outputs are copied out), except for the values named
-    in ``keep`` (saved for another graph), which stay held until the caller releases them.
-    """
-
-    def __init__(
-        self,
-        gm: Any,
-        tracker: _Tracker,
-        prefix: str,
-        keep: set[str],
-        bytes_weight: float,
-    ) -> None:
-        super().__init__(gm, garbage_collect_values=True)
-        self.tracker = tracker
-        self.prefix = prefix
-        self.bytes_weight = float(bytes_weight)
-        self.flop_map = _flop_mapping()
-        self.costs: dict[str, float] = {}
-        self.peak = 0
-        nodes = list(gm.graph.nodes)
-        last: dict[str, str] = {}
-        for nd in nodes:
-            if nd.op != "output":
-                for a in nd.all_input_nodes:
-                    last[a.name] = nd.name
-        self.release_after: dict[str, list[str]] = {nd.name: [] for nd in nodes}
-        for nd in nodes:
-            if nd.op != "output" and nd.name not in keep:
-                self.release_after[last.get(nd.name, nd.name)].append(nd.name)
-
-    def run_node(self, n: Any) -> Any:
-        if n.op == "output":
-            return super().run_node(n)
-        if n.op == "placeholder":
-            out = super().run_node(n)
-            self.tracker.add(self.prefix + n.name, out)
-        elif n.op == "get_attr":  # a constant of the graph module: resident
-            out = super().run_node(n)
-            self.tracker.resident.update(_storages(out))
-        else:
-            from torch.utils.flop_counter import FlopCounterMode
-
-            ins = [self.env[a] for a in n.all_input_nodes]
-            with FlopCounterMode(display=False, custom_mapping=self.flop_map) as counter:
-                out = super().run_node(n)
-            # extract_graph's per-node cost, term by term: a node that allocates nothing and
-            # shares an input's storage is an alias and moves no bytes
-            in_ptrs: set[StorageKey] = set()
-            for v in ins:
-                in_ptrs.update(_storages(v))
-            st = _storages(out)
-            fresh = sum(nb for p, nb in st.items() if p not in in_ptrs)
-            is_alias = bool(_tensor_leaves(out)) and fresh == 0 and bool(st)
-            moved = 0.0 if is_alias else float(sum(_logical_bytes(v) for v in ins) + fresh)
-            flops = float(counter.get_total_flops())
-            self.costs[n.name] = max(flops + self.bytes_weight * moved, 1.0)
-            self.tracker.add(self.prefix + n.name, out)
-            self.peak = max(self.peak, self.tracker.record())
-        for name in self.release_after[n.name]:
-            self.tracker.remove(self.prefix + name)
-        return out
-
-
-def measure_graph(
-    gm: Any,
-    args: Sequence[Any],
-    *,
-    resident: Sequence[Any] | None = None,
-    bytes_weight: float = BYTES_WEIGHT,
-) -> GraphMeasurement:
-    """Run an FX graph of aten ops once, in its node order, and measure it.
-
-    The memory rule is that of :mod:`frugalml.remat.execute` at the granularity of FX values:
-    a value is held from its creation until its last use by an op (outputs are copied out
-    right after their last use, or their own step); the live bytes after each op are the sum
-    over the distinct storages held, without the storages of ``resident`` (default: all of
-    ``args``) and of the module's constants. The cost of each op is ``extract_graph``'s
-    ``cost="flops"`` formula, so ``measure_graph(tg.gm, tg.flat_inputs(model, x)).costs`` are
-    the node costs of ``tg.graph``. Runs under ``torch.no_grad()``; ``O(ops)`` op executions.
-
-    Unlike the extracted :class:`~frugalml.remat.graph.RematGraph`, where a multi-output op
-    (e.g. ``native_batch_norm``) is one node that holds all its outputs until the last use of
-    any of them, each ``getitem`` here holds only its own storage, so the peak is at most the
-    executor's plain-order peak and lower when a small output of a large tuple is kept long.
-    """
-    args = list(args)
-    resident_ptrs: set[StorageKey] = set()
-    for v in args if resident is None else resident:
-        resident_ptrs.update(_storages(v))
-    tracker = _Tracker(resident_ptrs)
-    interp = _MeasuringInterpreter(gm, tracker, "", set(), bytes_weight)
-    with torch.no_grad():
-        interp.run(*args)
-    profile = np.asarray(tracker.profile, dtype=np.int64)
-    profile.setflags(write=False)
-    return GraphMeasurement(peak_bytes=int(interp.peak), costs=interp.costs, profile=profile)
-
-
 def _check_budget(memory_budget: Any) -> float:
     if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float, np.number)):
         raise InvalidInputError(
@@ -426,7 +265,7 @@ def _reference(
     m = copy.deepcopy(model)
     m.zero_grad(set_to_none=True)
     out = m(*inputs[:k])
-    loss = _default_loss(out) if loss_fn is None else loss_fn(out, *inputs[k:])
+    loss = default_loss(out) if loss_fn is None else loss_fn(out, *inputs[k:])
     loss.reshape(()).backward()
     return loss.detach(), [None if p.grad is None else p.grad.detach() for p in m.parameters()]
 
@@ -521,7 +360,7 @@ def partitioner_schedule(
         raise InvalidInputError(f"loss_fn must be callable or None, got {type(loss_fn).__name__}")
     if not (np.isfinite(bytes_weight) and bytes_weight >= 0):
         raise InvalidInputError(f"bytes_weight must be finite and >= 0, got {bytes_weight!r}")
-    inputs = _as_input_tuple(example_inputs)
+    inputs = as_input_tuple(example_inputs)
     if not inputs:
         raise InvalidInputError("example_inputs must hold at least one tensor")
     k = (len(inputs) if loss_fn is None else 1) if num_model_inputs is None else num_model_inputs
@@ -555,22 +394,18 @@ def partitioner_schedule(
         state.update(zip(buffer_names, [b.clone() for b in flat[n_p : n_p + n_b]], strict=True))
         xs = flat[n_p + n_b :]
         out = functional_call(model, state, tuple(xs[:k]))
-        loss = _default_loss(out) if loss_fn is None else loss_fn(out, *xs[k:])
+        loss = default_loss(out) if loss_fn is None else loss_fn(out, *xs[k:])
         return loss.reshape(())
 
-    from torch._decomp import core_aten_decompositions
-
-    table = dict(core_aten_decompositions())  # the same table as extract_graph's trace
-    for op in _keep_fused():
-        table.pop(op, None)
+    table = decomposition_table()  # the same table as extract_graph's trace
 
     # parameters as fresh leaves (their .grad is the result), buffers detached, inputs as given
     params = [p.detach().clone().requires_grad_(p.requires_grad) for _, p in named_params]
     flat = [*params, *(b.detach() for _, b in named_buffers), *(x.detach() for x in inputs)]
     resident: set[StorageKey] = set()
     for v in flat:
-        resident.update(_storages(v))
-    tracker = _Tracker(resident)
+        resident.update(storages(v))
+    tracker = StorageTracker(resident)
     info: dict[str, Any] = {"excluded": 0.0}
 
     def partition(joint: Any, joint_inputs: Any, **kwargs: Any) -> Any:
@@ -591,7 +426,7 @@ def partitioner_schedule(
         saved = list(out_node.args[0])[info["num_fwd_outputs"] :]
         info["n_saved"] = len(saved)
         keep = {a.name for a in saved if isinstance(a, torch.fx.Node)}
-        interp = _MeasuringInterpreter(gm, tracker, "fw:", keep, bytes_weight)
+        interp = MeasuringInterpreter(gm, tracker, "fw:", keep, bytes_weight)
         info["fw_interp"] = interp
 
         def run(*args: Any) -> Any:
@@ -603,7 +438,7 @@ def partitioner_schedule(
 
     def bw_compiler(gm: Any, _example: Any) -> Any:
         info["bw"] = gm
-        interp = _MeasuringInterpreter(gm, tracker, "bw:", set(), bytes_weight)
+        interp = MeasuringInterpreter(gm, tracker, "bw:", set(), bytes_weight)
         info["bw_interp"] = interp
         placeholders = [nd.name for nd in gm.graph.nodes if nd.op == "placeholder"]
 
@@ -635,7 +470,7 @@ def partitioner_schedule(
     except Exception as exc:
         if isinstance(exc, ImportError) and "networkx" in str(exc):  # pragma: no cover
             raise BackendUnavailableError(_WHAT, "networkx", "remat", detail=str(exc)) from exc
-        _check_eager(model, loss_fn, [p for _, p in named_params],
+        check_eager(model, loss_fn, [p for _, p in named_params],
                      [b for _, b in named_buffers], param_names, buffer_names, inputs,
                      k)  # fmt: skip
         raise InvalidInputError(
