@@ -42,11 +42,13 @@ from .._validate import (
     check_rng,
 )
 from ..errors import InvalidInputError
+from ._checks import check_activation, check_data
 from .activation import Polynomial
 from .decompose import PolyNetwork
-from .poly_sdp import LOSSES, _check_activation, _check_data
+from .losses import LOSSES, torch_loss
 
-__all__ = ["OPTIMIZERS", "BackpropResult", "train_poly_backprop"]
+# torch_loss moved to .losses; it stays importable from here
+__all__ = ["OPTIMIZERS", "BackpropResult", "torch_loss", "train_poly_backprop"]
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -81,21 +83,6 @@ class BackpropResult(ResultRepr):
             f"{self.steps} steps{state}): best objective {self.objective:.8g}, last "
             f"{self.final_objective:.8g}, {self.seconds:.2f}s"
         )
-
-
-def torch_loss(torch: Any, name: str, f: Any, y: Any, delta: float) -> Any:
-    """The summed loss in torch, with :func:`.poly_sdp.loss_value`'s definitions."""
-    if name == "squared":
-        r = f - y
-        return 0.5 * (r * r).sum()
-    if name == "absolute":
-        return (f - y).abs().sum()
-    if name == "huber":
-        r = (f - y).abs()
-        return torch.where(r <= delta, 0.5 * r * r, delta * (r - 0.5 * delta)).sum()
-    if name == "logistic":
-        return torch.nn.functional.softplus(-y * f).sum()
-    return torch.relu(1.0 - y * f).sum()  # hinge
 
 
 def train_poly_backprop(
@@ -149,7 +136,7 @@ def train_poly_backprop(
     ``O(steps n d m k)``. Raises :class:`~frugalml.errors.InvalidInputError` on bad input and
     :class:`~frugalml.errors.BackendUnavailableError` without torch.
     """
-    act = _check_activation(activation)
+    act = check_activation(activation)
     beta = check_positive_float(beta, "beta")
     check_choice(loss, "loss", LOSSES)
     check_choice(optimizer, "optimizer", OPTIMIZERS)
@@ -167,7 +154,7 @@ def train_poly_backprop(
         num_threads = check_int(num_threads, "num_threads", low=1)
     if not isinstance(unit_norm, bool):
         raise InvalidInputError(f"unit_norm must be True or False, got {unit_norm!r}")
-    Xa, ya = _check_data(X, y, loss)
+    Xa, ya = check_data(X, y, loss)
     k = 1 if ya.ndim == 1 else ya.shape[1]
     check_memory(
         8 * 6 * width * (Xa.shape[1] + k + 2 * Xa.shape[0]),

@@ -39,9 +39,13 @@ import numpy as np
 
 from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_positive_float
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, SolverFailedError
+from ._checks import check_data
+from ._cvxpy import import_cvxpy, solver_kwargs
 from .activation import Polynomial
-from .poly_sdp import LOSSES, PolySDPSolution, _check_data, loss_value, patches
+from .lift import patches
+from .losses import LOSSES, cvx_loss, loss_value
+from .poly_sdp import SOLVERS, PolySDPSolution
 
 __all__ = ["PolyNetwork", "decompose", "rank_one_decomposition"]
 
@@ -166,7 +170,7 @@ class PolyNetwork(ResultRepr):
         check_choice(loss, "loss", LOSSES)
         beta = check_positive_float(beta, "beta")
         huber_delta = check_positive_float(huber_delta, "huber_delta")
-        X, y = _check_data(X, y, loss)
+        X, y = check_data(X, y, loss)
         yhat = self.predict(X)
         if yhat.shape != y.shape:
             raise InvalidInputError(f"y must have shape {yhat.shape}, got {y.shape}")
@@ -284,20 +288,18 @@ def decompose(
 
 
 def _polish(net: PolyNetwork, solution: PolySDPSolution, tol: float, solver: str) -> PolyNetwork:
-    from .poly_sdp import SOLVERS, SolverFailedError, _cvx_loss, _import_cvxpy, _solver_kwargs
-
     check_choice(solver, "solver", SOLVERS)
-    cp = _import_cvxpy()
+    cp = import_cvxpy()
     H = net.hidden(solution.X)
     y2 = solution.y if solution.y.ndim == 2 else solution.y[:, None]
     A = cp.Variable((net.width, y2.shape[1]))
     terms = [
-        _cvx_loss(cp, H @ A[:, col], y2[:, col], solution.loss, solution.huber_delta)
+        cvx_loss(cp, H @ A[:, col], y2[:, col], solution.loss, solution.huber_delta)
         for col in range(y2.shape[1])
     ]
     problem = cp.Problem(cp.Minimize(cp.sum(terms) + solution.beta * cp.sum(cp.abs(A))))
     try:
-        problem.solve(**_solver_kwargs(cp, solver, None, None))
+        problem.solve(**solver_kwargs(cp, solver, None, None))
     except cp.error.SolverError as exc:
         raise SolverFailedError(f"polishing failed ({exc}); use polish=False") from exc
     if A.value is None or problem.status not in ("optimal", "optimal_inaccurate"):

@@ -34,8 +34,8 @@ from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
-from .backprop import torch_loss
 from .conditional_gradient import conditional_gradient_sdp
+from .losses import torch_loss
 
 __all__ = ["FirstOrderResult", "first_order_sdp"]
 

@@ -30,7 +30,8 @@ Losses (sums over samples and outputs, not means): ``"squared"`` ``1/2 ||y_hat -
 ``"absolute"`` ``||y_hat - y||_1``, ``"huber"`` ``sum h(y_hat - y)`` with
 ``h(r) = r^2/2`` for ``|r| <= delta`` and ``delta (|r| - delta/2)`` beyond, and for labels
 ``y in {-1, +1}`` ``"logistic"`` ``sum log(1 + exp(-y y_hat))`` and ``"hinge"``
-``sum max(0, 1 - y y_hat)``.
+``sum max(0, 1 - y y_hat)`` (:mod:`.losses`; the moments, the feature matrix and the size
+limits of the lift are in :mod:`.lift`).
 
 Vector outputs ``y`` (n, k): one pair ``(Z_k, Z'_k)`` per output column; the objective is the
 sum of the per-column losses plus ``beta sum_k (Z4_k + Z4'_k)``, i.e. the network
@@ -62,35 +63,51 @@ import numpy as np
 from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_int, check_positive_float
-from ..errors import InfeasibleError, InvalidInputError, SolverFailedError
+from ..errors import InvalidInputError, SolverFailedError
+from ..progress import Progress
+from ._checks import check_activation, check_data
+from ._cvxpy import CLARABEL_EPS, import_cvxpy, solver_kwargs
 from .activation import Polynomial
+from .lift import (
+    MAX_VARIABLES,
+    check_lift_size,
+    check_sdp_memory,
+    lifted_features,
+    lifted_moments,
+    patches,
+    sdp_nbytes,
+)
+from .losses import CLASSIFICATION_LOSSES, LOSSES, cvx_loss, loss_value
 
+# the losses, the lift and its size limits live in .losses and .lift; their names stay
+# importable from here
 __all__ = [
     "CLARABEL_EPS",
     "CLASSIFICATION_LOSSES",
+    "FIRST_ORDER_LOSSES",
     "LOSSES",
     "MAX_VARIABLES",
     "SOLVERS",
     "PolySDPSolution",
     "SolverFailedError",
+    "check_sdp_memory",
     "lifted_moments",
     "loss_value",
     "patches",
+    "sdp_nbytes",
     "solve_poly_conv_sdp",
     "solve_poly_sdp",
 ]
 
-LOSSES = ("squared", "absolute", "huber", "logistic", "hinge")
-CLASSIFICATION_LOSSES = ("logistic", "hinge")
 SOLVERS = ("clarabel", "scs", "first-order")
 #: the first-order solver (:mod:`.first_order`) needs a smooth loss
 FIRST_ORDER_LOSSES = ("squared", "huber", "logistic")
-#: above ``2 k (d+1)^2`` matrix entries the solver is refused with a suggestion
-MAX_VARIABLES = {"clarabel": 200_000, "scs": 2_000_000}
-#: Clarabel's gap and feasibility tolerances when ``eps=None``
-CLARABEL_EPS = 1e-7
 _POOLINGS = ("average",)
 _FAILED_FEASIBILITY = ("infeasible", "unbounded", "infeasible_inaccurate", "unbounded_inaccurate")
+
+
+def _quiet(message: str, fraction: float) -> None:
+    """The progress callback used when none is given."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -138,7 +155,7 @@ class PolySDPSolution(ResultRepr):
         """SDP prediction ``y_hat`` for X (n, d): (n,) or (n, k). ``O(n P (d+1)^2 k)``."""
         X = check_array(X, "X", ndim=2)
         moments = lifted_moments(X, self.filter_size, self.stride, expected=self.input_dim)
-        feats = _features(moments, self.activation)
+        feats = lifted_features(moments, self.activation)
         out = feats @ (self.Z - self.Zp).reshape(self.n_outputs, -1).T
         return out if self.vector_output else out[:, 0]
 
@@ -170,147 +187,7 @@ class PolySDPSolution(ResultRepr):
         )
 
 
-# ------------------------------------------------------------------------- helpers
-
-
-def patches(X: np.ndarray, filter_size: int, stride: int) -> np.ndarray:
-    """The patches ``x_p = x[p s : p s + f]`` of each row: (n, P, f), ``P = (d-f)//s + 1``.
-
-    A strided view (no copy).
-    """
-    view = np.lib.stride_tricks.sliding_window_view(X, filter_size, axis=1)
-    return view[:, ::stride, :]
-
-
-def lifted_moments(
-    X: np.ndarray,
-    filter_size: int | None = None,
-    stride: int | None = None,
-    *,
-    expected: int | None = None,
-) -> np.ndarray:
-    """Lifted second moments ``S_i`` (n, D, D): ``[x_i; 1][x_i; 1]^T`` (dense) or the patch
-    average ``(1/P) sum_p [x_p; 1][x_p; 1]^T`` (convolutional). ``O(n P D^2)``.
-
-    ``expected``: the required ``D - 1`` (the solution's input dimension) for a clear error.
-    """
-    n = X.shape[0]
-    if filter_size is None:
-        if expected is not None and X.shape[1] != expected:
-            raise InvalidInputError(f"X must have {expected} columns, got {X.shape[1]}")
-        lifted = np.concatenate([X, np.ones((n, 1))], axis=1)
-        return lifted[:, :, None] * lifted[:, None, :]
-    if X.shape[1] < filter_size:
-        raise InvalidInputError(
-            f"X has {X.shape[1]} columns, fewer than the filter size {filter_size}"
-        )
-    P = patches(X, filter_size, stride or 1)
-    n_p = P.shape[1]
-    D = filter_size + 1
-    S = np.empty((n, D, D))
-    S[:, :-1, :-1] = np.einsum("npi,npj->nij", P, P) / n_p
-    mean = P.mean(axis=1)
-    S[:, :-1, -1] = mean
-    S[:, -1, :-1] = mean
-    S[:, -1, -1] = 1.0
-    return S
-
-
-def _coefficient_mask(activation: Polynomial, D: int) -> np.ndarray:
-    C = np.full((D, D), activation.a)
-    C[:-1, -1] = C[-1, :-1] = activation.b / 2.0
-    C[-1, -1] = activation.c
-    return C
-
-
-def _features(moments: np.ndarray, activation: Polynomial) -> np.ndarray:
-    """(n, D^2) rows ``vec(C o S_i)``: ``y_hat = F @ vec(Z - Z')``."""
-    n, D, _ = moments.shape
-    return (moments * _coefficient_mask(activation, D)).reshape(n, D * D)
-
-
-def loss_value(yhat: np.ndarray, y: np.ndarray, loss: str, huber_delta: float = 1.0) -> float:
-    """The loss (a sum over all entries) in NumPy, the same definitions as the SDP uses."""
-    if loss == "squared":
-        return float(0.5 * np.sum((yhat - y) ** 2))
-    if loss == "absolute":
-        return float(np.sum(np.abs(yhat - y)))
-    if loss == "huber":
-        r = np.abs(yhat - y)
-        return float(
-            np.sum(np.where(r <= huber_delta, 0.5 * r**2, huber_delta * (r - 0.5 * huber_delta)))
-        )
-    if loss == "logistic":
-        return float(np.sum(np.logaddexp(0.0, -y * yhat)))
-    if loss == "hinge":
-        return float(np.sum(np.maximum(0.0, 1.0 - y * yhat)))
-    raise InvalidInputError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-
-
-def _cvx_loss(cp: Any, yhat: Any, y: np.ndarray, loss: str, huber_delta: float) -> Any:
-    """The CVXPY expression of :func:`loss_value` (``yhat`` an affine expression)."""
-    if loss == "squared":
-        return 0.5 * cp.sum_squares(yhat - y)
-    if loss == "absolute":
-        return cp.norm1(yhat - y)
-    if loss == "huber":
-        return 0.5 * cp.sum(cp.huber(yhat - y, huber_delta))
-    if loss == "logistic":
-        return cp.sum(cp.logistic(-cp.multiply(y, yhat)))
-    return cp.sum(cp.pos(1.0 - cp.multiply(y, yhat)))
-
-
-def _import_cvxpy() -> Any:
-    from .._highs import before_highspy
-    from .._optional import require
-
-    before_highspy()
-    return require("cvxpy", what="convex training of polynomial networks", extra="convex")
-
-
-def _check_activation(activation: Any) -> Polynomial:
-    if isinstance(activation, Polynomial):
-        return activation
-    if isinstance(activation, (tuple, list)) and len(activation) == 3:
-        return Polynomial(*activation)
-    raise InvalidInputError(
-        "activation must be a Polynomial (e.g. Polynomial.fit_relu()) or a tuple (a, b, c), "
-        f"got {activation!r}"
-    )
-
-
-def _check_data(X: Any, y: Any, loss: str) -> tuple[np.ndarray, np.ndarray]:
-    X = check_array(X, "X", ndim=2)
-    y = check_array(y, "y", ndim=(1, 2))
-    if y.shape[0] != X.shape[0]:
-        raise InvalidInputError(
-            f"X and y must have the same number of rows (samples): X has {X.shape[0]}, "
-            f"y has {y.shape[0]}"
-        )
-    if loss in CLASSIFICATION_LOSSES and not np.all((y == 1.0) | (y == -1.0)):
-        bad = np.unique(y[(y != 1.0) & (y != -1.0)])[:5]
-        raise InvalidInputError(
-            f"the {loss} loss needs labels y in {{-1, +1}}; found other values, e.g. "
-            f"{bad.tolist()} (map {{0, 1}} labels with y = 2 * y - 1)"
-        )
-    return X, y
-
-
-def _solver_kwargs(cp: Any, solver: str, eps: float | None, options: dict | None) -> dict:
-    kwargs: dict[str, Any] = {}
-    if solver == "clarabel":
-        kwargs["solver"] = cp.CLARABEL
-        # Clarabel's own default (1e-8) often stalls just short of the target on these lifts
-        # and reports AlmostSolved ("optimal_inaccurate") although ~1e-8 accurate
-        eps = CLARABEL_EPS if eps is None else eps
-        kwargs.update(tol_gap_abs=eps, tol_gap_rel=eps, tol_feas=eps)
-    else:
-        kwargs["solver"] = cp.SCS
-        if eps is not None:
-            kwargs.update(eps_abs=eps, eps_rel=eps)
-    if options:
-        kwargs.update(options)
-    return kwargs
+# ------------------------------------------------------------------------- solving
 
 
 def _solve_lifted(
@@ -329,18 +206,21 @@ def _solve_lifted(
     filter_size: int | None,
     stride: int | None,
     t_start: float,
+    progress: Progress | None,
 ) -> PolySDPSolution:
-    cp = _import_cvxpy()
+    say = progress or _quiet
+    say("building SDP", 0.0)
+    cp = import_cvxpy()
     D = moments.shape[1]
     y2 = y if y.ndim == 2 else y[:, None]
     k = y2.shape[1]
-    F = _features(moments, activation)
+    F = lifted_features(moments, activation)
     Zs, Zps, objective_terms, constraints = [], [], [], []
     for col in range(k):
         Z = cp.Variable((D, D), PSD=True, name=f"Z{col}")
         Zp = cp.Variable((D, D), PSD=True, name=f"Zp{col}")
         yhat = F @ (cp.vec(Z, order="F") - cp.vec(Zp, order="F"))
-        objective_terms.append(_cvx_loss(cp, yhat, y2[:, col], loss, huber_delta))
+        objective_terms.append(cvx_loss(cp, yhat, y2[:, col], loss, huber_delta))
         objective_terms.append(beta * (Z[D - 1, D - 1] + Zp[D - 1, D - 1]))
         constraints += [
             cp.trace(Z[: D - 1, : D - 1]) == Z[D - 1, D - 1],
@@ -350,8 +230,9 @@ def _solve_lifted(
         Zps.append(Zp)
     problem = cp.Problem(cp.Minimize(cp.sum(objective_terms)), constraints)
     build_seconds = time.perf_counter() - t_start
-    kwargs = _solver_kwargs(cp, solver, eps, solver_options)
+    kwargs = solver_kwargs(cp, solver, eps, solver_options)
     other = "scs" if solver == "clarabel" else "clarabel"
+    say(f"solving ({solver})", 0.1)
     t_solve = time.perf_counter()
     try:
         with warnings.catch_warnings():
@@ -369,13 +250,12 @@ def _solve_lifted(
     wall_solve = time.perf_counter() - t_solve
     status = str(problem.status)
     if status in _FAILED_FEASIBILITY:
-        err = InfeasibleError(
+        raise SolverFailedError(
             f"the {solver} solver reported status {status!r}, but the lifted SDP is always "
             f"feasible (Z = Z' = 0) and bounded below, so this is a numerical failure; try "
-            f"solver={other!r} or rescale X"
+            f"solver={other!r} or rescale X",
+            status=status,
         )
-        err.status = status  # type: ignore[attr-defined]
-        raise err
     if status not in ("optimal", "optimal_inaccurate") or Zs[0].value is None:
         raise SolverFailedError(
             f"the {solver} solver stopped with status {status!r}; try solver={other!r} or "
@@ -403,6 +283,7 @@ def _solve_lifted(
     compile_seconds = getattr(problem, "compilation_time", None)
     if compile_seconds:  # CVXPY's canonicalisation, inside problem.solve
         build_seconds += float(compile_seconds)
+    say("done", 1.0)
     return PolySDPSolution(
         Z=np.stack([_sym(Z) for Z in Zs]),
         Zp=np.stack([_sym(Zp) for Zp in Zps]),
@@ -425,14 +306,17 @@ def _solve_lifted(
 
 
 def _solve_first_order(
-    X, y, activation, beta, loss, huber_delta, eps, t0, options
+    X, y, activation, beta, loss, huber_delta, eps, t0, options, progress
 ) -> PolySDPSolution:
     from .first_order import first_order_sdp
 
+    say = progress or _quiet
+    say("solving (first-order)", 0.0)
     res = first_order_sdp(
         X, y, a=activation.a, b=activation.b, c=activation.c, beta=beta, loss=loss,
         huber_delta=huber_delta, tol=eps if eps is not None else 1e-7, **(options or {}),
     )  # fmt: skip
+    say("done", 1.0)
     return PolySDPSolution(
         Z=res.Z,
         Zp=res.Zp,
@@ -460,7 +344,7 @@ def _check_common(
     huber_delta: Any,
     eps: Any,
 ) -> tuple[Polynomial, float, float, float | None]:
-    activation = _check_activation(activation)
+    activation = check_activation(activation)
     beta = check_positive_float(beta, "beta")
     check_choice(loss, "loss", LOSSES)
     check_choice(solver, "solver", SOLVERS)
@@ -473,44 +357,6 @@ def _check_common(
     if eps is not None:
         eps = check_positive_float(eps, "eps")
     return activation, beta, huber_delta, eps
-
-
-def sdp_nbytes(n: int, D: int, k: int, solver: str) -> int:
-    """Estimated peak bytes of building and solving the lifted SDP with CVXPY: the
-    ``(n, D^2)`` features and CVXPY's canonical copies (about ``40 n D^2`` per output) and,
-    for Clarabel, the dense KKT blocks of the two PSD cones (``T = D (D+1) / 2`` entries each;
-    measured about ``128 T^2`` bytes per output, 442 MiB at d = 60)."""
-    tri = D * (D + 1) // 2
-    base = 40 * n * D * D * k
-    if solver == "clarabel":
-        return base + 128 * k * tri * tri
-    return base + 64 * k * D * D
-
-
-def check_sdp_memory(n: int, D: int, k: int, solver: str, what: str) -> None:
-    """Refuse (:class:`~frugalml.errors.TooLargeError`) a lifted SDP that would not fit in
-    memory, before building it."""
-    check_memory(
-        sdp_nbytes(n, D, k, solver),
-        f"the lifted SDP ({what} = {D - 1}, n = {n}, {k} output(s), solver {solver!r})",
-        fix=f"reduce {what} (e.g. a PCA or sketch of X), use fewer samples, or use "
-        "solver='scs' / 'first-order' (--solver)",
-    )
-
-
-def _check_size(D: int, k: int, solver: str, what: str, n: int = 1) -> None:
-    if solver == "first-order":
-        return
-    n_vars = 2 * k * D * D
-    limit = MAX_VARIABLES[solver]
-    if n_vars > limit:
-        alt = " or solver='scs' (first-order splitting, less accurate)" if solver != "scs" else ""
-        raise InvalidInputError(
-            f"{what} = {D - 1} is too large for solver={solver!r}: the lift has "
-            f"2 k ({what}+1)^2 = {n_vars} matrix entries (limit {limit}); use "
-            f"solver='first-order'{alt}, or reduce the dimension (e.g. a sketch or PCA of X)"
-        )
-    check_sdp_memory(n, D, k, solver, what)
 
 
 # ------------------------------------------------------------------------- public API
@@ -528,6 +374,7 @@ def solve_poly_sdp(
     eps: float | None = None,
     verbose: bool = False,
     solver_options: dict | None = None,
+    progress: Progress | None = None,
 ) -> PolySDPSolution:
     """Globally train ``f(x) = sum_j sigma(x^T u_j) alpha_j`` by the lifted SDP (module doc).
 
@@ -557,23 +404,28 @@ def solve_poly_sdp(
     solver_options:
         extra keyword arguments for ``cvxpy.Problem.solve`` (e.g. ``{"max_iters": 10**5}``),
         or for ``first_order_sdp`` (e.g. ``{"device": "cuda", "method": "alm"}``).
+    verbose:
+        echo the conic solver's own log (CVXPY's ``verbose``).
+    progress:
+        ``progress(message, fraction)`` (:data:`frugalml.progress.Progress`) at the phases
+        ``"building SDP"``, ``"solving (<solver>)"`` and ``"done"``.
 
     Returns
     -------
     PolySDPSolution with ``Z, Zp`` (k, d+1, d+1). Raises :class:`InvalidInputError` on bad input,
-    :class:`~frugalml.errors.InfeasibleError` or :class:`SolverFailedError` when the solver
-    fails, :class:`~frugalml.errors.BackendUnavailableError` without CVXPY.
+    :class:`SolverFailedError` (with the solver's ``status``) when the solver fails,
+    :class:`~frugalml.errors.BackendUnavailableError` without CVXPY.
     """
     t0 = time.perf_counter()
     activation, beta, huber_delta, eps = _check_common(
         activation, beta, loss, solver, huber_delta, eps
     )
-    X, y = _check_data(X, y, loss)
+    X, y = check_data(X, y, loss)
     k = 1 if y.ndim == 1 else y.shape[1]
-    _check_size(X.shape[1] + 1, k, solver, "d", X.shape[0])
+    check_lift_size(X.shape[1] + 1, k, solver, "d", X.shape[0])
     if solver == "first-order":
         return _solve_first_order(
-            X, y, activation, beta, loss, huber_delta, eps, t0, solver_options
+            X, y, activation, beta, loss, huber_delta, eps, t0, solver_options, progress
         )
     moments = lifted_moments(X)
     return _solve_lifted(
@@ -591,6 +443,7 @@ def solve_poly_sdp(
         filter_size=None,
         stride=None,
         t_start=t0,
+        progress=progress,
     )
 
 
@@ -609,6 +462,7 @@ def solve_poly_conv_sdp(
     eps: float | None = None,
     verbose: bool = False,
     solver_options: dict | None = None,
+    progress: Progress | None = None,
 ) -> PolySDPSolution:
     """Globally train the convolutional network
     ``f(x) = sum_j alpha_j (1/P) sum_p sigma(x_p^T u_j)`` (module doc).
@@ -629,11 +483,11 @@ def solve_poly_conv_sdp(
             "solver='first-order' is not available for the convolutional lift; use "
             "'clarabel' or 'scs' (the lift is only (f+1) x (f+1))"
         )
-    X, y = _check_data(X, y, loss)
+    X, y = check_data(X, y, loss)
     filter_size = check_int(filter_size, "filter_size", low=1, high=X.shape[1])
     stride = check_int(stride, "stride", low=1)
     k = 1 if y.ndim == 1 else y.shape[1]
-    _check_size(filter_size + 1, k, solver, "filter_size", X.shape[0])
+    check_lift_size(filter_size + 1, k, solver, "filter_size", X.shape[0])
     n_patches = (X.shape[1] - filter_size) // stride + 1
     check_memory(
         8 * X.shape[0] * n_patches * (filter_size + 1) ** 2,
@@ -656,4 +510,5 @@ def solve_poly_conv_sdp(
         filter_size=filter_size,
         stride=stride,
         t_start=t0,
+        progress=progress,
     )
