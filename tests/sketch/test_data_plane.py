@@ -238,7 +238,7 @@ def test_no_shared_files_left_behind(data, tmp_path):
 def test_newton_worker_streams_a_large_hessian_root(monkeypatch, sketch):
     """Above the streaming threshold a logistic worker accumulates S B over row chunks
     instead of forming B (n, d): same direction and log-determinant as forming B."""
-    from frugalml.sketch import newton
+    from frugalml.sketch import newton_tasks as newton
 
     gen = np.random.default_rng(11)
     a = gen.standard_normal((3000, 12))
