@@ -5,6 +5,8 @@ for Efficient Inference", ICCV Workshops 2019 (arXiv 1902.06822).
 
 * :mod:`.uniform` — uniform grids (2-8 bits, signed/unsigned), quantize / dequantize, the exact
   MSE of many candidate scales in one pass.
+* :mod:`.scale_result` — :class:`ScaleResult`, the parameters every scale method returns;
+  :mod:`.scale_search` — the coarse-grid / golden-section / zero-point searches they share.
 * :mod:`.mmse` — MMSE scale search (coarse grid, golden section, alternating closed form),
   per tensor or per output channel; :class:`MMSEQuantizer`.
 * :mod:`.baselines` — min-max, percentile, ACIQ analytical clipping, PyTorch's
@@ -13,9 +15,15 @@ for Efficient Inference", ICCV Workshops 2019 (arXiv 1902.06822).
 * :mod:`.residual` — second low-bit tensors for the worst-approximated kernels.
 * :mod:`.gptq` (torch) — activation-aware, error-compensated rounding of the weights (GPTQ /
   Optimal Brain Quantization, arXiv 2210.17323) for the same scales and integer kernels;
-  ``quantize_model(..., rounding="gptq")``.
-* :mod:`.modules` / :mod:`.convert` (torch) — integer-simulated ``Linear`` / ``Conv1d`` /
-  ``Conv2d`` and :func:`quantize_model`.
+  ``quantize_model(..., rounding="gptq")``; :mod:`.gram` accumulates the input Gram matrices,
+  :mod:`.gptq_layer` applies the rounding group by group to a layer.
+* :mod:`.modules` (torch) — integer-simulated ``Linear`` / ``Conv1d`` / ``Conv2d``
+  (:mod:`.layer_params` checks their parameters).
+* :mod:`.convert` (torch) — :func:`quantize_model`, composed of the steps
+  :mod:`.prepare` (copy, sort the modules), :mod:`.calibration_pass` (observe the layers'
+  inputs, :mod:`.observers`, :mod:`.calibration_data`), :mod:`.plan` (weight scales, codes,
+  residual choice), the conversion itself and :mod:`.input_residual`; reports in
+  :mod:`.report`.
 * :mod:`.data`, :mod:`.models`, :mod:`.minilm` — evaluation data, in-house CNNs and the
   all-MiniLM-L6-v2 sentence encoder (offline).
 
@@ -39,14 +47,14 @@ from .uniform import Grid, dequantize, fake_quantize, quant_mse, quantize
 
 _LAZY = {
     "quantize_model": "convert",
-    "QuantizationReport": "convert",
-    "LayerReport": "convert",
-    "QuantizationWarning": "convert",
+    "QuantizationReport": "report",
+    "LayerReport": "report",
+    "QuantizationWarning": "report",
     "QuantizedLinear": "modules",
     "QuantizedConv1d": "modules",
     "QuantizedConv2d": "modules",
     "quantize_layer": "modules",
-    "GramAccumulator": "gptq",
+    "GramAccumulator": "gram",
     "error_compensated_codes": "gptq",
 }
 

@@ -33,14 +33,17 @@ import numpy as np
 from .._optional import require
 from .._validate import check_choice
 from ..errors import InvalidInputError
-from .mmse import ScaleResult, _affine, _make_result, mmse_scale
-from .uniform import Grid, _as_channels, _Evaluator, check_bits
+from .mmse import mmse_scale
+from .scale_result import ScaleResult, make_scale_result
+from .scale_search import affine_params
+from .uniform import Grid, MSEEvaluator, as_channels, check_bits
 
 __all__ = [
     "ACIQ_CONVENTIONS",
     "PRIORS",
     "SCALE_METHODS",
     "aciq_clip_ratio",
+    "aciq_params",
     "aciq_scale",
     "histogram_observer_scale",
     "minmax_scale",
@@ -107,7 +110,7 @@ def aciq_clip_ratio(bits: int, prior: str = "laplace", *, convention: str = "pap
 
 
 def _finish(
-    ev: _Evaluator,
+    ev: MSEEvaluator,
     scale: np.ndarray,
     zp: np.ndarray | None,
     grid: Grid,
@@ -117,19 +120,19 @@ def _finish(
     """Sanitise the scales (``> 0``), compute the exact error, package."""
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     mse = ev(scale[None], None if zp is None else zp[None])[0]
-    return _make_result(scale, zp, mse, grid, method, per_channel)
+    return make_scale_result(scale, zp, mse, grid, method, per_channel)
 
 
 def _setup(
     x: Any, bits: int, signed: bool, per_channel: bool
-) -> tuple[np.ndarray, Grid, _Evaluator, np.ndarray, np.ndarray, bool]:
+) -> tuple[np.ndarray, Grid, MSEEvaluator, np.ndarray, np.ndarray, bool]:
     bits = check_bits(bits)
-    x2 = _as_channels(x, bool(per_channel))
+    x2 = as_channels(x, bool(per_channel))
     mn = np.minimum(x2.min(axis=1), 0.0)
     mx = np.maximum(x2.max(axis=1), 0.0)
     grid = Grid(bits, signed=bool(signed))
     asymmetric = not signed and bool(np.any(mn < 0))
-    return x2, grid, _Evaluator(x2, grid.qmin, grid.qmax), mn, mx, asymmetric
+    return x2, grid, MSEEvaluator(x2, grid.qmin, grid.qmax), mn, mx, asymmetric
 
 
 def minmax_scale(
@@ -140,7 +143,7 @@ def minmax_scale(
     ``O(x.size)``."""
     _, grid, ev, mn, mx, asym = _setup(x, bits, signed, per_channel)
     if asym:
-        scale, zp = _affine(mn, mx, grid.qmax, (mx - mn) > 0)
+        scale, zp = affine_params(mn, mx, grid.qmax, (mx - mn) > 0)
         return _finish(ev, scale, zp, grid, "minmax", bool(per_channel))
     return _finish(ev, np.maximum(-mn, mx) / grid.qmax, None, grid, "minmax", bool(per_channel))
 
@@ -171,14 +174,14 @@ def percentile_scale(
         hi = np.maximum(np.percentile(x2, p, axis=1), 0.0)
         lo = np.where(hi - lo > 0, lo, mn)
         hi = np.where(hi - lo > 0, hi, mx)
-        scale, zp = _affine(lo, hi, grid.qmax, (hi - lo) > 0)
+        scale, zp = affine_params(lo, hi, grid.qmax, (hi - lo) > 0)
         return _finish(ev, scale, zp, grid, method, bool(per_channel))
     clip = np.percentile(np.abs(x2), p, axis=1)
     clip = np.where(clip > 0, clip, np.maximum(-mn, mx))
     return _finish(ev, clip / grid.qmax, None, grid, method, bool(per_channel))
 
 
-def _aciq_params(
+def aciq_params(
     grid: Grid,
     prior: str,
     asymmetric: bool,
@@ -188,7 +191,10 @@ def _aciq_params(
     mn: np.ndarray,
     mx: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Scale (and zero point) from fitted prior parameters, per channel.
+    """ACIQ scale (and zero point) from fitted prior parameters, per channel (all ``(C,)``).
+
+    Shared by :func:`aciq_scale` (moments of the data) and the histogram calibration of
+    :mod:`frugalml.quant.calibrate` (moments of the histogram). ``O(C)``.
 
     ``spread`` is ``b`` (Laplace) or ``sigma`` (Gaussian), about ``mu`` for two-sided data and
     of the positive values for non-negative data. Clips never exceed the data's range, where
@@ -200,7 +206,7 @@ def _aciq_params(
         hi = np.maximum(np.minimum(mu + alpha, mx), 0.0)
         lo = np.where(hi - lo > 0, lo, mn)
         hi = np.where(hi - lo > 0, hi, mx)
-        return _affine(lo, hi, grid.qmax, (hi - lo) > 0)
+        return affine_params(lo, hi, grid.qmax, (hi - lo) > 0)
     top = np.maximum(-mn, mx)
     if nonneg:
         ratio = aciq_clip_ratio(grid.bits, prior, convention="unsigned")
@@ -247,7 +253,7 @@ def aciq_scale(
             spread = np.abs(centred).mean(axis=1)
         else:
             spread = np.sqrt(np.einsum("cn,cn->c", centred, centred) / x2.shape[1])
-    scale, zp = _aciq_params(grid, prior, asym, nonneg, mu, spread, mn, mx)
+    scale, zp = aciq_params(grid, prior, asym, nonneg, mu, spread, mn, mx)
     return _finish(ev, scale, zp, grid, f"aciq-{prior}", bool(per_channel))
 
 

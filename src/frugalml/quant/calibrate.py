@@ -31,15 +31,14 @@ import numpy as np
 
 from .._validate import check_array, check_choice, check_int
 from ..errors import InvalidInputError
-from .baselines import PRIORS, _aciq_params
-from .mmse import (
-    ScaleResult,
-    _affine,
-    _check_options,
-    _low_ratio,
-    _make_result,
-    _search_affine,
-    _search_scale,
+from .baselines import PRIORS, aciq_params
+from .scale_result import ScaleResult, make_scale_result
+from .scale_search import (
+    affine_params,
+    check_search_options,
+    low_ratio,
+    search_affine,
+    search_scale,
 )
 from .uniform import Grid, check_bits
 
@@ -246,7 +245,7 @@ def _package(
     zp_a = None if zp is None else np.array([zp], dtype=np.float64)
     f = _hist_objective(hist, grid)
     mse = f(scale_a[None], None if zp_a is None else zp_a[None])[0]
-    return _make_result(scale_a, zp_a, mse, grid, method, False)
+    return make_scale_result(scale_a, zp_a, mse, grid, method, False)
 
 
 def mmse_from_histogram(
@@ -266,7 +265,7 @@ def mmse_from_histogram(
     """
     hist = _check_hist(hist)
     bits = check_bits(bits)
-    n_grid, _, _ = _check_options(n_grid, "golden", 0)
+    n_grid, _, _ = check_search_options(n_grid, "golden", 0)
     grid, asym = _grid_for(hist, bits, signed)
     f = _hist_objective(hist, grid)
     mn = np.array([min(hist.min, 0.0)])
@@ -274,11 +273,11 @@ def mmse_from_histogram(
     top = np.maximum(-mn, mx)
     if not top[0] > 0:  # all zeros
         return _package(hist, grid, 1.0, None if not asym else 0.0, "mmse-histogram")
-    low = _low_ratio(np.array([hist.mean_abs()]), top)
+    low = low_ratio(np.array([hist.mean_abs()]), top)
     if asym:
-        scale, zp, _ = _search_affine(f, mn, mx, low, grid.qmax, n_grid, True)
+        scale, zp, _ = search_affine(f, mn, mx, low, grid.qmax, n_grid, True)
         return _package(hist, grid, float(scale[0]), float(zp[0]), "mmse-histogram")
-    scale, _ = _search_scale(f, top, low, grid.qmax, n_grid, True)
+    scale, _ = search_scale(f, top, low, grid.qmax, n_grid, True)
     return _package(hist, grid, float(scale[0]), None, "mmse-histogram")
 
 
@@ -374,7 +373,7 @@ def calibrate_activation(
     top = max(-mn, mx)
     if method == "minmax":
         if asym:
-            s, z = _affine(np.array([mn]), np.array([mx]), grid.qmax, np.array([mx > mn]))
+            s, z = affine_params(np.array([mn]), np.array([mx]), grid.qmax, np.array([mx > mn]))
             return _package(hist, grid, float(s[0]), float(z[0]), "minmax")
         return _package(hist, grid, top / grid.qmax if top > 0 else 1.0, None, "minmax")
     if method == "percentile":
@@ -388,14 +387,14 @@ def calibrate_activation(
             hi = max(_quantile(hist, p / 100.0, absolute=False), 0.0)
             if not hi > lo:
                 lo, hi = mn, mx
-            s, z = _affine(np.array([lo]), np.array([hi]), grid.qmax, np.array([hi > lo]))
+            s, z = affine_params(np.array([lo]), np.array([hi]), grid.qmax, np.array([hi > lo]))
             return _package(hist, grid, float(s[0]), float(z[0]), "percentile")
         clip = _quantile(hist, p / 100.0, absolute=True)
         clip = min(clip, top) if clip > 0 else top
         return _package(hist, grid, clip / grid.qmax if clip > 0 else 1.0, None, "percentile")
     nonneg = not asym and not grid.signed
     mu, spread = _moments(hist, prior, nonneg)
-    s, z = _aciq_params(
+    s, z = aciq_params(
         grid,
         prior,
         asym,

@@ -30,301 +30,34 @@ point makes the error jump, the best point is then polished by a hill climb over
 and finally by an alternating refinement that fits
 ``x ~ scale * q + offset`` by least squares for fixed codes ``q``, rounds the zero point
 ``z = round(-offset / scale)`` and refits the scale for that integer ``z``.
+
+The grid and golden-section searches live in :mod:`frugalml.quant.scale_search` (shared with
+the histogram calibration), the result type in :mod:`frugalml.quant.scale_result`; this module
+holds the alternating refinement, :func:`mmse_scale` and :class:`MMSEQuantizer`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .._results import ResultRepr
-from .._validate import check_choice, check_int
 from ..errors import InvalidInputError
-from .uniform import (
-    Grid,
-    _as_channels,
-    _Evaluator,
-    _expand,
-    check_bits,
-    dequantize,
-    fake_quantize,
-    quantize,
+from .scale_result import ScaleResult, make_scale_result
+from .scale_search import (
+    REFINE_MODES,
+    check_search_options,
+    low_ratio,
+    search_affine,
+    search_scale,
 )
+from .uniform import Grid, MSEEvaluator, as_channels, check_bits
 
 __all__ = ["REFINE_MODES", "MMSEQuantizer", "ScaleResult", "mmse_scale"]
 
-#: accepted values of ``refine`` in :func:`mmse_scale`
-REFINE_MODES = ("both", "golden", "alternating", "none")
-
-_INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0
-_GOLDEN_TOL = 1e-5  # final bracket width, relative to the bracket's upper end
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class ScaleResult(ResultRepr):
-    """Quantization parameters of one tensor.
-
-    ``scale``, ``zero_point`` (integers) and ``mse`` (mean squared error per element) have shape
-    ``()`` for a per-tensor result and ``(C,)`` for a per-channel one (channel = axis 0).
-    Represented values are ``scale * (code - zero_point)`` with codes on ``grid``.
-    """
-
-    scale: np.ndarray
-    zero_point: np.ndarray
-    mse: np.ndarray
-    grid: Grid
-    method: str
-
-    @property
-    def per_channel(self) -> bool:
-        """Whether the parameters are per output channel."""
-        return np.ndim(self.scale) == 1
-
-    def _params(self, ndim: int, n_channels: int | None) -> tuple[np.ndarray, np.ndarray]:
-        if self.per_channel and (ndim == 0 or n_channels != self.scale.shape[0]):
-            raise InvalidInputError(
-                f"these per-channel parameters are for {self.scale.shape[0]} channels "
-                f"(axis 0), got an array with leading dimension {n_channels}"
-            )
-        return _expand(self.scale, ndim), _expand(self.zero_point, ndim)
-
-    def quantize(self, x: Any) -> np.ndarray:
-        """Integer codes of ``x`` (``int32``), see :func:`~frugalml.quant.uniform.quantize`."""
-        xa = np.asarray(x)
-        s, z = self._params(xa.ndim, xa.shape[0] if xa.ndim else None)
-        return quantize(xa, s, self.grid, z)
-
-    def dequantize(self, codes: Any) -> np.ndarray:
-        """``scale * (codes - zero_point)``."""
-        c = np.asarray(codes)
-        s, z = self._params(c.ndim, c.shape[0] if c.ndim else None)
-        return dequantize(c, s, self.grid, z)
-
-    def fake_quantize(self, x: Any) -> np.ndarray:
-        """``x`` rounded onto the grid, in ``x``'s float dtype."""
-        xa = np.asarray(x)
-        s, z = self._params(xa.ndim, xa.shape[0] if xa.ndim else None)
-        return fake_quantize(xa, s, self.grid, z)
-
-    def summary(self) -> str:
-        scale = np.atleast_1d(self.scale)
-        mse = np.atleast_1d(self.mse)
-        where = f"{scale.size} channels" if self.per_channel else "per tensor"
-        text = (
-            f"{self.method} scales ({self.grid.summary()}, {where}): "
-            f"scale {scale.min():.6g}..{scale.max():.6g}, mean MSE {mse.mean():.6g}"
-        )
-        if np.any(self.zero_point != 0):
-            zp = np.atleast_1d(self.zero_point)
-            text += f", zero point {int(zp.min())}..{int(zp.max())}"
-        return text
-
-
-def _make_result(
-    scale: np.ndarray,
-    zero_point: np.ndarray | None,
-    mse: np.ndarray,
-    grid: Grid,
-    method: str,
-    per_channel: bool,
-) -> ScaleResult:
-    """Package ``(C,)`` arrays; ``C == 1`` per tensor becomes shape ``()``."""
-    scale = np.asarray(scale, dtype=np.float64)
-    zp = np.zeros(scale.shape, dtype=np.int64) if zero_point is None else zero_point
-    zp = np.asarray(np.rint(zp), dtype=np.int64)
-    mse = np.asarray(mse, dtype=np.float64)
-    if not per_channel:
-        scale, zp, mse = scale.reshape(()), zp.reshape(()), mse.reshape(())
-    return ScaleResult(scale=scale, zero_point=zp, mse=mse, grid=grid, method=method)
-
-
-# --------------------------------------------------------------------------- search engine
-#
-# The searches below are shared with the histogram calibration of frugalml.quant.calibrate:
-# they only need an objective ``f(scales (m, C), zero_points (m, C) | None) -> mse (m, C)``.
-
-Objective = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
-
-
-def _ratio_grid(n_grid: int, low: np.ndarray) -> np.ndarray:
-    """Clip ratios ``(m, C)`` in ``(0, 1]``, ascending along axis 0: ``n_grid // 4`` geometric
-    ratios from ``low`` (per channel) up to ``1/n_grid`` (exclusive), then ``k / n_grid``."""
-    n_geo = max(2, n_grid // 4)
-    first = 1.0 / n_grid
-    low = np.minimum(low, first)
-    steps = np.arange(n_geo)[:, None] / n_geo
-    geo = low[None, :] * (first / low[None, :]) ** steps
-    lin = np.broadcast_to((np.arange(1, n_grid + 1) / n_grid)[:, None], (n_grid, low.size))
-    return np.concatenate([geo, lin], axis=0)
-
-
-def _brackets(ratios: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Neighbours of the best grid index per channel, as a golden-section bracket."""
-    cols = np.arange(ratios.shape[1])
-    last = ratios.shape[0] - 1
-    lo = np.where(idx > 0, ratios[np.maximum(idx - 1, 0), cols], 0.5 * ratios[0])
-    hi = ratios[np.minimum(idx + 1, last), cols]
-    return lo, hi
-
-
-def _golden(
-    f: Callable[[np.ndarray], np.ndarray],
-    a: np.ndarray,
-    b: np.ndarray,
-    best_x: np.ndarray,
-    best_f: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised golden-section minimisation of ``f`` on ``[a, b]`` per channel.
-
-    ``f`` maps parameters ``(m, C)`` to values ``(m, C)``. Returns the best point evaluated
-    (or the incoming ``best_x`` where nothing beat ``best_f``). Iterates until every bracket is
-    ``_GOLDEN_TOL`` wide relative to its upper end: one evaluation (a data pass) per iteration.
-    """
-    best_x, best_f = best_x.copy(), best_f.copy()
-    width = np.max((b - a) / np.maximum(b, np.finfo(float).tiny))
-    if not width > _GOLDEN_TOL:
-        return best_x, best_f
-    n_iter = min(80, math.ceil(math.log(_GOLDEN_TOL / width) / math.log(_INV_PHI)))
-
-    def keep(x: np.ndarray, fx: np.ndarray) -> None:
-        better = fx < best_f
-        best_x[better] = x[better]
-        best_f[better] = fx[better]
-
-    c = b - _INV_PHI * (b - a)
-    d = a + _INV_PHI * (b - a)
-    both = f(np.stack([c, d]))
-    fc, fd = both[0], both[1]
-    keep(c, fc)
-    keep(d, fd)
-    for _ in range(n_iter):
-        left = fc <= fd  # the minimum lies in [a, d]
-        a, b = np.where(left, a, c), np.where(left, d, b)
-        x_new = np.where(left, b - _INV_PHI * (b - a), a + _INV_PHI * (b - a))
-        f_new = f(x_new[None])[0]
-        keep(x_new, f_new)
-        c, fc, d, fd = (
-            np.where(left, x_new, d),
-            np.where(left, f_new, fd),
-            np.where(left, c, x_new),
-            np.where(left, fc, f_new),
-        )
-    return best_x, best_f
-
-
-def _search_scale(
-    f: Objective,
-    top: np.ndarray,
-    low_ratio: np.ndarray,
-    qmax: int,
-    n_grid: int,
-    golden: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """1-D clip search (zero point 0): scale = clip / qmax, clip in (0, top]. Returns the best
-    scale and its MSE per channel (``(C,)`` each)."""
-    ratios = _ratio_grid(n_grid, low_ratio)
-    unit = top / qmax
-    mse = f(ratios * unit, None)
-    idx = np.argmin(mse, axis=0)
-    cols = np.arange(top.size)
-    best_r, best_f = ratios[idx, cols], mse[idx, cols]
-    if golden:
-        a, b = _brackets(ratios, idx)
-        best_r, best_f = _golden(lambda r: f(r * unit, None), a, b, best_r, best_f)
-    return best_r * unit, best_f
-
-
-def _affine(
-    lo: np.ndarray, hi: np.ndarray, qmax: int, safe: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Scale and integer zero point of the clip range ``[lo, hi]`` (``lo <= 0 <= hi``) on
-    ``0..qmax``; ``safe`` (``(C,)``) marks channels whose range is non-degenerate."""
-    span = hi - lo
-    scale = np.where(safe, span / qmax, 1.0)
-    scale = np.where(scale > 0, scale, 1.0)
-    zp = np.clip(np.rint(-lo / scale), 0, qmax)
-    return scale, zp
-
-
-def _search_scale_fixed_zp(
-    f: Objective,
-    s0: np.ndarray,
-    z: np.ndarray,
-    best_f: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """1-D search of the scale around ``s0`` for fixed integer zero points ``z`` (all ``(C,)``):
-    17 ratios in ``[0.75, 1.33]``, then golden section on the best one's neighbours. Returns
-    the best scale and error (``best_f`` is the error to beat; ``s0`` is kept where nothing
-    beats it)."""
-    ratios = np.broadcast_to(np.linspace(0.75, 1.33, 17)[:, None], (17, s0.size))
-    zz = np.broadcast_to(z, ratios.shape)
-    mse = f(ratios * s0, zz)
-    idx = np.argmin(mse, axis=0)
-    cols = np.arange(s0.size)
-    r_best, f_best = ratios[idx, cols], mse[idx, cols]
-    a, b = _brackets(ratios, idx)
-    r_best, f_best = _golden(lambda r: f(r * s0, np.broadcast_to(z, r.shape)), a, b, r_best, f_best)
-    better = f_best < best_f
-    return np.where(better, r_best * s0, s0), np.where(better, f_best, best_f)
-
-
-def _search_affine(
-    f: Objective,
-    mn: np.ndarray,
-    mx: np.ndarray,
-    low_ratio: np.ndarray,
-    qmax: int,
-    n_grid: int,
-    golden: bool,
-    max_rounds: int = 8,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Asymmetric search (``mn <= 0 <= mx`` per channel). A coarse grid of clip ranges
-    ``[u * mn, v * mx]`` maps to (scale, integer zero point); then, because the integer zero
-    point makes the error jump, a hill climb over zero points: for the current ``z`` and its
-    neighbours ``z +- 1``, a 1-D scale search with ``z`` fixed, moving each channel to the best,
-    until no channel improves (at most ``max_rounds`` rounds). Returns scale, zero point, MSE
-    per channel."""
-    channels = mn.size
-    safe = (mx - mn) > 0
-    side = max(5, math.ceil(math.sqrt(n_grid)))
-    ratios = _ratio_grid(side, low_ratio)  # (r, C)
-    r = ratios.shape[0]
-    u = np.repeat(ratios, r, axis=0)  # (r*r, C)
-    v = np.tile(ratios, (r, 1))
-    scale_all, zp_all = _affine(u * mn, v * mx, qmax, safe)
-    mse = f(scale_all, zp_all)
-    idx = np.argmin(mse, axis=0)
-    cols = np.arange(channels)
-    scale, zp, best_f = scale_all[idx, cols], zp_all[idx, cols], mse[idx, cols]
-    if not golden:
-        return scale, zp, best_f
-    scale, best_f = _search_scale_fixed_zp(f, scale, zp, best_f)
-    active = safe.copy()
-    for _ in range(max_rounds):
-        improved = np.zeros(channels, dtype=bool)
-        for dz in (-1.0, 1.0):
-            z_try = np.clip(zp + dz, 0, qmax)
-            movable = active & (z_try != zp)
-            if not np.any(movable):
-                continue
-            s_try, f_try = _search_scale_fixed_zp(f, scale, z_try, np.full(channels, np.inf))
-            better = movable & (f_try < best_f)
-            scale = np.where(better, s_try, scale)
-            zp = np.where(better, z_try, zp)
-            best_f = np.where(better, f_try, best_f)
-            improved |= better
-        if not np.any(improved):
-            break
-        active = improved
-    return scale, zp, best_f
-
 
 def _alternate(
-    ev: _Evaluator,
+    ev: MSEEvaluator,
     scale: np.ndarray,
     zp: np.ndarray | None,
     mse: np.ndarray,
@@ -379,18 +112,6 @@ def _alternate(
     return best_s, best_z, best_f
 
 
-def _check_options(n_grid: Any, refine: Any, max_refine: Any) -> tuple[int, str, int]:
-    n_grid = check_int(n_grid, "n_grid", low=4, high=100_000)
-    refine = check_choice(refine, "refine", REFINE_MODES)
-    max_refine = check_int(max_refine, "max_refine", low=0)
-    return n_grid, refine, max_refine
-
-
-def _low_ratio(mean_abs: np.ndarray, top: np.ndarray) -> np.ndarray:
-    """Smallest clip ratio of the geometric grid: ``0.1 * mean|x| / top`` (at least 1e-9)."""
-    return np.clip(0.1 * mean_abs / top, 1e-9, 1.0)
-
-
 def mmse_scale(
     x: Any,
     bits: int,
@@ -430,33 +151,33 @@ def mmse_scale(
     ``1.6 n_grid + 35 (1 + 2 rounds) + max_refine``), ``O(x.size)`` memory.
     """
     bits = check_bits(bits)
-    n_grid, refine, max_refine = _check_options(n_grid, refine, max_refine)
-    x2 = _as_channels(x, bool(per_channel))
+    n_grid, refine, max_refine = check_search_options(n_grid, refine, max_refine)
+    x2 = as_channels(x, bool(per_channel))
     mn = np.minimum(x2.min(axis=1), 0.0)
     mx = np.maximum(x2.max(axis=1), 0.0)
     asymmetric = not signed and bool(np.any(mn < 0))
     grid = Grid(bits, signed=bool(signed))
-    ev = _Evaluator(x2, grid.qmin, grid.qmax)
+    ev = MSEEvaluator(x2, grid.qmin, grid.qmax)
     golden = refine in ("both", "golden")
     alternating = refine in ("both", "alternating") and max_refine > 0
     mean_abs = np.abs(x2).mean(axis=1)
     zp: np.ndarray | None
     if asymmetric:
         top = np.maximum(-mn, mx)
-        low = _low_ratio(mean_abs, np.where(top > 0, top, 1.0))
-        scale, zp, mse = _search_affine(ev, mn, mx, low, grid.qmax, n_grid, golden)
+        low = low_ratio(mean_abs, np.where(top > 0, top, 1.0))
+        scale, zp, mse = search_affine(ev, mn, mx, low, grid.qmax, n_grid, golden)
     else:
         top = np.maximum(-mn, mx)
         zero = top == 0
         top = np.where(zero, 1.0, top)
-        scale, mse = _search_scale(ev, top, _low_ratio(mean_abs, top), grid.qmax, n_grid, golden)
+        scale, mse = search_scale(ev, top, low_ratio(mean_abs, top), grid.qmax, n_grid, golden)
         zp = None
     if alternating:
         scale, zp, mse = _alternate(ev, scale, zp, mse, max_refine)
     if not asymmetric:
         scale = np.where(zero, 1.0, scale)
         mse = np.where(zero, 0.0, mse)
-    return _make_result(scale, zp, mse, grid, "mmse", bool(per_channel))
+    return make_scale_result(scale, zp, mse, grid, "mmse", bool(per_channel))
 
 
 class MMSEQuantizer:
@@ -479,7 +200,7 @@ class MMSEQuantizer:
         self.bits = check_bits(bits)
         self.signed = bool(signed)
         self.per_channel = bool(per_channel)
-        self.n_grid, self.refine, self.max_refine = _check_options(n_grid, refine, max_refine)
+        self.n_grid, self.refine, self.max_refine = check_search_options(n_grid, refine, max_refine)
         self.result_: ScaleResult | None = None
 
     def _fitted(self) -> ScaleResult:

@@ -53,8 +53,15 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from .baselines import SCALE_METHODS  # noqa: E402
-from .mmse import ScaleResult  # noqa: E402
+from .layer_params import (  # noqa: E402
+    check_activation_result,
+    check_codes,
+    check_residual_fit,
+    check_weight_result,
+    nearest_kernel_codes,
+)
 from .residual import ResidualTensor, residual_quantize  # noqa: E402
+from .scale_result import ScaleResult  # noqa: E402
 from .uniform import Grid  # noqa: E402
 
 __all__ = [
@@ -70,121 +77,6 @@ __all__ = [
 SUPPORTED_LAYERS: tuple[type, ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
 """Float layer types that have a quantized counterpart (exact types: subclasses, which may
 override ``forward``, are not converted)."""
-
-_MIN_ACT_SCALE = 1e-12  # an all-zero calibration gives scale 0: any scale represents 0 exactly
-
-
-def _as_1d(values: Any, n: int, what: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim == 0 or arr.size == 1:
-        arr = np.full(n, float(arr.reshape(-1)[0]))
-    arr = arr.reshape(-1)
-    if arr.shape != (n,):
-        raise InvalidInputError(
-            f"{what} must hold one value per output channel ({n}), got shape {np.shape(values)}"
-        )
-    return arr
-
-
-def _check_weight_result(result: Any, out: int) -> tuple[Grid, np.ndarray]:
-    if not isinstance(result, ScaleResult):
-        raise InvalidInputError(
-            f"weight must be a ScaleResult (e.g. from mmse_scale(W, bits, per_channel=True)), "
-            f"got {type(result).__name__}"
-        )
-    grid = result.grid
-    if not grid.signed:
-        raise InvalidInputError(
-            "weights need a signed symmetric grid (signed=True); got an unsigned grid"
-        )
-    if np.any(np.asarray(result.zero_point) != 0):
-        raise InvalidInputError("weights need zero_point 0 (symmetric quantization)")
-    scale = _as_1d(result.scale, out, "weight scale")
-    if not np.all(np.isfinite(scale)) or np.any(scale < 0):
-        raise InvalidInputError("weight scales must be finite and >= 0")
-    return grid, scale
-
-
-def _check_act_result(result: Any) -> tuple[Grid, float, int]:
-    if not isinstance(result, ScaleResult):
-        raise InvalidInputError(
-            f"activation must be a ScaleResult or None, got {type(result).__name__}"
-        )
-    scale = np.asarray(result.scale, dtype=np.float64)
-    zp = np.asarray(result.zero_point)
-    if scale.size != 1 or zp.size != 1:
-        raise InvalidInputError(
-            f"activations are quantized per tensor: the activation ScaleResult must hold one "
-            f"scale, got shape {scale.shape}"
-        )
-    s = float(scale.reshape(-1)[0])
-    if not math.isfinite(s) or s < 0:
-        raise InvalidInputError(f"activation scale must be finite and >= 0, got {s}")
-    grid = result.grid
-    z = int(zp.reshape(-1)[0])
-    if not grid.qmin <= z <= grid.qmax:
-        raise InvalidInputError(
-            f"activation zero point {z} lies outside the grid [{grid.qmin}, {grid.qmax}]"
-        )
-    return grid, max(s, _MIN_ACT_SCALE), z
-
-
-def _codes(w: np.ndarray, scale: np.ndarray, grid: Grid) -> np.ndarray:
-    """Integer codes ``clip(round(w / s), qmin, qmax)`` per output channel (rows); 0 if s == 0."""
-    s = scale.reshape((-1,) + (1,) * (w.ndim - 1))
-    safe = np.where(s > 0, s, 1.0)
-    q = np.clip(np.rint(w / safe), grid.qmin, grid.qmax)
-    return np.where(s > 0, q, 0.0)
-
-
-def _check_codes(codes: Any, shape: tuple[int, ...], grid: Grid, what: str) -> np.ndarray:
-    """Integer ``codes`` reshaped to ``shape`` (float64), checked to lie on ``grid``."""
-    arr = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
-    if arr.dtype == bool or not (
-        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-    ):
-        raise InvalidInputError(f"{what} must be an integer array, got dtype {arr.dtype}")
-    if arr.size != math.prod(shape) or arr.shape[:1] != shape[:1]:
-        raise InvalidInputError(
-            f"{what} must have the weight's shape {shape} (or (out, -1)), got {arr.shape}"
-        )
-    arr = arr.astype(np.float64).reshape(shape)
-    if not np.all(np.isfinite(arr)) or np.any(arr != np.rint(arr)):
-        raise InvalidInputError(f"{what} must hold integers")
-    if arr.size and (arr.min() < grid.qmin or arr.max() > grid.qmax):
-        raise InvalidInputError(
-            f"{what} must lie on the grid [{grid.qmin}, {grid.qmax}], got values in "
-            f"[{arr.min():g}, {arr.max():g}]"
-        )
-    return arr
-
-
-def _check_residual_fit(rt: Any, shape: tuple[int, ...], grid: Grid) -> ResidualTensor:
-    """``rt`` with its codes reshaped to ``shape`` (the selected kernels of the weight)."""
-    if not isinstance(rt, ResidualTensor):
-        raise InvalidInputError(f"residual_fit must be a ResidualTensor, got {type(rt).__name__}")
-    if rt.grid.bits != grid.bits or not rt.grid.signed:
-        raise InvalidInputError(
-            f"residual_fit must be on the weights' {grid.bits}-bit signed grid, got "
-            f"{rt.grid.summary()}"
-        )
-    c1 = _check_codes(rt.codes1, shape, grid, "residual_fit.codes1")
-    c2 = _check_codes(rt.codes2, shape, grid, "residual_fit.codes2")
-    s1 = _as_1d(rt.scale1, shape[0], "residual_fit.scale1")
-    s2 = _as_1d(rt.scale2, shape[0], "residual_fit.scale2")
-    if not (np.all(np.isfinite(s1)) and np.all(np.isfinite(s2))) or np.any(s1 < 0):
-        raise InvalidInputError("residual_fit scales must be finite (and scale1 >= 0)")
-    return ResidualTensor(
-        codes1=c1,
-        scale1=s1,
-        codes2=c2,
-        scale2=s2,
-        mask=np.asarray(rt.mask),
-        mse1=np.asarray(rt.mse1),
-        mse=np.asarray(rt.mse),
-        grid=rt.grid,
-        method=rt.method,
-    )
 
 
 def _pair_or_single(value: Any) -> tuple[int, ...]:
@@ -259,13 +151,13 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         device = w_float.device
         w = w_float.to(device="cpu", dtype=torch.float64).numpy()
         out = w.shape[0]
-        grid, scale = _check_weight_result(weight, out)
+        grid, scale = check_weight_result(weight, out)
         self.w_grid: Grid = grid
         scale32 = scale.astype(np.float32)
         if codes is None:
-            q1 = _codes(w, scale32.astype(np.float64), grid)
+            q1 = nearest_kernel_codes(w, scale32.astype(np.float64), grid)
         else:
-            q1 = _check_codes(codes, w.shape, grid, "codes")
+            q1 = check_codes(codes, w.shape, grid, "codes")
 
         # optional second tensor on the residual of the selected kernels
         mask = None
@@ -291,7 +183,7 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
             if residual_fit is None:
                 rt = residual_quantize(w[mask], grid.bits, scale_method=rmethod)
             else:
-                rt = _check_residual_fit(residual_fit, w[mask].shape, grid)
+                rt = check_residual_fit(residual_fit, w[mask].shape, grid)
             q1[mask] = rt.codes1
             scale32[mask] = rt.scale1.astype(np.float32)
             q2 = np.zeros_like(q1)
@@ -313,7 +205,7 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         # optional per-tensor input quantization
         self.a_grid: Grid | None = None
         if activation is not None:
-            agrid, a_s, a_z = _check_act_result(activation)
+            agrid, a_s, a_z = check_activation_result(activation)
             self.a_grid = agrid
             self.register_buffer("a_scale", torch.tensor(a_s, dtype=torch.float32, device=device))
             self.register_buffer(
@@ -342,7 +234,7 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         ``activation``: a per-tensor signed ScaleResult of the residual (zero point 0)."""
         if self.a_grid is None:
             raise InvalidInputError("an input residual needs input quantization (activation=)")
-        agrid, a_s, a_z = _check_act_result(activation)
+        agrid, a_s, a_z = check_activation_result(activation)
         if a_z != 0 or not agrid.signed:
             raise InvalidInputError("the input residual's grid must be signed with zero point 0")
         self.a2_grid = agrid

@@ -27,7 +27,7 @@ from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_nonnegative_float, check_probability
 from ..errors import InvalidInputError
 from .baselines import SCALE_METHODS
-from .uniform import Grid, _as_channels, check_bits
+from .uniform import Grid, as_channels, check_bits
 
 __all__ = [
     "ResidualPlan",
@@ -120,7 +120,7 @@ def residual_quantize(
     """
     bits = check_bits(bits)
     _method(scale_method)
-    w2 = _as_channels(W, True, "W")
+    w2 = as_channels(W, True, "W")
     shape = np.shape(W)
     channels = w2.shape[0]
     if mask is None:
@@ -174,7 +174,7 @@ def rank_kernels(W: Any, bits: int, *, scale_method: str = "mmse") -> np.ndarray
     per-kernel ``scale_method`` quantization; ``(C,)`` float64, 0 for all-zero kernels. Larger
     means the kernel benefits more from a residual term. Cost: one scale search on ``W``."""
     bits = check_bits(bits)
-    w2 = _as_channels(W, True, "W")
+    w2 = as_channels(W, True, "W")
     s, q = _per_channel_fit(w2, bits, scale_method)
     err = _row_mse(w2, q * s[:, None])
     power = np.einsum("cn,cn->c", w2, w2) / w2.shape[1]

@@ -33,8 +33,11 @@ from ..errors import InvalidInputError
 
 __all__ = [
     "Grid",
+    "MSEEvaluator",
+    "as_channels",
     "check_bits",
     "dequantize",
+    "expand_channels",
     "fake_quantize",
     "quant_mse",
     "quantize",
@@ -244,13 +247,16 @@ def quant_mse(
                 f"zero_points must have the shape of scales {s.shape}, got {z.shape}"
             )
         z2 = z[:, None] if axis is None else z
-    out = _Evaluator(x2, grid.qmin, grid.qmax)(s2, z2)
+    out = MSEEvaluator(x2, grid.qmin, grid.qmax)(s2, z2)
     return out.reshape(s.shape)
 
 
-class _Evaluator:
+class MSEEvaluator:
     """Unchecked core of :func:`quant_mse` on ``x2`` of shape ``(C, n)`` (float64), reusing its
-    work buffers across calls (the scale searches call it many times)."""
+    work buffers across calls (the scale searches call it many times).
+
+    ``ev(s, z)`` evaluates ``m`` candidates ``(m, C)`` in ``O(m C n)`` time with two work
+    buffers of at most 8 MiB; the inputs are not validated (callers check them)."""
 
     def __init__(self, x2: np.ndarray, qmin: int, qmax: int) -> None:
         self.x2 = x2
@@ -318,7 +324,7 @@ class _Evaluator:
         return q, mse
 
 
-def _as_channels(x: Any, per_channel: bool, name: str = "x") -> np.ndarray:
+def as_channels(x: Any, per_channel: bool, name: str = "x") -> np.ndarray:
     """Check ``x`` (finite, non-empty) and view it as ``(C, n)`` float64: one row per output
     channel (first axis) when ``per_channel``, else a single row."""
     xa = check_array(x, name, dtype=np.float64)
@@ -331,7 +337,7 @@ def _as_channels(x: Any, per_channel: bool, name: str = "x") -> np.ndarray:
     return xa.reshape(1, -1)
 
 
-def _expand(values: np.ndarray, ndim: int) -> np.ndarray:
+def expand_channels(values: np.ndarray, ndim: int) -> np.ndarray:
     """Per-channel values ``(C,)`` as ``(C, 1, ..., 1)`` for an ``ndim``-dimensional tensor;
     scalars stay scalars."""
     v = np.asarray(values)
