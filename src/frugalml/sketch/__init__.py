@@ -7,7 +7,8 @@ Hessian sketch), distributed averaging of sketched solutions on any
 :mod:`frugalml.sketch.theory`), and privacy accounting of Gaussian sketches
 (:mod:`frugalml.sketch.privacy`); debiased distributed second-order optimisation
 (:mod:`frugalml.sketch.effective`, :mod:`frugalml.sketch.debias`, :mod:`frugalml.sketch.surrogate`,
-:func:`distributed_newton`, :class:`SketchedRidge`, :class:`SketchedLogisticRegression`).
+:func:`distributed_newton`, :class:`SketchedRidge`, :class:`SketchedLogisticRegression`;
+the two estimators need scikit-learn and are imported on first use).
 
 Papers: Bartan & Pilanci, "Distributed Sketching Methods for Privacy Preserving Regression"
 (arXiv 2002.06538); Bartan & Pilanci, "Distributed Sketching for Randomized Optimization:
@@ -18,11 +19,11 @@ Pilanci, "Distributed Averaging Methods for Randomized Second Order Optimization
 (arXiv 2002.06540).
 """
 
+from .._optional import lazy_exports
 from .base import Sketch, SketchMatrix
 from .debias import correction, newton_step_size, scaled_regularization
 from .distributed import DistributedResult, distributed_lstsq
 from .effective import effective_dimension
-from .estimators import SketchedLogisticRegression, SketchedRidge
 from .factory import SKETCHES, make_sketch
 from .gaussian import GaussianSketch, RademacherSketch
 from .hybrid import HybridSketch
@@ -64,3 +65,7 @@ __all__ = [
     "newton_step_size",
     "scaled_regularization",
 ]
+
+#: scikit-learn estimators, imported on first use (scikit-learn is the optional "sketch" extra)
+_LAZY = {"SketchedLogisticRegression": "estimators", "SketchedRidge": "estimators"}
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -1,15 +1,35 @@
-"""scikit-learn-style estimators trained by the distributed Newton sketch.
+"""scikit-learn estimators trained by the distributed Newton sketch.
 
-``SketchedRidge`` and ``SketchedLogisticRegression`` follow the scikit-learn estimator API
-(hyper-parameters in ``__init__``, ``fit(X, y)`` returns ``self``, learned state with a trailing
-underscore, ``predict``), and minimise exactly the objectives of :mod:`.newton` with
+Derezinski, Bartan, Pilanci & Mahoney, "Debiasing Distributed Second Order Optimization with
+Surrogate Sketching and Scaled Regularization" (NeurIPS 2020, arXiv 2007.01327); naive
+averaging as in GIANT (Wang, Roosta, Xu & Mahoney, NeurIPS 2018).
+
+``SketchedRidge`` (a ``RegressorMixin, BaseEstimator``) and ``SketchedLogisticRegression`` (a
+``ClassifierMixin, BaseEstimator``, binary) are scikit-learn estimators: ``get_params`` /
+``set_params``, ``clone``, ``score``, ``GridSearchCV`` and ``Pipeline`` work, ``__init__`` only
+stores the hyper-parameters (validated by ``fit``), learned state has a trailing underscore
+(``coef_``, ``intercept_``, ``n_features_in_``, ``classes_``, ``n_iter_``, ``result_``), and
+``fit(X, y)`` returns ``self``. They minimise exactly the objectives of :mod:`.newton` with
 debiased averaging (``debias=True``) or naive GIANT-style averaging (``debias=False``):
 
 * ridge: ``1/2 ||X w + c - y||^2 + lam/2 ||w||^2``; the intercept ``c`` is not penalised
   (the data are centred, and ``c`` recovered from the means, which is exact for ridge);
 * logistic: ``sum log(1 + exp(-y_i (x_i^T w + c))) + lam/2 (||w||^2 + c^2)`` — the intercept is
   a constant feature and *is* penalised (unlike scikit-learn, where ``C = 1/lam`` and the
-  intercept is free).
+  intercept is free). ``classes_`` is ``numpy.unique(y)``; the class sorted last is the
+  positive one, as in scikit-learn. More than two classes raise ``InvalidInputError`` (a
+  ``ValueError``).
+
+Errors: bad input raises :class:`~frugalml.errors.InvalidInputError` (a ``ValueError``; the
+message is scikit-learn's where its input validation caught it); ``predict`` & co. before
+``fit`` raise :class:`NotFittedError`, both an ``InvalidInputError`` and scikit-learn's
+``NotFittedError``. ``executor`` is shared, not copied, by ``clone`` (a thread or process pool
+cannot be deep-copied), so every clone made by ``GridSearchCV`` runs on the same pool.
+Cost of ``fit``: that of :func:`~frugalml.sketch.newton.distributed_newton` on ``X`` (n, d):
+``n_workers`` sketched ``m x d`` solves per Newton step.
+
+Needs scikit-learn (``pip install 'frugalml[sketch]'``); ``frugalml.sketch`` exports these
+classes lazily, so importing the area does not import it.
 """
 
 from __future__ import annotations
@@ -19,14 +39,61 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from .._validate import check_array, check_int, check_nonnegative_float
-from ..errors import InvalidInputError
+from .._validate import check_int, check_nonnegative_float
+from ..errors import BackendUnavailableError, FrugalError, InvalidInputError
 from .newton import NewtonResult, distributed_newton
 
-__all__ = ["SketchedLogisticRegression", "SketchedRidge"]
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target
+    from sklearn.utils.validation import check_is_fitted
+except ImportError as exc:  # pragma: no cover - the "sketch" extra is missing
+    raise BackendUnavailableError(
+        "SketchedRidge and SketchedLogisticRegression", "scikit-learn", "sketch", detail=str(exc)
+    ) from exc
+
+try:
+    from sklearn.utils.validation import validate_data
+except ImportError:  # pragma: no cover - scikit-learn < 1.6
+
+    def validate_data(estimator: Any, X: Any = "no_validation", y: Any = "no_validation",
+                      reset: bool = True, **check_params: Any) -> Any:  # fmt: skip
+        return estimator._validate_data(X, y, reset=reset, **check_params)
 
 
-class _SketchedBase:
+__all__ = ["NotFittedError", "SketchedLogisticRegression", "SketchedRidge"]
+
+
+class NotFittedError(InvalidInputError, SklearnNotFittedError):
+    """``predict``, ``decision_function`` or ``predict_proba`` called before ``fit``: both a
+    frugalml :class:`~frugalml.errors.InvalidInputError` and scikit-learn's
+    ``NotFittedError``."""
+
+
+def _validated(estimator: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
+    """scikit-learn's ``validate_data`` with its ``ValueError`` raised as
+    :class:`InvalidInputError` (same message)."""
+    try:
+        return validate_data(estimator, *args, **kwargs)
+    except ValueError as exc:
+        if isinstance(exc, FrugalError):
+            raise
+        raise InvalidInputError(str(exc)) from exc
+
+
+class _SketchedNewtonEstimator(BaseEstimator):
+    """Hyper-parameters and the Newton-sketch fit shared by both estimators.
+
+    lam: L2 regularisation ``>= 0`` (logistic: ``> 0``). n_workers: sketches averaged per
+    Newton step. sketch: a family of :data:`~frugalml.sketch.SKETCHES` or ``"surrogate"``.
+    sketch_size: rows of each sketch (default ``max(4 d, 4 d_lambda + 10)``). executor: a
+    :mod:`frugalml.runtime` executor (default a local thread pool per fit). debias: debiased
+    (True) or naive averaging. max_iter, tol: Newton steps and the stop
+    ``||g|| <= tol ||g_0||``. fit_intercept: fit an intercept. random_state: seed (int) or
+    ``numpy.random.Generator`` of the sketches; ``None`` draws fresh ones on every fit.
+    """
+
     _loss = "least-squares"
 
     def __init__(
@@ -41,7 +108,7 @@ class _SketchedBase:
         max_iter: int = 50,
         tol: float = 1e-10,
         fit_intercept: bool = True,
-        random_state: int | None = None,
+        random_state: int | np.random.Generator | None = None,
     ):
         self.lam = lam
         self.n_workers = n_workers
@@ -54,20 +121,15 @@ class _SketchedBase:
         self.fit_intercept = fit_intercept
         self.random_state = random_state
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {
-            "lam": self.lam, "n_workers": self.n_workers, "sketch": self.sketch,
-            "sketch_size": self.sketch_size, "executor": self.executor, "debias": self.debias,
-            "max_iter": self.max_iter, "tol": self.tol, "fit_intercept": self.fit_intercept,
-            "random_state": self.random_state,
-        }  # fmt: skip
-
-    def set_params(self, **params: Any) -> _SketchedBase:
-        for key, value in params.items():
-            if key not in self.get_params():
-                raise InvalidInputError(f"unknown parameter {key!r} for {type(self).__name__}")
-            setattr(self, key, value)
-        return self
+    def __sklearn_clone__(self) -> _SketchedNewtonEstimator:
+        """A clone with the same hyper-parameters; ``executor`` is passed by reference (a
+        pool cannot be deep-copied, and clones share it), every other one is cloned as by
+        :func:`sklearn.base.clone`."""
+        params = {
+            name: value if name == "executor" else clone(value, safe=False)
+            for name, value in self.get_params(deep=False).items()
+        }
+        return type(self)(**params)
 
     def _run(self, a: np.ndarray, y: np.ndarray) -> NewtonResult:
         return distributed_newton(
@@ -79,30 +141,28 @@ class _SketchedBase:
         )  # fmt: skip
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "coef_"):
-            raise InvalidInputError(f"this {type(self).__name__} is not fitted yet; call fit()")
+        try:
+            check_is_fitted(self, "coef_")
+        except SklearnNotFittedError as exc:
+            raise NotFittedError(str(exc)) from None
 
-    def _check_x(self, x: Any) -> np.ndarray:
-        x = check_array(x, "X", ndim=2)
-        if x.shape[1] != self.coef_.shape[0]:
-            raise InvalidInputError(
-                f"X has {x.shape[1]} features, the model was fitted with {self.coef_.shape[0]}"
-            )
-        return x
-
-    def decision_function(self, x: Any) -> np.ndarray:
+    def _linear(self, X: Any) -> np.ndarray:
+        """``X @ coef_ + intercept_`` (n,) for ``X`` (n, d), after the fitted and input
+        checks; ``O(n d)``."""
         self._check_fitted()
-        return self._check_x(x) @ self.coef_ + self.intercept_
+        x = _validated(self, X, reset=False, dtype=np.float64)
+        return x @ self.coef_ + self.intercept_
 
 
-class SketchedRidge(_SketchedBase):
-    """Ridge regression by the debiased distributed Newton sketch."""
+class SketchedRidge(RegressorMixin, _SketchedNewtonEstimator):
+    """Ridge regression by the debiased distributed Newton sketch (parameters: see the
+    module docstring). ``score`` is scikit-learn's R^2."""
 
     _loss = "least-squares"
 
-    def fit(self, x: Any, y: Any) -> SketchedRidge:
-        x = check_array(x, "X", ndim=2)
-        y = check_array(y, "y", shape=(x.shape[0],))
+    def fit(self, X: Any, y: Any) -> SketchedRidge:
+        """Fit on ``X`` (n, d) and ``y`` (n,); returns ``self``."""
+        x, y = _validated(self, X, y, dtype=np.float64, y_numeric=True)
         if self.fit_intercept:
             xm, ym = x.mean(axis=0), y.mean()
             res = self._run(x - xm, y - ym)
@@ -115,24 +175,43 @@ class SketchedRidge(_SketchedBase):
         self.result_ = res
         return self
 
-    def predict(self, x: Any) -> np.ndarray:
-        return self.decision_function(x)
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions ``X @ coef_ + intercept_`` (n,) for ``X`` (n, d); ``O(n d)``."""
+        return self._linear(X)
 
 
-class SketchedLogisticRegression(_SketchedBase):
-    """L2-regularised binary logistic regression by the debiased distributed Newton sketch."""
+class SketchedLogisticRegression(ClassifierMixin, _SketchedNewtonEstimator):
+    """L2-regularised binary logistic regression by the debiased distributed Newton sketch
+    (parameters: see the module docstring). ``score`` is scikit-learn's accuracy."""
 
     _loss = "logistic"
 
-    def fit(self, x: Any, y: Any) -> SketchedLogisticRegression:
-        x = check_array(x, "X", ndim=2)
-        y_raw = np.asarray(y)
-        if y_raw.shape != (x.shape[0],):
-            raise InvalidInputError(f"y must have shape ({x.shape[0]},), got {y_raw.shape}")
-        classes = np.unique(y_raw)
-        if classes.size != 2:
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
+        return {"binary_only": True}
+
+    def fit(self, X: Any, y: Any) -> SketchedLogisticRegression:
+        """Fit on ``X`` (n, d) and two-class labels ``y`` (n,); returns ``self``."""
+        x, y_raw = _validated(self, X, y, dtype=np.float64)
+        try:
+            check_classification_targets(y_raw)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        kind = type_of_target(y_raw, input_name="y")
+        if kind != "binary":
             raise InvalidInputError(
-                f"logistic regression needs exactly two classes in y, got {classes.size}"
+                f"Only binary classification is supported. The type of the target is {kind}: "
+                f"logistic regression needs exactly two classes in y, got "
+                f"{np.unique(y_raw).size}"
+            )
+        classes = np.unique(y_raw)
+        if classes.size != 2:  # one class
+            raise InvalidInputError(
+                f"logistic regression needs exactly two classes in y, got {classes.size} class"
             )
         yy = np.where(y_raw == classes[1], 1.0, -1.0)
         a = np.hstack([x, np.ones((x.shape[0], 1))]) if self.fit_intercept else x
@@ -146,10 +225,17 @@ class SketchedLogisticRegression(_SketchedBase):
         self.result_ = res
         return self
 
-    def predict_proba(self, x: Any) -> np.ndarray:
-        p1 = scipy.special.expit(self.decision_function(x))
+    def decision_function(self, X: Any) -> np.ndarray:
+        """``X @ coef_ + intercept_`` (n,) for ``X`` (n, d): positive for ``classes_[1]``;
+        ``O(n d)``."""
+        return self._linear(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """``[P(classes_[0]), P(classes_[1])]`` (n, 2) for ``X`` (n, d)."""
+        p1 = scipy.special.expit(self.decision_function(X))
         return np.column_stack([1.0 - p1, p1])
 
-    def predict(self, x: Any) -> np.ndarray:
-        self._check_fitted()
-        return self.classes_[(self.decision_function(x) > 0).astype(int)]
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels (n,), from ``classes_``, for ``X`` (n, d)."""
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(int)]
