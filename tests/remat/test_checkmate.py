@@ -217,7 +217,8 @@ for seed in range(4):
 g = random_dag(7, 12, p=0.3)
 b = (g.min_budget + plain_peak(g)) // 2
 calls = []
-sol = checkmate_milp(g, b, backend="highspy", progress=lambda s, c, bd: calls.append((s, c, bd)))
+sol = checkmate_milp(g, b, backend="highspy",
+                     on_solution=lambda s, c, bd: calls.append((s, c, bd)))  # fmt: skip
 assert sol.status == "optimal"
 assert calls and abs(calls[-1][1] - sol.objective) <= 1e-9 * abs(sol.objective)
 costs = [c for _, c, _ in calls]
@@ -266,10 +267,17 @@ def test_highspy_refused_after_ortools():
 def test_progress_and_trace_scipy():
     g = random_dag(7, 12, p=0.3)
     b = (g.min_budget + plain_peak(g)) // 2
-    calls = []
-    sol = checkmate_milp(g, b, progress=lambda s, c, bd: calls.append((s, c, bd)))
+    calls, steps = [], []
+    sol = checkmate_milp(g, b, on_solution=lambda s, c, bd: calls.append((s, c, bd)),
+                         progress=lambda m, f: steps.append((m, f)))  # fmt: skip
     assert sol.status == "optimal" and sol.info["backend"] == "scipy"
     assert calls and calls[-1][1] == pytest.approx(sol.objective)
+    # progress(message, fraction): the final schedule (no time limit: fraction = bound / cost),
+    # then the end of the solve
+    assert len(steps) == 2 and steps[-1][1] == 1.0
+    assert steps[0][0].startswith(f"cost {calls[-1][1]:.4g}, bound ")
+    assert steps[0][1] == pytest.approx(min(calls[-1][2] / calls[-1][1], 1.0))
+    assert steps[1][0].startswith("checkmate_milp optimal: cost")
     assert 0 <= sol.seconds_to_best <= sol.solve_seconds
     assert sol.info["variables"] > 0 and sol.info["constraints"] > 0
 

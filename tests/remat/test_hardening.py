@@ -41,7 +41,7 @@ def test_sigint_stops_moccasin_with_the_best_schedule_marked_interrupted():
     t0 = time.perf_counter()
     timer = _interrupt_after(1.5)
     try:
-        sol = solve(g, 0.95, time_limit=60, workers=1)
+        sol = solve(g, 0.95, time_limit=60, threads=1)
     finally:
         timer.cancel()
     elapsed = time.perf_counter() - t0
@@ -62,7 +62,7 @@ def test_sigint_stops_moccasin_with_the_best_schedule_marked_interrupted():
 
 def test_without_an_interrupt_the_solve_is_not_marked():
     g = random_layered_graph(30, rng=0)
-    sol = solve(g, 0.9, time_limit=20, workers=1)
+    sol = solve(g, 0.9, time_limit=20, threads=1)
     assert sol.status in ("optimal", "feasible")
     assert "interrupted" not in sol.info
 
@@ -72,7 +72,7 @@ def test_cli_ctrl_c_exits_130_and_marks_the_file(tmp_path):
     out = tmp_path / "sol.json"
     code = "import sys; from frugalml.cli import main; sys.exit(main(sys.argv[1:]))"
     argv = [sys.executable, "-c", code, "remat", "solve", str(graph), "--budget", "0.95",
-            "--time-limit", "60", "--workers", "1", "--out", str(out)]  # fmt: skip
+            "--time-limit", "60", "--threads", "1", "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()  # printed once the solver is imported, before solving
@@ -108,7 +108,7 @@ def test_moccasin_refuses_a_model_too_large_for_memory(monkeypatch):
     g = random_layered_graph(200, rng=0)
     monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", str(10**6))
     with pytest.raises(TooLargeError, match="MOCCASIN model of 200 nodes"):
-        solve(g, 0.9, copies=3, workers=2)
+        solve(g, 0.9, copies=3, threads=2)
 
 
 def test_model_input_shape_is_checked_against_memory(monkeypatch):
@@ -160,7 +160,7 @@ def test_moccasin_time_limit_covers_building_the_model():
     # returned after 43 s (the limit was applied to the solver calls only)
     g = random_layered_graph(1000, rng=0)
     t0 = time.perf_counter()
-    sol = solve(g, 0.8, time_limit=0.5, workers=1)
+    sol = solve(g, 0.8, time_limit=0.5, threads=1)
     elapsed = time.perf_counter() - t0
     assert elapsed < 0.5 + 2.0, elapsed
     assert sol.status in ("timeout", "feasible")

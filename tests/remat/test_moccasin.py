@@ -172,7 +172,7 @@ def test_moccasin_matches_brute_force(name, mode):
     for k, budget in enumerate(budgets_for(g, scored)):
         expected = brute_optimum(scored, budget)
         warm = k % 2 == 0  # alternate: greedy warm start / CP feasibility phase
-        sol = solver.solve(budget, time_limit=TIME_LIMIT, workers=1, warm_start=warm)
+        sol = solver.solve(budget, time_limit=TIME_LIMIT, threads=1, warm_start=warm)
         check_solution(g, sol, budget, expected)
 
 
@@ -188,7 +188,7 @@ def test_moccasin_matches_brute_force_on_more_graphs(mode):
         least = min(p for p, _, _ in scored)
         solver = MoccasinSolver(g, precedence=mode)
         for budget in sorted({g.min_budget, least, plain - 1} - {g.min_budget - 1}):
-            sol = solver.solve(budget, time_limit=TIME_LIMIT, workers=1, warm_start=seed % 2 == 0)
+            sol = solver.solve(budget, time_limit=TIME_LIMIT, threads=1, warm_start=seed % 2 == 0)
             check_solution(g, sol, budget, brute_optimum(scored, budget))
 
 
@@ -198,7 +198,7 @@ def test_phase1_precedence_modes_without_warm_start(mode):
     scored = scored_case("dag4")
     least = min(p for p, _, _ in scored)
     solver = MoccasinSolver(g, phase1_precedence=mode)
-    sol = solver.solve(least, time_limit=TIME_LIMIT, workers=2, warm_start=False)
+    sol = solver.solve(least, time_limit=TIME_LIMIT, threads=2, warm_start=False)
     check_solution(g, sol, least, brute_optimum(scored, least))
     assert sol.info["phase1"] != "GREEDY"
 
@@ -207,10 +207,10 @@ def test_gap_graph_is_infeasible_below_the_least_peak():
     scored = scored_case("gap")
     for budget in (37, 38):
         assert brute_optimum(scored, budget) is None
-        sol = moccasin(GAP_GRAPH, budget, time_limit=TIME_LIMIT, workers=1)
+        sol = moccasin(GAP_GRAPH, budget, time_limit=TIME_LIMIT, threads=1)
         check_solution(GAP_GRAPH, sol, budget, None)
         assert "copies" in sol.info["reason"] or "C" in sol.info["reason"]
-    sol = moccasin(GAP_GRAPH, 39, time_limit=TIME_LIMIT, workers=1)
+    sol = moccasin(GAP_GRAPH, 39, time_limit=TIME_LIMIT, threads=1)
     check_solution(GAP_GRAPH, sol, 39, brute_optimum(scored, 39))
 
 
@@ -224,7 +224,7 @@ def test_three_copies_match_a_three_copy_brute_force():
         for budget in sorted({g.min_budget, least3, plain - 1}):
             if budget < g.min_budget:
                 continue
-            sol = solver.solve(budget, time_limit=TIME_LIMIT, workers=1)
+            sol = solver.solve(budget, time_limit=TIME_LIMIT, threads=1)
             expected = brute_optimum(scored3, budget)
             if expected is None:
                 assert sol.status == "infeasible"
@@ -237,7 +237,7 @@ def test_three_copies_match_a_three_copy_brute_force():
 
 def test_plain_peak_budget_gives_zero_overhead():
     for name, g in cases():
-        sol = moccasin(g, plain_peak(g), time_limit=TIME_LIMIT, workers=1)
+        sol = moccasin(g, plain_peak(g), time_limit=TIME_LIMIT, threads=1)
         assert sol.status == "optimal"
         assert sol.report.overhead == 0.0 and sol.report.recomputations == 0
         assert sol.objective == pytest.approx(g.total_cost), name
@@ -252,21 +252,31 @@ def test_one_copy_below_plain_peak_is_infeasible():
         scored1 = scored_schedules(g, 1)
         assert [s for _, _, s in scored1] == [list(range(g.n))]
         assert brute_optimum(scored1, plain - 1) is None
-        sol = moccasin(g, plain - 1, copies=1, time_limit=TIME_LIMIT, workers=1)
+        sol = moccasin(g, plain - 1, copies=1, time_limit=TIME_LIMIT, threads=1)
         assert sol.status == "infeasible", name
         assert sol.schedule is None
-        sol = moccasin(g, plain, copies=1, time_limit=TIME_LIMIT, workers=1)
+        sol = moccasin(g, plain, copies=1, time_limit=TIME_LIMIT, threads=1)
         assert sol.status == "optimal" and sol.schedule.tolist() == list(range(g.n))
 
 
-def test_progress_callback_sees_improving_schedules():
+def test_solution_callback_sees_improving_schedules():
     g = dict(cases())["dag42"]
     scored = scored_case("dag42")
     budget = min(p for p, _, _ in scored)
     calls: list[tuple[float, float, float | None]] = []
-    sol = api.solve(g, budget, solver="moccasin", time_limit=TIME_LIMIT, workers=1,
-                    progress=lambda s, c, b: calls.append((s, c, b)))  # fmt: skip
-    assert calls, "the progress callback was never called"
+    steps: list[tuple[str, float]] = []
+    sol = api.solve(g, budget, solver="moccasin", time_limit=TIME_LIMIT, threads=1,
+                    on_solution=lambda s, c, b: calls.append((s, c, b)),
+                    progress=lambda m, f: steps.append((m, f)))  # fmt: skip
+    assert calls, "the solution callback was never called"
+    # progress: the library's (message, fraction), once per improving schedule and once at the end
+    assert len(steps) == len(calls) + 1
+    for (message, fraction), (seconds, cost, _) in zip(steps, calls, strict=False):
+        assert message.startswith(f"cost {cost:.4g}") and message.endswith(" s")
+        assert fraction == pytest.approx(min(seconds / TIME_LIMIT, 1.0))
+    assert steps[-1] == (steps[-1][0], 1.0) and steps[-1][0].startswith("moccasin optimal: cost")
+    fractions = [f for _, f in steps]
+    assert fractions == sorted(fractions) and all(0.0 <= f <= 1.0 for f in fractions)
     times = [s for s, _, _ in calls]
     costs = [c for _, c, _ in calls]
     assert all(t >= 0 for t in times) and times == sorted(times)
@@ -274,6 +284,33 @@ def test_progress_callback_sees_improving_schedules():
     assert costs[-1] == sol.report.total_cost == brute_optimum(scored, budget)
     assert [c for _, c in sol.trace] == costs
     assert sol.seconds_to_best == sol.trace[-1][0] <= sol.solve_seconds
+
+
+def test_old_keywords_still_work_with_a_warning():
+    from frugalml.errors import FrugalDeprecationWarning
+
+    g = dict(cases())["dag42"]
+    budget = min(p for p, _, _ in scored_case("dag42"))
+    new = moccasin(g, budget, time_limit=TIME_LIMIT, threads=1, rng=0)
+    with pytest.warns(FrugalDeprecationWarning) as record:
+        old = moccasin(g, budget, time_limit=TIME_LIMIT, workers=1, seed=0)
+    assert {"'workers'", "'seed'"} <= {str(w.message).split()[1] for w in record}
+    assert old.schedule.tolist() == new.schedule.tolist() and old.status == new.status
+    with pytest.warns(FrugalDeprecationWarning, match="'workers' is deprecated"):
+        api.solve(g, budget, solver="greedy", workers=1)
+    with pytest.raises(InvalidInputError, match="pass 'threads' only"):
+        moccasin(g, budget, threads=1, workers=1)
+    # a Generator draws CP-SAT's seed; seeds must fit CP-SAT's int32
+    sol = MoccasinSolver(g).solve(budget, time_limit=TIME_LIMIT, threads=1,
+                                  rng=np.random.default_rng(0))  # fmt: skip
+    assert sol.report.total_cost == new.report.total_cost
+    for bad in (-1, 2**31, 1.5):
+        with pytest.raises(InvalidInputError, match="rng"):
+            moccasin(g, budget, threads=1, rng=bad)
+    import frugalml.remat.solution as solution
+
+    with pytest.warns(FrugalDeprecationWarning, match="'ProgressCallback' is deprecated"):
+        assert solution.ProgressCallback is solution.SolutionCallback
 
 
 # -- greedy ----------------------------------------------------------------------------------------
@@ -328,7 +365,7 @@ def test_solve_dispatch():
     scored = scored_case("dag1")
     frac = 0.85
     budget = int(np.floor(frac * ref_plain_peak(g)))
-    sol = api.solve(g, frac, solver="moccasin", time_limit=TIME_LIMIT, workers=1)
+    sol = api.solve(g, frac, solver="moccasin", time_limit=TIME_LIMIT, threads=1)
     assert sol.solver == "moccasin" and sol.budget == budget
     check_solution(g, sol, budget, brute_optimum(scored, budget))
     sol = api.solve(g, budget, solver="greedy")  # bytes
@@ -388,7 +425,7 @@ def test_vgg16_train_at_09_is_solved_to_optimality():
     g = load_graph(path)
     raw = json.loads(path.read_text())
     assert g.n == len(raw["nodes"])
-    sol = api.solve(g, 0.9, solver="moccasin", time_limit=60, workers=2)
+    sol = api.solve(g, 0.9, solver="moccasin", time_limit=60, threads=2)
     assert sol.status == "optimal", sol.summary()
     assert sol.solve_seconds < 60
     budget = int(np.floor(0.9 * ref_plain_peak(g)))

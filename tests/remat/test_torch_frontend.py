@@ -26,7 +26,7 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
-from frugalml.errors import InvalidInputError  # noqa: E402
+from frugalml.errors import FrugalDeprecationWarning, InvalidInputError  # noqa: E402
 from frugalml.remat import models  # noqa: E402
 from frugalml.remat.evaluate import evaluate_schedule  # noqa: E402
 from frugalml.remat.execute import execute_schedule  # noqa: E402
@@ -302,14 +302,25 @@ def test_measured_cost_model_same_structure():
 
 def test_model_builders_are_seeded_and_typed():
     for build in (models.mlp, models.resnet_cnn, models.transformer_encoder):
-        m1, in1, _ = build(seed=3, dtype=F64)
-        m2, in2, _ = build(seed=3, dtype=torch.float32)
-        m3, _, _ = build(seed=4, dtype=F64)
+        m1, in1, _ = build(rng=3, dtype=F64)
+        m2, in2, _ = build(rng=3, dtype=torch.float32)
+        m3, _, _ = build(rng=4, dtype=F64)
         p1, p2, p3 = (list(m.parameters()) for m in (m1, m2, m3))
         assert all(p.dtype == F64 for p in p1) and all(p.dtype == torch.float32 for p in p2)
         assert all(torch.allclose(a.float(), b) for a, b in zip(p1, p2, strict=True))
         assert any(not torch.equal(a, b) for a, b in zip(p1, p3, strict=True))
         assert torch.allclose(in1[0].float(), in2[0])
+    # the old keyword still works (same model), with a warning; a Generator draws the seed
+    with pytest.warns(FrugalDeprecationWarning, match="'seed' is deprecated"):
+        m4, in4, _ = models.mlp(seed=3, dtype=F64)
+    m5, in5, _ = models.mlp(rng=3, dtype=F64)
+    assert all(torch.equal(a, b) for a, b in zip(m4.parameters(), m5.parameters(), strict=True))
+    assert torch.equal(in4[0], in5[0])
+    m6, _, _ = models.mlp(rng=np.random.default_rng(0), dtype=F64)
+    m7, _, _ = models.mlp(rng=np.random.default_rng(0), dtype=F64)
+    assert all(torch.equal(a, b) for a, b in zip(m6.parameters(), m7.parameters(), strict=True))
+    with pytest.raises(InvalidInputError):
+        models.mlp(rng=-1)
     with pytest.raises(InvalidInputError):
         models.mlp(depth=0)
     with pytest.raises(InvalidInputError):

@@ -6,12 +6,14 @@ Paper: Bartan et al., "Moccasin" (ICML 2023, arXiv 2304.14463); baselines from J
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from .._validate import check_choice
+from .._deprecation import renamed_parameters
+from .._validate import RngLike, check_choice
 from ..errors import InvalidInputError
+from ..progress import Progress
 from .graph import RematGraph
-from .solution import ProgressCallback, RematSolution, resolve_budget
+from .solution import RematSolution, SolutionCallback, report_done, resolve_budget
 
 __all__ = ["SOLVERS", "solve"]
 
@@ -19,6 +21,7 @@ SOLVERS = ("moccasin", "checkmate", "lp", "lp-randomized", "greedy", "none", "ch
 Solver = Literal["moccasin", "checkmate", "lp", "lp-randomized", "greedy", "none", "checkpoint"]
 
 
+@renamed_parameters(workers="threads")
 def solve(
     graph: RematGraph,
     budget: float,
@@ -26,9 +29,10 @@ def solve(
     solver: Solver = "moccasin",
     time_limit: float | None = 60.0,
     copies: int = 2,
-    workers: int | None = None,
-    progress: ProgressCallback | None = None,
-    rng: Any = None,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    on_solution: SolutionCallback | None = None,
+    rng: RngLike = None,
 ) -> RematSolution:
     """Minimise total compute of ``graph`` within a memory ``budget``.
 
@@ -37,7 +41,17 @@ def solve(
     ``"lp"`` / ``"lp-randomized"`` (Checkmate's LP relaxation + deterministic / randomized
     rounding), ``"greedy"``, ``"none"`` (no rematerialisation) or ``"checkpoint"`` (sqrt(n)
     checkpointing of forward chains). ``copies`` (``C``) applies to MOCCASIN and greedy.
-    Raises :class:`~frugalml.errors.InfeasibleError` below the minimum budget.
+    ``threads``: threads of the solver (CP-SAT's workers, HiGHS's threads; default: CP-SAT uses
+    the CPU count, HiGHS its own default). ``rng``: the seed of the randomized rounding
+    (``"lp-randomized"``; ``None``: fresh) and of CP-SAT's search (``"moccasin"``; ``None``
+    there means seed 0, as in :func:`~frugalml.remat.moccasin.moccasin`).
+
+    ``progress(message, fraction)``: at every improving schedule of MOCCASIN and the Checkmate
+    MILP, and once with fraction 1 when any solver is done; ``on_solution(seconds, cost,
+    bound)``: at every improving schedule of MOCCASIN and the Checkmate MILP (see
+    :mod:`frugalml.remat.solution`). The old keyword ``workers=`` still works, with a
+    deprecation warning. Raises :class:`~frugalml.errors.InfeasibleError` below the minimum
+    budget.
     """
     if not isinstance(graph, RematGraph):
         raise InvalidInputError(f"graph must be a RematGraph, got {type(graph).__name__}")
@@ -46,25 +60,30 @@ def solve(
     if solver == "moccasin":
         from .moccasin import moccasin
 
-        return moccasin(graph, b, copies=copies, time_limit=time_limit, workers=workers,
-                        progress=progress)  # fmt: skip
+        return moccasin(graph, b, copies=copies, time_limit=time_limit, threads=threads,
+                        progress=progress, on_solution=on_solution,
+                        rng=0 if rng is None else rng)  # fmt: skip
     if solver == "checkmate":
         from .checkmate import checkmate_milp
 
-        return checkmate_milp(graph, b, time_limit=time_limit, threads=workers, progress=progress)
+        return checkmate_milp(graph, b, time_limit=time_limit, threads=threads,
+                              progress=progress, on_solution=on_solution)  # fmt: skip
     if solver in ("lp", "lp-randomized"):
         from .checkmate import checkmate_lp_rounding
 
         method = "threshold" if solver == "lp" else "randomized"
-        return checkmate_lp_rounding(graph, b, method=method, rng=rng, time_limit=time_limit)
-    if solver == "greedy":
+        sol = checkmate_lp_rounding(graph, b, method=method, rng=rng, time_limit=time_limit)
+    elif solver == "greedy":
         from .greedy import greedy
 
-        return greedy(graph, b, copies=copies)
-    if solver == "none":
+        sol = greedy(graph, b, copies=copies)
+    elif solver == "none":
         from .baselines import no_remat
 
-        return no_remat(graph, b)
-    from .baselines import chain_checkpointing
+        sol = no_remat(graph, b)
+    else:
+        from .baselines import chain_checkpointing
 
-    return chain_checkpointing(graph, b)
+        sol = chain_checkpointing(graph, b)
+    report_done(progress, sol)
+    return sol

@@ -26,11 +26,20 @@ import numpy as np
 from .._resources import check_memory
 from .._validate import RngLike, check_choice, check_int, check_positive_float, check_rng
 from ..errors import InvalidInputError
+from ..progress import Progress
 from ._highs import Backend, have_highspy, solve_model
 from .checkmate_model import build_model, stage_nodes, tri0, tri1
 from .evaluate import evaluate_schedule
 from .graph import RematGraph
-from .solution import ProgressCallback, RematSolution, Status, check_budget, scored
+from .solution import (
+    RematSolution,
+    SolutionCallback,
+    Status,
+    check_budget,
+    report_done,
+    scored,
+    solution_reporter,
+)
 
 __all__ = ["checkmate_lp_rounding", "checkmate_milp"]
 
@@ -104,7 +113,8 @@ def checkmate_milp(
     time_limit: float | None = None,
     mip_rel_gap: float = 1e-4,
     threads: int | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
+    on_solution: SolutionCallback | None = None,
     linearisation: Literal["hazard", "tight"] = "tight",
     backend: Backend = "auto",
 ) -> RematSolution:
@@ -126,8 +136,12 @@ def checkmate_milp(
         HiGHS threads (``None``: HiGHS's default). HiGHS keeps one global scheduler per process;
         a different value resets it.
     progress:
-        Called as ``progress(seconds, total_cost, bound)`` at every improving schedule (highspy
-        backend only).
+        The library's ``progress(message, fraction)``, at every improving schedule (highspy
+        backend; with scipy once, at the end of the search) and once with fraction 1 at the
+        end; see :mod:`frugalml.remat.solution` for the message and the fraction.
+    on_solution:
+        Called as ``on_solution(seconds, total_cost, bound)`` at every improving schedule
+        (highspy backend; with scipy once, for the final schedule).
     linearisation:
         ``"tight"`` (default) or ``"hazard"`` (the paper's) encoding of FREE; see the module
         docstring. Same optimum, different LP relaxation.
@@ -158,11 +172,12 @@ def checkmate_milp(
     build_seconds = time.perf_counter() - t0
     scale = model.cost_scale
 
+    notify = solution_reporter(progress, on_solution, time_limit)
     on_improve = None
-    if progress is not None:
+    if notify is not None:
 
         def on_improve(sec: float, obj: float, bnd: float | None) -> None:
-            progress(sec, obj * scale, None if bnd is None else bnd * scale)
+            notify(sec, obj * scale, None if bnd is None else bnd * scale)
 
     remaining = None if time_limit is None else max(time_limit - build_seconds, 1e-3)
     res, used = solve_model(
@@ -177,8 +192,8 @@ def checkmate_milp(
     if res.x is not None:
         schedule = stage_nodes(graph.n)[model.r_values(res.x) > 0.5]
     trace = tuple((sec, obj * scale) for sec, obj in res.trace)
-    if used == "scipy" and progress is not None and trace:  # no incumbent callbacks there
-        progress(trace[-1][0], trace[-1][1], bound)
+    if used == "scipy" and notify is not None and trace:  # no incumbent callbacks there
+        notify(trace[-1][0], trace[-1][1], bound)
     seconds_to_best = solve_seconds
     if objective is not None and trace:
         seconds_to_best = next(
@@ -190,7 +205,9 @@ def checkmate_milp(
         solve_seconds=solve_seconds, seconds_to_best=seconds_to_best if schedule is not None
         else None, trace=trace, info=info,
     )  # fmt: skip
-    return _verify(graph, sol, objective)
+    sol = _verify(graph, sol, objective)
+    report_done(progress, sol)
+    return sol
 
 
 def _round(graph: RematGraph, masks: np.ndarray) -> np.ndarray:

@@ -44,15 +44,24 @@ from typing import Any
 
 import numpy as np
 
+from .._deprecation import renamed_parameters
 from .._optional import require
 from .._resources import check_memory
-from .._validate import check_choice, check_int, check_positive_float
+from .._validate import check_choice, check_int, check_positive_float, seed_from_rng
 from ..errors import InvalidInputError
+from ..progress import Progress
 from ._interrupt import SolveInterrupt
 from .evaluate import evaluate_schedule
 from .graph import RematGraph
 from .greedy import greedy_schedule
-from .solution import ProgressCallback, RematSolution, check_budget, scored
+from .solution import (
+    RematSolution,
+    SolutionCallback,
+    check_budget,
+    report_done,
+    scored,
+    solution_reporter,
+)
 
 __all__ = ["MoccasinSolver", "moccasin"]
 
@@ -249,16 +258,18 @@ class MoccasinSolver:
         return sum(terms) if terms else 0
 
     # -- solving ------------------------------------------------------------------------------
+    @renamed_parameters(workers="threads", seed="rng")
     def solve(
         self,
         budget: int,
         *,
         time_limit: float | None = 60.0,
-        workers: int | None = None,
-        progress: ProgressCallback | None = None,
+        threads: int | None = None,
+        progress: Progress | None = None,
+        on_solution: SolutionCallback | None = None,
         expand_reservoir_constraints: bool = False,
         feasibility_fraction: float = 1.0,
-        seed: int = 0,
+        rng: int | np.random.Generator = 0,
         warm_start: bool = True,
     ) -> RematSolution:
         """Minimise total compute within ``budget`` bytes (already resolved, see
@@ -269,10 +280,16 @@ class MoccasinSolver:
         a schedule fits, and without one there is nothing to optimise) and the optimisation
         phase the rest.
         ``warm_start``: try :func:`~frugalml.remat.greedy.greedy_schedule` first and skip the
-        CP feasibility phase when it fits. ``workers``: CP-SAT search workers (default: the CPU
-        count). ``progress`` is called on every improving schedule. Status ``"optimal"`` means
-        proven optimal for this model (at most ``C`` computations per node, recomputations at
-        stage granularity, the graph's topological order for first computations).
+        CP feasibility phase when it fits. ``threads``: CP-SAT search workers (its
+        ``num_workers``; default: the CPU count). ``rng``: CP-SAT's ``random_seed``, an ``int``
+        used as is (``0`` by default; with one thread the search is then deterministic) or a
+        Generator that draws one (:func:`~frugalml._validate.seed_from_rng`).
+        ``progress(message, fraction)`` is called on every improving schedule and once with
+        fraction 1 at the end, ``on_solution(seconds, cost, bound)`` on every improving
+        schedule (see :mod:`frugalml.remat.solution`). Status ``"optimal"`` means proven
+        optimal for this model (at most ``C`` computations per node, recomputations at stage
+        granularity, the graph's topological order for first computations). The old keywords
+        ``workers=`` and ``seed=`` still work, with a deprecation warning.
         """
         cp_model = require("ortools.sat.python.cp_model", what="the MOCCASIN solver", extra="remat")
         budget = check_budget(self.graph, int(budget))
@@ -280,36 +297,43 @@ class MoccasinSolver:
             time_limit = check_positive_float(time_limit, "time_limit")
         if not 0.0 < feasibility_fraction <= 1.0:
             raise InvalidInputError("feasibility_fraction must be in (0, 1]")
-        workers = check_int(workers if workers is not None else (os.cpu_count() or 1),
-                            "workers", low=1)  # fmt: skip
+        threads = check_int(threads if threads is not None else (os.cpu_count() or 1),
+                            "threads", low=1)  # fmt: skip
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            rng = check_int(rng, "rng", low=0, high=2**31 - 1)  # CP-SAT's random_seed: int32
+        seed = seed_from_rng(rng)
         check_memory(
-            self.model_bytes(workers),
+            self.model_bytes(threads),
             f"the MOCCASIN model of {self.graph.n} nodes and {len(self.graph.edges)} edges with "
-            f"{self.copies} copies per node ({workers} CP-SAT workers)",
-            fix="use a smaller graph, fewer copies (--copies) or fewer workers (--workers)",
+            f"{self.copies} copies per node ({threads} CP-SAT workers)",
+            fix="use a smaller graph, fewer copies (--copies) or fewer threads (--threads)",
         )
+        notify = solution_reporter(progress, on_solution, time_limit)
         guard = SolveInterrupt()
         run: dict[str, Any] = {"t0": time.perf_counter(), "values": None, "trace": [],
                                "info": {}}  # fmt: skip
         with guard:
             try:
-                return self._solve(cp_model, guard, run, budget, time_limit, workers, progress,
-                                   expand_reservoir_constraints, feasibility_fraction, seed,
-                                   warm_start)  # fmt: skip
+                sol = self._solve(cp_model, guard, run, budget, time_limit, threads, notify,
+                                  expand_reservoir_constraints, feasibility_fraction, seed,
+                                  warm_start)  # fmt: skip
             except KeyboardInterrupt:
                 if not guard.interrupted:
                     raise
                 # Ctrl-C outside a CP-SAT call (building the model, the greedy start)
-                return self._interrupted(run, budget)
+                sol = self._interrupted(run, budget)
+        report_done(progress, sol)
+        return sol
 
-    def model_bytes(self, workers: int = 1) -> float:
+    @renamed_parameters(workers="threads")
+    def model_bytes(self, threads: int = 1) -> float:
         """Rough memory (bytes) of the CP model: Python objects while building it, and the
-        CP-SAT copies (presolve and each search worker): ~600 bytes per copy of a node and
-        ~3 kB per copy pair of an edge (reservoir/precedence terms)."""
+        CP-SAT copies (presolve and each of ``threads`` search workers): ~600 bytes per copy of
+        a node and ~3 kB per copy pair of an edge (reservoir/precedence terms)."""
         n_copies = self.graph.n * self.copies
         pairs = len(self.graph.edges) * self.copies * self.copies
         per_model = 600.0 * n_copies + 3000.0 * pairs
-        return per_model * (3 + workers)
+        return per_model * (3 + threads)
 
     def _out_of_time(
         self, run: dict[str, Any], budget: int, warm: np.ndarray | None
@@ -353,8 +377,8 @@ class MoccasinSolver:
         run: dict[str, Any],
         budget: int,
         time_limit: float | None,
-        workers: int,
-        progress: ProgressCallback | None,
+        threads: int,
+        notify: SolutionCallback | None,
         expand_reservoir_constraints: bool,
         feasibility_fraction: float,
         seed: int,
@@ -384,8 +408,8 @@ class MoccasinSolver:
                     return
                 trace.append((time.perf_counter() - t0, cost))
                 best["values"] = values
-            if progress is not None:
-                progress(time.perf_counter() - t0, cost, bound)
+            if notify is not None:
+                notify(time.perf_counter() - t0, cost, bound)
 
         class _Callback(cp_model.CpSolverSolutionCallback):
             def __init__(self, outer: MoccasinSolver) -> None:
@@ -404,7 +428,7 @@ class MoccasinSolver:
         def params(limit: float | None) -> Any:
             solver = cp_model.CpSolver()
             p = solver.parameters
-            p.num_workers = workers
+            p.num_workers = threads
             p.random_seed = int(seed)
             p.expand_reservoir_constraints = bool(expand_reservoir_constraints)
             p.catch_sigint_signal = False  # SolveInterrupt stops the search and says so
@@ -594,19 +618,24 @@ class MoccasinSolver:
                 k += 1
 
 
+@renamed_parameters(workers="threads", seed="rng")
 def moccasin(
     graph: RematGraph,
     budget: int,
     *,
     copies: int = 2,
     time_limit: float | None = 60.0,
-    workers: int | None = None,
-    progress: ProgressCallback | None = None,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    on_solution: SolutionCallback | None = None,
     expand_reservoir_constraints: bool = False,
-    seed: int = 0,
+    rng: int | np.random.Generator = 0,
 ) -> RematSolution:
-    """One call: build :class:`MoccasinSolver` and solve at ``budget`` bytes."""
+    """One call: build :class:`MoccasinSolver` and solve at ``budget`` bytes (see
+    :meth:`MoccasinSolver.solve` for ``threads``, ``rng`` and the callbacks). Cost: one CP
+    model build (``O(n C + |E| C^2)``) and up to ``time_limit`` seconds of CP-SAT search."""
     return MoccasinSolver(graph, copies=copies).solve(
-        budget, time_limit=time_limit, workers=workers, progress=progress,
-        expand_reservoir_constraints=expand_reservoir_constraints, seed=seed,
+        budget, time_limit=time_limit, threads=threads, progress=progress,
+        on_solution=on_solution, expand_reservoir_constraints=expand_reservoir_constraints,
+        rng=rng,
     )  # fmt: skip

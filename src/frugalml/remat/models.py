@@ -2,9 +2,11 @@
 
 Each builder returns ``(model, example_inputs, loss_fn)`` ready for
 :func:`~frugalml.remat.torch_graph.extract_graph`: ``loss_fn(model(x), y)`` is the training
-loss. Parameters and inputs are drawn from a ``torch.Generator`` seeded with ``seed`` (in
-float64, then cast), so a model is the same for a seed whatever the dtype and the global RNG
-state. Models are deterministic in train mode (no dropout), as rematerialisation requires.
+loss. Parameters and inputs are drawn from a ``torch.Generator`` seeded with ``rng`` (an
+``int`` used as is, or a NumPy Generator that draws one: :func:`~frugalml._validate.seed_from_rng`;
+drawn in float64, then cast), so a model is the same for a seed whatever the dtype and the
+global RNG state. The old keyword ``seed=`` still works, with a deprecation warning. Models
+are deterministic in train mode (no dropout), as rematerialisation requires.
 
 Paper: Bartan et al., "Moccasin: Efficient Tensor Rematerialization for Neural Networks" (ICML
 2023, arXiv 2304.14463); Checkmate (Jain et al., MLSys 2020) benchmarks similar training graphs
@@ -18,8 +20,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+from .._deprecation import renamed_parameters
 from .._optional import require
 from .._resources import check_memory
+from .._validate import seed_from_rng
 from ..errors import InvalidInputError
 
 require("torch", what="the PyTorch rematerialisation models", extra="remat")
@@ -69,6 +75,7 @@ def _randn(gen: Any, *shape: int, dtype: Any, device: Any) -> Any:
     return torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
 
 
+@renamed_parameters(seed="rng")
 def mlp(
     depth: int = 6,
     width: int = 256,
@@ -76,7 +83,7 @@ def mlp(
     out_features: int = 10,
     *,
     batch: int = 32,
-    seed: int = 0,
+    rng: int | np.random.Generator = 0,
     dtype: Any = None,
     device: Any = "cpu",
 ) -> ModelSpec:
@@ -93,7 +100,7 @@ def mlp(
     _check_size(sum(a * b + b for a, b in itertools.pairwise(dims)),
                 batch * sum(dims) * 2, f"the {depth}-layer MLP of width {width}",
                 fix="use a smaller width, depth or batch")  # fmt: skip
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed_from_rng(rng))
     layers: list[Any] = []
     for k in range(depth):
         layers.append(nn.Linear(dims[k], dims[k + 1]))
@@ -156,6 +163,7 @@ class _ResNet(nn.Module):
         return self.head(h)
 
 
+@renamed_parameters(seed="rng")
 def resnet_cnn(
     channels: int = 8,
     blocks: int = 3,
@@ -165,7 +173,7 @@ def resnet_cnn(
     classes: int = 10,
     batch: int = 4,
     norm: str = "batch",
-    seed: int = 0,
+    rng: int | np.random.Generator = 0,
     dtype: Any = None,
     device: Any = "cpu",
 ) -> ModelSpec:
@@ -189,7 +197,7 @@ def resnet_cnn(
                 f"the ResNet with {blocks} blocks of up to {widest} channels on "
                 f"{image_size}x{image_size} images", fix="use fewer channels, blocks or a smaller "
                 "image_size or batch")  # fmt: skip
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed_from_rng(rng))
     model = _ResNet(in_channels, channels, blocks, classes, norm)
     _init_(model, gen)
     model = model.to(dtype=dtype, device=device).train()
@@ -211,6 +219,7 @@ class _Encoder(nn.Module):
         return self.head(self.encoder(x))
 
 
+@renamed_parameters(seed="rng")
 def transformer_encoder(
     layers: int = 2,
     d_model: int = 64,
@@ -219,7 +228,7 @@ def transformer_encoder(
     *,
     batch: int = 4,
     dim_feedforward: int | None = None,
-    seed: int = 0,
+    rng: int | np.random.Generator = 0,
     dtype: Any = None,
     device: Any = "cpu",
 ) -> ModelSpec:
@@ -240,7 +249,7 @@ def transformer_encoder(
                 layers * batch * seq * (8 * d_model + 2 * dim_feedforward + 2 * nhead * seq),
                 f"the {layers}-layer transformer (d_model {d_model}, seq {seq})",
                 fix="use a smaller d_model, seq, layers or batch")  # fmt: skip
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed_from_rng(rng))
     model = _Encoder(layers, d_model, nhead, dim_feedforward)
     _init_(model, gen)
     model = model.to(dtype=dtype, device=device).train()

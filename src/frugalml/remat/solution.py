@@ -1,4 +1,13 @@
-"""Budgets and solver results shared by every rematerialisation solver.
+"""Budgets, solver results and solution callbacks shared by every rematerialisation solver.
+
+Callbacks. Solvers that search (MOCCASIN, the Checkmate MILP) take two optional callbacks:
+``progress`` is the library's :data:`~frugalml.progress.Progress`, called as
+``progress(message, fraction)`` at every improving schedule (message like ``"cost 1.234e+09,
+bound 1.1e+09, 12.3 s"``, see :func:`solution_message`; fraction by :func:`solution_fraction`)
+and once with ``fraction = 1`` when the solve ends; ``on_solution`` is a
+:data:`SolutionCallback`, called as ``on_solution(seconds, cost, bound)`` with the numbers
+themselves. The old name of :data:`SolutionCallback`, ``ProgressCallback``, still imports,
+with a :class:`~frugalml.errors.FrugalDeprecationWarning`.
 
 Paper: Bartan et al., "Moccasin" (ICML 2023, arXiv 2304.14463): budgets are stated as a fraction
 of the peak memory of the plain topological order; objective = total compute including
@@ -14,27 +23,92 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._deprecation import warn_renamed
 from .._results import ResultRepr
 from ..errors import InfeasibleError, InvalidInputError
+from ..progress import Progress
 from .evaluate import ScheduleReport, evaluate_schedule, topological_schedule
 from .graph import RematGraph
 
 __all__ = [
-    "ProgressCallback",
     "RematSolution",
+    "SolutionCallback",
     "Status",
     "check_budget",
     "plain_peak",
+    "report_done",
     "resolve_budget",
     "scored",
+    "solution_fraction",
+    "solution_message",
+    "solution_reporter",
 ]
 
 #: ``"interrupted"``: stopped by Ctrl-C; the schedule (if any) is the best found so far
 Status = Literal["optimal", "feasible", "infeasible", "timeout", "unknown", "interrupted"]
 
-#: called with (seconds since the solve started, total cost of the new best schedule,
-#: best lower bound or None) every time a solver finds a better schedule
-ProgressCallback = Callable[[float, float, "float | None"], None]
+#: ``on_solution(seconds, cost, bound)``: called with the seconds since the solve started, the
+#: total cost of the new best schedule and the best lower bound on it proven so far (or
+#: ``None``), every time a solver finds a better schedule
+SolutionCallback = Callable[[float, float, "float | None"], None]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ProgressCallback":  # renamed: progress= is the library's Progress now
+        warn_renamed("ProgressCallback", "SolutionCallback", __name__)
+        return SolutionCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def solution_message(seconds: float, cost: float, bound: float | None) -> str:
+    """``"cost 1.234e+09, bound 1.1e+09, 12.3 s"`` (no bound part while none is known)."""
+    extra = "" if bound is None else f", bound {bound:.4g}"
+    return f"cost {cost:.4g}{extra}, {seconds:.1f} s"
+
+
+def solution_fraction(
+    seconds: float, cost: float, bound: float | None, time_limit: float | None
+) -> float:
+    """How far a search is, in [0, 1]: ``seconds / time_limit`` with a time limit (the solve
+    stops then at the latest); without one, ``bound / cost`` (one minus the relative gap; 0
+    while no bound is known)."""
+    if time_limit is not None and time_limit > 0:
+        return min(max(seconds / time_limit, 0.0), 1.0)
+    if bound is None:
+        return 0.0
+    if cost <= 0:
+        return 1.0
+    return min(max(bound / cost, 0.0), 1.0)
+
+
+def solution_reporter(
+    progress: Progress | None, on_solution: SolutionCallback | None, time_limit: float | None
+) -> SolutionCallback | None:
+    """One :data:`SolutionCallback` for a solver to call at every improving schedule: it calls
+    ``on_solution`` with the numbers and ``progress`` with :func:`solution_message` and
+    :func:`solution_fraction`. ``None`` when both are ``None``."""
+    if progress is None and on_solution is None:
+        return None
+
+    def report(seconds: float, cost: float, bound: float | None) -> None:
+        if on_solution is not None:
+            on_solution(seconds, cost, bound)
+        if progress is not None:
+            progress(
+                solution_message(seconds, cost, bound),
+                solution_fraction(seconds, cost, bound, time_limit),
+            )
+
+    return report
+
+
+def report_done(progress: Progress | None, solution: RematSolution) -> None:
+    """The last ``progress`` call of a solve: ``"<solver> <status>: cost ..., <s> s"``, 1.0."""
+    if progress is None:
+        return
+    r = solution.report
+    what = "no schedule" if r is None else f"cost {r.total_cost:.4g}"
+    progress(f"{solution.solver} {solution.status}: {what}, {solution.solve_seconds:.1f} s", 1.0)
 
 
 def plain_peak(graph: RematGraph) -> int:
