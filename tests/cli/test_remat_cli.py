@@ -131,7 +131,7 @@ def test_solve_bytes_budget_and_out_file(capsys, graph_file, tmp_path):
 def test_solve_moccasin(capsys, graph_file):
     budget = math.floor(0.9 * plain(graph_file)[0])
     code, out, err = run_cli(capsys, "remat", "solve", graph_file, "--budget", "0.9",
-                             "--solver", "moccasin", "--time-limit", "10", "--workers", "1",
+                             "--solver", "moccasin", "--time-limit", "10", "--threads", "1",
                              "--json")  # fmt: skip
     assert code == 0, err
     payload = json.loads(out)
@@ -144,9 +144,27 @@ def test_solve_moccasin(capsys, graph_file):
 
 def test_solve_moccasin_human_output(capsys, graph_file):
     code, out, err = run_cli(capsys, "remat", "solve", graph_file, "--budget", "1.0",
-                             "--time-limit", "10", "--workers", "1")  # fmt: skip
+                             "--time-limit", "10", "--threads", "1")  # fmt: skip
     assert code == 0, err
     assert "moccasin: optimal" in out and "toy" in out
+
+
+def test_solve_old_workers_spelling_still_works(capsys, graph_file):
+    code, out, err = run_cli(capsys, "remat", "solve", graph_file, "--budget", "0.9",
+                             "--solver", "moccasin", "--time-limit", "10", "--workers", "1",
+                             "--blas-threads", "1", "--json")  # fmt: skip
+    assert code == 0, err
+    assert "'remat solve --workers' is deprecated" in err and "use --threads" in err
+    assert json.loads(out)["status"] == "optimal"
+
+
+def test_model_old_workers_spelling_is_rewritten(capsys):
+    # (checked before any model is built: --workers 0 reaches the command as --threads 0)
+    code, out, err = run_cli(capsys, "remat", "model", "mlp", "--workers", "0")
+    assert code == 2 and out.strip() == ""
+    warning, error = err.strip().splitlines()
+    assert "'remat model --workers' is deprecated" in warning and "use --threads" in warning
+    assert error.startswith("frugalml: error:") and "--threads" in error
 
 
 def test_no_schedule_exits_1_with_json(capsys, graph_file, tmp_path):
@@ -154,7 +172,7 @@ def test_no_schedule_exits_1_with_json(capsys, graph_file, tmp_path):
     out_path = tmp_path / "none.json"
     code, out, err = run_cli(capsys, "remat", "solve", graph_file, "--budget", "85",
                              "--solver", "moccasin", "--copies", "1", "--time-limit", "10",
-                             "--workers", "1", "--json", "--out", out_path)  # fmt: skip
+                             "--threads", "1", "--json", "--out", out_path)  # fmt: skip
     assert code == 1, err
     payload = json.loads(out)
     assert payload["status"] == "infeasible" and payload["schedule"] is None
@@ -212,8 +230,10 @@ def test_remat_help_lists_commands(capsys):
     assert "solve" in out and "model" in out
     code, out, _ = run_cli(capsys, "remat", "solve", "--help")
     assert code == 0
-    for option in ("--budget", "--solver", "--time-limit", "--json", "--out"):
+    for option in ("--budget", "--solver", "--time-limit", "--threads", "--blas-threads",
+                   "--json", "--out"):  # fmt: skip
         assert option in out
+    assert "--workers" not in out  # the old spelling is a hidden alias
 
 
 @pytest.mark.slow
@@ -261,7 +281,7 @@ def test_special_files_and_directories_are_not_graphs(capsys, tmp_path):
         (("--time-limit", "-1"), "--time-limit"),
         (("--budget", "nan"), "--budget"),
         (("--budget", "inf"), "--budget"),
-        (("--workers", "0"), "--workers"),
+        (("--threads", "0"), "--threads"),
         (("--copies", "-1"), "--copies"),
     ],
 )

@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .._io import atomic_write_text, check_output_path
 from .._validate import check_choice, check_int
 from ..errors import InvalidInputError
-from ._common import JSON_OPTION, console, emit_json
+from ._common import BLAS_OPTION, JSON_OPTION, WorkBar, console, emit_json, limit_blas_threads
 
 __all__ = ["remat_app"]
 
@@ -32,7 +31,11 @@ TIME_OPTION = typer.Option(
     60.0, help="Solver time limit in seconds (building the model included; inf: no limit)."
 )
 COPIES_OPTION = typer.Option(2, help="MOCCASIN/greedy: at most this many computations per node.")
-WORKERS_OPTION = typer.Option(None, help="Solver threads (default: CPU count).")
+THREADS_OPTION = typer.Option(
+    None,
+    "--threads",
+    help="Threads of the solver: CP-SAT workers (default: CPU count), HiGHS threads.",
+)
 OUT_OPTION = typer.Option(None, "--out", help="Write the solution (schedule and scores) as JSON.")
 
 
@@ -40,7 +43,7 @@ OUT_OPTION = typer.Option(None, "--out", help="Write the solution (schedule and 
 EXIT_INTERRUPTED = 130
 
 
-def _check_options(budget, solver, time_limit, copies, workers, out):
+def _check_options(budget, solver, time_limit, copies, threads, out):
     """Validate the shared options before any work; returns (time_limit or None, out)."""
     from ..remat import SOLVERS
 
@@ -56,12 +59,12 @@ def _check_options(budget, solver, time_limit, copies, workers, out):
     if math.isinf(time_limit):
         time_limit = None
     check_int(copies, "--copies", low=1)
-    if workers is not None:
-        check_int(workers, "--workers", low=1, high=1024)
+    if threads is not None:
+        check_int(threads, "--threads", low=1, high=1024)
     return time_limit, out
 
 
-def _run(graph, budget, solver, time_limit, copies, workers, quiet):
+def _run(graph, budget, solver, time_limit, copies, threads, quiet):
     from ..remat import solve
 
     if solver == "moccasin":  # (import the solver first: the note below means "solving")
@@ -72,25 +75,11 @@ def _run(graph, budget, solver, time_limit, copies, workers, quiet):
         print(f"solving with {solver} (Ctrl-C stops with the best schedule so far)",
               file=sys.stderr, flush=True)  # fmt: skip
 
-    if quiet or time_limit is None:
+    # the bar (stderr, transient) shows the best cost and bound so far and fills with the
+    # share of the time limit used (without a limit: with the share of the gap closed)
+    with WorkBar(f"{solver}: searching", total=1.0, disable=quiet) as bar:
         return solve(graph, budget, solver=solver, time_limit=time_limit, copies=copies,
-                     workers=workers)  # fmt: skip
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[best]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(f"{solver}", total=time_limit, best="searching")
-
-        def progress(seconds: float, cost: float, bound: float | None) -> None:
-            extra = f", bound {bound:g}" if bound is not None else ""
-            bar.update(task, completed=min(seconds, time_limit), best=f"best {cost:g}{extra}")
-
-        return solve(graph, budget, solver=solver, time_limit=time_limit, copies=copies,
-                     workers=workers, progress=progress)  # fmt: skip
+                     threads=threads, progress=bar.callback)  # fmt: skip
 
 
 def _interrupted_note(sol, out: Path | None) -> None:
@@ -129,9 +118,10 @@ def solve_cmd(
     solver: str = SOLVER_OPTION,
     time_limit: float = TIME_OPTION,
     copies: int = COPIES_OPTION,
-    workers: int = WORKERS_OPTION,
+    threads: int = THREADS_OPTION,
     out: Path = OUT_OPTION,
     json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
 ) -> None:
     """Find a schedule of GRAPH_FILE within a memory budget with minimum total compute.
 
@@ -140,9 +130,10 @@ def solve_cmd(
     """
     from ..remat import load_graph
 
-    time_limit, out = _check_options(budget, solver, time_limit, copies, workers, out)
+    limit_blas_threads(blas_threads)
+    time_limit, out = _check_options(budget, solver, time_limit, copies, threads, out)
     graph = load_graph(graph_file)
-    sol = _run(graph, budget, solver, time_limit, copies, workers, json_out)
+    sol = _run(graph, budget, solver, time_limit, copies, threads, json_out)
     _report(sol, graph, out, json_out)
     if sol.status == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -162,20 +153,22 @@ def model_cmd(
     solver: str = SOLVER_OPTION,
     time_limit: float = TIME_OPTION,
     copies: int = COPIES_OPTION,
-    workers: int = WORKERS_OPTION,
+    threads: int = THREADS_OPTION,
     execute: bool = typer.Option(True, help="Run the schedule and check the gradients."),
     out: Path = OUT_OPTION,
     json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
 ) -> None:
     """Extract the training graph of a PyTorch model, solve, and run the schedule."""
     from ..remat.frontend import build_target, check_schedule
 
-    time_limit, out = _check_options(budget, solver, time_limit, copies, workers, out)
+    limit_blas_threads(blas_threads)
+    time_limit, out = _check_options(budget, solver, time_limit, copies, threads, out)
     model, inputs, loss_fn = build_target(target, input_shape)
     from ..remat.torch_graph import extract_graph
 
     tg = extract_graph(model, loss_fn, inputs)
-    sol = _run(tg.graph, budget, solver, time_limit, copies, workers, json_out)
+    sol = _run(tg.graph, budget, solver, time_limit, copies, threads, json_out)
     interrupted = sol.status == "interrupted"
     payload_extra = {}
     if execute and sol.schedule is not None and not interrupted:
