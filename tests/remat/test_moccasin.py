@@ -307,6 +307,14 @@ def test_old_keywords_still_work_with_a_warning():
     for bad in (-1, 2**31, 1.5):
         with pytest.raises(InvalidInputError, match="rng"):
             moccasin(g, budget, threads=1, rng=bad)
+    # a progress callback of the old (seconds, cost, bound) signature works as on_solution
+    calls = []
+    with pytest.warns(FrugalDeprecationWarning, match="'progress' is deprecated.*'on_solution'"):
+        sol = moccasin(g, budget, time_limit=TIME_LIMIT, threads=1,
+                       progress=lambda s, c, b: calls.append((s, c, b)))  # fmt: skip
+    assert calls and calls[-1][1] == sol.report.total_cost
+    with pytest.raises(InvalidInputError, match="on_solution"):
+        moccasin(g, budget, threads=1, progress=lambda s, c, b: None, on_solution=print)
     import frugalml.remat.solution as solution
 
     with pytest.warns(FrugalDeprecationWarning, match="'ProgressCallback' is deprecated"):

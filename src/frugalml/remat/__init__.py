@@ -19,7 +19,7 @@ from .generate import random_layered_graph
 from .graph import RematGraph
 from .greedy import greedy, greedy_schedule
 from .moccasin import MoccasinSolver, moccasin
-from .solution import RematSolution, plain_peak, resolve_budget
+from .solution import RematSolution, SolutionCallback, plain_peak, resolve_budget
 
 #: torch-backed names, imported on first access
 _LAZY = {
@@ -45,6 +45,7 @@ __all__ = [
     "RematGraph",
     "RematSolution",
     "ScheduleReport",
+    "SolutionCallback",
     "TorchRematGraph",
     "chain_checkpointing",
     "checkmate_lp_rounding",

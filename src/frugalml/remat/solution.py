@@ -7,7 +7,8 @@ bound 1.1e+09, 12.3 s"``, see :func:`solution_message`; fraction by :func:`solut
 and once with ``fraction = 1`` when the solve ends; ``on_solution`` is a
 :data:`SolutionCallback`, called as ``on_solution(seconds, cost, bound)`` with the numbers
 themselves. The old name of :data:`SolutionCallback`, ``ProgressCallback``, still imports,
-with a :class:`~frugalml.errors.FrugalDeprecationWarning`.
+and a ``progress`` callback of the old ``(seconds, cost, bound)`` signature still works as
+``on_solution``, each with a :class:`~frugalml.errors.FrugalDeprecationWarning`.
 
 Paper: Bartan et al., "Moccasin" (ICML 2023, arXiv 2304.14463): budgets are stated as a fraction
 of the peak memory of the plain topological order; objective = total compute including
@@ -16,6 +17,7 @@ recomputation.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,7 +88,21 @@ def solution_reporter(
 ) -> SolutionCallback | None:
     """One :data:`SolutionCallback` for a solver to call at every improving schedule: it calls
     ``on_solution`` with the numbers and ``progress`` with :func:`solution_message` and
-    :func:`solution_fraction`. ``None`` when both are ``None``."""
+    :func:`solution_fraction`. ``None`` when both are ``None``.
+
+    A ``progress`` of the old signature ``(seconds, cost, bound)`` (one that cannot take
+    ``(message, fraction)``) is used as ``on_solution``, with a
+    :class:`~frugalml.errors.FrugalDeprecationWarning`, for one release.
+    """
+    if progress is not None and _takes_solutions(progress):
+        # a callback of the old progress=(seconds, cost, bound) signature
+        if on_solution is not None:
+            raise InvalidInputError(
+                "progress takes (seconds, cost, bound), the signature of on_solution, and "
+                "on_solution is given too; pass a progress(message, fraction) callback"
+            )
+        warn_renamed("progress", "on_solution", "a (seconds, cost, bound) callback", stacklevel=4)
+        progress, on_solution = None, progress
     if progress is None and on_solution is None:
         return None
 
@@ -102,9 +118,30 @@ def solution_reporter(
     return report
 
 
+def _takes_solutions(callback: Any) -> bool:
+    """True for a callback that takes ``(seconds, cost, bound)`` but not ``(message, fraction)``
+    (the old ``progress=`` of this area)."""
+    try:
+        sig = inspect.signature(callback)
+    except (TypeError, ValueError):  # no signature (some builtins): take it as a Progress
+        return False
+    try:
+        sig.bind("", 0.0)
+    except TypeError:
+        pass
+    else:
+        return False
+    try:
+        sig.bind(0.0, 0.0, None)
+    except TypeError:
+        return False
+    return True
+
+
 def report_done(progress: Progress | None, solution: RematSolution) -> None:
-    """The last ``progress`` call of a solve: ``"<solver> <status>: cost ..., <s> s"``, 1.0."""
-    if progress is None:
+    """The last ``progress`` call of a solve: ``"<solver> <status>: cost ..., <s> s"``, 1.0
+    (none for a callback of the old ``(seconds, cost, bound)`` signature)."""
+    if progress is None or _takes_solutions(progress):
         return
     r = solution.report
     what = "no schedule" if r is None else f"cost {r.total_cost:.4g}"
