@@ -240,12 +240,15 @@ def test_torch_non_finite_objective():
 
 def test_constrained_benchmark_instance_beats_best_admm_of_the_grid():
     # the benchmark's full-mode constrained instance (same generator sequence as
-    # report/benches/saddle.py run(quick=False, rng=0)); PD-SESOP with the benchmark's rule
+    # benchmarks/bench_saddle.py run(quick=False, rng=0)); PD-SESOP with the benchmark's rule
     # (penalty rho = ||F||^2, eta = rho/10, M = 3, paper directions) reaches constraint
     # violation (and KKT error) 1e-8 in fewer counted evaluations than ADMM at the best
     # (rho, CG tol) of the benchmark's grid; both counted by the library's SaddleProblem
-    from frugalml.report.benches.saddle import ADMM_CG_TOLS, ADMM_RHOS
     from frugalml.subspace import admm_equality_ls
+    from tests._bench_scripts import load_bench
+
+    bench = load_bench("bench_saddle")
+    ADMM_CG_TOLS, ADMM_RHOS = bench.ADMM_CG_TOLS, bench.ADMM_RHOS
 
     gen = np.random.default_rng(0)
     bilinear_game(100, 100.0, rng=gen)

@@ -60,10 +60,10 @@ Inner solvers:
 * ``"extragradient"``: ``inner_steps`` extragradient steps on ``(alpha, beta)`` with an
   adaptive step size (2 evaluations per step).
 
-``pd_sesop`` accepts a :class:`~frugalml.subspace.saddle.SaddleProblem` with NumPy arrays, or a
-torch function ``F(x, y) -> scalar tensor`` with 1-D torch tensors ``x0, y0`` (gradients and
-Hessian-vector products by autograd; the small problems are solved in NumPy float64 and the
-result is returned as tensors of the input's dtype and device).
+``pd_sesop`` accepts a :class:`~frugalml.subspace.saddle_problem.SaddleProblem` with NumPy
+arrays, or a torch function ``F(x, y) -> scalar tensor`` with 1-D torch tensors ``x0, y0``
+(gradients and Hessian-vector products by autograd; the small problems are solved in NumPy
+float64 and the result is returned as tensors of the input's dtype and device).
 """
 
 from __future__ import annotations
@@ -74,19 +74,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from .._optional import require
 from .._validate import check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
-from .saddle import (
-    Callback,
-    NonFiniteError,
-    Progress,
-    Recorder,
-    SaddleProblem,
-    SaddleResult,
-)
+from ..progress import Progress
+from .directions import DIRECTIONS, nemirovski_weight, orthonormal_basis
+from .recorder import Callback, Recorder, SaddleResult
+from .saddle_problem import NonFiniteError, SaddleProblem
 
 __all__ = [
     "DIRECTIONS",
@@ -97,38 +92,8 @@ __all__ = [
     "pd_sesop",
 ]
 
-DIRECTIONS = ("gradient", "steps", "nemirovski")
 SADDLE_DIRECTIONS = (*DIRECTIONS, "hamiltonian")
 INNER_SOLVERS = ("auto", "exact_quadratic", "min_residual", "newton", "extragradient")
-
-
-def nemirovski_weight(w_prev: float) -> float:
-    """``w_k = 1/2 + sqrt(1/4 + w_{k-1}^2)`` (Nemirovski's optimal-method weights)."""
-    return 0.5 + math.sqrt(0.25 + w_prev * w_prev)
-
-
-def orthonormal_basis(columns: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
-    """Orthonormal basis of the span of ``columns`` (shape ``(d, k)``) and its transform.
-
-    Returns ``(B, T)`` with ``B = columns @ T``, ``B^T B = I`` and ``B`` of shape ``(d, r)``,
-    ``r`` the numerical rank: columns are scaled to unit norm, then a column-pivoted QR drops
-    those within relative ``rtol`` of the span of the others. Zero columns are dropped.
-    ``O(d k^2)``.
-    """
-    d, k = columns.shape
-    norms = np.linalg.norm(columns, axis=0)
-    keep = np.flatnonzero(norms > 0)
-    T = np.zeros((k, 0))
-    if keep.size == 0:
-        return np.zeros((d, 0)), T
-    scaled = columns[:, keep] / norms[keep]
-    q, r, piv = scipy.linalg.qr(scaled, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(r))
-    rank = int(np.count_nonzero(diag > rtol * diag[0]))
-    r_inv = scipy.linalg.solve_triangular(r[:rank, :rank], np.eye(rank))
-    T = np.zeros((k, rank))
-    T[keep[piv[:rank]], :] = r_inv / norms[keep[piv[:rank]], None]
-    return q[:, :rank], T
 
 
 def _torch_problem(F: Callable, x0: Any, y0: Any, hvp: str) -> tuple[SaddleProblem, Callable]:
@@ -253,7 +218,7 @@ def pd_sesop(
         differences of gradients, counted 1).
 
     Returns a :class:`SaddleResult`; ``history["evals"]`` counts gradient evaluations as
-    described in :mod:`.saddle`. Memory: ``O((n + m)(M + 3))``; time per iteration: the
+    described in :mod:`.saddle_problem`. Memory: ``O((n + m)(M + 3))``; time per iteration: the
     gradient/HVP evaluations plus ``O((n + m)(M + 3)^2)`` for the orthonormalisation.
 
     Raises

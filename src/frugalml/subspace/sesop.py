@@ -35,8 +35,8 @@ import numpy as np
 from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
-from .pd_sesop import DIRECTIONS, nemirovski_weight, orthonormal_basis
-from .saddle import NonFiniteError
+from .directions import DIRECTIONS, nemirovski_weight, orthonormal_basis
+from .saddle_problem import NonFiniteError
 
 __all__ = ["SesopResult", "sesop_minimize"]
 
