@@ -30,7 +30,7 @@ def test_problem_generators_refuse_sizes_beyond_memory(make, match, monkeypatch)
     monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", str(100 * 2**20))
     with pytest.raises(TooLargeError, match=match) as info:
         make()
-    assert "--n" in str(info.value) and "available" in str(info.value)
+    assert "--dim" in str(info.value) and "available" in str(info.value)
 
 
 def test_generators_within_memory_still_work(monkeypatch):

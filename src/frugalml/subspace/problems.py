@@ -8,7 +8,8 @@
   augmented Lagrangian ``L(x, lam) = 1/2||F x - g||^2 + lam^T (E x - h) + rho/2 ||E x - h||^2``
   (the ADMM setting of the paper), with the constraint violation as a metric.
 * :func:`mixture_gan` — a small GAN on a 2-D mixture of Gaussians on a circle (torch), with
-  mode-coverage and sample-quality metrics.
+  mode-coverage and sample-quality metrics; defined in :mod:`.gan` (with :class:`GANProblem`,
+  :func:`mode_metrics` and the Adam-GDA baseline :func:`adam_gda`) and re-exported here.
 
 The saddle points of the first three are computed by a dense direct solve of their
 optimality systems (``O((n + m)^3)``).
@@ -17,23 +18,20 @@ optimality systems (``O((n + m)^3)``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from .._optional import require
 from .._resources import check_memory
 from .._validate import (
     RngLike,
-    check_array,
     check_int,
     check_nonnegative_float,
     check_positive_float,
     check_rng,
 )
 from ..errors import InvalidInputError
-from .saddle import SaddleProblem
+from .gan import GANProblem, adam_gda, mixture_gan, mode_metrics
+from .saddle_problem import SaddleProblem
 
 __all__ = [
     "GANProblem",
@@ -71,7 +69,7 @@ def bilinear_game(n: int = 100, kappa: float = 100.0, *, rng: RngLike = 0) -> Sa
     gen = check_rng(rng)
     # U, V, A, the (2n, 2n) optimality system J and the QR temporaries: about 10 n^2 floats
     check_memory(80.0 * n * n, f"the n = {n} bilinear game (dense {n} x {n} matrices)",
-                 fix="use a smaller n (the CLI's --n)")  # fmt: skip
+                 fix="use a smaller n (the CLI's --dim)")  # fmt: skip
     s = _spectrum(n, 1.0, kappa)
     U, V = _orthogonal(n, gen), _orthogonal(n, gen)
     A = (U * s) @ V.T
@@ -126,7 +124,7 @@ def quadratic_game(
     # B, C, their orthogonal factors and QR temporaries, A, and the (n+m)^2 system J
     check_memory(8.0 * (3 * n * n + 3 * m * m + n * m + (n + m) ** 2),
                  f"the n = {n}, m = {m} quadratic game (dense matrices)",
-                 fix="use a smaller n (the CLI's --n)")  # fmt: skip
+                 fix="use a smaller n (the CLI's --dim)")  # fmt: skip
     Ub, Uc = _orthogonal(n, gen), _orthogonal(m, gen)
     B = (Ub * _spectrum(n, mu, L)) @ Ub.T
     C = (Uc * _spectrum(m, mu, L)) @ Uc.T
@@ -173,7 +171,7 @@ def constrained_least_squares(
     (k,). ``grad_x = F^T (F x - g) + E^T lam + rho E^T (E x - h)``, ``grad_lam = E x - h``.
     The saddle ``(x*, lam*)`` solves the KKT system ``[[F^T F, E^T], [E, 0]]``. Metrics:
     ``violation = ||E x - h|| / max(1, ||h||)`` and ``kkt_error = max(violation, distance)``.
-    ``problem.data`` holds ``F, g, E, h, rho`` (for :func:`~.saddle.admm_equality_ls`).
+    ``problem.data`` holds ``F, g, E, h, rho`` (for :func:`~.baselines.admm_equality_ls`).
     """
     n = check_int(n, "n", low=1)
     p = check_int(p, "p", low=1)
@@ -188,7 +186,7 @@ def constrained_least_squares(
     # (n + k)^2 KKT systems
     check_memory(8.0 * (p * r + 5 * n * n + p * n + k * n + 2 * (n + k) ** 2),
                  f"the n = {n}, p = {p}, k = {k} constrained least-squares problem (dense "
-                 "matrices)", fix="use a smaller n (the CLI's --n)")  # fmt: skip
+                 "matrices)", fix="use a smaller n (the CLI's --dim)")  # fmt: skip
     U = np.linalg.qr(gen.standard_normal((p, r)))[0]
     V = _orthogonal(n, gen)[:, :r]
     F = (U * _spectrum(r, 1.0, kappa)) @ V.T
@@ -232,181 +230,3 @@ def constrained_least_squares(
     )
     prob.data = {"F": F, "g": g, "E": E, "h": h, "rho": rho}
     return prob
-
-
-# -- GAN on a mixture of Gaussians ------------------------------------------------------------
-
-
-def mode_metrics(
-    samples: np.ndarray, centers: np.ndarray, std: float, *, min_share: float = 0.01
-) -> dict[str, float]:
-    """Mode coverage and quality of 2-D ``samples`` (shape (N, 2)) for a Gaussian mixture.
-
-    A sample is **high quality** if it lies within ``3 std`` of its nearest center; a mode is
-    **covered** if at least ``min_share`` of all samples are high-quality samples of it.
-    Returns ``modes`` (covered count), ``quality`` (high-quality fraction), ``mean_distance``
-    (mean distance to the nearest center) and ``balance`` (total-variation distance between
-    the high-quality samples' mode histogram and uniform). ``O(N K)``.
-    """
-    samples = check_array(samples, "samples", shape=(None, 2))
-    centers = check_array(centers, "centers", shape=(None, 2))
-    std = check_positive_float(std, "std")
-    min_share = check_nonnegative_float(min_share, "min_share")
-    check_memory(8.0 * 3 * samples.shape[0] * centers.shape[0],
-                 f"the distances of {samples.shape[0]} samples to {centers.shape[0]} centers",
-                 fix="pass fewer samples")  # fmt: skip
-    d = np.linalg.norm(samples[:, None, :] - centers[None, :, :], axis=2)
-    nearest = d.argmin(axis=1)
-    dmin = d[np.arange(len(samples)), nearest]
-    good = dmin <= 3 * std
-    counts = np.bincount(nearest[good], minlength=len(centers))
-    share = counts / max(1, len(samples))
-    hist = counts / max(1, counts.sum())
-    return {
-        "modes": int(np.count_nonzero(share >= min_share)),
-        "quality": float(good.mean()),
-        "mean_distance": float(dmin.mean()),
-        "balance_tv": float(0.5 * np.abs(hist - 1.0 / len(centers)).sum()),
-    }
-
-
-@dataclass
-class GANProblem:
-    """A GAN on a 2-D Gaussian mixture as ``min_x max_y F(x, y)`` over flat parameter vectors.
-
-    ``F(x, y) = mean log sigmoid(D_y(real)) + mean log sigmoid(-D_y(G_x(z)))`` (the original
-    minimax GAN value) on a fixed batch of real samples and latent codes; ``x0``/``y0`` are the
-    initial generator/discriminator parameters (float64 1-D tensors). Use :meth:`evaluate` for
-    mode coverage and quality on fresh latent samples.
-    """
-
-    loss: Any
-    x0: Any
-    y0: Any
-    centers: np.ndarray
-    std: float
-    latent: int
-    generator: Any
-    gen_params: Any
-
-    def sample(self, x: Any, count: int = 2000, *, seed: int = 123) -> np.ndarray:
-        """``count`` generator samples (shape (count, 2)) for flat generator parameters x."""
-        torch = require("torch", what="the mixture-of-Gaussians GAN", extra="torch")
-        gen = torch.Generator().manual_seed(seed)
-        z = torch.randn(count, self.latent, generator=gen, dtype=torch.float64)
-        with torch.no_grad():
-            out = self.generator(torch.as_tensor(x, dtype=torch.float64), z)
-        return out.numpy()
-
-    def evaluate(self, x: Any, count: int = 2000, *, seed: int = 123) -> dict[str, float]:
-        return mode_metrics(self.sample(x, count, seed=seed), self.centers, self.std)
-
-
-def mixture_gan(
-    *,
-    modes: int = 8,
-    radius: float = 2.0,
-    std: float = 0.05,
-    hidden: int = 32,
-    latent: int = 2,
-    batch: int = 512,
-    rng: RngLike = 0,
-) -> GANProblem:
-    """A small GAN (tanh MLPs ``latent -> hidden -> hidden -> 2`` and ``2 -> hidden -> hidden
-    -> 1``) on ``modes`` Gaussians of standard deviation ``std`` evenly spaced on a circle.
-
-    The objective uses ``batch`` fixed real samples and ``batch`` fixed latent codes, so it is
-    a deterministic saddle problem (both PD-SESOP and the Adam-GDA baseline see the same one).
-    Parameters are float64 so finite-difference Hessian products are accurate.
-    """
-    torch = require("torch", what="the mixture-of-Gaussians GAN", extra="torch")
-    modes = check_int(modes, "modes", low=1)
-    radius = check_positive_float(radius, "radius")
-    std = check_positive_float(std, "std")
-    hidden = check_int(hidden, "hidden", low=1)
-    latent = check_int(latent, "latent", low=1)
-    batch = check_int(batch, "batch", low=1)
-    # both networks' float64 parameters and activations, with gradients and Hessian products
-    floats = 2 * (hidden * hidden + hidden * (latent + 6) + 3) + 6 * batch * hidden
-    check_memory(3 * 8.0 * floats, f"the GAN with hidden={hidden}, batch={batch}",
-                 fix="use a smaller hidden width or batch")  # fmt: skip
-    gen = check_rng(rng)
-    ang = 2 * np.pi * np.arange(modes) / modes
-    centers = radius * np.stack([np.cos(ang), np.sin(ang)], axis=1)
-    which = gen.integers(0, modes, batch)
-    real = torch.as_tensor(centers[which] + std * gen.standard_normal((batch, 2)))
-    z = torch.as_tensor(gen.standard_normal((batch, latent)))
-
-    def shapes(din: int, dout: int) -> list[tuple[int, ...]]:
-        return [(hidden, din), (hidden,), (hidden, hidden), (hidden,), (dout, hidden), (dout,)]
-
-    g_shapes, d_shapes = shapes(latent, 2), shapes(2, 1)
-
-    def init(shp: list[tuple[int, ...]]) -> Any:
-        parts = []
-        for s in shp:
-            fan_in = s[1] if len(s) == 2 else s[0]
-            scale = 1.0 / math.sqrt(fan_in) if len(s) == 2 else 0.0
-            parts.append(scale * gen.standard_normal(int(np.prod(s))))
-        return torch.as_tensor(np.concatenate(parts))
-
-    def mlp(flat: Any, shp: list[tuple[int, ...]], inp: Any) -> Any:
-        ps, off = [], 0
-        for s in shp:
-            size = int(np.prod(s))
-            ps.append(flat[off : off + size].reshape(s))
-            off += size
-        h = torch.tanh(inp @ ps[0].T + ps[1])
-        h = torch.tanh(h @ ps[2].T + ps[3])
-        return h @ ps[4].T + ps[5]
-
-    def generator(x: Any, zz: Any) -> Any:
-        return mlp(x, g_shapes, zz)
-
-    def loss(x: Any, y: Any) -> Any:
-        fake = generator(x, z)
-        d_real = mlp(y, d_shapes, real)
-        d_fake = mlp(y, d_shapes, fake)
-        F = torch.nn.functional
-        return F.logsigmoid(d_real).mean() + F.logsigmoid(-d_fake).mean()
-
-    return GANProblem(
-        loss=loss, x0=init(g_shapes), y0=init(d_shapes), centers=centers, std=std,
-        latent=latent, generator=generator, gen_params=g_shapes,
-    )  # fmt: skip
-
-
-def adam_gda(
-    F: Any,
-    x0: Any,
-    y0: Any,
-    *,
-    lr: float = 1e-3,
-    betas: tuple[float, float] = (0.5, 0.999),
-    max_evals: int = 1000,
-    callback: Any = None,
-) -> tuple[Any, Any, int]:
-    """Simultaneous Adam descent-ascent on a torch objective ``F(x, y)`` (the usual GAN
-    training loop, full batch): one gradient evaluation per step. Returns ``(x, y, evals)``.
-    ``callback(evals, x, y)`` is called after every step."""
-    torch = require("torch", what="Adam-GDA", extra="torch")
-    lr = check_positive_float(lr, "lr")
-    max_evals = check_int(max_evals, "max_evals", low=1)
-    x = x0.detach().clone().requires_grad_(True)
-    y = y0.detach().clone().requires_grad_(True)
-    opt_x = torch.optim.Adam([x], lr=lr, betas=betas)
-    opt_y = torch.optim.Adam([y], lr=lr, betas=betas)
-    for it in range(1, max_evals + 1):
-        val = F(x, y)
-        gx, gy = torch.autograd.grad(val, (x, y))
-        if not (torch.isfinite(gx).all() and torch.isfinite(gy).all()):
-            from .saddle import NonFiniteError
-
-            raise NonFiniteError("adam_gda: non-finite gradient", x=x.detach(), y=y.detach(),
-                                 iteration=it, grad_evals=it)  # fmt: skip
-        x.grad, y.grad = gx, -gy  # ascent in y
-        opt_x.step()
-        opt_y.step()
-        if callback is not None:
-            callback(it, x.detach(), y.detach())
-    return x.detach(), y.detach(), max_evals
