@@ -111,7 +111,20 @@ def test_timeout_bounds_the_whole_call_start_up_included():
 def test_workers_report_progress_to_the_parent():
     seen = []
     out = run_workers(_report_steps, 2, args=(3,), timeout=120,
-                      progress=lambda rank, item: seen.append((rank, item)))  # fmt: skip
+                      on_report=lambda rank, item: seen.append((rank, item)))  # fmt: skip
     assert out == [0, 1]
     assert sorted(seen) == [(r, (r, i)) for r in (0, 1) for i in range(3)]
     assert [i for r, (_, i) in seen if r == 0] == [0, 1, 2]  # in order per worker
+
+
+def test_old_progress_keyword_of_run_workers_still_works_with_a_warning():
+    from frugalml.errors import FrugalDeprecationWarning
+
+    # mapped to on_report= (its signature is (rank, item), not the library's Progress)
+    with (
+        pytest.warns(FrugalDeprecationWarning, match="'progress'.*'on_report'"),
+        pytest.raises(InvalidInputError, match="n_workers"),
+    ):
+        run_workers(_sum_ranks, 0, progress=lambda rank, item: None)
+    with pytest.raises(InvalidInputError, match="pass 'on_report' only"):
+        run_workers(_sum_ranks, 2, progress=print, on_report=print)

@@ -7,52 +7,45 @@
   point, ADMM) and test problems (bilinear and quadratic games, an equality-constrained least
   squares problem via its augmented Lagrangian, a mixture-of-Gaussians GAN).
 * Gradient aggregation in subspaces for data-parallel training: Choukroun, Azoulay & Kisilev
-  (arXiv 2411.03742): ``AdaConsAggregator``, ``adacons_hook`` (a DDP communication hook),
-  the AdaSum baseline and the training tasks. They need torch and are exported lazily, as in
-  ``quant``, ``ecc`` and ``remat``: ``import frugalml.subspace`` stays NumPy-only and the names
-  import torch on first use (extra ``subspace``).
+  (arXiv 2411.03742): the AdaCons formula on a stack of gradients (``adacons_coefficients``,
+  ``adacons_aggregate``; NumPy), ``AdaConsAggregator`` and ``adacons_hook`` (a DDP
+  communication hook), the AdaSum baseline and the training tasks. The torch parts are
+  exported lazily, as in ``quant``, ``ecc`` and ``remat``: ``import frugalml.subspace`` stays
+  NumPy-only and those names import torch on first use (extra ``subspace``).
+
+Modules, one concept each: ``saddle_problem`` (the problem interface), ``recorder`` (result
+and run bookkeeping), ``baselines`` (first-order methods), ``directions`` (subspace
+directions), ``pd_sesop``, ``sesop``, ``problems`` (test games), ``gan`` (the GAN problem),
+``adacons`` (the formula), ``aggregation`` (the DDP aggregator), ``adasum``, ``launcher``
+(worker processes), ``workloads`` (training tasks), ``runs`` (run config and result),
+``training`` (the training drivers). ``saddle`` and ``tasks`` are the 0.1 paths and re-export.
 """
 
 from .._optional import lazy_exports
-from .pd_sesop import DIRECTIONS, INNER_SOLVERS, pd_sesop
-from .problems import (
-    GANProblem,
-    adam_gda,
-    bilinear_game,
-    constrained_least_squares,
-    mixture_gan,
-    mode_metrics,
-    quadratic_game,
-)
-from .saddle import (
-    NonFiniteError,
-    SaddleProblem,
-    SaddleResult,
-    admm_equality_ls,
-    extragradient,
-    gda,
-    optimistic_gda,
-    proximal_point,
-)
+from .adacons import AdaConsCoefficients, adacons_aggregate, adacons_coefficients
+from .baselines import admm_equality_ls, extragradient, gda, optimistic_gda, proximal_point
+from .directions import DIRECTIONS
+from .gan import GANProblem, adam_gda, mixture_gan, mode_metrics
+from .pd_sesop import INNER_SOLVERS, pd_sesop
+from .problems import bilinear_game, constrained_least_squares, quadratic_game
+from .recorder import SaddleResult
+from .saddle_problem import NonFiniteError, SaddleProblem
 from .sesop import SesopResult, sesop_minimize
 
 #: torch-backed names, imported on first access
 _LAZY = {
     "AdaConsAggregator": "aggregation",
-    "AdaConsCoefficients": "aggregation",
     "AdaConsStep": "aggregation",
-    "adacons_aggregate": "aggregation",
-    "adacons_coefficients": "aggregation",
     "adacons_hook": "aggregation",
     "check_same_parameters": "aggregation",
     "AdaSumState": "adasum",
     "adasum_hook": "adasum",
     "adasum_reduce": "adasum",
-    "RunConfig": "tasks",
-    "TrainResult": "tasks",
-    "make_task": "tasks",
-    "train": "tasks",
-    "train_many": "tasks",
+    "RunConfig": "runs",
+    "TrainResult": "runs",
+    "make_task": "workloads",
+    "train": "training",
+    "train_many": "training",
 }
 
 __all__ = [

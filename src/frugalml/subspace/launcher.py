@@ -14,7 +14,9 @@ or raising.
 ``timeout`` bounds the whole call, the start-up of the interpreters included: when it passes,
 the workers are terminated at once and the call raises within :data:`STOP_MARGIN` seconds.
 Workers may report progress with :func:`report_progress`; the parent hands each report to
-``run_workers(..., progress=...)``.
+``run_workers(..., on_report=...)`` as ``on_report(rank, item)`` (richer than the library's
+``progress(message, fraction)``: callers such as :func:`~.training.train_and_time` turn the
+items into progress calls).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from .._deprecation import renamed_parameters
 from .._validate import check_choice, check_int, check_positive_float
 from ..errors import FrugalError, InvalidInputError, TaskFailedError
 
@@ -53,7 +56,7 @@ _REPORTER: tuple[int, Any] | None = None
 
 def report_progress(item: Any) -> None:
     """From inside a worker of :func:`run_workers`: send the picklable ``item`` to the parent's
-    ``progress`` callback (as ``progress(rank, item)``). Does nothing outside a worker."""
+    ``on_report`` callback (as ``on_report(rank, item)``). Does nothing outside a worker."""
     if _REPORTER is None:
         return
     rank, out = _REPORTER
@@ -141,6 +144,7 @@ def _timed_out(n_workers: int, results: dict, timeout: float) -> WorkerTimeoutEr
     )
 
 
+@renamed_parameters(progress="on_report")
 def run_workers(
     fn: Callable[..., Any],
     n_workers: int,
@@ -150,7 +154,7 @@ def run_workers(
     backend: str = "gloo",
     timeout: float = 300.0,
     threads_per_worker: int = 1,
-    progress: Callable[[int, Any], None] | None = None,
+    on_report: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
     """Run ``fn(rank, world_size, *args, **kwargs)`` in ``n_workers`` processes; results by rank.
 
@@ -172,9 +176,10 @@ def run_workers(
         seconds. (Also the limit of each collective inside the workers.)
     threads_per_worker:
         torch/BLAS threads per worker process.
-    progress:
-        Called in this process as ``progress(rank, item)`` for every
-        :func:`report_progress` ``(item)`` a worker makes.
+    on_report:
+        Called in this process as ``on_report(rank, item)`` for every
+        :func:`report_progress` ``(item)`` a worker makes. (Named ``progress`` in 0.1; that
+        keyword still works, with a deprecation warning.)
 
     Raises
     ------
@@ -248,8 +253,8 @@ def run_workers(
                     raise _timed_out(n_workers, results, timeout) from None
                 continue
             if status == "progress":
-                if progress is not None:
-                    progress(rank, pickle.loads(payload))
+                if on_report is not None:
+                    on_report(rank, pickle.loads(payload))
                 if time.monotonic() >= deadline:  # (a chatty worker must not hide the deadline)
                     raise _timed_out(n_workers, results, timeout) from None
             elif status == "ok":
