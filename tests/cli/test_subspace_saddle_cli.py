@@ -20,7 +20,7 @@ def test_saddle_bilinear_json_and_plot(tmp_path):
         "saddle",
         "--problem",
         "bilinear",
-        "--n",
+        "--dim",
         "20",
         "--kappa",
         "5",
@@ -47,7 +47,7 @@ def test_saddle_bilinear_json_and_plot(tmp_path):
 
 
 def test_saddle_constrained_table():
-    out = runner.invoke(subspace_app, ["saddle", "--problem", "constrained", "--n", "30",
+    out = runner.invoke(subspace_app, ["saddle", "--problem", "constrained", "--dim", "30",
                                        "--kappa", "5", "--methods", "pd-sesop,admm"])  # fmt: skip
     assert out.exit_code == 0, out.output
     assert "admm" in out.stdout and "converged" in out.stdout
@@ -64,7 +64,7 @@ def test_saddle_bad_options():
         (["--eta", "0"], "eta"),
         (["--inner", "newton"], "--inner"),
     ):
-        out = runner.invoke(subspace_app, ["saddle", "--n", "5", *args])
+        out = runner.invoke(subspace_app, ["saddle", "--dim", "5", *args])
         assert out.exit_code != 0
         assert isinstance(out.exception, InvalidInputError), args
         assert match in str(out.exception)
@@ -84,24 +84,36 @@ def test_saddle_more_bad_options_are_refused_before_any_work():
         (["--tol", "nan"], "--tol"),
         (["--tol", "0"], "--tol"),
         (["--eta", "nan"], "--eta"),
-        (["--n", "0"], "--n"),
+        (["--dim", "0"], "--dim"),
         (["--directions", ","], "--directions"),
         (["--directions", "sideways"], "direction"),
     ):
-        out = runner.invoke(subspace_app, ["saddle", "--n", "5", *args])
+        out = runner.invoke(subspace_app, ["saddle", "--dim", "5", *args])
         assert isinstance(out.exception, InvalidInputError), (args, out.output)
         assert match in str(out.exception), args
 
 
-def test_saddle_huge_n_is_refused_with_the_estimate(capsys):
+def test_saddle_huge_dim_is_refused_with_the_estimate(capsys):
     from frugalml.cli import main
 
     # before: a numpy MemoryError traceback after trying to allocate 7.28 TiB
-    code = main(["subspace", "saddle", "--n", "1000000"])
+    code = main(["subspace", "saddle", "--dim", "1000000"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith("frugalml: error: the n = 1000000 bilinear game")
-    assert "TiB" in err[0] and "available" in err[0] and "--n" in err[0]
+    assert "TiB" in err[0] and "available" in err[0] and "--dim" in err[0]
+
+
+def test_saddle_old_n_spelling_still_works_with_a_warning(capsys):
+    from frugalml.cli import main
+
+    code = main(["subspace", "saddle", "--n", "10", "--kappa", "5", "--methods",
+                 "extragradient", "--json"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "'subspace saddle --n' is deprecated" in captured.err and "use --dim" in captured.err
+    payload = json.loads(captured.out)
+    assert payload["problem"].startswith("bilinear(n=10,")
 
 
 def test_saddle_checks_the_plot_path_before_the_work(tmp_path):
@@ -112,26 +124,32 @@ def test_saddle_checks_the_plot_path_before_the_work(tmp_path):
         (tmp_path / "missing" / "p.png", "does not exist"),
         ("", "is a directory"),  # ("" arrives as ".")
     ):
-        # --n 1000000 would fail later (memory); the path is checked first
-        out = runner.invoke(subspace_app, ["saddle", "--n", "1000000", "--plot", str(plot)])
+        # --dim 1000000 would fail later (memory); the path is checked first
+        out = runner.invoke(subspace_app, ["saddle", "--dim", "1000000", "--plot", str(plot)])
         assert isinstance(out.exception, InvalidInputError)
         assert "--plot" in str(out.exception) and match in str(out.exception)
 
 
 def test_saddle_progress_is_shown_except_with_json(monkeypatch):
-    import contextlib
-
     import frugalml.cli.subspace as cli
 
     calls, quiet_flags = [], []
 
-    @contextlib.contextmanager
-    def recorder(description, *, quiet):
-        quiet_flags.append(quiet)
-        yield None if quiet else (lambda message, fraction: calls.append((message, fraction)))
+    class Bar:  # stands in for the CLI's WorkBar (which draws only on a terminal's stderr)
+        def __init__(self, description, total=None, *, disable=False):
+            quiet_flags.append(disable)
 
-    monkeypatch.setattr(cli, "progress_bar", recorder)
-    args = ["saddle", "--n", "10", "--kappa", "5", "--methods", "extragradient,ogda"]
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def callback(self, message, fraction):
+            calls.append((message, fraction))
+
+    monkeypatch.setattr(cli, "WorkBar", Bar)
+    args = ["saddle", "--dim", "10", "--kappa", "5", "--methods", "extragradient,ogda"]
     assert runner.invoke(subspace_app, args).exit_code == 0
     assert quiet_flags == [False] and calls
     fractions = [f for _, f in calls]
@@ -148,7 +166,7 @@ def test_saddle_table_fits_100_columns(monkeypatch):
     from frugalml.cli._common import console
 
     monkeypatch.setattr(console, "width", 100)
-    out = runner.invoke(subspace_app, ["saddle", "--n", "10", "--kappa", "5", "--methods",
+    out = runner.invoke(subspace_app, ["saddle", "--dim", "10", "--kappa", "5", "--methods",
                                        "proximal-point,extragradient,pd-sesop"])  # fmt: skip
     assert out.exit_code == 0, out.output
     lines = out.stdout.splitlines()

@@ -13,8 +13,8 @@ import typer
 from .._io import atomic_write_bytes, check_output_path
 from .._validate import check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
-from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
-from .subspace_train import progress_bar, train
+from ._common import BLAS_OPTION, JSON_OPTION, WorkBar, console, emit_json, limit_blas_threads
+from .subspace_train import train
 
 __all__ = ["subspace_app"]
 
@@ -37,7 +37,9 @@ METHODS = ("pd-sesop", "extragradient", "ogda", "gda", "proximal-point", "admm")
 @subspace_app.command("saddle")
 def saddle_cmd(
     problem: str = typer.Option("bilinear", help="bilinear | quadratic | constrained"),
-    n: int = typer.Option(100, help="Primal dimension (bilinear/quadratic/constrained)."),
+    dim: int = typer.Option(
+        100, "--dim", help="Primal dimension of the problem (bilinear/quadratic/constrained)."
+    ),
     kappa: float = typer.Option(100.0, help="Condition number (bilinear game, F of the LS)."),
     methods: str = typer.Option(
         "pd-sesop,extragradient,ogda,gda",
@@ -76,7 +78,7 @@ def saddle_cmd(
     limit_blas_threads(blas_threads)
     check_choice(problem, "--problem", PROBLEMS)
     check_choice(inner, "--inner", ("min_residual", "exact_quadratic"))
-    n = check_int(n, "--n", low=1)
+    n = check_int(dim, "--dim", low=1)
     kappa = check_positive_float(kappa, "--kappa")
     if kappa < 1:
         raise InvalidInputError(f"--kappa is a condition number and must be >= 1, got {kappa:g}")
@@ -137,11 +139,13 @@ def saddle_cmd(
                                             **common),
     }  # fmt: skip
     results = {}
-    with progress_bar(f"{prob.name}", quiet=json_out) as bar:
+    with WorkBar(prob.name, total=1.0, disable=json_out) as bar:
         for i, m in enumerate(chosen):
             prob.reset_count()
-            if bar is not None:
-                common["progress"] = lambda msg, frac, i=i: bar(msg, (i + frac) / len(chosen))
+            if not json_out:
+                common["progress"] = lambda msg, frac, i=i: bar.callback(
+                    msg, (i + frac) / len(chosen)
+                )
             results[m] = runners[m]()
     rows = []
     for m, r in results.items():

@@ -11,15 +11,14 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import typer
 
 from .._validate import check_choice, check_int, check_positive_float, check_probability
 from ..errors import InvalidInputError
-from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
+from ._common import BLAS_OPTION, JSON_OPTION, WorkBar, console, emit_json, limit_blas_threads
 
-__all__ = ["progress_bar", "train"]
+__all__ = ["train"]
 
 
 @contextlib.contextmanager
@@ -29,35 +28,6 @@ def _rephrase(kind: type[BaseException], replacement: BaseException) -> Iterator
         yield
     except kind:
         raise replacement from None
-
-
-@contextlib.contextmanager
-def progress_bar(description: str, *, quiet: bool) -> Iterator[Any]:
-    """A rich progress bar on the console, or nothing with ``quiet`` (``--json``).
-
-    Yields a ``progress(message, fraction)`` callback (the library's progress type) or
-    ``None``.
-    """
-    if quiet:
-        yield None
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[message]}"),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=1.0, message="")
-
-        def progress(message: str, fraction: float) -> None:
-            bar.update(task, completed=max(0.0, min(1.0, float(fraction))), message=message)
-
-        yield progress
 
 
 _TASKS = ("linreg", "digits-mlp", "mnist1d-cnn", "charlm")
@@ -86,8 +56,9 @@ def train(
     ),
     eval_every: int = typer.Option(10, "--eval-every", help="Evaluate every this many steps."),
     seed: int = typer.Option(0, help="Seed of model, data and sampling."),
-    timeout: float = typer.Option(
+    time_limit: float = typer.Option(
         600.0,
+        "--time-limit",
         help="Seconds for the whole command, worker start-up included; past it the workers "
         "are stopped and the command fails within 2 s.",
     ),
@@ -120,20 +91,20 @@ def train(
         )
     eval_every = check_int(eval_every, "--eval-every", low=1)
     seed = check_int(seed, "--seed", low=0)
-    timeout = check_positive_float(timeout, "--timeout")
+    time_limit = check_positive_float(time_limit, "--time-limit")
 
     from ..subspace.launcher import WorkerTimeoutError
-    from ..subspace.tasks import train as run_train
+    from ..subspace.training import train as run_train
 
     too_late = WorkerTimeoutError(
-        f"the command did not finish within --timeout {timeout:g} s (worker start-up "
-        "included); the workers were stopped: increase --timeout or use fewer --steps"
+        f"the command did not finish within --time-limit {time_limit:g} s (worker start-up "
+        "included); the workers were stopped: increase --time-limit or use fewer --steps"
     )
-    left = timeout - (time.monotonic() - started)
+    left = time_limit - (time.monotonic() - started)
     if left <= 0:
         raise too_late
     with (
-        progress_bar(f"{task} on {workers} workers ({aggregation})", quiet=json_out) as bar,
+        WorkBar(f"{task} on {workers} workers ({aggregation})", 1.0, disable=json_out) as bar,
         _rephrase(WorkerTimeoutError, too_late),
     ):
         res = run_train(
@@ -149,9 +120,9 @@ def train(
             reference=reference,
             schedule=schedule,
             eval_every=eval_every,
-            seed=seed,
-            timeout=left,
-            progress=bar,
+            rng=seed,
+            time_limit=left,
+            progress=None if json_out else bar.callback,
         )
     if json_out:
         payload = res.as_dict()
