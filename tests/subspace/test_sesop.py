@@ -115,3 +115,11 @@ def test_non_finite_gradient_raises_with_last_good_iterate():
     assert isinstance(err, FrugalError)
     assert err.x is not None and np.isfinite(err.x).all() and err.x[0] > 0.5
     assert "last finite iterate" in str(err)
+
+
+def test_sesop_reports_progress():
+    calls = []
+    sesop_minimize(lambda x: float(x @ x + np.sum(x**4)), lambda x: 2 * x + 4 * x**3,
+                   np.ones(6), progress=lambda m, f: calls.append((m, f)))  # fmt: skip
+    assert calls and calls[0][0].startswith("sesop: grad norm") and calls[0][1] == 0.0
+    assert all(0.0 <= f <= 1.0 for _, f in calls)

@@ -35,6 +35,7 @@ import numpy as np
 from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
+from ..progress import Progress
 from .directions import DIRECTIONS, nemirovski_weight, orthonormal_basis
 from .saddle_problem import NonFiniteError
 
@@ -118,6 +119,7 @@ def sesop_minimize(
     newton_steps: int = 20,
     inner_tol: float = 1e-10,
     callback: Callable[[int, np.ndarray], Any] | None = None,
+    progress: Progress | None = None,
 ) -> SesopResult:
     """Minimise a smooth ``f: R^n -> R`` by sequential subspace optimisation.
 
@@ -144,12 +146,15 @@ def sesop_minimize(
         ``<= inner_tol * ||grad f(x_k)||``.
     callback:
         ``callback(k, x_k)`` after every iteration (and for ``k = 0``).
+    progress:
+        ``progress(message, fraction)`` every 50 iterations (the library's progress type;
+        fraction = the larger of the used iteration and evaluation budgets).
 
     Cost per iteration: one gradient per inner Newton step plus ``dim D <= M + 3``
     Hessian-vector products per Newton step; ``O(n (M + 3)^2)`` linear algebra.
 
     Raises ``InvalidInputError`` for ``memory < 1``, unknown options or shapes, and
-    :class:`~frugalml.subspace.saddle.NonFiniteError` (with ``.x`` the last finite iterate,
+    :class:`~frugalml.subspace.saddle_problem.NonFiniteError` (with ``.x`` the last finite iterate,
     ``.y = None``) when ``f`` or ``grad`` return NaN/inf.
     """
     x = check_array(x0, "x0", ndim=1).copy()
@@ -191,6 +196,11 @@ def sesop_minimize(
             hist["grad_evals"].append(orc.grad_evals)
             if callback is not None:
                 callback(it, x.copy())
+            if progress is not None and it % 50 == 0:
+                frac = it / max_iter
+                if max_evals is not None:
+                    frac = max(frac, orc.grad_evals / max_evals)
+                progress(f"sesop: grad norm {gn:.2e}", min(1.0, frac))
             if gn <= tol:
                 converged = True
                 break
