@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from frugalml.errors import InvalidInputError, TaskFailedError
+from frugalml.errors import FrugalDeprecationWarning, InvalidInputError, TaskFailedError
 from frugalml.runtime import FailureModel, FaultInjector, TraceReplay, make_executor
 from frugalml.sketch import SKETCHES, GaussianSketch
 from frugalml.sketch.datasets import synthetic_regression
@@ -109,6 +109,10 @@ def test_worker_task_solves_its_sketched_problem(problem):
     x_r = sketch_and_solve_task(a, b, sketch, 123, 0.5)
     ref = np.linalg.solve((s @ a).T @ (s @ a) + 0.5 * np.eye(D), (s @ a).T @ (s @ b))
     np.testing.assert_allclose(x_r, ref, rtol=1e-10)
+    # rng= is the task's seed; the 0.1 keyword seed= still works, with a warning
+    np.testing.assert_array_equal(sketch_and_solve_task(a, b, sketch, rng=123, lam=0.0), x_k)
+    with pytest.warns(FrugalDeprecationWarning, match="'seed' is deprecated"):
+        np.testing.assert_array_equal(sketch_and_solve_task(a, b, sketch, seed=123, lam=0.0), x_k)
 
 
 def test_reference_can_be_skipped(problem):

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import scipy.special
 from scipy import stats
 
-from frugalml.errors import InvalidInputError
+from frugalml.errors import FrugalDeprecationWarning, InvalidInputError
 from frugalml.runtime import FaultInjector, TraceReplay, make_executor
 from frugalml.sketch import (
     GaussianSketch,
@@ -30,6 +30,7 @@ from frugalml.sketch import (
     debias,
     distributed_newton,
     effective_dimension,
+    make_sketch,
     newton_step_size,
     scaled_regularization,
 )
@@ -864,16 +865,40 @@ def test_deadline_wall_clock_local_threads(regression):
     assert full.converged and all(h[3] == 4 for h in full.history[1:])
 
 
-def test_callback_and_reproducibility(regression, threads):
+def test_on_step_progress_and_reproducibility(regression, threads):
     a, b = regression
-    seen = []
+    seen, calls = [], []
     res = distributed_newton(
-        a, b, lam=0.5, q=3, executor=threads, rng=11, callback=lambda i, x, f: seen.append((i, f))
-    )
+        a, b, lam=0.5, q=3, executor=threads, rng=11, on_step=lambda i, x, f: seen.append((i, f)),
+        progress=lambda message, fraction: calls.append((message, fraction)),
+    )  # fmt: skip
     assert [i for i, _ in seen] == list(range(1, res.iterations + 1))
     assert [f for _, f in seen] == [h[0] for h in res.history[1:]]
+    # progress(message, fraction): once per step (iteration / max_iter), then 1.0 at the end
+    assert [fr for _, fr in calls] == [i / 50 for i in range(1, res.iterations + 1)] + [1.0]
+    assert calls[0][0].startswith("Newton step 1/50: f = ") and calls[-1][0].startswith("done")
     again = distributed_newton(a, b, lam=0.5, q=3, executor=threads, rng=11)
     np.testing.assert_array_equal(again.x, res.x)
+
+
+def test_deprecated_callback_and_seed_keywords_still_work(regression, threads):
+    a, b = regression
+    seen = []
+    with pytest.warns(FrugalDeprecationWarning, match="'callback' is deprecated.*'on_step'"):
+        res = distributed_newton(a, b, lam=0.5, q=3, executor=threads, rng=11,
+                                 callback=lambda i, x, f: seen.append(i))  # fmt: skip
+    assert seen == list(range(1, res.iterations + 1))
+    with pytest.raises(InvalidInputError, match="pass 'on_step' only"):
+        distributed_newton(a, b, callback=print, on_step=print)
+    with pytest.raises(InvalidInputError, match="progress must be callable"):
+        distributed_newton(a, b, progress=5)
+    # the worker tasks took seed= in 0.1; rng= now (the same int gives the same sketch)
+    g = a.T @ b
+    sk = make_sketch("gaussian", 40)
+    new = newton_task(a, g, sk, 7, 0.5, 1.0)
+    with pytest.warns(FrugalDeprecationWarning, match="'seed' is deprecated"):
+        old = newton_task(a, g, sk, seed=7, lam_local=0.5, step=1.0)
+    np.testing.assert_array_equal(old[0], new[0])
 
 
 def test_max_iter_and_x0(regression, threads):

@@ -33,7 +33,8 @@ def check_sketch_memory(nbytes: float, m: int, n: int, what: str) -> None:
     check_memory(
         nbytes,
         f"{what} (sketch size m={m}, n={n})",
-        fix="lower the sketch size m (--m); a sketch needs m >= d but rarely more than 20 d",
+        fix="lower the sketch size m (--sketch-size); a sketch needs m >= d but rarely more "
+        "than 20 d",
     )
 
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._deprecation import renamed_parameters
 from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import (
@@ -58,27 +59,30 @@ __all__ = [
 ]
 
 
+@renamed_parameters(seed="rng")
 def sketch_and_solve_task(
-    a: Any, b: np.ndarray, sketch: Sketch, seed: int, lam: float
+    a: Any, b: np.ndarray, sketch: Sketch, rng: int | np.random.Generator, lam: float
 ) -> np.ndarray:
-    """One worker: draw ``S`` from ``seed``, return the (min-norm) sketched solution (d,)."""
-    s_mat = sketch.draw(a.shape[0], data=a, rng=seed)
+    """One worker: draw ``S`` from ``rng`` (the integer seed the master drew for the task, or
+    a Generator), return the (min-norm) sketched solution (d,)."""
+    s_mat = sketch.draw(a.shape[0], data=a, rng=rng)
     return SketchedFactor(s_mat.apply(a), lam, rhs=s_mat.apply(b)).solve()
 
 
+@renamed_parameters(seed="rng")
 def sketch_and_solve_rows_task(
     a_parts: tuple[Any, ...],
     a_offsets: tuple[int, ...],
     b_parts: tuple[Any, ...],
     b_offsets: tuple[int, ...],
     sketch: Sketch,
-    seed: int,
+    rng: int | np.random.Generator,
     lam: float,
 ) -> np.ndarray:
     """One worker on row-sharded data: ``S A = sum_j S_j A_j`` streamed over the blocks
     (``a_parts`` with first rows ``a_offsets``, same for ``b``); returns the solution (d,).
     Same answer as :func:`sketch_and_solve_task` on the stacked data for the same seed."""
-    s_mat = sketch.draw(a_offsets[-1], rng=seed)
+    s_mat = sketch.draw(a_offsets[-1], rng=rng)
     sa = sketch_parts(s_mat, a_parts, a_offsets)
     sb = sketch_parts(s_mat, b_parts, b_offsets)
     return SketchedFactor(sa, lam, rhs=sb).solve()
@@ -161,7 +165,7 @@ def check_task_count(q: int, d: int) -> None:
     check_memory(
         q * (TASK_BYTES + 16 * d),
         f"the bookkeeping of q={q} worker tasks",
-        fix="use fewer workers (q, --q)",
+        fix="use fewer workers (q, --workers)",
     )
 
 
@@ -181,7 +185,7 @@ def check_round_memory(
     check_memory(
         master + at_once * task + q * (TASK_BYTES + 16 * d),
         f"{q} sketched {biggest} x {d} problems ({at_once} at a time)",
-        fix="lower the sketch size m (--m) or the number of workers q (--q)",
+        fix="lower the sketch size m (--sketch-size) or the number of workers q (--workers)",
     )
 
 

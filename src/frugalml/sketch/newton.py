@@ -46,6 +46,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from .._deprecation import renamed_parameters
 from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import (
@@ -57,6 +58,7 @@ from .._validate import (
     check_rng,
 )
 from ..errors import InvalidInputError
+from ..progress import Progress
 from ..runtime import Executor, Shared, make_executor
 from ..runtime.sharded import PlacedRows, is_row_sharded
 from .debias import correction
@@ -166,6 +168,7 @@ def _sizes(m: int | Sequence[int] | None, q: int, d: int, d_lam: float) -> tuple
     return worker_sizes(m, q)
 
 
+@renamed_parameters(callback="on_step")
 def distributed_newton(
     a: Any,
     y: Any,
@@ -185,7 +188,8 @@ def distributed_newton(
     x0: Any = None,
     d_lambda: float | None = None,
     rng: RngLike = None,
-    callback: Callable[[int, np.ndarray, float], None] | None = None,
+    progress: Progress | None = None,
+    on_step: Callable[[int, np.ndarray, float], None] | None = None,
 ) -> NewtonResult:
     """Minimise ``f`` by Newton steps with averaged sketched Hessians (module docstring).
 
@@ -197,11 +201,15 @@ def distributed_newton(
     computed exactly at the start; for logistic, re-estimated from ``B`` every iteration — by
     SVD when ``n d^2 <= 5e8``, else from a sparse sketch of ``B``; on sharded data always
     exactly, by a streamed QR). Stops when ``||g|| <= tol ||g_0||`` or after ``max_iter``.
-    ``callback(iteration, x, f)`` is called after every step. ``A`` is placed once with the
-    executor and released at the end; per round only ``x`` and ``g`` travel.
+    ``progress(message, fraction)`` (:data:`frugalml.progress.Progress`) is called after every
+    step with ``fraction = iteration / max_iter`` and once with 1.0 at the end;
+    ``on_step(iteration, x, f)`` is called after every step with the iterate (``callback=`` of
+    0.1, still accepted with a deprecation warning). ``A`` is placed once with the executor and
+    released at the end; per round only ``x`` and ``g`` travel.
     """
-    if callback is not None and not callable(callback):
-        raise InvalidInputError(f"callback must be callable, got {type(callback).__name__}")
+    for name, func in (("progress", progress), ("on_step", on_step)):
+        if func is not None and not callable(func):
+            raise InvalidInputError(f"{name} must be callable, got {type(func).__name__}")
     a_ref = None
     if isinstance(a, Shared):
         a_ref = a
@@ -262,7 +270,7 @@ def distributed_newton(
         check_memory(
             master_nbytes(n, d, sharded, sampled) + min(q, 2) * round_nbytes(sizes, prob.a, d),
             f"{q} sampled {max(sizes)} x {d} sketched Hessians",
-            fix="lower the sketch size m (--m) or the number of workers q (--q)",
+            fix="lower the sketch size m (--sketch-size) or the number of workers q (--workers)",
         )
     elif averaging != "exact":
         check_round_memory(
@@ -340,8 +348,10 @@ def distributed_newton(
             x, g, fx = _step(prob, x, g, fx, direction)
             gn = float(np.linalg.norm(g))
             history.append((fx, gn, time.perf_counter() - t0, used))
-            if callback is not None:
-                callback(its, x, fx)
+            if on_step is not None:
+                on_step(its, x, fx)
+            if progress is not None:
+                progress(f"Newton step {its}/{max_iter}: f = {fx:.6g}", its / max_iter)
             if not np.isfinite(fx):
                 break
             converged = gn <= tol * g0
@@ -355,6 +365,8 @@ def distributed_newton(
     bytes_placed = sum(r.nbytes for r in placed_refs)
     if placed_rows is not None:
         bytes_placed += placed_rows.nbytes_placed
+    if progress is not None:
+        progress(f"done: {its} Newton steps, f = {fx:.6g}", 1.0)
     return NewtonResult(
         x=x, averaging=averaging, loss=prob.loss, lam=prob.lam, iterations=its,
         converged=converged, history=tuple(history), sizes=sizes,
