@@ -1,5 +1,6 @@
-"""``frugalml sketch lstsq | distributed | list``: JSON output checked against LAPACK and the
-exact theory, file input and output, and one-line errors with exit code 2."""
+"""``frugalml sketch lstsq | distributed | newton | list``: JSON output checked against LAPACK
+and the exact theory, file input and output, one-line errors with exit code 2, and the 0.1
+option spellings (``--q``, ``--m``, ``--max-iter``) still accepted with a warning."""
 
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ def check_solution(x, problem, tol=1e-9):
 def test_lstsq_compare_json(capsys, npz, problem, method):
     # m = 16d: momentum IHS at its default m = 4d diverges for some seeds (src bug, see
     # tests/sketch/test_lstsq.py::test_ihs_default_momentum_converges_for_every_seed)
-    code, out, err = run_cli(capsys, "sketch", "lstsq", npz, "--method", method, "--m", 16 * D,
-                             "--compare", "--json")  # fmt: skip
+    code, out, err = run_cli(capsys, "sketch", "lstsq", npz, "--method", method,
+                             "--sketch-size", 16 * D, "--compare", "--json")  # fmt: skip
     assert code == 0, err
     payload = json.loads(out)
     assert payload["method"] == method and payload["converged"] is True
@@ -68,8 +69,9 @@ def test_lstsq_compare_json(capsys, npz, problem, method):
 
 def test_lstsq_options_ridge_and_sketch(capsys, npz, problem):
     a, b, _ = problem
-    code, out, err = run_cli(capsys, "sketch", "lstsq", npz, "--sketch", "gaussian", "--m", "40",
-                             "--lam", "0.25", "--seed", "7", "--compare", "--json")  # fmt: skip
+    code, out, err = run_cli(capsys, "sketch", "lstsq", npz, "--sketch", "gaussian",
+                             "--sketch-size", "40", "--lam", "0.25", "--seed", "7", "--compare",
+                             "--json")  # fmt: skip
     assert code == 0, err
     payload = json.loads(out)
     assert payload["m"] == 40 and payload["sketch"] == {"sketch": "gaussian", "m": 40}
@@ -173,7 +175,7 @@ def test_lstsq_table_output(capsys, npz):
 
 
 def test_distributed_json_has_predicted_and_measured_errors(capsys, npz, problem):
-    code, out, err = run_cli(capsys, "sketch", "distributed", npz, "--q", "4", "--json")
+    code, out, err = run_cli(capsys, "sketch", "distributed", npz, "--workers", "4", "--json")
     assert code == 0, err
     payload = json.loads(out)
     m = 4 * D  # default sketch size
@@ -192,14 +194,14 @@ def test_distributed_json_has_predicted_and_measured_errors(capsys, npz, problem
 
 def test_distributed_options(capsys, npz, tmp_path):
     dest = tmp_path / "xbar.npy"
-    code, out, err = run_cli(capsys, "sketch", "distributed", npz, "--q", "6", "--m", "30",
-                             "--k", "2", "--sketch", "srht", "--weights", "uniform", "--seed",
-                             "3", "--out", dest, "--json")  # fmt: skip
+    code, out, err = run_cli(capsys, "sketch", "distributed", npz, "--workers", "6",
+                             "--sketch-size", "30", "--k", "2", "--sketch", "srht", "--weights",
+                             "uniform", "--seed", "3", "--out", dest, "--json")  # fmt: skip
     assert code == 0, err
     payload = json.loads(out)
     assert len(payload["arrived"]) == 2 and payload["predicted_error"] is None
     assert payload["x"] == str(dest) and np.load(dest).shape == (D,)
-    code, out, _ = run_cli(capsys, "sketch", "distributed", npz, "--q", "3", "--lam", "0.5")
+    code, out, _ = run_cli(capsys, "sketch", "distributed", npz, "--workers", "3", "--lam", "0.5")
     assert code == 0 and "3/3 workers averaged" in out
 
 
@@ -226,19 +228,22 @@ def test_list(capsys):
     [
         (["sketch", "lstsq", "/nonexistent/data.npz"], "does not exist"),
         (["sketch", "distributed", "/nonexistent/data.npz"], "does not exist"),
-        (["sketch", "lstsq", "{npz}", "--m", "3"], "too small"),
-        (["sketch", "lstsq", "{npz}", "--method", "sketch-and-solve", "--m", "7"], "d + 1"),
-        (["sketch", "distributed", "{npz}", "--m", "7"], "must exceed d + 1"),
+        (["sketch", "lstsq", "{npz}", "--sketch-size", "3"], "too small"),
+        (
+            ["sketch", "lstsq", "{npz}", "--method", "sketch-and-solve", "--sketch-size", "7"],
+            "d + 1",
+        ),
+        (["sketch", "distributed", "{npz}", "--sketch-size", "7"], "must exceed d + 1"),
         (["sketch", "lstsq", "{npz}", "--method", "qr"], "method must be one of"),
         (["sketch", "lstsq", "{npz}", "--sketch", "fourier"], "unknown sketch"),
         (["sketch", "lstsq", "{npz}", "--lam", "-1"], "lam must be >= 0"),
-        (["sketch", "distributed", "{npz}", "--q", "0"], "must be >= 1"),
-        (["sketch", "distributed", "{npz}", "--q", "2", "--k", "3"], "k must be <= 2"),
+        (["sketch", "distributed", "{npz}", "--workers", "0"], "must be >= 1"),
+        (["sketch", "distributed", "{npz}", "--workers", "2", "--k", "3"], "k must be <= 2"),
         (["sketch", "distributed", "{npz}", "--backend", "mpi"], "backend must be one of"),
         (["sketch", "distributed", "{npz}", "--weights", "best"], "weights must be one of"),
         (["sketch", "lstsq", "{txt}"], "unsupported data file"),
         (["sketch", "lstsq", "{bad_npz}"], "must contain arrays"),
-        (["sketch", "lstsq", "{npz}", "--m", "abc"], "--m"),
+        (["sketch", "lstsq", "{npz}", "--sketch-size", "abc"], "--sketch-size"),
         (["sketch", "lstsq", "{npz}", "--solver", "gmres"], "--solver must be one of"),
         (["sketch", "lstsq", "{npz}", "--precision", "half"], "--precision must be one of"),
         (
@@ -281,8 +286,8 @@ def test_newton_ridge_and_logistic_json(capsys, tmp_path, npz, problem):
     (labels from a .csv table) whose gradient vanishes."""
     a, b, _ = problem
     lam = 2.0
-    code, out, _ = run_cli(capsys, "sketch", "newton", str(npz), "--lam", str(lam), "--q", "4",
-                           "--json")  # fmt: skip
+    code, out, _ = run_cli(capsys, "sketch", "newton", str(npz), "--lam", str(lam),
+                           "--workers", "4", "--json")  # fmt: skip
     assert code == 0
     payload = json.loads(out)
     ref = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ b)
@@ -294,7 +299,7 @@ def test_newton_ridge_and_logistic_json(capsys, tmp_path, npz, problem):
     path = tmp_path / "clf.csv"
     np.savetxt(path, np.column_stack([a, y]), delimiter=",")
     code, out, _ = run_cli(capsys, "sketch", "newton", str(path), "--loss", "logistic",
-                           "--lam", "1", "--q", "4", "--json")  # fmt: skip
+                           "--lam", "1", "--workers", "4", "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["converged"]
 
 
@@ -316,12 +321,15 @@ def test_newton_bad_input(capsys, tmp_path, problem):
         (["sketch", "lstsq", "{npz}", "--out", "{tmp}/no/x.npy"], "does not exist"),
         (["sketch", "distributed", "{npz}", "--out", "{tmp}"], "is a directory"),
         (["sketch", "newton", "{npz}", "--out", "{tmp}/no/x.npy"], "does not exist"),
-        (["sketch", "lstsq", "{npz}", "--m", "1000000000000"], "would need about"),
-        (["sketch", "lstsq", "{npz}", "--m", "1000000000000", "--sketch", "srht"], "about"),
-        (["sketch", "distributed", "{npz}", "--m", "1000000000000"], "would need about"),
-        (["sketch", "newton", "{npz}", "--m", "1000000000000"], "would need about"),
-        (["sketch", "newton", "{npz}", "--q", "0"], "--q (number of workers) must be >= 1"),
-        (["sketch", "newton", "{npz}", "--q", "2", "--k", "3"], "--k must be <= 2"),
+        (["sketch", "lstsq", "{npz}", "--sketch-size", "1000000000000"], "would need about"),
+        (
+            ["sketch", "lstsq", "{npz}", "--sketch-size", "1000000000000", "--sketch", "srht"],
+            "about",
+        ),
+        (["sketch", "distributed", "{npz}", "--sketch-size", "1000000000000"], "would need about"),
+        (["sketch", "newton", "{npz}", "--sketch-size", "1000000000000"], "would need about"),
+        (["sketch", "newton", "{npz}", "--workers", "0"], "--workers must be >= 1"),
+        (["sketch", "newton", "{npz}", "--workers", "2", "--k", "3"], "--k must be <= 2"),
     ],
 )
 def test_outputs_and_sizes_refused_before_the_work(capsys, tmp_path, npz, args, needle):
@@ -339,7 +347,7 @@ def test_newton_hessian_too_large_for_the_memory_limit(capsys, tmp_path, monkeyp
     rng = np.random.default_rng(0)
     np.savez(path, A=rng.standard_normal((20, 2000)), b=rng.standard_normal(20))
     monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", str(20 << 20))
-    code, _, err = run_cli(capsys, "sketch", "newton", path, "--q", "2")
+    code, _, err = run_cli(capsys, "sketch", "newton", path, "--workers", "2")
     assert code == 2 and "2000 x 2000 Hessian" in err and "20.0 MiB available" in err
 
 
@@ -348,3 +356,53 @@ def test_sketch_list_table_fits_100_columns(capsys):
     assert code == 0
     assert max(len(line) for line in out.splitlines()) <= 100
     assert "LeverageScoreSampling" in out
+
+
+# -- the vocabulary of docs/cli.md: old spellings still work, with a warning ------------------
+
+
+def _deprecation_lines(err: str) -> list[str]:
+    return [ln for ln in err.splitlines() if "is deprecated" in ln]
+
+
+def test_lstsq_old_sketch_size_spelling_still_works(capsys, npz):
+    new = run_cli(capsys, "sketch", "lstsq", npz, "--sketch-size", "40", "--blas-threads", "1",
+                  "--json")  # fmt: skip
+    old = run_cli(capsys, "sketch", "lstsq", npz, "--m", "40", "--json")
+    assert new[0] == old[0] == 0 and _deprecation_lines(new[2]) == []
+    assert json.loads(old[1])["x"] == json.loads(new[1])["x"]
+    assert _deprecation_lines(old[2]) == [
+        "frugalml: warning: 'sketch lstsq --m' is deprecated and will be removed in frugalml "
+        "0.3; use --sketch-size"
+    ]
+
+
+def test_distributed_old_spellings_still_work(capsys, npz):
+    new = run_cli(capsys, "sketch", "distributed", npz, "--workers", "3", "--sketch-size", "30",
+                  "--blas-threads", "1", "--json")  # fmt: skip
+    old = run_cli(capsys, "sketch", "distributed", npz, "--q", "3", "--m=30", "--json")
+    assert new[0] == old[0] == 0 and _deprecation_lines(new[2]) == []
+    assert json.loads(old[1])["x"] == json.loads(new[1])["x"]
+    warned = _deprecation_lines(old[2])
+    assert len(warned) == 2
+    assert "'sketch distributed --q' is deprecated" in warned[0] and "use --workers" in warned[0]
+    assert "'sketch distributed --m' is deprecated" in warned[1]
+    assert warned[1].endswith("use --sketch-size")
+
+
+def test_newton_steps_and_old_spellings(capsys, npz):
+    new = run_cli(capsys, "sketch", "newton", npz, "--workers", "2", "--sketch-size", "40",
+                  "--steps", "2", "--blas-threads", "1", "--json")  # fmt: skip
+    old = run_cli(capsys, "sketch", "newton", npz, "--q", "2", "--m", "40", "--max-iter", "2",
+                  "--json")  # fmt: skip
+    assert new[0] == old[0] == 0 and _deprecation_lines(new[2]) == []
+    payload = json.loads(new[1])
+    assert payload["iterations"] <= 2 and payload["q"] == 2 and payload["m"] == [40, 40]
+    assert json.loads(old[1])["x"] == payload["x"]
+    warned = _deprecation_lines(old[2])
+    assert [w.split("'")[1] for w in warned] == [
+        "sketch newton --q",
+        "sketch newton --m",
+        "sketch newton --max-iter",
+    ]
+    assert warned[2].endswith("use --steps")

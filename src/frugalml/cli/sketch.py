@@ -1,4 +1,10 @@
-"""``frugalml sketch lstsq`` and ``frugalml sketch distributed``."""
+"""``frugalml sketch lstsq | distributed | newton | list``.
+
+Options follow the vocabulary of ``docs/cli.md``: ``--workers`` (sketching workers),
+``--sketch-size`` (rows of each sketch), ``--steps`` (Newton steps), ``--blas-threads``. The
+0.1 spellings (``--q``, ``--m``, ``--max-iter``) are rewritten with a warning by
+:mod:`frugalml.cli._aliases`.
+"""
 
 from __future__ import annotations
 
@@ -70,10 +76,11 @@ def lstsq_cmd(
         help="Sketch family (see 'frugalml sketch list'; default sparse-sign, 3 nonzeros per "
         "column with the cg solver, 8 otherwise).",
     ),
-    m: int = typer.Option(
+    sketch_size: int = typer.Option(
         None,
-        "--m",
-        help="Sketch size (default 4d; preconditioning: 6d-24d by n/d with cg, 8d with lsqr).",
+        "--sketch-size",
+        help="Rows of the sketch (default 4d; preconditioning: 6d-24d by n/d with cg, 8d with "
+        "lsqr).",
     ),
     lam: float = typer.Option(0.0, help="Ridge parameter lambda >= 0."),
     tol: float = typer.Option(1e-12, help="Iterative methods: stopping tolerance."),
@@ -113,7 +120,7 @@ def lstsq_cmd(
     out = _check_out(out)
     a, b = load_problem(data, target=target)
     with WorkBar(f"{method} ({a.shape[0]} x {a.shape[1]})", disable=json_out):
-        res = lstsq(a, b, method=method, sketch=sketch, sketch_size=m, lam=lam, tol=tol,
+        res = lstsq(a, b, method=method, sketch=sketch, sketch_size=sketch_size, lam=lam, tol=tol,
                     solver=solver, precision=precision, rng=seed)  # fmt: skip
     payload = {
         "method": res.method, "solver": res.solver, "precision": res.precision,
@@ -153,11 +160,13 @@ def lstsq_cmd(
 @sketch_app.command("distributed")
 def distributed_cmd(
     data: Path = DATA_ARG,
-    q: int = typer.Option(8, help="Number of workers (sketches)."),
-    m: int = typer.Option(None, "--m", help="Sketch size per worker (default 4d)."),
+    workers: int = typer.Option(8, "--workers", help="Number of workers (one sketch each)."),
+    sketch_size: int = typer.Option(
+        None, "--sketch-size", help="Rows of each worker's sketch (default 4d)."
+    ),
     sketch: str = typer.Option("gaussian", help="Sketch family."),
     backend: str = typer.Option("local-thread", help="Executor backend."),
-    k: int = typer.Option(None, help="Average the first k arrivals (default all q)."),
+    k: int = typer.Option(None, help="Average the first k arrivals (default all workers)."),
     deadline: float = typer.Option(None, help="Average what arrived by this many seconds."),
     lam: float = typer.Option(0.0, help="Ridge parameter lambda >= 0."),
     weights: str = typer.Option("inverse-variance", help="inverse-variance | uniform"),
@@ -167,7 +176,8 @@ def distributed_cmd(
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:
-    """Average q sketched solutions computed on an executor; report the exact theory."""
+    """Average the sketched solutions of --workers workers on an executor; report the exact
+    theory."""
     from ..sketch.distributed import distributed_lstsq
     from ..sketch.io import load_problem
 
@@ -175,19 +185,20 @@ def distributed_cmd(
     check_choice(backend, "backend", BACKENDS)
     out = _check_out(out)
     a, b = load_problem(data, target=target)
-    size = 4 * a.shape[1] if m is None else m
-    _check_workers(q, k)
+    size = 4 * a.shape[1] if sketch_size is None else sketch_size
+    _check_workers(workers, k)
     with (
-        WorkBar(f"{q} sketches on {backend}", disable=json_out),
-        make_executor(backend, **_pool_options(backend, q)) as ex,
+        WorkBar(f"{workers} sketches on {backend}", disable=json_out),
+        make_executor(backend, **_pool_options(backend, workers)) as ex,
     ):
         res = distributed_lstsq(
-            a, b, q, size, sketch=sketch, executor=ex, k=k, deadline=deadline, lam=lam,
+            a, b, workers, size, sketch=sketch, executor=ex, k=k, deadline=deadline, lam=lam,
             weights=weights, rng=seed,
         )  # fmt: skip
     _save(out, res.x)
     payload = {
-        "q": q, "m": size, "sketch": sketch, "backend": backend, "arrived": list(res.arrived),
+        "q": workers, "m": size, "sketch": sketch, "backend": backend,
+        "arrived": list(res.arrived),
         "lam": lam, "weights": weights, "measured_error": res.measured_error,
         "predicted_error": res.predicted_error, "f_star": res.f_star, "seconds": res.seconds,
         "bytes_placed": res.bytes_placed, "bytes_sent": res.bytes_sent,
@@ -226,9 +237,9 @@ def newton_cmd(
     data: Path = DATA_ARG,
     loss: str = typer.Option("least-squares", help="least-squares | logistic (binary labels)."),
     lam: float = typer.Option(1.0, help="L2 regularisation lambda >= 0 (logistic: > 0)."),
-    q: int = typer.Option(8, help="Number of workers (sketches per iteration)."),
-    m: int = typer.Option(
-        None, "--m", help="Sketch size per worker (default max(4d, 4 d_lam + 10))."
+    workers: int = typer.Option(8, "--workers", help="Number of workers (sketches per step)."),
+    sketch_size: int = typer.Option(
+        None, "--sketch-size", help="Rows of each worker's sketch (default max(4d, 4 d_lam + 10))."
     ),
     sketch: str = typer.Option("gaussian", help="Sketch family, or 'surrogate'."),
     averaging: str = typer.Option("debiased", help="debiased | naive | exact"),
@@ -236,7 +247,9 @@ def newton_cmd(
     backend: str = typer.Option("local-thread", help="Executor backend."),
     k: int = typer.Option(None, help="Average the first k directions per iteration."),
     deadline: float = typer.Option(None, help="Per-iteration deadline in seconds."),
-    max_iter: int = typer.Option(50, help="Maximum Newton iterations."),
+    steps: int = typer.Option(
+        50, "--steps", help="Newton steps (the most it runs when --tol stops it earlier)."
+    ),
     tol: float = typer.Option(1e-10, help="Stop when ||g|| <= tol ||g_0||."),
     seed: int = typer.Option(0, help="Random seed."),
     target: int = TARGET_OPTION,
@@ -252,23 +265,19 @@ def newton_cmd(
     check_choice(backend, "backend", BACKENDS)
     out = _check_out(out)
     a, b = load_problem(data, target=target)
-    _check_workers(q, k)
+    _check_workers(workers, k)
     with (
-        WorkBar(f"{averaging} Newton sketch", total=max_iter, disable=json_out) as bar,
-        make_executor(backend, **_pool_options(backend, q)) as ex,
+        WorkBar(f"{averaging} Newton sketch", total=1.0, disable=json_out) as bar,
+        make_executor(backend, **_pool_options(backend, workers)) as ex,
     ):
-
-        def progress(iteration: int, _x: np.ndarray, f: float) -> None:
-            bar.update(iteration, f"iteration {iteration}/{max_iter}, f = {f:.6g}")
-
         res = distributed_newton(
-            a, b, loss=loss, lam=lam, q=q, m=m, sketch=sketch, averaging=averaging,
-            weights=weights, executor=ex, k=k, deadline=deadline, max_iter=max_iter, tol=tol,
-            rng=seed, callback=progress,
+            a, b, loss=loss, lam=lam, q=workers, m=sketch_size, sketch=sketch,
+            averaging=averaging, weights=weights, executor=ex, k=k, deadline=deadline,
+            max_iter=steps, tol=tol, rng=seed, progress=bar.callback,
         )  # fmt: skip
     _save(out, res.x)
     payload = {
-        "loss": loss, "lam": lam, "q": q, "m": list(res.sizes), "sketch": sketch,
+        "loss": loss, "lam": lam, "q": workers, "m": list(res.sizes), "sketch": sketch,
         "averaging": averaging, "iterations": res.iterations, "converged": res.converged,
         "objective": res.objective, "bytes_placed": res.bytes_placed,
         "round_bytes_sent": list(res.round_bytes_sent),
@@ -286,17 +295,17 @@ def newton_cmd(
     return 0
 
 
-def _check_workers(q: int, k: int | None) -> None:
-    """--q and --k before an executor with q workers is started."""
-    check_int(q, "--q (number of workers)", low=1)
+def _check_workers(workers: int, k: int | None) -> None:
+    """--workers and --k before an executor with that many workers is started."""
+    check_int(workers, "--workers", low=1)
     if k is not None:
-        check_int(k, "--k", low=1, high=q)
+        check_int(k, "--k", low=1, high=workers)
 
 
-def _pool_options(backend: str, q: int) -> dict:
-    """Options for q concurrent tasks; the local pool imports the sketch modules while it
-    starts, so that a --deadline counts the work, not the workers' imports."""
-    options = concurrent_options(backend, q)
+def _pool_options(backend: str, workers: int) -> dict:
+    """Options for ``workers`` concurrent tasks; the local pool imports the sketch modules
+    while it starts, so that a --deadline counts the work, not the workers' imports."""
+    options = concurrent_options(backend, workers)
     if backend == "local":
         options["preload"] = ("frugalml.sketch",)
     return options
