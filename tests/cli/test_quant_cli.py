@@ -320,3 +320,29 @@ def test_bad_calibration_arrays_found_by_the_matrix(saved, tmp_path, capsys, cal
     assert code == 2 and out == ""
     assert needle in _one_line_error(err)
     assert not (tmp_path / "q.pt").exists()
+
+
+def test_eval_seed_and_blas_threads_use_no_deprecated_api(capsys):
+    """``--seed`` reaches the data split, the initial weights and the batch order through the
+    current ``rng=`` spellings: no FrugalDeprecationWarning from the library's own calls."""
+    import warnings
+
+    from frugalml.errors import FrugalDeprecationWarning
+
+    args = ("quant", "eval", "--model", "digits-cnn", "--seed", 1, "--blas-threads", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FrugalDeprecationWarning)
+        code, stdout, _ = run_cli(capsys, *args, "--weights-only", "--json")
+    assert code == 0
+    payload = json.loads(stdout)
+    assert payload["a_bits"] is None and payload["fp32"]["accuracy"] > 0.9
+
+
+def test_model_accepts_blas_threads(saved, tmp_path, capsys):
+    _, path, calib_path, _ = saved
+    out = tmp_path / "q.pt"
+    code, stdout, _ = run_cli(
+        capsys, *_model_args(path, calib_path, out), "--blas-threads", 2, "--json"
+    )
+    assert code == 0 and out.exists()
+    assert json.loads(stdout)["out"] == str(out)

@@ -398,3 +398,67 @@ def test_non_finite_activation_inside_model():
     model = nn.Sequential(Log(), nn.Linear(3, 2)).eval()
     with pytest.raises(InvalidInputError, match="'1'"):
         quantize_model(model, -torch.ones(4, 3))
+
+
+def _fingerprint(rep):
+    state = {k: v.detach().clone() for k, v in rep.model.state_dict().items()}
+    layers = [(lay.name, lay.weight_mse, lay.a_scale, lay.residual_kernels) for lay in rep.layers]
+    return state, layers
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "gptq"])
+def test_steps_compose_to_quantize_model(cnn, images, rounding):
+    """prepare -> calibrate -> plan -> convert, called one by one, is quantize_model."""
+    from frugalml.quant.calibration_pass import calibrate_layers
+    from frugalml.quant.convert import convert_layers
+    from frugalml.quant.plan import plan_weights
+    from frugalml.quant.prepare import prepare_model
+
+    opts = dict(w_bits=4, a_bits=6, method="mmse", rounding=rounding)
+    rep = quantize_model(cnn, images[:64], residual=0.2, **opts)
+    prepared = prepare_model(cnn)
+    assert prepared.candidates == ["conv1", "conv2", "conv3", "fc"] and not prepared.was_training
+    cal = calibrate_layers(prepared, images[:64], gram=rounding == "gptq")
+    assert cal.batches == 1 and cal.not_called == [] and "1 batches" in cal.summary()
+    plan = plan_weights(
+        prepared.modules, cal, w_bits=4, method="mmse", rounding=rounding, residual=0.2
+    )
+    assert sum(int(m.sum()) for m in plan.masks.values()) == sum(
+        lay.residual_kernels for lay in rep.layers
+    )
+    model, reports, qlayers = convert_layers(prepared, cal, plan, **opts)
+    assert list(qlayers) == [lay.name for lay in reports]
+    state, layers = _fingerprint(rep)
+    state2 = model.state_dict()
+    assert state.keys() == state2.keys()
+    assert all(torch.equal(state[k], state2[k]) for k in state)
+    assert layers == [(r.name, r.weight_mse, r.a_scale, r.residual_kernels) for r in reports]
+
+
+def test_device_cpu_explicit_and_bad_device(cnn, images):
+    a = quantize_model(cnn, images[:64], w_bits=4, a_bits=8)
+    b = quantize_model(cnn, images[:64], w_bits=4, a_bits=8, device="cpu")
+    c = quantize_model(cnn, images[:64], w_bits=4, a_bits=8, device=torch.device("cpu"))
+    for other in (b, c):
+        assert all(
+            torch.equal(v, a.model.state_dict()[k]) for k, v in other.model.state_dict().items()
+        )
+        assert all(t.device.type == "cpu" for t in other.model.state_dict().values())
+    with pytest.raises(InvalidInputError, match="device"):
+        quantize_model(cnn, images[:8], device="nonsense")
+    with pytest.raises(InvalidInputError, match="device"):
+        quantize_model(cnn, images[:8], device=0.5)
+
+
+def test_moved_names_stay_importable_from_their_old_modules():
+    from frugalml.quant import convert, gptq, gram, mmse, report, scale_result
+
+    assert convert.LayerReport is report.LayerReport
+    assert convert.QuantizationReport is report.QuantizationReport
+    assert convert.QuantizationWarning is report.QuantizationWarning
+    assert convert.CALIB_BATCH_SIZE == 64 and convert.ROUNDING_MODES == ("nearest", "gptq")
+    assert mmse.ScaleResult is scale_result.ScaleResult
+    assert gptq.GramAccumulator is gram.GramAccumulator
+    assert gptq.input_columns is gram.input_columns
+    for mod in (convert, gptq, mmse):
+        assert all(hasattr(mod, name) for name in mod.__all__)

@@ -29,7 +29,7 @@ from frugalml.quant.data import (  # noqa: E402
 def test_digits_shapes_range_and_labels():
     from sklearn.datasets import load_digits
 
-    split = load_digits_images(0)
+    split = load_digits_images(rng=0)
     assert isinstance(split, TensorSplit)
     (Xtr, ytr), (Xte, yte) = split  # iterable: train, test
     assert Xtr.shape == (1347, 1, 8, 8) and Xte.shape == (450, 1, 8, 8)
@@ -54,14 +54,16 @@ def test_digits_shapes_range_and_labels():
 
 
 def test_digits_split_is_seeded():
-    a, b, c = load_digits_images(3), load_digits_images(3), load_digits_images(4)
+    a, b, c = load_digits_images(rng=3), load_digits_images(rng=3), load_digits_images(rng=4)
     assert torch.equal(a.X_train, b.X_train) and torch.equal(a.y_test, b.y_test)
     assert not torch.equal(a.X_train, c.X_train)
 
 
-@pytest.mark.parametrize("kwargs", [{"seed": -1}, {"seed": 1.5}, {"test_fraction": 0.0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"rng": -1}, {"rng": 1.5}, {"rng": True}, {"test_fraction": 0.0}]
+)
 def test_digits_rejects_bad_arguments(kwargs):
-    args = {"seed": 0, **kwargs}
+    args = {"rng": 0, **kwargs}
     with pytest.raises(InvalidInputError):
         load_digits_images(**args)
 
@@ -80,7 +82,7 @@ def test_mnist1d_generated_offline_without_side_effects(tmp_path, monkeypatch):
     np.random.seed(123)
     random.seed(123)
     np_before, py_before = np.random.get_state(), random.getstate()
-    split = load_mnist1d(0, n=500)
+    split = load_mnist1d(n=500, rng=0)
     assert os.listdir(tmp_path) == []  # no pickle cache written
     np_after = np.random.get_state()
     assert np_before[0] == np_after[0] and np.array_equal(np_before[1], np_after[1])
@@ -96,23 +98,57 @@ def test_mnist1d_generated_offline_without_side_effects(tmp_path, monkeypatch):
 def test_mnist1d_matches_package_generator_and_is_seeded():
     from mnist1d.data import get_dataset_args, make_dataset
 
-    split = load_mnist1d(7, n=500)
+    split = load_mnist1d(n=500, rng=7)
     args = get_dataset_args()
     args.num_samples, args.seed = 500, 7
     ref = make_dataset(args)
     np.testing.assert_allclose(split.X_train[:, 0].numpy(), ref["x"].astype(np.float32))
     np.testing.assert_array_equal(split.y_test.numpy(), ref["y_test"])
-    again = load_mnist1d(7, n=500)
-    other = load_mnist1d(8, n=500)
+    again = load_mnist1d(n=500, rng=7)
+    other = load_mnist1d(n=500, rng=8)
     assert torch.equal(split.X_train, again.X_train)
     assert not torch.equal(split.X_train, other.X_train)
 
 
 def test_mnist1d_sample_count_rounds_down_to_classes():
-    split = load_mnist1d(0, n=205)  # 20 per class
+    split = load_mnist1d(205, rng=0)  # 20 per class
     assert len(split.y_train) + len(split.y_test) == 200
     with pytest.raises(InvalidInputError):
-        load_mnist1d(0, n=5)
+        load_mnist1d(n=5)
+
+
+def test_old_seed_spellings_still_work_with_a_warning():
+    from frugalml.errors import FrugalDeprecationWarning
+
+    ref_d, ref_m = load_digits_images(rng=2), load_mnist1d(n=200, rng=3)
+    for call in (lambda: load_digits_images(2), lambda: load_digits_images(seed=2)):
+        with pytest.warns(FrugalDeprecationWarning):
+            assert torch.equal(call().X_train, ref_d.X_train)
+    for call in (lambda: load_mnist1d(3, n=200), lambda: load_mnist1d(seed=3, n=200)):
+        with pytest.warns(FrugalDeprecationWarning):
+            assert torch.equal(call().X_train, ref_m.X_train)
+    with pytest.raises(InvalidInputError, match="rng"):
+        load_digits_images(2, rng=2)
+    with pytest.raises(InvalidInputError, match="rng"):
+        load_mnist1d(seed=3, rng=3, n=200)
+
+
+def test_positional_int_is_now_the_sample_count():
+    with pytest.raises(InvalidInputError, match=r"n \(the number of samples.*got 0"):
+        load_mnist1d(0)
+
+
+def test_loaders_take_a_generator_and_a_device():
+    a = load_digits_images(rng=np.random.default_rng(5), device="cpu")
+    b = load_digits_images(rng=np.random.default_rng(5), device=torch.device("cpu"))
+    assert torch.equal(a.X_train, b.X_train) and a.X_train.device.type == "cpu"
+    m1 = load_mnist1d(n=200, rng=np.random.default_rng(1), device="cpu")
+    m2 = load_mnist1d(n=200, rng=np.random.default_rng(1))
+    assert torch.equal(m1.X_test, m2.X_test) and m1.y_test.device.type == "cpu"
+    with pytest.raises(InvalidInputError, match="device"):
+        load_digits_images(device="nonsense")
+    with pytest.raises(InvalidInputError, match="device"):
+        load_mnist1d(n=200, device=3)
 
 
 # --------------------------------------------------------------------------- docstrings

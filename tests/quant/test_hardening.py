@@ -77,6 +77,6 @@ def test_mnist1d_size_guard():
     from frugalml.quant.data import load_mnist1d
 
     with pytest.raises(TooLargeError, match="MNIST-1D"):
-        load_mnist1d(0, n=10**12)
+        load_mnist1d(n=10**12)
     with pytest.raises(InvalidInputError, match="n"):
-        load_mnist1d(0, n=-5)
+        load_mnist1d(n=-5)

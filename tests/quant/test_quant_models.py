@@ -23,12 +23,12 @@ from frugalml.quant.models import (  # noqa: E402
 
 @pytest.fixture(scope="module")
 def digits():
-    return load_digits_images(0)
+    return load_digits_images(rng=0)
 
 
 @pytest.fixture(scope="module")
 def mnist1d():
-    return load_mnist1d(0, n=2000)
+    return load_mnist1d(n=2000, rng=0)
 
 
 def _layers(model):
@@ -61,7 +61,7 @@ def test_model_shapes_layers_and_only_quantizable_parameters():
 
 def test_seeded_init_leaves_global_rng_alone():
     state = torch.random.get_rng_state()
-    a, b, c = DigitsCNN(seed=5), DigitsCNN(seed=5), DigitsCNN(seed=6)
+    a, b, c = DigitsCNN(rng=5), DigitsCNN(rng=5), DigitsCNN(rng=6)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
     assert not torch.equal(a.conv1.weight, c.conv1.weight)
@@ -70,12 +70,12 @@ def test_seeded_init_leaves_global_rng_alone():
 def test_digits_short_training_well_above_chance(digits):
     calls = []
     res = train_classifier(
-        DigitsCNN(seed=0),
+        DigitsCNN(rng=0),
         digits.train,
         digits.test,
         epochs=2,
         lr=1e-2,
-        seed=0,
+        rng=0,
         progress=lambda msg, frac: calls.append((msg, frac)),
     )
     assert isinstance(res, TrainResult)
@@ -87,24 +87,24 @@ def test_digits_short_training_well_above_chance(digits):
 
 def test_mnist1d_short_training_above_chance(mnist1d):
     res = train_classifier(
-        MNIST1DCNN(seed=0), mnist1d.train, mnist1d.test, epochs=5, lr=1e-2, batch_size=100, seed=0
+        MNIST1DCNN(rng=0), mnist1d.train, mnist1d.test, epochs=5, lr=1e-2, batch_size=100, rng=0
     )
     assert res.train_acc > 0.35 and res.test_acc > 0.3  # chance is 0.1
 
 
 def test_training_is_deterministic(digits):
     small = (digits.X_train[:300], digits.y_train[:300])
-    r1 = train_classifier(DigitsCNN(seed=1), small, digits.test, epochs=2, lr=3e-3, seed=4)
-    r2 = train_classifier(DigitsCNN(seed=1), small, digits.test, epochs=2, lr=3e-3, seed=4)
-    r3 = train_classifier(DigitsCNN(seed=1), small, digits.test, epochs=2, lr=3e-3, seed=5)
+    r1 = train_classifier(DigitsCNN(rng=1), small, digits.test, epochs=2, lr=3e-3, rng=4)
+    r2 = train_classifier(DigitsCNN(rng=1), small, digits.test, epochs=2, lr=3e-3, rng=4)
+    r3 = train_classifier(DigitsCNN(rng=1), small, digits.test, epochs=2, lr=3e-3, rng=5)
     s1, s2, s3 = r1.model.state_dict(), r2.model.state_dict(), r3.model.state_dict()
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
     assert r1.test_acc == r2.test_acc and r1.final_loss == r2.final_loss
-    assert not all(torch.equal(s1[k], s3[k]) for k in s1)  # batch order depends on seed
+    assert not all(torch.equal(s1[k], s3[k]) for k in s1)  # batch order depends on rng
 
 
 def test_accuracy_matches_brute_force_and_restores_mode(digits):
-    model = DigitsCNN(seed=2)
+    model = DigitsCNN(rng=2)
     model.train()
     X, y = digits.X_test, digits.y_test
     with torch.no_grad():
@@ -115,6 +115,41 @@ def test_accuracy_matches_brute_force_and_restores_mode(digits):
     assert model.training
     # numpy inputs work too
     assert accuracy(model, X.numpy(), y.numpy()) == pytest.approx(ref, abs=1e-12)
+
+
+def test_old_seed_keyword_still_works_with_a_warning(digits):
+    from frugalml.errors import FrugalDeprecationWarning
+
+    small = (digits.X_train[:100], digits.y_train[:100])
+    with pytest.warns(FrugalDeprecationWarning, match="'seed'"):
+        old_model = DigitsCNN(seed=3)
+    new_model = DigitsCNN(rng=3)
+    pairs = zip(old_model.parameters(), new_model.parameters(), strict=True)
+    assert all(torch.equal(p, q) for p, q in pairs)
+    with pytest.warns(FrugalDeprecationWarning, match="'seed'"):
+        old = train_classifier(DigitsCNN(rng=3), small, small, epochs=1, seed=2)
+    new = train_classifier(DigitsCNN(rng=3), small, small, epochs=1, rng=2)
+    assert old.final_loss == new.final_loss
+    with pytest.raises(InvalidInputError):
+        train_classifier(DigitsCNN(rng=3), small, small, epochs=1, seed=2, rng=2)
+
+
+def test_generator_rng_and_explicit_cpu_device(digits):
+    small = (digits.X_train[:100], digits.y_train[:100])
+    a = DigitsCNN(rng=np.random.default_rng(7), device="cpu")
+    b = DigitsCNN(rng=np.random.default_rng(7), device=torch.device("cpu"))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert a.conv1.weight.device.type == "cpu"
+    m = MNIST1DCNN(rng=0, device="cpu")
+    assert m.fc2.weight.device.type == "cpu"
+    r1 = train_classifier(a, small, small, epochs=1, rng=np.random.default_rng(1), device="cpu")
+    r2 = train_classifier(b, small, small, epochs=1, rng=np.random.default_rng(1))
+    assert r1.final_loss == r2.final_loss
+    assert accuracy(r1.model, *small, device="cpu") == accuracy(r2.model, *small)
+    with pytest.raises(InvalidInputError, match="device"):
+        DigitsCNN(device="nonsense")
+    with pytest.raises(InvalidInputError, match="device"):
+        accuracy(a, *small, device=1.5)
 
 
 def test_recipes_are_valid_keywords():
@@ -128,7 +163,7 @@ def test_recipes_are_valid_keywords():
 )
 def test_train_classifier_rejects_bad_input(case, digits):
     X, y = digits.X_train[:50], digits.y_train[:50]
-    model, kw = DigitsCNN(), {"epochs": 1, "lr": 1e-3, "seed": 0}
+    model, kw = DigitsCNN(), {"epochs": 1, "lr": 1e-3, "rng": 0}
     train = (X, y)
     if case == "short_y":
         train = (X, y[:-1])

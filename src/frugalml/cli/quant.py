@@ -12,7 +12,6 @@ import re
 import time
 import warnings
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from .._io import atomic_write_bytes, check_output_path
 from .._resources import check_memory
 from .._validate import check_choice
 from ..errors import InvalidInputError
+from ..progress import Progress
 from ._common import (
     BLAS_OPTION,
     JSON_OPTION,
@@ -61,9 +61,7 @@ ALL_LAYERS = typer.Option(
 WORST_LAYERS = 12
 
 
-def _stage(
-    update: Callable[[str, float], None], lo: float, hi: float
-) -> Callable[[str, float], None]:
+def _stage(update: Progress, lo: float, hi: float) -> Progress:
     """The callback of one stage that fills the part [lo, hi] of the whole bar."""
     return lambda message, fraction: update(message, lo + (hi - lo) * fraction)
 
@@ -396,7 +394,7 @@ def model_cmd(
     return 0
 
 
-def _builtin(name: str, seed: int, say: Callable[[str, float], None]) -> tuple[Any, Any, Any]:
+def _builtin(name: str, seed: int, say: Progress) -> tuple[Any, Any, Any]:
     """(model, calibration data, evaluate(model, progress) -> metrics dict) of a built-in
     task; ``say(message, fraction)`` reports the preparation (training, loading)."""
     if name == "minilm":
@@ -422,14 +420,14 @@ def _builtin(name: str, seed: int, say: Callable[[str, float], None]) -> tuple[A
 
     say(f"loading the {name} data", 0.0)
     if name == "digits-cnn":
-        split, cls, recipe = load_digits_images(seed), DigitsCNN, RECIPES["digits"]
+        split, cls, recipe = load_digits_images(rng=seed), DigitsCNN, RECIPES["digits"]
     else:
-        split, cls, recipe = load_mnist1d(seed, n=5000), MNIST1DCNN, RECIPES["mnist1d"]
+        split, cls, recipe = load_mnist1d(n=5000, rng=seed), MNIST1DCNN, RECIPES["mnist1d"]
     trained = train_classifier(
-        cls(seed=seed),
+        cls(rng=seed),
         split.train,
         split.test,
-        seed=seed,
+        rng=seed,
         progress=lambda msg, f: say(f"training {name}: {msg}", f),
         **recipe,
     )

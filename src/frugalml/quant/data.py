@@ -6,10 +6,11 @@ arXiv:1902.06822). This module supplies the data that the evaluation runs on; no
 downloaded:
 
 * :func:`load_digits_images` — scikit-learn's bundled 8x8 handwritten digits (1797 images) as
-  ``(N, 1, 8, 8)`` float32 tensors in ``[0, 1]``;
+  ``(N, 1, 8, 8)`` float32 tensors in ``[0, 1]``, ``load_digits_images(rng=0)``;
 * :func:`load_mnist1d` — the MNIST-1D benchmark (Greydanus 2020) *generated* locally with the
   ``mnist1d`` package's own generator (the package's ``get_dataset`` would try to download a
-  pickle; we call ``make_dataset`` directly), as ``(N, 1, 40)`` float32 tensors;
+  pickle; we call ``make_dataset`` directly), as ``(N, 1, 40)`` float32 tensors,
+  ``load_mnist1d(n=4000, rng=0)``;
 * :func:`stdlib_docstrings` — docstrings of Python standard-library modules, functions and
   classes: an English technical text corpus that nobody in this project wrote, for sentence
   embedding experiments.
@@ -19,21 +20,23 @@ Torch, scikit-learn and mnist1d are optional (extra ``quant``) and imported insi
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+from .._deprecation import renamed_parameters, warn_renamed
 from .._mnist1d import generate_mnist1d
 from .._optional import require
 from .._resources import check_memory
 from .._results import ResultRepr
-from .._validate import check_int, check_probability
+from .._validate import RngLike, check_int, check_probability, check_rng, seed_from_rng
 from ..errors import InvalidInputError
 
 __all__ = [
@@ -44,6 +47,8 @@ __all__ = [
     "stdlib_docstrings",
 ]
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 @dataclass(frozen=True, repr=False)
 class TensorSplit(ResultRepr):
@@ -51,7 +56,7 @@ class TensorSplit(ResultRepr):
 
     ``X_train``/``X_test`` are float32 tensors of shape ``(N, C, *spatial)``; ``y_train``/``y_test``
     are int64 label tensors of shape ``(N,)``. Iterating yields ``(X_train, y_train)`` then
-    ``(X_test, y_test)``, so ``train, test = load_digits_images(0)`` works.
+    ``(X_test, y_test)``, so ``train, test = load_digits_images(rng=0)`` works.
     """
 
     name: str
@@ -85,10 +90,9 @@ class TensorSplit(ResultRepr):
 
 
 def _stratified_split(
-    y: np.ndarray, test_fraction: float, seed: int
+    y: np.ndarray, test_fraction: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a seeded stratified split (per class, ``round(test_fraction * n_c)`` to test)."""
-    rng = np.random.default_rng(seed)
+    """Indices of a random stratified split (per class, ``round(test_fraction * n_c)`` to test)."""
     train_idx, test_idx = [], []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
@@ -98,38 +102,29 @@ def _stratified_split(
     return rng.permutation(np.concatenate(train_idx)), rng.permutation(np.concatenate(test_idx))
 
 
-def load_digits_images(seed: int = 0, *, test_fraction: float = 0.25) -> TensorSplit:
-    """scikit-learn's 8x8 digits as image tensors, with a seeded stratified train/test split.
+def _positional_seed(*, needs_n: bool) -> Callable[[F], F]:
+    """Keep frugalml 0.1's positional seed working for one release, with a warning:
+    ``load_digits_images(seed)`` and ``load_mnist1d(seed, n=...)`` (only with ``n=`` given as
+    a keyword: ``load_mnist1d(k)`` means ``n=k`` now)."""
 
-    Parameters
-    ----------
-    seed:
-        Seed of the split (the images themselves are fixed).
-    test_fraction:
-        Fraction of each class held out for testing (default 0.25: 1347 train / 450 test).
+    def decorate(func: F) -> F:
+        where = func.__qualname__
 
-    Returns
-    -------
-    TensorSplit
-        ``X_*`` float32 ``(N, 1, 8, 8)`` with pixel values ``/16`` in ``[0, 1]``, ``y_*`` int64.
-        O(N) time; the data set ships with scikit-learn, so nothing is downloaded.
-    """
-    seed = check_int(seed, "seed", low=0)
-    test_fraction = _check_fraction(test_fraction)
-    torch = require("torch", what="load_digits_images", extra="quant")
-    datasets = require("sklearn.datasets", what="load_digits_images", extra="quant")
-    bunch = datasets.load_digits()
-    X = (np.asarray(bunch.images, dtype=np.float32) / 16.0)[:, None, :, :]
-    y = np.asarray(bunch.target, dtype=np.int64)
-    tr, te = _stratified_split(y, test_fraction, seed)
-    return TensorSplit(
-        name="digits-8x8",
-        X_train=torch.from_numpy(np.ascontiguousarray(X[tr])),
-        y_train=torch.from_numpy(y[tr]),
-        X_test=torch.from_numpy(np.ascontiguousarray(X[te])),
-        y_test=torch.from_numpy(y[te]),
-        n_classes=10,
-    )
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if len(args) == 1 and (not needs_n or "n" in kwargs):
+                if "rng" in kwargs:
+                    raise InvalidInputError(
+                        f"{where}: pass rng= only (a positional seed is its deprecated spelling)"
+                    )
+                warn_renamed("a positional seed", "rng=<seed>", where, stacklevel=4)
+                kwargs["rng"] = args[0]
+                args = ()
+            return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def _check_fraction(test_fraction: Any) -> float:
@@ -139,16 +134,71 @@ def _check_fraction(test_fraction: Any) -> float:
     return value
 
 
-def load_mnist1d(seed: int = 0, n: int = 4000) -> TensorSplit:
+def _device(device: Any) -> Any:
+    from .calibration_data import as_device
+
+    return as_device(device)
+
+
+@renamed_parameters(seed="rng")
+@_positional_seed(needs_n=False)
+def load_digits_images(
+    *, rng: RngLike = 0, test_fraction: float = 0.25, device: Any = "cpu"
+) -> TensorSplit:
+    """scikit-learn's 8x8 digits as image tensors, with a random stratified train/test split.
+
+    Parameters
+    ----------
+    rng:
+        Seed or ``numpy.random.Generator`` of the split (the images themselves are fixed);
+        ``None`` draws a fresh one. (``seed=`` is its deprecated spelling.)
+    test_fraction:
+        Fraction of each class held out for testing (default 0.25: 1347 train / 450 test).
+    device:
+        Torch device of the returned tensors (``"cpu"``, ``"cuda"``, a ``torch.device``).
+
+    Returns
+    -------
+    TensorSplit
+        ``X_*`` float32 ``(N, 1, 8, 8)`` with pixel values ``/16`` in ``[0, 1]``, ``y_*`` int64.
+        O(N) time; the data set ships with scikit-learn, so nothing is downloaded.
+    """
+    gen = check_rng(rng)
+    test_fraction = _check_fraction(test_fraction)
+    torch = require("torch", what="load_digits_images", extra="quant")
+    dev = _device(device)
+    datasets = require("sklearn.datasets", what="load_digits_images", extra="quant")
+    bunch = datasets.load_digits()
+    X = (np.asarray(bunch.images, dtype=np.float32) / 16.0)[:, None, :, :]
+    y = np.asarray(bunch.target, dtype=np.int64)
+    tr, te = _stratified_split(y, test_fraction, gen)
+    return TensorSplit(
+        name="digits-8x8",
+        X_train=torch.from_numpy(np.ascontiguousarray(X[tr])).to(dev),
+        y_train=torch.from_numpy(y[tr]).to(dev),
+        X_test=torch.from_numpy(np.ascontiguousarray(X[te])).to(dev),
+        y_test=torch.from_numpy(y[te]).to(dev),
+        n_classes=10,
+    )
+
+
+@renamed_parameters(seed="rng")
+@_positional_seed(needs_n=True)
+def load_mnist1d(n: int = 4000, *, rng: RngLike = 0, device: Any = "cpu") -> TensorSplit:
     """MNIST-1D generated offline with the ``mnist1d`` package (80 % train / 20 % test).
 
     Parameters
     ----------
-    seed:
-        Seed of the generator (the same seed gives the same data set, bit for bit).
     n:
-        Number of samples requested; the generator makes ``n // 10`` per class, so the data set
-        has ``10 * (n // 10)`` samples. The reference MNIST-1D uses ``n = 5000``.
+        Number of samples requested (at least 20); the generator makes ``n // 10`` per class,
+        so the data set has ``10 * (n // 10)`` samples. The reference MNIST-1D uses
+        ``n = 5000``.
+    rng:
+        Seed of the generator (the same int seed gives the same data set, bit for bit); a
+        ``numpy.random.Generator`` gives a seed drawn from it, ``None`` a fresh one. (``seed=``
+        is its deprecated spelling.)
+    device:
+        Torch device of the returned tensors (``"cpu"``, ``"cuda"``, a ``torch.device``).
 
     Returns
     -------
@@ -161,22 +211,29 @@ def load_mnist1d(seed: int = 0, n: int = 4000) -> TensorSplit:
     ``mnist1d.data.make_dataset`` reseeds NumPy's and Python's *global* random generators; their
     states are saved and restored around the call, so calling this has no side effect on them.
     """
+    n = check_int(n, "n", low=None)
+    if n < 20:
+        raise InvalidInputError(
+            f"n (the number of samples, the first argument since frugalml 0.2; the seed is "
+            f"rng=) must be >= 20, got {n}"
+        )
+    seed = seed_from_rng(rng)
     torch = require("torch", what="load_mnist1d", extra="quant")
-    n = check_int(n, "n", low=20)
+    dev = _device(device)
     check_memory(  # the generator's float64 signals and templates, ~2 KiB per sample
         2048 * n, f"generating {n} MNIST-1D samples", fix="ask for fewer samples (n)"
     )
     xtr, ytr, xte, yte = generate_mnist1d(n, seed, what="load_mnist1d", extra="quant")
 
     def _x(a: np.ndarray) -> Any:
-        return torch.from_numpy(np.ascontiguousarray(a.astype(np.float32)[:, None, :]))
+        return torch.from_numpy(np.ascontiguousarray(a.astype(np.float32)[:, None, :])).to(dev)
 
     return TensorSplit(
         name="mnist1d",
         X_train=_x(xtr),
-        y_train=torch.from_numpy(ytr),
+        y_train=torch.from_numpy(ytr).to(dev),
         X_test=_x(xte),
-        y_test=torch.from_numpy(yte),
+        y_test=torch.from_numpy(yte).to(dev),
         n_classes=10,
     )
 

@@ -22,7 +22,7 @@ fraction of texts whose nearest neighbour (cosine, excluding the text itself) is
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,6 +31,7 @@ import numpy as np
 from .._optional import require
 from .._validate import check_array, check_int
 from ..errors import BackendUnavailableError, InvalidInputError
+from ..progress import Progress
 
 __all__ = [
     "MINILM_DIM",
@@ -66,7 +67,7 @@ def minilm_path() -> Path:
     return path
 
 
-def load_minilm(device: str = "cpu") -> Any:
+def load_minilm(device: Any = "cpu") -> Any:
     """Load all-MiniLM-L6-v2 from the installed package, offline, in eval mode.
 
     Sets ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` in ``os.environ`` (process-wide)
@@ -76,7 +77,7 @@ def load_minilm(device: str = "cpu") -> Any:
     Parameters
     ----------
     device:
-        Torch device string, e.g. ``"cpu"`` or ``"cuda"``.
+        Torch device, e.g. ``"cpu"``, ``"cuda"`` or a ``torch.device``.
 
     Returns
     -------
@@ -86,7 +87,13 @@ def load_minilm(device: str = "cpu") -> Any:
         imported (importing them takes several seconds).
     """
     if not isinstance(device, str) or not device:
-        raise InvalidInputError(f"device must be a torch device string like 'cpu', got {device!r}")
+        torch = require("torch", what="the MiniLM sentence encoder", extra=_EXTRA)
+        if not isinstance(device, torch.device):
+            raise InvalidInputError(
+                f"device must be a torch device like 'cpu' or 'cuda' (or a torch.device), got "
+                f"{device!r}"
+            )
+        device = str(device)
     path = minilm_path()
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -128,12 +135,13 @@ def _device(model: Any) -> Any:
     return torch.device("cpu")
 
 
-def _features(model: Any, texts: list[str]) -> dict[str, Any]:
-    """Token tensors for ``texts`` (padded to the longest, truncated to max_seq_length)."""
+def _features(model: Any, texts: list[str], device: Any = None) -> dict[str, Any]:
+    """Token tensors for ``texts`` (padded to the longest, truncated to max_seq_length), on
+    ``device`` (``None``: the model's)."""
     torch = require("torch", what="the MiniLM encoder", extra=_EXTRA)
     prep = getattr(model, "preprocess", None)
     feats = prep(texts) if callable(prep) else model.tokenize(texts)
-    dev = _device(model)
+    dev = _device(model) if device is None else device
     return {k: v.to(dev) for k, v in feats.items() if torch.is_tensor(v)}
 
 
@@ -144,18 +152,26 @@ def _batches(texts: list[str], batch_size: int) -> list[list[int]]:
 
 
 def calibration_batches(
-    model: Any, texts: Sequence[str], batch_size: int = 32
+    model: Any, texts: Sequence[str], batch_size: int = 32, *, device: Any = None
 ) -> list[tuple[dict[str, Any]]]:
     """Model inputs for a calibration loop: ``for args in batches: model(*args)``.
 
     Each element is a 1-tuple holding the ``features`` dict (``input_ids``, ``attention_mask``,
-    ``token_type_ids``: int64 ``(B, L)`` tensors on the model's device) that
+    ``token_type_ids``: int64 ``(B, L)`` tensors on ``device``, by default the model's) that
     ``SentenceTransformer.forward`` takes as its single positional argument. Texts are grouped
     longest first to limit padding. O(total characters) tokenization.
     """
     texts = _check_texts(texts)
     batch_size = check_int(batch_size, "batch_size", low=1)
-    return [(_features(model, [texts[i] for i in idx]),) for idx in _batches(texts, batch_size)]
+    dev = None
+    if device is not None:
+        require("torch", what="the MiniLM encoder", extra=_EXTRA)
+        from .calibration_data import as_device
+
+        dev = as_device(device)
+    return [
+        (_features(model, [texts[i] for i in idx], dev),) for idx in _batches(texts, batch_size)
+    ]
 
 
 def embed(
@@ -163,13 +179,14 @@ def embed(
     texts: Sequence[str],
     batch_size: int = 64,
     *,
-    progress: Callable[[str, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """L2-normalised sentence embeddings, float32 array ``(N, 384)`` in the order of ``texts``.
 
     ``model`` is :func:`load_minilm`'s model or any module called the same way (e.g. a
-    quantized copy): ``model(features)["sentence_embedding"]``. Runs without gradients in eval
-    mode (the training flag is restored). ``progress(message, fraction)`` is called after each
+    quantized copy): ``model(features)["sentence_embedding"]``. Runs on the model's device
+    (the tokens are sent there), without gradients in eval mode (the training flag is
+    restored). ``progress(message, fraction)`` is called after each
     batch. Cost: one forward pass per batch, O(N L^2) attention.
     """
     torch = require("torch", what="the MiniLM encoder", extra=_EXTRA)

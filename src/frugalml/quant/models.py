@@ -1,4 +1,4 @@
-"""Small CNN classifiers and a deterministic CPU training loop for the quantization experiments.
+"""Small CNN classifiers and a deterministic training loop for the quantization experiments.
 
 Choukroun, Kravchik, Yang and Kisilev, "Low-bit Quantization of Neural Networks for Efficient
 Inference" (ICCV Workshops 2019, arXiv:1902.06822) evaluate post-training MMSE quantization on
@@ -13,8 +13,10 @@ something real to quantize in seconds on one CPU core:
 Both contain only ``Conv``/``Linear`` layers with parameters (no batch-norm to fold), every
 activation that feeds a quantized layer except the network input comes out of a ReLU (so it is
 non-negative and fits an unsigned grid), and the layers have stable attribute names
-(``conv1``, ``fc1`` ...) for reports. This module needs torch (extra ``quant``): importing it
-without torch raises :class:`~frugalml.errors.BackendUnavailableError`.
+(``conv1``, ``fc1`` ...) for reports. Everything runs on the CPU by default; the builders,
+:func:`train_classifier` and :func:`accuracy` take ``device=`` (e.g. ``"cuda"``). This module
+needs torch (extra ``quant``): importing it without torch raises
+:class:`~frugalml.errors.BackendUnavailableError`.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from .._deprecation import renamed_parameters
 from .._optional import require
 from .._results import ResultRepr
-from .._validate import check_int, check_positive_float
+from .._validate import RngLike, check_int, check_positive_float, seed_from_rng
 from ..errors import InvalidInputError
 from ..progress import Progress
 
@@ -38,6 +41,7 @@ torch = require("torch", what="frugalml.quant.models", extra="quant")
 nn = torch.nn
 F = torch.nn.functional
 
+from .calibration_data import as_device, model_device  # noqa: E402
 
 #: Training settings (keyword arguments of :func:`train_classifier`) tuned for the two models.
 #: Measured on one CPU core (torch 2.13), seeds 0 and 1: DigitsCNN on ``load_digits_images``
@@ -71,10 +75,12 @@ class TrainResult(ResultRepr):
 
 
 class _seeded:
-    """Context manager: run the body with torch's CPU generator seeded, then restore it."""
+    """Context manager: run the body with torch's CPU generator seeded from ``rng`` (an int is
+    used as is, a Generator gives a drawn seed, ``None`` leaves the generator alone), then
+    restore it."""
 
-    def __init__(self, seed: int | None) -> None:
-        self.seed = None if seed is None else check_int(seed, "seed", low=0)
+    def __init__(self, rng: RngLike) -> None:
+        self.seed = None if rng is None else seed_from_rng(rng)
         self.state: Any = None
 
     def __enter__(self) -> None:
@@ -91,28 +97,34 @@ class DigitsCNN(nn.Module):
     """CNN for ``(N, 1, 8, 8)`` images: conv3x3(1->c1)-ReLU-conv3x3(c1->c2)-ReLU-maxpool2
     -fc(c2*16->hidden)-ReLU-fc(hidden->n_classes). Returns logits ``(N, n_classes)``.
 
-    ``seed`` fixes the initial weights (drawn under a saved-and-restored torch generator state,
-    so the global torch RNG is left as it was); ``None`` draws from the global generator.
-    Default size: 38 282 parameters, about 0.6 M multiply-accumulates per image.
+    ``rng`` (an int seed or a ``numpy.random.Generator``; ``seed=`` is its deprecated spelling)
+    fixes the initial weights, drawn on the CPU under a saved-and-restored torch generator
+    state, so the global torch RNG is left as it was; ``None`` draws from the global generator.
+    The weights are then moved to ``device``. Default size: 38 282 parameters, about 0.6 M
+    multiply-accumulates per image.
     """
 
+    @renamed_parameters(seed="rng")
     def __init__(
         self,
         channels: tuple[int, int] = (16, 32),
         hidden: int = 64,
         n_classes: int = 10,
         *,
-        seed: int | None = 0,
+        rng: RngLike = 0,
+        device: Any = "cpu",
     ) -> None:
         super().__init__()
         c1, c2 = (check_int(c, "channels", low=1) for c in channels)
         hidden = check_int(hidden, "hidden", low=1)
         n_classes = check_int(n_classes, "n_classes", low=2)
-        with _seeded(seed):
+        dev = as_device(device)
+        with _seeded(rng):
             self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
             self.conv2 = nn.Conv2d(c1, c2, 3, padding=1)
             self.fc1 = nn.Linear(c2 * 16, hidden)
             self.fc2 = nn.Linear(hidden, n_classes)
+        self.to(dev)
 
     def forward(self, x: Any) -> Any:
         x = F.relu(self.conv1(x))
@@ -126,27 +138,31 @@ class MNIST1DCNN(nn.Module):
     kernels 5, 3, 3, stride 2, as the MNIST-1D paper's CNN), then fc(c*5->hidden)-ReLU
     -fc(hidden->n_classes). Returns logits ``(N, n_classes)``.
 
-    ``seed`` as for :class:`DigitsCNN`. Default size: 17 354 parameters.
+    ``rng`` and ``device`` as for :class:`DigitsCNN`. Default size: 17 354 parameters.
     """
 
+    @renamed_parameters(seed="rng")
     def __init__(
         self,
         channels: int = 32,
         hidden: int = 64,
         n_classes: int = 10,
         *,
-        seed: int | None = 0,
+        rng: RngLike = 0,
+        device: Any = "cpu",
     ) -> None:
         super().__init__()
         c = check_int(channels, "channels", low=1)
         hidden = check_int(hidden, "hidden", low=1)
         n_classes = check_int(n_classes, "n_classes", low=2)
-        with _seeded(seed):
+        dev = as_device(device)
+        with _seeded(rng):
             self.conv1 = nn.Conv1d(1, c, 5, stride=2, padding=1)
             self.conv2 = nn.Conv1d(c, c, 3, stride=2, padding=1)
             self.conv3 = nn.Conv1d(c, c, 3, stride=2, padding=1)
             self.fc1 = nn.Linear(c * 5, hidden)
             self.fc2 = nn.Linear(hidden, n_classes)
+        self.to(dev)
 
     def forward(self, x: Any) -> Any:
         x = F.relu(self.conv1(x))
@@ -183,27 +199,40 @@ def _as_xy(data: Any, name: str) -> tuple[Any, Any]:
     return X, y
 
 
-def accuracy(model: Any, X: Any, y: Any, *, batch_size: int = 1024) -> float:
+def _run_device(model: Any, device: Any) -> Any:
+    """``device`` as a torch.device, the model moved there (in place); ``None``: the model's
+    own device (CPU for a model without parameters)."""
+    if device is None:
+        return model_device(model) or torch.device("cpu")
+    dev = as_device(device)
+    model.to(dev)
+    return dev
+
+
+def accuracy(model: Any, X: Any, y: Any, *, batch_size: int = 1024, device: Any = None) -> float:
     """Top-1 accuracy of ``model`` on ``(X, y)``, evaluated in eval mode without gradients.
 
-    The model's training flag is restored afterwards. O(N) forward passes in batches of
-    ``batch_size``.
+    ``device``: where the batches run; ``None`` (default) the model's device, otherwise the
+    model is moved there (in place, as ``model.to``). The model's training flag is restored
+    afterwards. O(N) forward passes in batches of ``batch_size``.
     """
     batch_size = check_int(batch_size, "batch_size", low=1)
     X, y = _as_xy((X, y), "accuracy")
+    dev = _run_device(model, device)
     was_training = model.training
     model.eval()
     correct = 0
     try:
         with torch.no_grad():
             for i in range(0, X.shape[0], batch_size):
-                pred = model(X[i : i + batch_size]).argmax(dim=1)
-                correct += int((pred == y[i : i + batch_size]).sum())
+                pred = model(X[i : i + batch_size].to(dev)).argmax(dim=1).cpu()
+                correct += int((pred == y[i : i + batch_size].cpu()).sum())
     finally:
         model.train(was_training)
     return correct / X.shape[0]
 
 
+@renamed_parameters(seed="rng")
 def train_classifier(
     model: Any,
     train: Any,
@@ -211,12 +240,13 @@ def train_classifier(
     *,
     epochs: int = 30,
     lr: float = 3e-3,
-    seed: int = 0,
+    rng: RngLike = 0,
     batch_size: int = 64,
     weight_decay: float = 0.0,
     progress: Progress | None = None,
+    device: Any = None,
 ) -> TrainResult:
-    """Train ``model`` in place with Adam and cross-entropy, on the CPU, deterministically.
+    """Train ``model`` in place with Adam and cross-entropy, deterministically.
 
     Parameters
     ----------
@@ -228,12 +258,18 @@ def train_classifier(
     epochs, lr, batch_size, weight_decay:
         Adam with a cosine learning-rate decay from ``lr`` to 0 over all steps; the last
         partial batch of an epoch is kept.
-    seed:
-        Seeds the mini-batch order (a private ``torch.Generator``: global RNGs are untouched).
-        With the same initial weights (the models' ``seed``), the same data and the same number
-        of torch threads, two runs give identical weights.
+    rng:
+        Seeds the mini-batch order (a private CPU ``torch.Generator``: global RNGs are
+        untouched): an int seed is used as is, a ``numpy.random.Generator`` gives a drawn seed,
+        ``None`` a fresh one (``seed=`` is the deprecated spelling). With the same initial
+        weights (the models' ``rng``), the same data, device and number of torch threads, two
+        runs give identical weights.
     progress:
         ``progress(message, fraction)`` called after each epoch.
+    device:
+        Where to train: ``None`` (default) the model's device (the CPU for the models of this
+        module unless built with ``device=``), otherwise the model is moved there. The data
+        are copied to it.
 
     Returns
     -------
@@ -243,7 +279,7 @@ def train_classifier(
     """
     epochs = check_int(epochs, "epochs", low=1)
     lr = check_positive_float(lr, "lr")
-    seed = check_int(seed, "seed", low=0)
+    seed = seed_from_rng(rng)
     batch_size = check_int(batch_size, "batch_size", low=1)
     if weight_decay != 0:
         weight_decay = check_positive_float(weight_decay, "weight_decay")
@@ -251,6 +287,8 @@ def train_classifier(
         raise InvalidInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     Xtr, ytr = _as_xy(train, "train")
     Xte, yte = _as_xy(test, "test")
+    dev = _run_device(model, device)
+    Xtr, ytr = Xtr.to(dev), ytr.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise InvalidInputError("model has no trainable parameters")
@@ -271,7 +309,7 @@ def train_classifier(
         perm = torch.randperm(n, generator=gen)
         running, seen = 0.0, 0
         for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
+            idx = perm[i : i + batch_size].to(dev)
             logits = model(Xtr[idx])
             if epoch == 0 and i == 0 and int(ytr.max()) >= logits.shape[1]:
                 raise InvalidInputError(
