@@ -90,9 +90,11 @@ def test_bad_inputs(digits):
     with pytest.raises(InvalidInputError, match="NaN or inf"):
         ProgressiveConvexGAN(2).fit(np.full((10, 4, 4), np.inf))
     with pytest.raises(InvalidInputError, match="beta\\[0\\] must be > 0"):
-        ProgressiveConvexGAN(2, beta=[0.0, None])
+        ProgressiveConvexGAN(2, beta=[0.0, None]).fit(digits.X)  # validated by fit
     with pytest.raises(InvalidInputError, match="one entry per stage"):
-        ProgressiveConvexGAN(3, truncation=[1, 2])
+        ProgressiveConvexGAN(3, truncation=[1, 2]).fit(digits.X)
+    with pytest.raises(InvalidInputError, match="n_stages must be <= 32"):
+        ProgressiveConvexGAN(10**9).fit(digits.X)
     with pytest.raises(InvalidInputError, match="degenerate"):
         ProgressiveConvexGAN(3, beta=[1e3, None, None]).fit(digits.X)
     with pytest.raises(InvalidInputError, match="not fitted"):
@@ -110,3 +112,19 @@ def test_gda_baseline_lowers_its_objective(digits):
     assert b.sample(6, rng=0).shape == (6, 8, 8)
     d = train_dcgan(digits.X[:200], steps=5, rng=0)
     assert d.sample(3, rng=0).shape == (3, 8, 8)
+
+
+def test_scikit_learn_estimator_api_and_progress(digits):
+    from sklearn.base import BaseEstimator, clone
+
+    g = ProgressiveConvexGAN(2, 4, truncation=[2, None])
+    assert isinstance(g, BaseEstimator)
+    assert g.get_params()["truncation"] == [2, None]  # stored as given
+    assert repr(g) == "ProgressiveConvexGAN(latent_dim=4, n_stages=2, truncation=[2, None])"
+    calls = []
+    X = digits.X[:200, ::2, ::2]  # (200, 4, 4)
+    g.fit(X, rng=0, progress=lambda m, f: calls.append((m, f)))
+    assert calls == [("stage 1/2", 0.0), ("stage 2/2", 0.5), ("done", 1.0)]
+    c = clone(g)
+    assert c.get_params() == g.get_params() and not hasattr(c, "weights_")
+    assert np.array_equal(c.fit(X, rng=0).sample(3, rng=1), g.sample(3, rng=1))

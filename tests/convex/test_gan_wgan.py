@@ -182,7 +182,7 @@ def test_bad_inputs():
     X = data()
     s1 = float(np.linalg.svd(X / np.sqrt(50), compute_uv=False)[0] ** 2)
     with pytest.raises(InvalidInputError, match="beta must be > 0"):
-        ConvexWGAN("quadratic", beta=0.0)
+        ConvexWGAN("quadratic", beta=0.0).fit(X)  # stored as given, validated by fit
     with pytest.raises(InvalidInputError, match="degenerate"):
         ConvexWGAN("quadratic", beta=s1 * 1.01, bias=False).fit(X, rng=0)
     with pytest.raises(InvalidInputError, match=r"latent dimension .* smaller than the trunc"):
@@ -194,10 +194,38 @@ def test_bad_inputs():
     with pytest.raises(InvalidInputError, match="degenerate"):
         ConvexWGAN("linear", beta=1e3).fit(X)
     with pytest.raises(InvalidInputError, match="discriminator must be one of"):
-        ConvexWGAN("relu")
+        ConvexWGAN("relu").fit(X)
     with pytest.raises(InvalidInputError, match="no closed form"):
-        ConvexWGAN("polynomial", solver="closed-form")
+        ConvexWGAN("polynomial", solver="closed-form").fit(X)
+    with pytest.raises(InvalidInputError, match="activation must be"):
+        ConvexWGAN("polynomial", activation=(1.0, 2.0)).fit(X)
+    with pytest.raises(InvalidInputError, match="truncation applies"):
+        ConvexWGAN("linear", truncation=2).fit(X)
     with pytest.raises(InvalidInputError, match="not fitted"):
         ConvexWGAN().sample(3)
     with pytest.raises(InvalidInputError, match="degenerate"):
         relu_wgan(X, beta=1e6)
+
+
+def test_scikit_learn_estimator_api():
+    """ConvexWGAN is a scikit-learn BaseEstimator: parameters stored as given, clone, repr,
+    set_params; the fitted attributes end with an underscore."""
+    from sklearn.base import BaseEstimator, clone
+
+    g = ConvexWGAN("linear", beta=0.3, latent_dim=3)
+    assert isinstance(g, BaseEstimator)
+    assert g.get_params()["latent_dim"] == 3 and g.get_params()["activation"] == (1.0, 1.0, 0.0)
+    assert repr(g) == "ConvexWGAN(beta=0.3, discriminator='linear', latent_dim=3)"
+    X = data(12, shift=2.0)
+    fitted = g.fit(X, rng=0)
+    c = clone(fitted)
+    assert c.get_params() == g.get_params() and not hasattr(c, "W_")
+    assert np.array_equal(c.fit(X, rng=0).W_, fitted.W_)
+    assert g.set_params(beta=0.2) is g and g.beta == 0.2
+    assert fitted.sample(3, rng=0).shape == (3, 5)  # uses the fitted state, not the parameters
+
+
+def test_fit_reports_progress():
+    calls = []
+    ConvexWGAN("quadratic", beta=0.3).fit(data(), rng=0, progress=lambda m, f: calls.append((m, f)))
+    assert calls == [("closed form", 0.0), ("done", 1.0)]

@@ -301,7 +301,9 @@ def _polish(net: PolyNetwork, solution: PolySDPSolution, tol: float, solver: str
     try:
         problem.solve(**solver_kwargs(cp, solver, None, None))
     except cp.error.SolverError as exc:
-        raise SolverFailedError(f"polishing failed ({exc}); use polish=False") from exc
+        raise SolverFailedError(
+            f"polishing failed ({exc}); use polish=False", status="solver_error"
+        ) from exc
     if A.value is None or problem.status not in ("optimal", "optimal_inaccurate"):
         raise SolverFailedError(
             f"polishing stopped with status {problem.status!r}; use polish=False",

@@ -16,9 +16,19 @@ Solutions", ICLR 2022, arXiv:2107.05680.
 * :mod:`.data` (digits, image patches, MNIST-1D) and :mod:`.metrics` (Frechet distance on
   in-house features, sliced Wasserstein, MMD, sample grids).
 
-Importing this package loads NumPy only; CVXPY, torch and scikit-learn load when used.
+Importing this package loads NumPy only; CVXPY, torch and scikit-learn load when used (the
+estimators :class:`ConvexWGAN` and :class:`ProgressiveConvexGAN` are scikit-learn
+``BaseEstimator`` subclasses, exported lazily).
+
+Modules: :mod:`.linalg` (sample matrices, SVDs, latents), :mod:`.closed_form`,
+:mod:`.moment_sdp` (the CVXPY programs), :mod:`.wgan` (:class:`ConvexWGAN`), :mod:`.relu`,
+:mod:`.pooling` and :mod:`.progressive`.
 """
 
+from ..._optional import lazy_exports
+from ...errors import SolverFailedError
+from .closed_form import QuadraticDiscriminator, closed_form_generator, truncation_beta
+from .linalg import gaussian_latent
 from .metrics import (
     FeatureMap,
     fit_feature_map,
@@ -27,20 +37,12 @@ from .metrics import (
     save_sample_grid,
     sliced_wasserstein,
 )
-from .progressive import ProgressiveConvexGAN, StageInfo, downsample, upsample
+from .moment_sdp import DISCRIMINATORS, MomentSDPSolution, moment_sdp, quadratic_sdp
+from .pooling import downsample, upsample
 from .relu import ReluWGANResult, relu_game_cvxpy, relu_wgan
-from .wgan import (
-    DISCRIMINATORS,
-    ConvexWGAN,
-    MomentSDPSolution,
-    QuadraticDiscriminator,
-    SolverFailedError,
-    closed_form_generator,
-    gaussian_latent,
-    moment_sdp,
-    quadratic_sdp,
-    truncation_beta,
-)
+
+#: scikit-learn estimators, imported on first use (importing them imports scikit-learn)
+_LAZY = {"ConvexWGAN": "wgan", "ProgressiveConvexGAN": "progressive", "StageInfo": "progressive"}
 
 __all__ = [
     "DISCRIMINATORS",
@@ -67,3 +69,6 @@ __all__ = [
     "truncation_beta",
     "upsample",
 ]
+
+
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -53,7 +53,7 @@ class TrainedBaseline(ResultRepr):
     steps: int
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def sample(self, n: int, rng: RngLike = None) -> np.ndarray:
+    def sample(self, n: int, *, rng: RngLike = None) -> np.ndarray:
         """``n`` samples (numpy, float64)."""
         n = check_int(n, "n", low=1)
         return self.sampler(n, check_rng(rng))

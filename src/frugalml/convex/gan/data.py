@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..._deprecation import renamed_parameters
 from ..._mnist1d import generate_mnist1d
 from ..._optional import require
 from ..._resources import check_memory
 from ..._results import ResultRepr
-from ..._validate import RngLike, check_choice, check_int, check_rng
+from ..._validate import RngLike, check_choice, check_int, check_rng, seed_from_rng
 from ...errors import InvalidInputError
 
 __all__ = ["DATASETS", "GanData", "load_dataset", "load_digits_images", "load_image_patches",
@@ -55,7 +56,7 @@ def load_digits_images() -> GanData:
     return GanData("digits", d.images.astype(np.float64) / 16.0, d.target.astype(np.int64), 3)
 
 
-def load_image_patches(n: int = 2000, size: int = 32, rng: RngLike = 0) -> GanData:
+def load_image_patches(n: int = 2000, size: int = 32, *, rng: RngLike = 0) -> GanData:
     """``n`` random ``size x size`` grayscale patches of sklearn's sample images in
     ``[0, 1]`` (no labels); ``log2(size) - 1`` stages (4 -> ... -> size)."""
     n = check_int(n, "n", low=2)
@@ -81,10 +82,14 @@ def load_image_patches(n: int = 2000, size: int = 32, rng: RngLike = 0) -> GanDa
     return GanData("patches", out, None, stages)
 
 
-def load_mnist1d(n: int = 4000, seed: int = 0) -> GanData:
+@renamed_parameters(seed="rng")
+def load_mnist1d(n: int = 4000, *, rng: int | np.random.Generator = 0) -> GanData:
     """MNIST-1D generated offline: ``(n', 40)`` signals (``n' = 10 (n // 10)``, train and test
-    pooled) with labels; 4 stages (5 -> 10 -> 20 -> 40). The package's generator reseeds the
-    global NumPy/Python generators: their states are restored afterwards."""
+    pooled) with labels; 4 stages (5 -> 10 -> 20 -> 40). ``rng``: an int seed (the same seed
+    gives the same data) or a Generator (an int seed is drawn from it); ``seed=`` is its
+    deprecated spelling. The package's generator reseeds the global NumPy/Python generators:
+    their states are restored afterwards. ``O(n)``."""
+    seed = seed_from_rng(rng)
     xtr, ytr, xte, yte = generate_mnist1d(n, seed, what="the MNIST-1D data set", extra="convex")
     X = np.concatenate([xtr, xte])
     y = np.concatenate([ytr, yte])

@@ -239,7 +239,7 @@ def save_sample_grid(
     if max(rows, cols) * GRID_CELL_PIXELS > MAX_GRID_PIXELS:
         raise InvalidInputError(
             f"a grid of {rows} x {cols} samples is too large for a PNG (at most "
-            f"{MAX_GRID_PIXELS // GRID_CELL_PIXELS} per side); draw fewer samples (--n), use "
+            f"{MAX_GRID_PIXELS // GRID_CELL_PIXELS} per side); draw fewer samples (--samples), use "
             "more columns (--ncols), or write the array (.npy)"
         )
     plt = _pyplot()

@@ -28,40 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from ..._io import atomic_write_bytes, check_output_path
 from ..._results import ResultRepr
 from ..._validate import RngLike, check_int, check_positive_float, check_rng
 from ...errors import InvalidInputError
-from .wgan import (
-    RANK_RTOL,
-    _svd,
-    as_matrix,
-    check_latent_memory,
-    closed_form_generator,
-    gaussian_latent,
-    truncation_beta,
-)
+from ...progress import Progress
+from .closed_form import closed_form_generator, truncation_beta
+from .linalg import RANK_RTOL, as_matrix, check_latent_memory, gaussian_latent, thin_svd
+from .pooling import downsample, upsample
 
+# downsample and upsample live in .pooling; they stay importable from here
 __all__ = ["ProgressiveConvexGAN", "StageInfo", "downsample", "upsample"]
-
-
-def downsample(X: np.ndarray, factor: int) -> np.ndarray:
-    """Average-pool ``(n, L)`` or ``(n, h, w)`` by ``factor`` per spatial axis."""
-    if factor == 1:
-        return X
-    if X.ndim == 2:
-        n, L = X.shape
-        return X.reshape(n, L // factor, factor).mean(axis=2)
-    n, h, w = X.shape
-    return X.reshape(n, h // factor, factor, w // factor, factor).mean(axis=(2, 4))
-
-
-def upsample(X: np.ndarray) -> np.ndarray:
-    """Nearest-neighbour 2x upsampling of ``(n, L)`` or ``(n, h, w)``."""
-    if X.ndim == 2:
-        return np.repeat(X, 2, axis=1)
-    return np.repeat(np.repeat(X, 2, axis=1), 2, axis=2)
 
 
 @dataclass(frozen=True, repr=False)
@@ -86,8 +65,46 @@ class StageInfo(ResultRepr):
 MAX_STAGES = 32
 
 
-class ProgressiveConvexGAN:
+def _quiet(message: str, fraction: float) -> None:
+    """The progress callback used when none is given."""
+
+
+def _per_stage(value: Any, n_stages: int, name: str, check: Any) -> list[Any]:
+    """``value`` (``None``, a scalar or one entry per stage) as a list of ``n_stages``
+    entries, each checked by ``check`` (``None`` entries kept)."""
+    if value is None or np.isscalar(value):
+        vals = [value] * n_stages
+    else:
+        vals = list(value)
+        if len(vals) != n_stages:
+            raise InvalidInputError(
+                f"{name} must have one entry per stage ({n_stages}), got {len(vals)}"
+            )
+    if name == "truncation":
+        return [None if v is None else check(v, f"{name}[{i}]", low=1)
+                for i, v in enumerate(vals)]  # fmt: skip
+    return [None if v is None else check(v, f"{name}[{i}]") for i, v in enumerate(vals)]
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The validated hyper-parameters of a :class:`ProgressiveConvexGAN`."""
+
+    n_stages: int
+    latent_dim: int
+    truncation: list[int | None]
+    beta: list[float | None]
+    stage_noise: int
+    max_truncation: int | None
+    histogram_matching: bool
+    quantiles: int
+
+
+class ProgressiveConvexGAN(BaseEstimator):
     """ProCoGAN: progressive closed-form convex WGAN generator.
+
+    A scikit-learn estimator (``get_params``/``set_params``, ``clone``, its ``repr``): the
+    hyper-parameters are stored as given and validated by :meth:`fit`.
 
     Parameters
     ----------
@@ -120,43 +137,54 @@ class ProgressiveConvexGAN:
         histogram_matching: bool = False,
         quantiles: int = 101,
     ):
-        # each stage halves the resolution: 2^(n_stages-1) must divide the sample shape
-        self.n_stages = check_int(n_stages, "n_stages", low=1, high=MAX_STAGES)
-        self.latent_dim = check_int(latent_dim, "latent_dim", low=1)
-        self.truncation = self._per_stage(truncation, "truncation", check_int)
-        self.beta = self._per_stage(beta, "beta", lambda v, name: check_positive_float(v, name))
-        self.stage_noise = check_int(stage_noise, "stage_noise", low=0)
-        self.max_truncation = None if max_truncation is None else check_int(
-            max_truncation, "max_truncation", low=1)  # fmt: skip
-        self.histogram_matching = bool(histogram_matching)
-        self.quantiles = check_int(quantiles, "quantiles", low=3)
+        self.n_stages = n_stages
+        self.latent_dim = latent_dim
+        self.truncation = truncation
+        self.beta = beta
+        self.stage_noise = stage_noise
+        self.max_truncation = max_truncation
+        self.histogram_matching = histogram_matching
+        self.quantiles = quantiles
 
-    def _per_stage(self, value: Any, name: str, check: Any) -> list[Any]:
-        if value is None or np.isscalar(value):
-            vals = [value] * self.n_stages
-        else:
-            vals = list(value)
-            if len(vals) != self.n_stages:
-                raise InvalidInputError(
-                    f"{name} must have one entry per stage ({self.n_stages}), got {len(vals)}"
-                )
-        if name == "truncation":
-            return [None if v is None else check(v, f"{name}[{i}]", low=1)
-                    for i, v in enumerate(vals)]  # fmt: skip
-        return [None if v is None else check(v, f"{name}[{i}]") for i, v in enumerate(vals)]
+    def _settings(self) -> _Settings:
+        """The hyper-parameters, validated, with ``truncation`` and ``beta`` expanded to one
+        entry per stage (``fit`` calls it; ``__init__`` stores them as given, as scikit-learn
+        requires)."""
+        # each stage halves the resolution: 2^(n_stages-1) must divide the sample shape
+        n_stages = check_int(self.n_stages, "n_stages", low=1, high=MAX_STAGES)
+        max_truncation = self.max_truncation
+        if max_truncation is not None:
+            max_truncation = check_int(max_truncation, "max_truncation", low=1)
+        return _Settings(
+            n_stages=n_stages,
+            latent_dim=check_int(self.latent_dim, "latent_dim", low=1),
+            truncation=_per_stage(self.truncation, n_stages, "truncation", check_int),
+            beta=_per_stage(self.beta, n_stages, "beta",
+                            lambda v, name: check_positive_float(v, name)),
+            stage_noise=check_int(self.stage_noise, "stage_noise", low=0),
+            max_truncation=max_truncation,
+            histogram_matching=bool(self.histogram_matching),
+            quantiles=check_int(self.quantiles, "quantiles", low=3),
+        )  # fmt: skip
 
     # ---------------------------------------------------------------------------- fit
-    def fit(self, X: Any, *, rng: RngLike = 0, progress: Any = None) -> ProgressiveConvexGAN:
+    def fit(
+        self, X: Any, *, rng: RngLike = 0, progress: Progress | None = None
+    ) -> ProgressiveConvexGAN:
         """Fit on ``X`` ``(n, L)`` signals or ``(n, h, w)`` images (list of equally shaped
-        arrays accepted). ``progress(message, fraction)`` is called per stage."""
+        arrays accepted). The hyper-parameters are validated here
+        (:class:`~frugalml.errors.InvalidInputError`). ``progress(message, fraction)``
+        (:data:`frugalml.progress.Progress`) is called per stage (``"stage s/S"``) and with
+        ``"done"``."""
         t0 = time.perf_counter()
+        opt = self._settings()
         M, shape = as_matrix(X)
         if len(shape) > 2:
             raise InvalidInputError(
                 f"X must hold (n, L) signals or (n, h, w) images, got samples of shape {shape}"
             )
         Xa = M.reshape((M.shape[0], *shape))
-        factor = 2 ** (self.n_stages - 1)
+        factor = 2 ** (opt.n_stages - 1)
         if any(s % factor for s in Xa.shape[1:]):
             raise InvalidInputError(
                 f"sample shape {Xa.shape[1:]} is not divisible by 2^(n_stages-1)={factor}; "
@@ -164,70 +192,71 @@ class ProgressiveConvexGAN:
             )
         gen = check_rng(rng)
         n = Xa.shape[0]
-        self._check_memory(n, Xa.shape[1:], "fitting")
-        say = progress or (lambda msg, f: None)
+        self._check_memory(opt, n, Xa.shape[1:], "fitting")
+        say = progress or _quiet
+        self._opt = opt
         self.sample_shape_ = tuple(Xa.shape[1:])
         self.stages_: list[StageInfo] = []
         self.weights_: list[np.ndarray] = []
         self.latent_means_: list[np.ndarray] = []
         prev = None
-        for s in range(self.n_stages):
-            say(f"stage {s + 1}/{self.n_stages}", s / self.n_stages)
-            target = downsample(Xa, 2 ** (self.n_stages - 1 - s))
+        for s in range(opt.n_stages):
+            say(f"stage {s + 1}/{opt.n_stages}", s / opt.n_stages)
+            target = downsample(Xa, 2 ** (opt.n_stages - 1 - s))
             T = target.reshape(n, -1)
-            Zs = self._stage_input(s, prev, n, gen, fitting=True)
-            W, info = self._fit_stage(s, T, Zs, target.shape[1:], gen)
+            Zs = self._stage_input(opt, s, prev, n, gen, fitting=True)
+            W, info = self._fit_stage(opt, s, T, Zs, target.shape[1:], gen)
             self.weights_.append(W)
             self.stages_.append(info)
             prev = (Zs @ W[:-1] + W[-1]).reshape(target.shape)
         G = prev.reshape(n, -1)
-        if self.histogram_matching:
-            levels = np.linspace(0, 1, self.quantiles)
+        if opt.histogram_matching:
+            levels = np.linspace(0, 1, opt.quantiles)
             self.gen_quantiles_ = np.quantile(G, levels, axis=0)
             self.data_quantiles_ = np.quantile(Xa.reshape(n, -1), levels, axis=0)
         self.fit_seconds_ = time.perf_counter() - t0
         say("done", 1.0)
         return self
 
-    def _check_memory(self, n: int, shape: tuple[int, ...], what: str) -> None:
+    def _check_memory(self, opt: _Settings, n: int, shape: tuple[int, ...], what: str) -> None:
         """Refuse sizes whose largest stage (its input ``n x (L_prev + noise)`` or the first
         stage's latent, and its ``n x L`` output) would not fit in memory."""
         size = int(np.prod(shape))
-        widest = max(self.latent_dim, size // 2 ** max(len(shape), 1) + self.stage_noise)
+        widest = max(opt.latent_dim, size // 2 ** max(len(shape), 1) + opt.stage_noise)
         check_latent_memory(n, widest, size, f"{what}: the largest stage input")
 
     def _stage_input(
-        self, s: int, prev: np.ndarray | None, n: int, gen, fitting: bool = False
+        self, opt: _Settings, s: int, prev: np.ndarray | None, n: int, gen, fitting: bool = False
     ) -> np.ndarray:
         if s == 0:
             if fitting:
-                return gaussian_latent(n, self.latent_dim, gen)
-            return gen.standard_normal((n, self.latent_dim))
+                return gaussian_latent(n, opt.latent_dim, gen)
+            return gen.standard_normal((n, opt.latent_dim))
         up = upsample(prev).reshape(n, -1)
-        if self.stage_noise:
-            up = np.hstack([up, gen.standard_normal((n, self.stage_noise))])
+        if opt.stage_noise:
+            up = np.hstack([up, gen.standard_normal((n, opt.stage_noise))])
         return up
 
-    def _fit_stage(self, s, T, Zs, shape, gen) -> tuple[np.ndarray, StageInfo]:
+    def _fit_stage(self, opt: _Settings, s, T, Zs, shape, gen) -> tuple[np.ndarray, StageInfo]:
         n = T.shape[0]
         mu = T.mean(axis=0)
         z_mean = Zs.mean(axis=0)
         Tc, Zc = T - mu, Zs - z_mean
         dz = np.linalg.svd(Zc / np.sqrt(n), compute_uv=False)
         rank = int(np.count_nonzero(dz > RANK_RTOL * dz[0])) if dz[0] > 0 else 0
-        beta = self.beta[s]
+        beta = opt.beta[s]
         if beta is None:
-            k_req = self.truncation[s]
+            k_req = opt.truncation[s]
             if k_req is None:
-                k_req = rank if self.max_truncation is None else min(rank, self.max_truncation)
-            k_req = min(k_req, min(T.shape)) if self.truncation[s] is None else k_req
+                k_req = rank if opt.max_truncation is None else min(rank, opt.max_truncation)
+            k_req = min(k_req, min(T.shape)) if opt.truncation[s] is None else k_req
             if k_req > rank:
                 raise InvalidInputError(
                     f"stage {s + 1}: truncation index {k_req} exceeds the rank {rank} of the "
                     f"stage input (latent dimension); lower it to <= {rank}, raise "
                     "latent_dim, the previous stage's truncation or stage_noise"
                 )
-            _, sv, _ = _svd(Tc / np.sqrt(n), min(k_req + 1, *T.shape), "auto", gen)
+            _, sv, _ = thin_svd(Tc / np.sqrt(n), min(k_req + 1, *T.shape), "auto", gen)
             if k_req > sv.size:
                 raise InvalidInputError(
                     f"stage {s + 1}: truncation index {k_req} exceeds the data dimension "
@@ -249,20 +278,21 @@ class ProgressiveConvexGAN:
         if not hasattr(self, "weights_"):
             raise InvalidInputError("this ProgressiveConvexGAN is not fitted; call fit(X) first")
 
-    def sample(self, n: int, rng: RngLike = None, *, stage: int | None = None) -> np.ndarray:
+    def sample(self, n: int, *, rng: RngLike = None, stage: int | None = None) -> np.ndarray:
         """``n`` samples ``(n, *sample_shape)`` (or the output of ``stage``, 1-based)."""
         self._check_fitted()
         n = check_int(n, "n", low=1)
         last = len(self.weights_) if stage is None else check_int(
             stage, "stage", low=1, high=len(self.weights_))  # fmt: skip
-        self._check_memory(n, self.sample_shape_, "sampling")
+        opt = self._opt
+        self._check_memory(opt, n, self.sample_shape_, "sampling")
         gen = check_rng(rng)
         out = None
         for s in range(last):
-            Zs = self._stage_input(s, out, n, gen)
+            Zs = self._stage_input(opt, s, out, n, gen)
             W = self.weights_[s]
             out = (Zs @ W[:-1] + W[-1]).reshape(n, *self.stages_[s].shape)
-        if stage is None and self.histogram_matching:
+        if stage is None and opt.histogram_matching:
             flat = out.reshape(n, -1)
             mapped = np.empty_like(flat)
             for j in range(flat.shape[1]):
@@ -282,19 +312,20 @@ class ProgressiveConvexGAN:
         """Write the fitted model as ``.npz`` atomically."""
         self._check_fitted()
         path = check_output_path(path, "path")
+        opt = self._opt
         arrays: dict[str, Any] = {
             "format": np.array("frugalml.ProgressiveConvexGAN/1"),
-            "n_stages": np.array(self.n_stages), "latent_dim": np.array(self.latent_dim),
-            "stage_noise": np.array(self.stage_noise),
-            "histogram_matching": np.array(self.histogram_matching),
-            "quantiles": np.array(self.quantiles), "sample_shape": np.array(self.sample_shape_),
+            "n_stages": np.array(opt.n_stages), "latent_dim": np.array(opt.latent_dim),
+            "stage_noise": np.array(opt.stage_noise),
+            "histogram_matching": np.array(opt.histogram_matching),
+            "quantiles": np.array(opt.quantiles), "sample_shape": np.array(self.sample_shape_),
             "fit_seconds": np.array(self.fit_seconds_),
         }  # fmt: skip
         for s, (W, st) in enumerate(zip(self.weights_, self.stages_, strict=True)):
             arrays[f"W{s}"] = W
             arrays[f"stage{s}"] = np.array([st.k, st.beta, st.input_rank, st.constraint])
             arrays[f"shape{s}"] = np.array(st.shape)
-        if self.histogram_matching:
+        if opt.histogram_matching:
             arrays["gen_quantiles"] = self.gen_quantiles_
             arrays["data_quantiles"] = self.data_quantiles_
         buf = io.BytesIO()
@@ -317,6 +348,7 @@ class ProgressiveConvexGAN:
                     stage_noise=int(data["stage_noise"]),
                     histogram_matching=bool(data["histogram_matching"]),
                     quantiles=int(data["quantiles"]))  # fmt: skip
+        model._opt = model._settings()
         model.sample_shape_ = tuple(int(v) for v in data["sample_shape"])
         model.fit_seconds_ = float(data["fit_seconds"])
         model.weights_, model.stages_ = [], []

@@ -38,8 +38,8 @@ from ..._optional import require
 from ..._resources import check_memory
 from ..._results import ResultRepr
 from ..._validate import RngLike, check_array, check_int, check_positive_float, check_rng
-from ...errors import InvalidInputError
-from .wgan import as_matrix
+from ...errors import InvalidInputError, SolverFailedError
+from .linalg import as_matrix
 
 __all__ = ["ReluWGANResult", "relu_game_cvxpy", "relu_wgan"]
 
@@ -78,7 +78,7 @@ class ReluWGANResult(ResultRepr):
         Zm = check_array(Z, "Z", ndim=2, shape=(None, self.W.shape[0] - 1))
         return (Zm @ self.W[:-1] + self.W[-1]).reshape(Zm.shape[0], *self.sample_shape)
 
-    def sample(self, n: int, rng: RngLike = None) -> np.ndarray:
+    def sample(self, n: int, *, rng: RngLike = None) -> np.ndarray:
         """``n`` samples from fresh standard Gaussian latents."""
         n = check_int(n, "n", low=1)
         return self.generate(check_rng(rng).standard_normal((n, self.W.shape[0] - 1)))
@@ -256,7 +256,8 @@ def relu_game_cvxpy(
 ) -> tuple[float, np.ndarray]:
     """Reference: the game's primal ``min_W p(W)`` by CVXPY (an SOCP, Clarabel) for the
     generated-sample gate ``pattern`` ``(m, P)``. Returns ``(optimal value, W)``. Small
-    problems only."""
+    problems only. Raises :class:`~frugalml.errors.SolverFailedError` when the solver
+    fails."""
     cp = require("cvxpy", what="relu_game_cvxpy", extra="convex")
     M, _ = as_matrix(X)
     Zm = check_array(Z, "Z", ndim=2)
@@ -267,5 +268,15 @@ def relu_game_cvxpy(
     R = A - Zh.T @ W
     obj = 0.5 * cp.sum_squares(W) + rho * cp.sum(cp.pos(cp.norm(R, 2, axis=1) - beta))
     prob = cp.Problem(cp.Minimize(obj))
-    prob.solve(solver=cp.CLARABEL)
+    try:
+        prob.solve(solver=cp.CLARABEL)
+    except cp.error.SolverError as exc:
+        raise SolverFailedError(
+            f"Clarabel failed on the ReLU game ({exc})", status="solver_error"
+        ) from exc
+    if prob.status not in ("optimal", "optimal_inaccurate") or W.value is None:
+        raise SolverFailedError(
+            f"Clarabel stopped with status {prob.status!r} on the ReLU game",
+            status=str(prob.status),
+        )
     return float(prob.value), np.asarray(W.value)

@@ -134,7 +134,8 @@ def solve_program(
             prob.solve(solver=name, **opts)
     except cp.error.SolverError as exc:
         raise SolverFailedError(
-            f"the {solver} solver failed ({exc}); try the other solver or rescale X"
+            f"the {solver} solver failed ({exc}); try the other solver or rescale X",
+            status="solver_error",
         ) from exc
     if prob.status not in ("optimal", "optimal_inaccurate") or prob.value is None:
         raise SolverFailedError(
