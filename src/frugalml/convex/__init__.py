@@ -18,28 +18,29 @@ Networks to Global Optimality via Semidefinite Programming", ICML 2021 (arXiv:21
 (rounding with a certified gap) into a :class:`QuantizedNetwork`, :func:`exhaustive_quantized`
 (the exact optimum for small ``d``) and the :func:`sign_backprop` baseline.
 
-scikit-learn-style estimators (:mod:`.estimators`): :class:`PolySDPRegressor`,
+scikit-learn estimators (:mod:`.estimators`): :class:`PolySDPRegressor`,
 :class:`PolySDPClassifier`, :class:`QuantizedSDPRegressor`, :class:`QuantizedSDPClassifier`.
 
-Importing this package is light: CVXPY, torch (and SciPy) are imported only when used.
+Modules: :mod:`.activation`, :mod:`.losses`, :mod:`.lift` (moments, features, size limits),
+:mod:`.poly_sdp`, :mod:`.first_order` / :mod:`.conditional_gradient`, :mod:`.decompose`,
+:mod:`.backprop`, :mod:`.quantized` (a package) and :mod:`.estimators`; :mod:`.gan` holds the
+convex Wasserstein GANs.
+
+Importing this package is light: CVXPY, torch and scikit-learn (and SciPy) are imported only
+when used (the estimators are exported lazily: importing them imports scikit-learn).
 """
 
+from .._optional import lazy_exports
+from ..errors import SolverFailedError
 from .activation import Polynomial
 from .backprop import BackpropResult, train_poly_backprop
 from .decompose import PolyNetwork, decompose, rank_one_decomposition
-from .estimators import (
-    PolySDPClassifier,
-    PolySDPRegressor,
-    QuantizedSDPClassifier,
-    QuantizedSDPRegressor,
-)
 from .first_order import FirstOrderResult, first_order_sdp
 from .poly_sdp import (
     CLASSIFICATION_LOSSES,
     LOSSES,
     SOLVERS,
     PolySDPSolution,
-    SolverFailedError,
     solve_poly_conv_sdp,
     solve_poly_sdp,
 )
@@ -53,6 +54,14 @@ from .quantized import (
     sign_backprop,
     solve_quantized_sdp,
 )
+
+#: the scikit-learn estimators, imported on first use (importing them imports scikit-learn)
+_LAZY = {
+    "PolySDPClassifier": "estimators",
+    "PolySDPRegressor": "estimators",
+    "QuantizedSDPClassifier": "estimators",
+    "QuantizedSDPRegressor": "estimators",
+}
 
 __all__ = [
     "CLASSIFICATION_LOSSES",
@@ -83,3 +92,6 @@ __all__ = [
     "solve_quantized_sdp",
     "train_poly_backprop",
 ]
+
+
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -13,6 +13,9 @@ networks with such activations, including least-squares quadratic fits of ReLU a
   ``15/32 t^2 + 1/2 t + 3/32`` (~ ``0.47 t^2 + 0.5 t + 0.09``, the paper's ReLU approximation);
 * ``Polynomial.fit_relu("normal")`` on ``t ~ N(0, 1)`` is ``(t^2 + 1) / sqrt(8 pi) + t / 2``;
 * ``Polynomial.fit_swish(...)`` fits ``t * sigmoid(t)`` the same way (by quadrature).
+
+:func:`resolve_activation` maps the preset names of :data:`ACTIVATIONS` (used by the
+estimators and the command line) to these.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ import numpy as np
 from .._validate import check_choice
 from ..errors import InvalidInputError
 
-__all__ = ["DOMAINS", "Polynomial"]
+__all__ = ["ACTIVATIONS", "DOMAINS", "Polynomial", "resolve_activation"]
 
 #: input distributions a least-squares fit can be taken over
 DOMAINS = ("uniform", "normal")
+#: named activations accepted by the estimators (and ``frugalml convex fit --activation``)
+ACTIVATIONS = ("relu-fit", "relu-fit-normal", "swish-fit", "square")
 
 
 def _finite(value: Any, name: str) -> float:
@@ -175,3 +180,29 @@ class Polynomial:
             return t / (1.0 + math.exp(-t)) if t > -700 else 0.0
 
         return cls.fit(swish, domain, low=low, high=high)
+
+
+def resolve_activation(activation: Any) -> Polynomial:
+    """The :class:`Polynomial` of a name in :data:`ACTIVATIONS`, a Polynomial or ``(a, b, c)``.
+
+    ``"relu-fit"``: :meth:`Polynomial.fit_relu` on ``U[-1, 1]`` (the paper's
+    ``~0.47 t^2 + 0.5 t + 0.09``); ``"relu-fit-normal"``: the fit on ``N(0, 1)``;
+    ``"swish-fit"``: :meth:`Polynomial.fit_swish` on ``U[-1, 1]``; ``"square"``: ``t^2``.
+    """
+    if isinstance(activation, Polynomial):
+        return activation
+    if isinstance(activation, str):
+        check_choice(activation, "activation", ACTIVATIONS)
+        if activation == "relu-fit":
+            return Polynomial.fit_relu("uniform")
+        if activation == "relu-fit-normal":
+            return Polynomial.fit_relu("normal")
+        if activation == "swish-fit":
+            return Polynomial.fit_swish("uniform")
+        return Polynomial.square()
+    if isinstance(activation, (tuple, list)) and len(activation) == 3:
+        return Polynomial(*activation)
+    raise InvalidInputError(
+        f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, a Polynomial or a "
+        f"tuple (a, b, c) for sigma(t) = a t^2 + b t + c; got {activation!r}"
+    )

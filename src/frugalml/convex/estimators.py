@@ -9,12 +9,17 @@ quadratic-activation networks.
   Pilanci, ICML 2021, arXiv:2105.01420) and round it
   (:func:`~frugalml.convex.quantized.round_quantized`), with a certified optimality gap.
 
-They follow the estimator conventions of :mod:`frugalml.sketch.estimators`: hyper-parameters
-are stored unchanged by ``__init__`` and validated by ``fit``; ``get_params``/``set_params``
-(so ``sklearn.base.clone`` works, without scikit-learn being required); learned state has a
-trailing underscore; ``fit`` returns ``self``; calling ``predict`` & co. before ``fit`` raises
-:class:`~frugalml.errors.InvalidInputError` ("... is not fitted yet"). Importing this module
-imports neither CVXPY nor torch nor SciPy.
+They are scikit-learn estimators (:class:`sklearn.base.BaseEstimator` with
+``RegressorMixin`` / ``ClassifierMixin``), so ``clone``, ``get_params``/``set_params``,
+``score``, ``GridSearchCV``, ``Pipeline`` and scikit-learn's ``repr`` work: hyper-parameters are
+stored unchanged by ``__init__`` and validated by ``fit``, which validates ``X`` and ``y`` with
+scikit-learn's ``validate_data`` (so ``n_features_in_`` and, for DataFrames,
+``feature_names_in_`` are set, and bad data raise
+:class:`~frugalml.errors.InvalidInputError`, a ``ValueError``, with scikit-learn's message);
+learned state has a trailing underscore; ``fit`` returns ``self``; calling ``predict`` & co.
+before ``fit`` raises scikit-learn's ``NotFittedError``. No ``sample_weight``: the SDPs weight
+every sample equally. Importing this module imports scikit-learn (and SciPy) but neither CVXPY
+nor torch; ``frugalml.convex`` exports the estimators lazily.
 
 **Pre-processing** (part of the model, applied again by ``predict``):
 
@@ -52,10 +57,28 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_array, check_choice, check_int
-from ..errors import InvalidInputError
-from .activation import Polynomial
+from .._validate import check_choice, check_int
+from ..errors import BackendUnavailableError, InvalidInputError
+from .activation import ACTIVATIONS, resolve_activation
 
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.utils.metaestimators import available_if
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted
+except ImportError as _exc:  # pragma: no cover - scikit-learn is part of the convex extra
+    raise BackendUnavailableError(
+        "the convex scikit-learn estimators", "sklearn", "convex", detail=str(_exc)
+    ) from _exc
+try:
+    from sklearn.utils.validation import validate_data as _sk_validate_data
+except ImportError:  # pragma: no cover - scikit-learn < 1.6
+
+    def _sk_validate_data(estimator: Any, *args: Any, **kwargs: Any) -> Any:
+        return estimator._validate_data(*args, **kwargs)
+
+
+# ACTIVATIONS and resolve_activation live in .activation; they stay importable from here
 __all__ = [
     "ACTIVATIONS",
     "PolySDPClassifier",
@@ -65,37 +88,9 @@ __all__ = [
     "resolve_activation",
 ]
 
-#: named activations accepted by the estimators (and ``frugalml convex fit --activation``)
-ACTIVATIONS = ("relu-fit", "relu-fit-normal", "swish-fit", "square")
 REGRESSION_LOSSES = ("squared", "absolute", "huber")
 QUANTIZED_REGRESSION_LOSSES = ("squared", "absolute")
 CLASSIFICATION_LOSSES = ("logistic", "hinge")
-
-
-def resolve_activation(activation: Any) -> Polynomial:
-    """The :class:`Polynomial` of a name in :data:`ACTIVATIONS`, a Polynomial or ``(a, b, c)``.
-
-    ``"relu-fit"``: :meth:`Polynomial.fit_relu` on ``U[-1, 1]`` (the paper's
-    ``~0.47 t^2 + 0.5 t + 0.09``); ``"relu-fit-normal"``: the fit on ``N(0, 1)``;
-    ``"swish-fit"``: :meth:`Polynomial.fit_swish` on ``U[-1, 1]``; ``"square"``: ``t^2``.
-    """
-    if isinstance(activation, Polynomial):
-        return activation
-    if isinstance(activation, str):
-        check_choice(activation, "activation", ACTIVATIONS)
-        if activation == "relu-fit":
-            return Polynomial.fit_relu("uniform")
-        if activation == "relu-fit-normal":
-            return Polynomial.fit_relu("normal")
-        if activation == "swish-fit":
-            return Polynomial.fit_swish("uniform")
-        return Polynomial.square()
-    if isinstance(activation, (tuple, list)) and len(activation) == 3:
-        return Polynomial(*activation)
-    raise InvalidInputError(
-        f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, a Polynomial or a "
-        f"tuple (a, b, c) for sigma(t) = a t^2 + b t + c; got {activation!r}"
-    )
 
 
 def _check_bool(value: Any, name: str) -> bool:
@@ -114,38 +109,33 @@ def _sigmoid(t: np.ndarray) -> np.ndarray:
     return out
 
 
-class _ConvexEstimator:
-    """Shared parameter handling, standardisation and fitted-state checks."""
+def _validate_data(estimator: Any, *args: Any, **kwargs: Any) -> Any:
+    """scikit-learn's ``validate_data`` with its ``ValueError`` raised as
+    :class:`~frugalml.errors.InvalidInputError` (also a ``ValueError``, same message)."""
+    try:
+        return _sk_validate_data(estimator, *args, **kwargs)
+    except InvalidInputError:
+        raise
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from exc
 
-    _param_names: tuple[str, ...] = ()
 
-    # -- parameters -------------------------------------------------------------------------
+class _ConvexEstimator(BaseEstimator):
+    """Shared standardisation, data validation and fitted-state checks."""
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names}
+    #: ``y`` may be ``(n, k)`` (the lifted SDP has vector outputs)
+    _multi_output = False
 
-    def set_params(self, **params: Any) -> _ConvexEstimator:
-        valid = self.get_params()
-        for key in params:
-            if key not in valid:
-                raise InvalidInputError(f"unknown parameter {key!r} for {type(self).__name__}")
-        for key, value in params.items():
-            setattr(self, key, value)
-        return self
+    def __sklearn_tags__(self) -> Any:  # scikit-learn >= 1.6
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = self._multi_output
+        return tags
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+    def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
+        return {"multioutput": self._multi_output}
 
-    # -- fitted state -------------------------------------------------------------------------
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "network_"):
-            raise InvalidInputError(f"this {type(self).__name__} is not fitted yet; call fit()")
-
-    def _fit_x(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Validated X (n, d) and its standardisation ``(mean, scale)``."""
-        X = check_array(X, "X", ndim=2)
+    def _standardization(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, scale)`` of the validated X (n, d); ``O(n d)``."""
         d = X.shape[1]
         if _check_bool(self.standardize, "standardize"):
             mean = X.mean(axis=0)
@@ -154,29 +144,14 @@ class _ConvexEstimator:
             scale = np.where(scale > tiny, scale, 1.0)
         else:
             mean, scale = np.zeros(d), np.ones(d)
-        return X, mean, scale
+        return mean, scale
 
     def _transform(self, X: Any) -> np.ndarray:
-        """``(X - x_mean_) / x_scale_`` for a fitted estimator."""
-        self._check_fitted()
-        X = check_array(X, "X", ndim=2)
-        if X.shape[1] != self.n_features_in_:
-            raise InvalidInputError(
-                f"X has {X.shape[1]} features, the model was fitted with {self.n_features_in_}"
-            )
+        """``(X - x_mean_) / x_scale_`` for a fitted estimator (NotFittedError before ``fit``;
+        X checked against ``n_features_in_``)."""
+        check_is_fitted(self, "network_")
+        X = _validate_data(self, X, reset=False, dtype=np.float64)
         return (X - self.x_mean_) / self.x_scale_
-
-    def _set_x_state(self, X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> None:
-        self.n_features_in_ = int(X.shape[1])
-        self.x_mean_ = mean
-        self.x_scale_ = scale
-
-
-def _check_rows(X: np.ndarray, n_y: int) -> None:
-    if n_y != X.shape[0]:
-        raise InvalidInputError(
-            f"X and y must have the same number of rows (samples): X has {X.shape[0]}, y has {n_y}"
-        )
 
 
 def _center(y: np.ndarray, loss: str, fit_intercept: bool) -> np.ndarray | float:
@@ -186,22 +161,52 @@ def _center(y: np.ndarray, loss: str, fit_intercept: bool) -> np.ndarray | float
     return center if y.ndim == 2 else float(center)
 
 
-class _RegressorMixin(_ConvexEstimator):
-    """``score`` for the regressors (each defines ``predict``)."""
+class _Regressor(_ConvexEstimator):
+    """``fit`` (standardised ``X``, centred targets) and ``predict`` of the regressors."""
 
-    predict: Any
+    _classifier_name = ""
+    _losses: tuple[str, ...] = ()
 
-    def score(self, X: Any, y: Any) -> float:
-        """Coefficient of determination ``R^2`` of ``predict(X)`` (averaged over outputs)."""
-        pred = self.predict(X)
-        y = check_array(y, "y", shape=pred.shape)
-        ss_res = np.sum((y - pred) ** 2, axis=0)
-        ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
-        r2 = 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)
-        return float(np.mean(r2))
+    def fit(self, X: Any, y: Any) -> Any:
+        """Solve on standardised ``X`` (n, d) for the targets ``y`` minus ``intercept_``."""
+        if self.loss in CLASSIFICATION_LOSSES:
+            raise InvalidInputError(
+                f"loss={self.loss!r} is a classification loss; use {self._classifier_name}"
+            )
+        check_choice(self.loss, "loss", self._losses)
+        fit_intercept = _check_bool(self.fit_intercept, "fit_intercept")
+        X, y = _validate_data(self, X, y, dtype=np.float64, y_numeric=True,
+                              multi_output=self._multi_output)  # fmt: skip
+        y = np.asarray(y, dtype=np.float64)
+        mean, scale = self._standardization(X)
+        intercept = _center(y, self.loss, fit_intercept)
+        self._solve((X - mean) / scale, y - intercept, self.loss)
+        self.x_mean_ = mean
+        self.x_scale_ = scale
+        self.intercept_ = intercept
+        if self._multi_output:
+            self.n_outputs_ = 1 if y.ndim == 1 else int(y.shape[1])
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions ``(n,)`` (or ``(n, k)`` for vector targets)."""
+        Xs = self._transform(X)
+        return self.network_.predict(Xs) + self.intercept_
 
 
-class _ClassifierMixin(_ConvexEstimator):
+def _has_probabilities(estimator: Any) -> bool:
+    if estimator.loss != "logistic":
+        raise AttributeError(
+            f"predict_proba needs loss='logistic' (the {estimator.loss!r} loss is not a "
+            "likelihood); use decision_function"
+        )
+    return True
+
+
+class _Classifier(_ConvexEstimator):
+    """``fit`` (labels mapped to ``+-1`` or one-vs-rest), ``decision_function``, ``predict``
+    and ``predict_proba`` of the classifiers."""
+
     loss: str
     classes_: np.ndarray
 
@@ -209,12 +214,15 @@ class _ClassifierMixin(_ConvexEstimator):
     _multiclass = True
 
     def fit(self, X: Any, y: Any) -> Any:
-        """Solve on standardised ``X`` with the labels mapped to ``+-1`` (or one-vs-rest)."""
+        """Solve on standardised ``X`` (n, d) with the labels ``y`` (n,) mapped to ``+-1``
+        (or one-vs-rest)."""
         check_choice(self.loss, "loss", CLASSIFICATION_LOSSES)
-        X, mean, scale = self._fit_x(X)
-        classes, t = self._encode(y, X.shape[0], multiclass=self._multiclass)
+        X, y = _validate_data(self, X, y, dtype=np.float64)
+        mean, scale = self._standardization(X)
+        classes, t = self._encode(y)
         self._solve((X - mean) / scale, t, self.loss)
-        self._set_x_state(X, mean, scale)
+        self.x_mean_ = mean
+        self.x_scale_ = scale
         self.classes_ = classes
         return self
 
@@ -223,31 +231,30 @@ class _ClassifierMixin(_ConvexEstimator):
         Xs = self._transform(X)  # (checks that the estimator is fitted)
         return self.network_.predict(Xs)
 
-    def _encode(self, y: Any, n: int, *, multiclass: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _encode(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(classes, targets)``: targets ``(n,)`` in ``{-1, +1}`` for two classes, the
         one-vs-rest ``(n, K)`` matrix of ``+-1`` for ``K >= 3``."""
-        y_raw = np.asarray(y)
-        if y_raw.ndim != 1 or y_raw.shape[0] != n:
-            raise InvalidInputError(f"y must have shape ({n},) (one label per row of X), got "
-                                    f"{y_raw.shape}")  # fmt: skip
-        if y_raw.dtype.kind in "fc" and not np.all(np.isfinite(y_raw)):
+        if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
             raise InvalidInputError("y contains NaN or inf labels; clean the input")
         try:
-            classes = np.unique(y_raw)
+            check_classification_targets(y)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        try:
+            classes = np.unique(y)
         except TypeError as exc:
             raise InvalidInputError(f"the labels in y cannot be sorted: {exc}") from exc
         if classes.size < 2:
-            raise InvalidInputError(
-                f"classification needs at least two classes in y, got {classes.size}"
-            )
+            raise InvalidInputError("classification needs at least two classes in y, got 1 class")
         if classes.size == 2:
-            return classes, np.where(y_raw == classes[1], 1.0, -1.0)
-        if not multiclass:
+            return classes, np.where(y == classes[1], 1.0, -1.0)
+        if not self._multiclass:
             raise InvalidInputError(
-                f"{type(self).__name__} is binary (the quantized relaxation has one output); "
-                f"got {classes.size} classes (use PolySDPClassifier for one-vs-rest)"
+                f"Only binary classification is supported. {type(self).__name__} is binary "
+                f"(the quantized relaxation has one output); got {classes.size} classes (use "
+                "PolySDPClassifier for one-vs-rest)"
             )
-        return classes, np.where(y_raw[:, None] == classes[None, :], 1.0, -1.0)
+        return classes, np.where(y[:, None] == classes[None, :], 1.0, -1.0)
 
     def predict(self, X: Any) -> np.ndarray:
         """The predicted labels (values of ``classes_``)."""
@@ -256,34 +263,21 @@ class _ClassifierMixin(_ConvexEstimator):
             return self.classes_[np.argmax(scores, axis=1)]
         return self.classes_[(scores > 0).astype(int)]
 
+    @available_if(_has_probabilities)
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` (columns in the order of ``classes_``);
-        logistic loss only (module doc)."""
-        self._check_fitted()
-        if self.loss != "logistic":
-            raise InvalidInputError(
-                f"predict_proba needs loss='logistic' (the {self.loss!r} loss is not a "
-                "likelihood); use decision_function"
-            )
+        logistic loss only (module doc; other losses have no ``predict_proba`` attribute)."""
         scores = self.decision_function(X)
         p = _sigmoid(scores)
         if scores.ndim == 1:
             return np.column_stack([1.0 - p, p])
         return p / np.sum(p, axis=1, keepdims=True)
 
-    def score(self, X: Any, y: Any) -> float:
-        """Mean accuracy of ``predict(X)`` against the labels ``y``."""
-        pred = self.predict(X)
-        y_raw = np.asarray(y)
-        if y_raw.shape != pred.shape:
-            raise InvalidInputError(f"y must have shape {pred.shape}, got {y_raw.shape}")
-        return float(np.mean(pred == y_raw))
-
 
 # ------------------------------------------------------------------------- polynomial SDP
 
 
-class _PolySDPBase(_ConvexEstimator):
+class _PolySDP(_ConvexEstimator):
     def _solve(self, X: np.ndarray, t: np.ndarray, loss: str) -> None:
         from .decompose import decompose
         from .poly_sdp import solve_poly_sdp
@@ -306,7 +300,7 @@ class _PolySDPBase(_ConvexEstimator):
         self.n_neurons_ = int(network.width)
 
 
-class PolySDPRegressor(_RegressorMixin, _PolySDPBase):
+class PolySDPRegressor(RegressorMixin, _Regressor, _PolySDP):
     """Two-layer network ``f(x) = sum_j sigma(x^T u_j) alpha_j + intercept`` trained to global
     optimality by the lifted SDP (module doc for the pre-processing).
 
@@ -337,8 +331,9 @@ class PolySDPRegressor(_RegressorMixin, _PolySDPBase):
     ``activation_`` (the resolved :class:`Polynomial`).
     """
 
-    _param_names = ("activation", "beta", "loss", "solver", "polish", "standardize",
-                    "fit_intercept", "huber_delta")  # fmt: skip
+    _multi_output = True
+    _classifier_name = "PolySDPClassifier"
+    _losses = REGRESSION_LOSSES
 
     def __init__(
         self,
@@ -361,30 +356,8 @@ class PolySDPRegressor(_RegressorMixin, _PolySDPBase):
         self.fit_intercept = fit_intercept
         self.huber_delta = huber_delta
 
-    def fit(self, X: Any, y: Any) -> PolySDPRegressor:
-        if self.loss in CLASSIFICATION_LOSSES:
-            raise InvalidInputError(
-                f"loss={self.loss!r} is a classification loss; use PolySDPClassifier"
-            )
-        check_choice(self.loss, "loss", REGRESSION_LOSSES)
-        fit_intercept = _check_bool(self.fit_intercept, "fit_intercept")
-        X, mean, scale = self._fit_x(X)
-        y = check_array(y, "y", ndim=(1, 2))
-        _check_rows(X, y.shape[0])
-        intercept = _center(y, self.loss, fit_intercept)
-        self._solve((X - mean) / scale, y - intercept, self.loss)
-        self._set_x_state(X, mean, scale)
-        self.intercept_ = intercept
-        self.n_outputs_ = 1 if y.ndim == 1 else int(y.shape[1])
-        return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predictions ``(n,)`` (or ``(n, k)`` for vector targets)."""
-        Xs = self._transform(X)
-        return self.network_.predict(Xs) + self.intercept_
-
-
-class PolySDPClassifier(_ClassifierMixin, _PolySDPBase):
+class PolySDPClassifier(ClassifierMixin, _Classifier, _PolySDP):
     """Binary or one-vs-rest classifier with a globally optimal two-layer polynomial network
     (module doc: label mapping, one-vs-rest by vector outputs, probabilities).
 
@@ -393,8 +366,6 @@ class PolySDPClassifier(_ClassifierMixin, _PolySDPBase):
     (no ``intercept_``) plus ``classes_``; ``network_`` has one output per class for
     ``K >= 3`` classes.
     """
-
-    _param_names = ("activation", "beta", "loss", "solver", "polish", "standardize")
 
     def __init__(
         self,
@@ -417,7 +388,7 @@ class PolySDPClassifier(_ClassifierMixin, _PolySDPBase):
 # ------------------------------------------------------------------------- quantized SDP
 
 
-class _QuantizedBase(_ConvexEstimator):
+class _QuantizedSDP(_ConvexEstimator):
     def _solve(self, X: np.ndarray, t: np.ndarray, loss: str) -> None:
         from .quantized import round_quantized, solve_quantized_sdp
 
@@ -438,7 +409,7 @@ class _QuantizedBase(_ConvexEstimator):
         self.n_neurons_ = int(network.width)
 
 
-class QuantizedSDPRegressor(_RegressorMixin, _QuantizedBase):
+class QuantizedSDPRegressor(RegressorMixin, _Regressor, _QuantizedSDP):
     """Binary-weight network ``f(x) = sum_j alpha_j sigma(x^T u_j) + intercept``,
     ``u_j in {-1, +1}^d``, by the SDP relaxation and randomized rounding.
 
@@ -455,8 +426,8 @@ class QuantizedSDPRegressor(_RegressorMixin, _QuantizedBase):
     ``x_scale_``, ``n_features_in_``, ``activation_``. ``y`` must be 1-D.
     """
 
-    _param_names = ("activation", "beta", "loss", "n_samples", "random_state", "solver",
-                    "standardize", "fit_intercept")  # fmt: skip
+    _classifier_name = "QuantizedSDPClassifier"
+    _losses = QUANTIZED_REGRESSION_LOSSES
 
     def __init__(
         self,
@@ -479,29 +450,8 @@ class QuantizedSDPRegressor(_RegressorMixin, _QuantizedBase):
         self.standardize = standardize
         self.fit_intercept = fit_intercept
 
-    def fit(self, X: Any, y: Any) -> QuantizedSDPRegressor:
-        if self.loss in CLASSIFICATION_LOSSES:
-            raise InvalidInputError(
-                f"loss={self.loss!r} is a classification loss; use QuantizedSDPClassifier"
-            )
-        check_choice(self.loss, "loss", QUANTIZED_REGRESSION_LOSSES)
-        fit_intercept = _check_bool(self.fit_intercept, "fit_intercept")
-        X, mean, scale = self._fit_x(X)
-        y = check_array(y, "y", ndim=1)
-        _check_rows(X, y.shape[0])
-        intercept = _center(y, self.loss, fit_intercept)
-        self._solve((X - mean) / scale, y - intercept, self.loss)
-        self._set_x_state(X, mean, scale)
-        self.intercept_ = intercept
-        return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predictions ``(n,)``."""
-        Xs = self._transform(X)
-        return self.network_.predict(Xs) + self.intercept_
-
-
-class QuantizedSDPClassifier(_ClassifierMixin, _QuantizedBase):
+class QuantizedSDPClassifier(ClassifierMixin, _Classifier, _QuantizedSDP):
     """Binary classifier with a binary-weight network (SDP relaxation and rounding).
 
     Parameters as :class:`QuantizedSDPRegressor` (no ``fit_intercept``) with
@@ -509,8 +459,15 @@ class QuantizedSDPClassifier(_ClassifierMixin, _QuantizedBase):
     Attributes as the regressor's, plus ``classes_``.
     """
 
-    _param_names = ("activation", "beta", "loss", "n_samples", "random_state", "solver",
-                    "standardize")  # fmt: skip
+    _multiclass = False  # one output: the quantized relaxation is single-output
+
+    def __sklearn_tags__(self) -> Any:  # scikit-learn >= 1.6 (after ClassifierMixin's)
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
+        return {**super()._more_tags(), "binary_only": True}
 
     def __init__(
         self,
@@ -530,5 +487,3 @@ class QuantizedSDPClassifier(_ClassifierMixin, _QuantizedBase):
         self.random_state = random_state
         self.solver = solver
         self.standardize = standardize
-
-    _multiclass = False  # one output: the quantized relaxation is single-output
