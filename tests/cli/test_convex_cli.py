@@ -75,7 +75,7 @@ def test_quantized_classification_json(capsys, tmp_path, data):
     path = tmp_path / "clf.csv"
     np.savetxt(path, np.column_stack([X, labels]), delimiter=",", header="x0,x1,x2,label")
     code, out, err = run_cli(capsys, "convex", "fit", path, "--model", "quantized", "--task",
-                             "classification", "--n-samples", "100", "--beta", "0.01",
+                             "classification", "--samples", "100", "--beta", "0.01",
                              "--activation", "0.5,0.5,0.1", "--json")  # fmt: skip
     assert code == 0, err
     payload = json.loads(out)
@@ -88,7 +88,7 @@ def test_quantized_classification_json(capsys, tmp_path, data):
 
 def test_text_output(capsys, npz):
     code, out, err = run_cli(capsys, "convex", "fit", npz, "--model", "quantized",
-                             "--n-samples", "50")  # fmt: skip
+                             "--samples", "50")  # fmt: skip
     assert code == 0, err
     assert "objective" in out and "neurons" in out and "certified relative gap" in out
 
@@ -129,7 +129,7 @@ def test_missing_file_exits_2(capsys, tmp_path):
         (["--out", "{tmp}"], "is a directory"),
         (["--out", "{tmp}/no/net.npz"], "does not exist"),
         (["--json", "--out", "{tmp}"], "is a directory"),
-        (["--model", "quantized", "--n-samples", "10000000000000"], "would need about"),
+        (["--model", "quantized", "--samples", "10000000000000"], "would need about"),
     ],
 )
 def test_outputs_and_sizes_refused_before_the_fit(capsys, tmp_path, npz, args, needle):
@@ -162,3 +162,17 @@ def test_lifted_sdp_too_large_is_refused_before_cvxpy(capsys, tmp_path, monkeypa
     for model in ("poly", "quantized"):
         code, _, err = run_cli(capsys, "convex", "fit", path, "--model", model)
         assert code == 2 and "the lifted SDP (d = 120" in err and "--solver" in err
+
+
+def test_deprecated_n_samples_spelling_still_works(capsys, npz):
+    code, out, err = run_cli(capsys, "convex", "fit", npz, "--model", "quantized",
+                             "--n-samples", "50", "--json")  # fmt: skip
+    assert code == 0, err
+    assert "'convex fit --n-samples' is deprecated" in err and "use --samples" in err
+    assert json.loads(out)["certified_gap"] >= -1e-6
+
+
+def test_blas_threads_option(capsys, npz):
+    code, out, err = run_cli(capsys, "convex", "fit", npz, "--blas-threads", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "optimal"

@@ -28,10 +28,11 @@ def test_fit_sample_metrics_digits(tmp_path):
     assert [s["shape"] for s in payload["stages"]] == [[2, 2], [4, 4], [8, 8]]
     assert all(abs(s["constraint"] - s["beta"]) < 1e-9 for s in payload["stages"])
     g = ProgressiveConvexGAN.load(model)
-    r = invoke("sample", model, "--out", tmp_path / "s.npy", "--n", "5", "--seed", "3")
+    r = invoke("sample", model, "--out", tmp_path / "s.npy", "--samples", "5", "--seed", "3",
+               "--blas-threads", "1")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert np.array_equal(np.load(tmp_path / "s.npy"), g.sample(5, rng=3))
-    r = invoke("sample", model, "--out", tmp_path / "grid.png", "--n", "16")
+    r = invoke("sample", model, "--out", tmp_path / "grid.png", "--samples", "16")
     assert r.exit_code == 0 and (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -42,7 +43,7 @@ def test_fit_and_metrics_from_npy(tmp_path):
     model = tmp_path / "m.npz"
     r = invoke("fit", "--data", tmp_path / "x.npy", "--out", model, "--latent-dim", "4")
     assert r.exit_code == 0, r.output
-    r = invoke("metrics", model, "--data", tmp_path / "x.npy", "--n", "200", "--json")
+    r = invoke("metrics", model, "--data", tmp_path / "x.npy", "--samples", "200", "--json")
     assert r.exit_code == 0, r.output
     p = json.loads(r.output)
     assert p["features"] == "pca" and p["mmd"] >= 0 and p["frechet"] >= 0
@@ -114,8 +115,28 @@ def test_sample_refuses_a_directory_and_huge_n(capsys, tmp_path):
     (tmp_path / "d.png").mkdir()
     for args, needle in (
         (["--out", str(tmp_path / "d.png")], "is a directory"),
-        (["--out", str(tmp_path / "s.npy"), "--n", "1000000000000"], "would need about"),
+        (["--out", str(tmp_path / "s.npy"), "--samples", "1000000000000"], "would need about"),
     ):
         code = main(["convex", "gan", "sample", str(model), *args])
         _, err = capsys.readouterr()
         assert code == 2 and needle in err
+
+
+def test_deprecated_n_spelling_of_sample_and_metrics_still_works(capsys, tmp_path):
+    from frugalml.cli import main
+
+    rng = np.random.default_rng(1)
+    X = np.cumsum(rng.standard_normal((120, 8)), axis=1)
+    np.save(tmp_path / "x.npy", X)
+    model = tmp_path / "m.npz"
+    ProgressiveConvexGAN(2, 4).fit(X).save(model)
+    out_file = tmp_path / "s.npy"
+    code = main(["convex", "gan", "sample", str(model), "--out", str(out_file), "--n", "3"])
+    _, err = capsys.readouterr()
+    assert code == 0 and np.load(out_file).shape == (3, 8)
+    assert "'convex gan sample --n' is deprecated" in err and "use --samples" in err
+    code = main(["convex", "gan", "metrics", str(model), "--data", str(tmp_path / "x.npy"),
+                 "--n", "50", "--json"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0 and json.loads(out)["n"] == 50
+    assert "'convex gan metrics --n' is deprecated" in err

@@ -113,7 +113,9 @@ def fit_cmd(
     standardize: bool = typer.Option(
         True, "--standardize/--no-standardize", help="Standardise the features."
     ),
-    n_samples: int = typer.Option(2000, help="quantized: sign neurons sampled by the rounding."),
+    samples: int = typer.Option(
+        2000, "--samples", help="quantized: sign neurons sampled by the rounding."
+    ),
     seed: int = typer.Option(0, help="quantized: random seed of the rounding."),
     target: int = typer.Option(-1, help="Target column for .npy/.csv input (default: last)."),
     out: Path = typer.Option(None, "--out", help="Write the network to this .npz file."),
@@ -132,7 +134,7 @@ def fit_cmd(
         loss = "squared" if task == "regression" else "logistic"
     check_choice(loss, "--loss", _LOSSES[model, task])
     est = _estimator(model, task, loss, _parse_activation(activation), beta, solver, polish,
-                     standardize, n_samples, seed)  # fmt: skip
+                     standardize, samples, seed)  # fmt: skip
     X, y = load_problem(data, target=target)
     if X.shape[0] < 2:
         raise InvalidInputError(f"{data} has {X.shape[0]} sample; fitting needs at least 2")

@@ -113,15 +113,18 @@ def _load_model(model: Path) -> Any:
 def sample_cmd(
     model: Path = typer.Argument(..., help="A model written by `gan fit`."),
     out: Path = typer.Option(..., "--out", help="PNG grid (or .npy array) to write."),
-    n: int = typer.Option(64, min=1, help="Number of samples."),
+    samples: int = typer.Option(64, "--samples", min=1, help="Number of samples drawn."),
     ncols: int = typer.Option(8, min=1, help="Grid columns."),
     seed: int = typer.Option(0, min=0, help="Random seed."),
     json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
 ) -> None:
     """Draw samples; write a PNG grid (``.png``) or the raw array (``.npy``)."""
     from .._io import atomic_write_bytes
     from ..convex.gan.metrics import save_sample_grid
 
+    limit_blas_threads(blas_threads)
+    n = samples
     if out.suffix not in (".png", ".npy"):
         raise InvalidInputError(f"--out must end in .png or .npy, got {out.name!r}")
     out = check_output_path(out, "--out")
@@ -145,7 +148,9 @@ def metrics_cmd(
     model: Path = typer.Argument(..., help="A model written by `gan fit`."),
     dataset: str = DATASET_OPTION,
     data: Path = DATA_OPTION,
-    n: int = typer.Option(1000, min=2, help="Samples compared (real and generated)."),
+    samples: int = typer.Option(
+        1000, "--samples", min=2, help="Samples compared (real and generated)."
+    ),
     seed: int = typer.Option(0, min=0, help="Random seed."),
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
@@ -163,7 +168,7 @@ def metrics_cmd(
         )
     t0 = time.perf_counter()
     gen = np.random.default_rng(seed)
-    idx = gen.permutation(X.shape[0])[: min(n, X.shape[0])]
+    idx = gen.permutation(X.shape[0])[: min(samples, X.shape[0])]
     with WorkBar("metrics: features", total=4, disable=json_out) as bar:
         features = fit_feature_map(X, y, rng=seed)
         bar.update(1, "metrics: Frechet distance")
