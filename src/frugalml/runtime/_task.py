@@ -45,13 +45,13 @@ class Outcome:
     error_type: str = ""
     message: str = ""
     traceback: str = ""
-    run_time: float | None = None
+    run_seconds: float | None = None
     pid: int | None = None
     host: str = ""
     nbytes: int | None = None
 
     @classmethod
-    def failure(cls, exc: BaseException, run_time: float | None = None) -> Outcome:
+    def failure(cls, exc: BaseException, run_seconds: float | None = None) -> Outcome:
         """Outcome for an exception observed on the master side (worker death, cancel, ...)."""
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         return cls(
@@ -59,7 +59,7 @@ class Outcome:
             error_type=type(exc).__name__,
             message=str(exc) or type(exc).__name__,
             traceback=tb,
-            run_time=run_time,
+            run_seconds=run_seconds,
         )
 
 
@@ -93,20 +93,20 @@ def run_task(fn: Any, args: tuple, kwargs: dict, measure: bool = False) -> Outco
         args, kwargs = _shared.resolve_args(args, kwargs)
         value = fn(*args, **kwargs)
     except (Exception, SystemExit) as exc:  # SystemExit: a task calling sys.exit() fails alone
-        out = Outcome.failure(exc, run_time=time.perf_counter() - t0)
+        out = Outcome.failure(exc, run_seconds=time.perf_counter() - t0)
         return Outcome(
             ok=False,
             error_type=out.error_type,
             message=out.message,
             traceback=out.traceback,
-            run_time=out.run_time,
+            run_seconds=out.run_seconds,
             pid=os.getpid(),
             host=socket.gethostname(),
         )
     return Outcome(
         ok=True,
         value=value,
-        run_time=time.perf_counter() - t0,
+        run_seconds=time.perf_counter() - t0,
         pid=os.getpid(),
         host=socket.gethostname(),
         nbytes=payload_nbytes(value) if measure else None,

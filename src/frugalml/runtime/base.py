@@ -2,7 +2,9 @@
 
 See DESIGN.md section 3. :class:`BaseExecutor` implements the whole ``gather`` loop once; a
 backend supplies four primitives (submit a wrapped call, wait for any of a set of native
-futures, collect one outcome, cancel) and its own ``close``.
+futures, collect one outcome, cancel) and its own ``close``. What ``gather`` returns
+(:class:`Gathered`, :class:`TaskTiming`, :class:`TaskFailure`) lives in :mod:`.results` and is
+re-exported here.
 
 Complexity: ``gather`` over ``n`` handles makes at most ``n`` backend waits and does O(n) work
 per wait for bookkeeping, O(n^2) in the worst case of one arrival per wait (negligible beside
@@ -14,21 +16,27 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from .._resources import fmt_size as fmt_bytes  # one byte formatter for the library
-from .._results import ResultRepr
 from .._validate import check_int, check_nonnegative_float, check_positive_float
-from ..errors import FrugalError, InvalidInputError, TaskFailedError
+from ..errors import FrugalError, InvalidInputError
 from ._task import Outcome, payload_nbytes
-from .shared import _RELEASERS, Shared, collect_shared, describe, new_key
+from .results import Clock, Gathered, StopReason, TaskFailure, TaskTiming, fmt_bytes
+from .shared import (
+    Shared,
+    collect_shared,
+    describe,
+    new_key,
+    register_releaser,
+    unregister_releaser,
+)
 
 __all__ = [
     "BaseExecutor",
+    "Clock",
     "Executor",
     "Gathered",
     "OnResult",
@@ -40,8 +48,6 @@ __all__ = [
     "fmt_bytes",
 ]
 
-StopReason = Literal["all", "k", "deadline", "max_wait", "callback", "exhausted"]
-Clock = Literal["wall", "simulated"]
 OnResult = Callable[[int, Any], "bool | None"]
 """``on_result(index, value)``: called on every successful arrival, in arrival order.
 
@@ -70,116 +76,6 @@ class TaskHandle:
     native: Any = field(repr=False)
     owner: int = field(repr=False)
     nbytes: int = 0
-
-
-@dataclass(frozen=True)
-class TaskTiming:
-    """Per-task timing.
-
-    latency: seconds from submission to arrival at the master (simulated seconds in simulated
-        clock mode).
-    run_time: seconds the task body ran on its worker, measured there; ``None`` when the
-        worker died before reporting.
-    """
-
-    latency: float
-    run_time: float | None
-
-    def summary(self) -> str:
-        ran = (
-            "its worker died before reporting"
-            if self.run_time is None
-            else f"ran {self.run_time:.3g} s on its worker"
-        )
-        return f"arrived {self.latency:.3g} s after submission; {ran}"
-
-
-@dataclass(frozen=True)
-class TaskFailure:
-    """Why a task failed: it raised, its worker died, it was cancelled, or a fault was injected."""
-
-    index: int
-    error_type: str
-    message: str
-    traceback: str = field(default="", repr=False)
-
-    def __str__(self) -> str:
-        return f"task {self.index}: {self.error_type}: {self.message}"
-
-    def summary(self) -> str:
-        return str(self)
-
-
-@dataclass(frozen=True, repr=False)
-class Gathered(ResultRepr):
-    """What ``gather`` saw. Indices are positions in the ``handles`` passed to ``gather``.
-
-    results: successful results by index.
-    failures: failed tasks by index (erasures).
-    pending: indices neither succeeded nor failed when ``gather`` returned.
-    arrivals: indices in the order they arrived (successes and failures).
-    timings: per finished task.
-    elapsed: seconds ``gather`` waited (simulated seconds in simulated clock mode).
-    stopped_by: ``"all"`` (every task finished; ``k=None``), ``"k"`` (k successes),
-        ``"deadline"``, ``"max_wait"`` (the executor's safety bound when no deadline was given),
-        ``"callback"`` (``on_result`` returned True) or
-        ``"exhausted"`` (too many failures left k out of reach).
-    bytes_sent: per task (every index), bytes of its call sent to the worker.
-    bytes_received: per successful task, bytes of its result sent back (0 on local-thread).
-    """
-
-    n: int
-    k: int
-    results: dict[int, Any]
-    failures: dict[int, TaskFailure]
-    pending: tuple[int, ...]
-    arrivals: tuple[int, ...]
-    timings: dict[int, TaskTiming]
-    elapsed: float
-    stopped_by: StopReason
-    backend: str
-    clock: Clock = "wall"
-    bytes_sent: dict[int, int] = field(default_factory=dict)
-    bytes_received: dict[int, int] = field(default_factory=dict)
-
-    @property
-    def total_bytes_sent(self) -> int:
-        """Bytes sent to the workers for these tasks."""
-        return sum(self.bytes_sent.values())
-
-    @property
-    def total_bytes_received(self) -> int:
-        """Bytes of the results received from the workers."""
-        return sum(self.bytes_received.values())
-
-    @property
-    def done(self) -> bool:
-        """True when at least ``k`` tasks succeeded."""
-        return len(self.results) >= self.k
-
-    @property
-    def finished(self) -> tuple[int, ...]:
-        """Indices that succeeded, sorted."""
-        return tuple(sorted(self.results))
-
-    def value(self, index: int) -> Any:
-        """The result of task ``index``; raises if it failed or is pending."""
-        if index in self.results:
-            return self.results[index]
-        if index in self.failures:
-            raise TaskFailedError(str(self.failures[index]))
-        if 0 <= index < self.n:
-            raise TaskFailedError(f"task {index} had not finished when gather returned")
-        raise InvalidInputError(f"index {index} out of range for {self.n} tasks")
-
-    def summary(self) -> str:
-        return (
-            f"{self.backend} ({self.clock} clock): {len(self.results)}/{self.n} succeeded, "
-            f"{len(self.failures)} failed, {len(self.pending)} pending after "
-            f"{self.elapsed:.3f}s (k={self.k}, stopped by {self.stopped_by}); "
-            f"{fmt_bytes(self.total_bytes_sent)} sent, "
-            f"{fmt_bytes(self.total_bytes_received)} received"
-        )
 
 
 @runtime_checkable
@@ -262,7 +158,7 @@ class BaseExecutor(ABC):
         self.bytes_sent = 0
         self.bytes_received = 0
         # weakly: a forgotten executor can still be collected (and its shares freed)
-        _RELEASERS[self._owner] = weakref.WeakMethod(self._release_quietly)
+        register_releaser(self._owner, self._release_quietly)
 
     # -- backend primitives -------------------------------------------------------------
     @abstractmethod
@@ -477,7 +373,7 @@ class BaseExecutor(ABC):
                 if outcome.nbytes:
                     with self._share_lock:
                         self.bytes_received += outcome.nbytes
-                timings[i] = TaskTiming(arrived - handle.submitted_at, outcome.run_time)
+                timings[i] = TaskTiming(arrived - handle.submitted_at, outcome.run_seconds)
                 arrivals.append(i)
                 if outcome.ok:
                     results[i] = outcome.value
@@ -506,7 +402,7 @@ class BaseExecutor(ABC):
             pending=tuple(sorted(remaining)),
             arrivals=tuple(arrivals),
             timings=timings,
-            elapsed=time.perf_counter() - t0,
+            seconds=time.perf_counter() - t0,
             stopped_by=stopped_by,
             backend=self.backend,
             clock="wall",
@@ -532,7 +428,7 @@ class BaseExecutor(ABC):
                 for ref in held:
                     self._unplace(ref)
             finally:
-                _RELEASERS.pop(self._owner, None)
+                unregister_releaser(self._owner)
                 self._shutdown()
 
     def _check_open(self) -> None:

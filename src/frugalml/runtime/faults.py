@@ -272,8 +272,8 @@ class FaultInjector:
                     continue
             real = outcomes.pop(i)
             clock = float(t)
-            run_time = real.timings[0].run_time if 0 in real.timings else None
-            timings[i] = TaskTiming(clock, run_time)
+            ran = real.timings[0].run_seconds if 0 in real.timings else None
+            timings[i] = TaskTiming(clock, ran)
             arrivals.append(i)
             if 0 in real.results:
                 results[i] = real.results[0]
@@ -303,7 +303,7 @@ class FaultInjector:
             pending=tuple(i for i in range(n) if i not in done),
             arrivals=tuple(arrivals),
             timings=timings,
-            elapsed=clock,
+            seconds=clock,
             stopped_by=stopped_by,
             backend=self.backend,
             clock="simulated",

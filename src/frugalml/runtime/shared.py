@@ -29,7 +29,9 @@ import itertools
 import os
 import secrets
 import threading
+import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +42,11 @@ __all__ = [
     "SharedDataLostError",
     "collect_shared",
     "describe",
+    "register_releaser",
     "resolve",
     "resolve_args",
     "substitute",
+    "unregister_releaser",
 ]
 
 _keys = itertools.count()
@@ -111,7 +115,7 @@ class Shared:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        method = _RELEASERS.get(self.owner)
+        method = _releasers.get(self.owner)
         release = method() if method is not None else None
         if release is not None:
             release(self)
@@ -127,7 +131,18 @@ def _named(ref: Shared) -> str:
 
 
 # executor id -> weak reference to its release method (``with ref:`` releases through it)
-_RELEASERS: dict[int, Any] = {}
+_releasers: dict[int, Any] = {}
+
+
+def register_releaser(owner: int, release: Callable[[Shared], None]) -> None:
+    """Let ``with ref:`` free the references of executor ``owner`` through ``release`` (a
+    bound method, held weakly: a forgotten executor can still be collected)."""
+    _releasers[owner] = weakref.WeakMethod(release)
+
+
+def unregister_releaser(owner: int) -> None:
+    """Forget executor ``owner`` (it closed); ``with ref:`` on its references does nothing."""
+    _releasers.pop(owner, None)
 
 
 # -- worker side ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ Monte-Carlo over ``trials`` draws, with its standard error. Cost O(trials * n lo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +16,7 @@ from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import RngLike, check_int, check_rng
 from ..errors import InvalidInputError
+from ..progress import Progress
 from .stragglers import StragglerModel
 
 __all__ = ["FirstKRow", "simulate_first_k"]
@@ -48,7 +49,7 @@ def simulate_first_k(
     *,
     trials: int = 2000,
     rng: RngLike = None,
-    progress: Callable[[str, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[FirstKRow]:
     """Expected latency of the first k of n tasks for each k in ``ks``.
 
