@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from frugalml.coded.base import Decoded, LinearCode
+from frugalml.coded.base import Decoded, RealLinearCode
 from frugalml.coded.baselines import GaussianMDS, Replication, Uncoded, VandermondeCode
 from frugalml.errors import InvalidInputError, NotDecodableError
 
@@ -26,7 +26,7 @@ def all_masks(n: int) -> np.ndarray:
     return ((codes >> np.arange(n)) & 1).astype(bool)
 
 
-def reference_encode(code: LinearCode, u: np.ndarray) -> np.ndarray:
+def reference_encode(code: RealLinearCode, u: np.ndarray) -> np.ndarray:
     """x_j = sum_i G[i, j] u_i, written independently of any encoder."""
     return np.einsum("kn,k...->n...", code.generator, u)
 

@@ -52,20 +52,20 @@ def test_mnist1d_cnn_trains_and_caches_to_disk(tmp_path):
     files = list(tmp_path.glob("*.pt"))
     assert len(files) == 1
     # a fresh load from disk gives the same predictions
-    from frugalml.coded.dfo import attack as mod
+    from frugalml.coded.dfo import classifiers as mod
 
-    mod._CACHE.pop(("mnist1d", 0, 15))
+    mod._CACHE.pop(("mnist1d", 0, 15, "cpu"))
     again = train_classifier("mnist1d", epochs=15, cache_dir=tmp_path)
     assert again.train_seconds == 0.0
     np.testing.assert_array_equal(_predict(again, clf.x_test), _predict(clf, clf.x_test))
 
 
 def test_dataset_shapes_and_ranges():
-    xtr, ytr, xte, _ = load_dataset("digits", seed=0)
+    xtr, ytr, xte, _ = load_dataset("digits", rng=0)
     assert xtr.shape[1:] == (1, 8, 8) and xtr.min() >= 0 and xtr.max() <= 1
     assert len(xtr) + len(xte) == 1797 and set(np.unique(ytr)) == set(range(10))
     state = np.random.get_state()[1].copy()
-    xtr, _, xte, _ = load_dataset("mnist1d", seed=0)
+    xtr, _, xte, _ = load_dataset("mnist1d", rng=0)
     assert xtr.shape == (3200, 1, 40) and xte.shape == (800, 1, 40)
     np.testing.assert_array_equal(np.random.get_state()[1], state)  # global RNG untouched
 
@@ -120,7 +120,7 @@ def test_coded_time_to_success_beats_wait_all_under_heavy_stragglers(digits):
     wait = run_attack(digits, method="wait-all", **kw)
     both = coded.success & wait.success
     assert both.sum() >= 5
-    assert wait.sim_times[both].mean() >= 2 * coded.sim_times[both].mean()
+    assert wait.sim_seconds[both].mean() >= 2 * coded.sim_seconds[both].mean()
     assert coded.n_directions == 16 and "coded attack" in coded.summary()
 
 
@@ -219,3 +219,57 @@ def test_full_resolution_attack_is_the_same_with_either_encoding(photos):
         assert np.abs(delta).max() <= 0.1 + 1e-12
         xi = np.clip(photos.x_test[i] + delta.reshape(3, 24, 24), 0, 1)
         assert (_predict(photos, xi[None])[0] != photos.y_test[i]) == ok
+
+
+# -- rng= (0.1: seed=) and device= -------------------------------------------------------------
+def test_seed_keyword_still_works_with_a_warning(digits):
+    from frugalml.errors import FrugalDeprecationWarning
+
+    with pytest.warns(FrugalDeprecationWarning, match="'seed' is deprecated.*'rng'"):
+        assert train_classifier("digits", seed=0) is digits  # the same int seed, the same model
+    with pytest.warns(FrugalDeprecationWarning, match="'seed'"):
+        old = load_dataset("digits", seed=3)
+    new = load_dataset("digits", rng=3)
+    for a, b in zip(old, new, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_attack_result_old_names_forward(digits):
+    from frugalml.errors import FrugalDeprecationWarning
+
+    res = run_attack(digits, method="random", n_examples=2, eps=0.15, n_workers=8, max_iter=1,
+                     stragglers=HEAVY, rng=0)  # fmt: skip
+    with pytest.warns(FrugalDeprecationWarning, match="'sim_times'.*'sim_seconds'"):
+        np.testing.assert_array_equal(res.sim_times, res.sim_seconds)
+    with pytest.warns(FrugalDeprecationWarning, match="'wall_times'.*'wall_seconds'"):
+        np.testing.assert_array_equal(res.wall_times, res.wall_seconds)
+
+
+def test_device_is_checked_and_cpu_is_the_classifier_itself(digits):
+    assert digits.device.type == "cpu"
+    with pytest.raises(InvalidInputError, match="device"):
+        train_classifier("digits", device="tpu")
+    with pytest.raises(InvalidInputError, match="device"):
+        run_attack(digits, n_examples=1, max_iter=1, device="quantum")
+    kw = dict(method="coded", n_examples=2, eps=0.15, n_workers=32, max_iter=2, rng=1)
+    np.testing.assert_array_equal(
+        run_attack(digits, device="cpu", **kw).perturbations, run_attack(digits, **kw).perturbations
+    )
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidInputError, match="cuda"):
+            train_classifier("digits", device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_classifier_and_attack(digits):  # pragma: no cover - GPU machines only
+    clf = train_classifier("digits", device="cuda")
+    assert clf.device.type == "cuda" and clf.test_accuracy > 0.95
+    res = run_attack(clf, method="coded", n_examples=3, eps=0.2, n_workers=32, max_iter=5, rng=1)
+    assert res.success.any()
+    # the CPU classifier attacked on the GPU: a copy of its model, the classifier is unchanged
+    moved = run_attack(digits, method="coded", n_examples=2, eps=0.2, n_workers=32,
+                       max_iter=2, rng=1, device="cuda")  # fmt: skip
+    assert digits.device.type == "cpu" and moved.perturbations.shape == (2, 16)
+    from frugalml.coded.dfo.attack import photo_classifier
+
+    assert photo_classifier(24, steps=5, device="cuda").device.type == "cuda"

@@ -212,7 +212,7 @@ def test_result_fields_and_vector_rhs(pool):
     assert res.code == "oversketch" and res.exact is False
     assert res.value.shape == (9, 3) and res.n_arrived == res.n_workers == 8
     assert res.predicted_rel_error == pytest.approx(countsketch_error(a, b, 10, 8), rel=1e-12)
-    assert res.wait_s >= 0 and res.decode_s >= 0 and "oversketch" in res.summary()
+    assert res.wait_seconds >= 0 and res.decode_seconds >= 0 and "oversketch" in res.summary()
     vec = sketch_matmul(a, b[:, 0], pool, n_workers=8, sketch_dim=10, rng=0)
     assert vec.value.shape == (9,)
     np.testing.assert_allclose(vec.value, res.value[:, 0], atol=1e-12)  # same seeds

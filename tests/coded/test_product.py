@@ -166,5 +166,5 @@ def test_require_complete_and_bad_input():
         pc.decode(x[:4], mask)
     with pytest.raises(InvalidInputError, match="NaN or inf"):
         pc.decode(erase(x, ~mask), mask)
-    with pytest.raises(InvalidInputError, match="two LinearCode"):
+    with pytest.raises(InvalidInputError, match="two RealLinearCode"):
         ProductCode(PolarCode(4, 2), np.eye(2))

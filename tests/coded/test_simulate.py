@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from frugalml.coded.base import Decoded, LinearCode
+from frugalml.coded.base import Decoded, RealLinearCode
 from frugalml.coded.baselines import GaussianMDS, Replication, Uncoded
 from frugalml.coded.polar import PolarCode
 from frugalml.coded.simulate import (
@@ -25,7 +25,7 @@ from frugalml.errors import InvalidInputError
 from frugalml.runtime import ShiftedExponential, TraceReplay
 
 
-def linear_scan(code: LinearCode, order: np.ndarray) -> int:
+def linear_scan(code: RealLinearCode, order: np.ndarray) -> int:
     for t in range(code.n + 1):
         mask = np.zeros(code.n, dtype=bool)
         mask[order[:t]] = True
@@ -34,7 +34,7 @@ def linear_scan(code: LinearCode, order: np.ndarray) -> int:
     return code.n + 1
 
 
-class NeedsWorkerZero(LinearCode):
+class NeedsWorkerZero(RealLinearCode):
     """Decodable iff worker 0 and at least K workers arrived (monotone, not MDS)."""
 
     def __init__(self, n: int, k: int, never: bool = False):

@@ -6,8 +6,11 @@ Gaussian MDS, Vandermonde/polynomial codes), and coded matrix products on any
 :mod:`frugalml.runtime` executor.
 """
 
+from typing import Any
+
+from .._deprecation import warn_renamed
 from .anytime import Estimate, anytime_estimate, unbiased_error
-from .base import Decoded, LinearCode
+from .base import Decoded, RealLinearCode
 from .baselines import GaussianMDS, Replication, Uncoded, VandermondeCode
 from .matmul import CodedMatVec, CodedResult, coded_matmul, make_code
 from .oversketch import sketch_matmul
@@ -20,10 +23,10 @@ __all__ = [
     "Decoded",
     "Estimate",
     "GaussianMDS",
-    "LinearCode",
     "PolarCode",
     "ProductCode",
     "ProductDecoded",
+    "RealLinearCode",
     "Replication",
     "Uncoded",
     "VandermondeCode",
@@ -35,3 +38,11 @@ __all__ = [
     "sketch_matmul",
     "unbiased_error",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``LinearCode``, the 0.1 name of :class:`RealLinearCode`, with a deprecation warning."""
+    if name == "LinearCode":
+        warn_renamed("LinearCode", "RealLinearCode", __name__)
+        return RealLinearCode
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from .._deprecation import warn_renamed
 from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import check_array
 from ..errors import InvalidInputError, NotDecodableError
 
-__all__ = ["Decoded", "LinearCode", "check_code_size", "check_mask", "check_outputs"]
+__all__ = ["Decoded", "RealLinearCode", "check_code_size", "check_mask", "check_outputs"]
 
 
 def check_code_size(rows: int, cols: int, what: str) -> None:
@@ -106,8 +108,12 @@ def check_outputs(outputs: object, n: int, mask: np.ndarray) -> np.ndarray:
     return arr
 
 
-class LinearCode(ABC):
-    """A real linear (N, K) code for straggler-resilient computation."""
+class RealLinearCode(ABC):
+    """A real linear (N, K) code for straggler-resilient computation.
+
+    Named ``LinearCode`` in 0.1 (still importable, with a deprecation warning, until 0.3);
+    "real" tells it from the binary (GF(2)) codes of :mod:`frugalml.ecc`.
+    """
 
     n: int  #: number of coded blocks (workers)
     k: int  #: number of data blocks
@@ -141,3 +147,11 @@ class LinearCode(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n}, k={self.k})"
+
+
+def __getattr__(name: str) -> Any:
+    """``LinearCode``, the 0.1 name of :class:`RealLinearCode`, with a deprecation warning."""
+    if name == "LinearCode":
+        warn_renamed("LinearCode", "RealLinearCode", __name__)
+        return RealLinearCode
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

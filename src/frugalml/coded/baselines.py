@@ -12,7 +12,7 @@ These are the anchors that polar codes are measured against (DESIGN.md, section 
   evaluated over the reals. Also MDS, but its Vandermonde systems are exponentially badly
   conditioned in K, which is the point of including it.
 
-Every code follows :class:`~frugalml.coded.base.LinearCode`: generator ``G`` of shape (K, N),
+Every code follows :class:`~frugalml.coded.base.RealLinearCode`: generator ``G`` of shape (K, N),
 codeword ``x = u G`` (``x_j = sum_i G[i, j] u_i``), data blocks of shape (K, *block_shape),
 worker outputs of shape (N, *block_shape) and an arrival mask of shape (N,) (bool, or integer
 indices of the arrived workers). Rows of erased workers are never read, so they may hold NaN.
@@ -30,7 +30,7 @@ import numpy as np
 
 from .._validate import RngLike, check_choice, check_int, check_rng
 from ..errors import InvalidInputError, NotDecodableError
-from .base import Decoded, LinearCode, check_code_size, check_mask, check_outputs
+from .base import Decoded, RealLinearCode, check_code_size, check_mask, check_outputs
 
 __all__ = ["GaussianMDS", "Replication", "Uncoded", "VandermondeCode"]
 
@@ -70,7 +70,7 @@ def _solve(a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
         ) from exc
 
 
-class Uncoded(LinearCode):
+class Uncoded(RealLinearCode):
     """No coding: worker ``i`` computes on data block ``i`` (N = K, G = I).
 
     Shapes: blocks (K, *block_shape) -> outputs (K, *block_shape); mask (K,).
@@ -106,7 +106,7 @@ class Uncoded(LinearCode):
         return Decoded(blocks, m.copy(), n_arrived=int(m.sum()), method="uncoded")
 
 
-class Replication(LinearCode):
+class Replication(RealLinearCode):
     """``r``-fold replication: N = r K workers, worker ``j`` holds data block ``j % K``.
 
     The first K workers hold one copy of each block, the next K another copy, and so on, so
@@ -158,7 +158,7 @@ class Replication(LinearCode):
         return f"Replication(k={self.k}, r={self.r})"
 
 
-class GaussianMDS(LinearCode):
+class GaussianMDS(RealLinearCode):
     """Real random MDS code with a Gaussian generator (Lee et al., IEEE T-IT 2018).
 
     ``systematic=True`` (default): ``G = [I_K | R]`` with ``R`` (K, N-K) i.i.d. N(0, 1/K); the
@@ -282,7 +282,7 @@ class GaussianMDS(LinearCode):
         return f"GaussianMDS(n={self.n}, k={self.k}, systematic={self.systematic})"
 
 
-class VandermondeCode(LinearCode):
+class VandermondeCode(RealLinearCode):
     """Polynomial (Vandermonde) code over the reals (Yu, Maddah-Ali, Avestimehr, NeurIPS 2017).
 
     Worker ``j`` evaluates the polynomial ``p(z) = sum_i u_i z^i`` at a point ``a_j`` in [-1, 1]:

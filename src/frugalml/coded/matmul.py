@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._deprecation import deprecated_alias
 from .._results import ResultRepr
 from .._validate import (
     RngLike,
@@ -32,10 +33,11 @@ from .._validate import (
     check_probability,
 )
 from ..errors import InvalidInputError, NotDecodableError
+from ..progress import Progress
 from ..runtime import Executor, Gathered, Shared, fmt_bytes, make_executor
 from ._shared import place, release
 from .anytime import anytime_estimate, require_sketch_code
-from .base import LinearCode
+from .base import RealLinearCode
 from .baselines import GaussianMDS, Replication, Uncoded, VandermondeCode
 from .polar import PolarCode
 
@@ -58,7 +60,7 @@ def make_code(
     *,
     design_erasure: float = 0.25,
     rng: RngLike = None,
-) -> LinearCode:
+) -> RealLinearCode:
     """A code by name with N workers and K data blocks.
 
     ``uncoded`` uses K = N; ``replication`` uses r = N // K copies of each of K blocks.
@@ -87,7 +89,8 @@ class CodedResult(ResultRepr):
     exact: True when decoded exactly.
     predicted_rel_error: predicted E||value - A B||^2 / ||A B||^2 (0 when exact).
     n_arrived / n_workers: outputs used out of N.
-    wait_s: seconds from submission until decoding started; decode_s: decoding seconds.
+    wait_seconds: seconds from submission until decoding started; decode_seconds: decoding
+        seconds (``wait_s`` / ``decode_s`` in 0.1, readable until 0.3).
     bytes_sent / bytes_received: bytes of this call's task calls sent to the workers and of
         their results received (measured by the executor; 0 on ``local-thread``, where
         nothing is copied).
@@ -102,12 +105,15 @@ class CodedResult(ResultRepr):
     n_arrived: int
     n_workers: int
     code: str
-    wait_s: float
-    decode_s: float
+    wait_seconds: float
+    decode_seconds: float
     gathered: Gathered
     bytes_sent: int = 0
     bytes_received: int = 0
     bytes_placed: int = 0
+
+    wait_s = deprecated_alias("wait_s", "wait_seconds")
+    decode_s = deprecated_alias("decode_s", "decode_seconds")
 
     def summary(self) -> str:
         kind = (
@@ -115,7 +121,7 @@ class CodedResult(ResultRepr):
         )
         return (
             f"{self.code}: {kind} from {self.n_arrived}/{self.n_workers} workers, "
-            f"wait {self.wait_s:.3f}s + decode {self.decode_s:.4f}s; "
+            f"wait {self.wait_seconds:.3f}s + decode {self.decode_seconds:.4f}s; "
             f"{fmt_bytes(self.bytes_sent)} sent, {fmt_bytes(self.bytes_received)} received, "
             f"{fmt_bytes(self.bytes_placed)} placed once"
         )
@@ -152,7 +158,7 @@ class CodedMatVec:
     executor:
         Any runtime executor (default: a local thread pool, closed by ``close()``).
     code:
-        A ``LinearCode`` with N workers, or a name from ``CODE_NAMES``.
+        A ``RealLinearCode`` with N workers, or a name from ``CODE_NAMES``.
     n_workers, k_blocks:
         N and K when ``code`` is a name (default N = 16, K = N / 2).
 
@@ -167,7 +173,7 @@ class CodedMatVec:
         a: np.ndarray,
         executor: Executor | None = None,
         *,
-        code: str | LinearCode = "polar",
+        code: str | RealLinearCode = "polar",
         n_workers: int = 16,
         k_blocks: int | None = None,
         design_erasure: float = 0.25,
@@ -179,7 +185,7 @@ class CodedMatVec:
                 f"make_executor('local')), got {type(executor).__name__}"
             )
         a = _as_float(check_array(a, "A", ndim=2, dtype=None))
-        if isinstance(code, LinearCode):
+        if isinstance(code, RealLinearCode):
             self.code = code
         else:
             k_blocks = n_workers // 2 if k_blocks is None else k_blocks
@@ -333,7 +339,7 @@ def coded_matmul(
     b: np.ndarray,
     executor: Executor | None = None,
     *,
-    code: str | LinearCode = "polar",
+    code: str | RealLinearCode = "polar",
     n_workers: int = 16,
     k_blocks: int | None = None,
     mode: Literal["exact", "anytime"] = "exact",
@@ -388,19 +394,20 @@ def streamed_matmul(
     executor: Executor | None = None,
     *,
     chunk_rows: int = 65536,
-    code: str | LinearCode = "polar",
+    code: str | RealLinearCode = "polar",
     n_workers: int = 16,
     k_blocks: int | None = None,
     out: np.ndarray | None = None,
     design_erasure: float = 0.25,
     rng: RngLike = None,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> StreamedResult:
     """A @ B for an A too large for memory (e.g. a ``np.memmap``), ``chunk_rows`` rows at a time.
 
     Each chunk is read once, encoded into N worker blocks and decoded from the first
-    decodable set of workers (exact). ``out`` (m, p) may itself be a memmap. ``progress``,
-    if given, is called as ``progress(rows_done, rows_total)``. Memory: about
+    decodable set of workers (exact). ``out`` (m, p) may itself be a memmap.
+    ``progress(message, fraction)`` is called after every chunk (fraction = rows done / m;
+    0.1 called ``progress(rows_done, rows_total)``). Memory: about
     (1 + N/K) chunks of A plus the chunk results.
 
     B is placed with the executor once for the whole stream, each chunk's N coded blocks
@@ -413,7 +420,7 @@ def streamed_matmul(
     if b.shape[0] != n:
         raise InvalidInputError(f"shapes do not match: A is {a.shape}, B is {b.shape}")
     chunk_rows = check_int(chunk_rows, "chunk_rows", low=1)
-    if isinstance(code, LinearCode):
+    if isinstance(code, RealLinearCode):
         the_code, name = code, type(code).__name__
     else:
         k = n_workers // 2 if k_blocks is None else k_blocks
@@ -447,7 +454,7 @@ def streamed_matmul(
             out[start : start + rows] = res.value[:rows]
             arrivals.append(res.n_arrived)
             if progress is not None:
-                progress(start + rows, m)
+                progress(f"{start + rows}/{m} rows", (start + rows) / m)
     finally:
         try:
             release(ex, [b_ref])

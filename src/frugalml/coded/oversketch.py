@@ -45,6 +45,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from .._deprecation import renamed_parameters
 from .._validate import (
     RngLike,
     check_array,
@@ -61,15 +62,19 @@ from .matmul import CodedResult
 __all__ = ["countsketch", "countsketch_error", "sketch_matmul"]
 
 
-def countsketch(n: int, d: int, seed: int) -> sp.csr_matrix:
-    """The transpose S^T, (d, n) CSR, of the CountSketch S (n, d) drawn from ``seed``.
+@renamed_parameters(seed="rng")
+def countsketch(n: int, d: int, rng: RngLike = None) -> sp.csr_matrix:
+    """The transpose S^T, (d, n) CSR, of the CountSketch S (n, d) drawn from ``rng``.
 
     Column j of S^T (row j of S) holds the sign s_j = +-1 in row h_j; h and s are i.i.d.
-    uniform. Cost O(n) to build; S^T X costs O(nnz(X)) (one sparse product).
+    uniform. ``rng``: an int seed (the same seed rebuilds the same sketch, which is how the
+    workers of :func:`sketch_matmul` get theirs) or a Generator; ``seed=`` is its 0.1
+    spelling. It stays positional (``countsketch(n, d, 7)``) as in 0.1. Cost O(n) to build;
+    S^T X costs O(nnz(X)) (one sparse product).
     """
     n = check_int(n, "n", low=1)
     d = check_int(d, "sketch_dim", low=1)
-    gen = np.random.default_rng(seed)
+    gen = check_rng(rng)
     rows = gen.integers(0, d, size=n)
     signs = gen.integers(0, 2, size=n) * 2.0 - 1.0
     return sp.csr_matrix((signs, (rows, np.arange(n))), shape=(d, n))
@@ -77,7 +82,7 @@ def countsketch(n: int, d: int, seed: int) -> sp.csr_matrix:
 
 def _sketch_product(a: np.ndarray, b: np.ndarray, seed: int, d: int) -> np.ndarray:
     """Worker body: (A S)(S^T B) with S rebuilt from ``seed``; (m, p) or (m,)."""
-    st = countsketch(a.shape[1], d, seed)  # (d, n)
+    st = countsketch(a.shape[1], d, rng=seed)  # (d, n)
     sa = np.asarray(st @ a.T).T  # (m, d) = A S
     sb = np.asarray(st @ b)  # (d, p) or (d,) = S^T B
     return sa @ sb
@@ -164,7 +169,8 @@ def sketch_matmul(
     predict:
         ``"exact"``: ``predicted_rel_error`` is the exact expectation (the formula in the
         module docstring, divided by the number r of arrivals), which needs ||A B||_F^2: the
-        master computes it, O(min(m n p, n^2 (m + p))), outside ``wait_s`` and ``decode_s``.
+        master computes it, O(min(m n p, n^2 (m + p))), outside ``wait_seconds`` and
+        ``decode_seconds``.
         ``"plugin"``: ||A B||_F^2 is replaced by the unbiased U-statistic
         sum_{w != v} <C_w, C_v> / (r (r - 1)) of the arrived estimates (O(m p) per arrival;
         with a single arrival its squared norm is used), so nothing exact is computed.

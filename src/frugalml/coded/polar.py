@@ -36,7 +36,7 @@ import numpy as np
 from .._validate import RngLike, check_choice, check_int, check_probability, check_rng
 from ..errors import BackendUnavailableError, InvalidInputError
 from . import _polar_kernel
-from .base import Decoded, LinearCode, check_code_size, check_mask, check_outputs
+from .base import Decoded, RealLinearCode, check_code_size, check_mask, check_outputs
 
 __all__ = ["KERNELS", "Engine", "PolarCode", "erasure_profile", "polar_transform"]
 
@@ -132,7 +132,7 @@ def _butterflies_inplace(flat: np.ndarray, kernel: np.ndarray, levels: int) -> N
         _lincomb(old_top, f01, bot, f11, bot)
 
 
-class PolarCode(LinearCode):
+class PolarCode(RealLinearCode):
     """An (N, K) real polar code with successive-cancellation erasure decoding.
 
     Parameters

@@ -21,7 +21,7 @@ import numpy as np
 from .._results import ResultRepr
 from .._validate import check_array
 from ..errors import InvalidInputError, NotDecodableError
-from .base import LinearCode
+from .base import RealLinearCode
 
 __all__ = ["ProductCode", "ProductDecoded"]
 
@@ -58,9 +58,9 @@ class ProductDecoded(ResultRepr):
 class ProductCode:
     """Product of a code for the row blocks of A and a code for the column blocks of B."""
 
-    def __init__(self, row_code: LinearCode, col_code: LinearCode):
-        if not isinstance(row_code, LinearCode) or not isinstance(col_code, LinearCode):
-            raise InvalidInputError("ProductCode needs two LinearCode instances")
+    def __init__(self, row_code: RealLinearCode, col_code: RealLinearCode):
+        if not isinstance(row_code, RealLinearCode) or not isinstance(col_code, RealLinearCode):
+            raise InvalidInputError("ProductCode needs two RealLinearCode instances")
         self.row_code = row_code
         self.col_code = col_code
         self.shape = (row_code.n, col_code.n)

@@ -27,9 +27,10 @@ from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import RngLike, check_int, check_positive_float, check_rng
 from ..errors import InvalidInputError
+from ..progress import Progress
 from ..runtime.stragglers import StragglerModel
 from . import _polar_kernel
-from .base import LinearCode
+from .base import RealLinearCode
 from .baselines import GaussianMDS, Replication, Uncoded
 from .polar import PolarCode
 
@@ -63,7 +64,7 @@ class SchemeLatency(ResultRepr):
         )
 
 
-def _prefix_pass(code: LinearCode) -> bool:
+def _prefix_pass(code: RealLinearCode) -> bool:
     """Whether :func:`first_decodable` checks every prefix in one vectorised pass
     (``decodable_many``: O(N^2 log N) element operations and 4 N^2 bytes, fewer Python calls
     than bisection) rather than bisecting -- which it does for polar codes above N = 256 when
@@ -72,7 +73,7 @@ def _prefix_pass(code: LinearCode) -> bool:
     return hasattr(code, "decodable_many") and not compiled
 
 
-def first_decodable(code: LinearCode, order: np.ndarray) -> int:
+def first_decodable(code: RealLinearCode, order: np.ndarray) -> int:
     """Smallest t such that the first t workers of ``order`` are decodable (N+1 if never)."""
     n = code.n
     order = np.asarray(order)
@@ -108,7 +109,7 @@ def smallest_true(ok: Callable[[int], bool], lo: int, hi: int) -> int:
     return lo
 
 
-def first_decodable_mask(code: LinearCode, order: np.ndarray) -> np.ndarray:
+def first_decodable_mask(code: RealLinearCode, order: np.ndarray) -> np.ndarray:
     """(N,) mask of the shortest decodable prefix of ``order`` (all N if none is)."""
     t = first_decodable(code, order)
     mask = np.zeros(code.n, dtype=bool)
@@ -118,10 +119,10 @@ def first_decodable_mask(code: LinearCode, order: np.ndarray) -> np.ndarray:
 
 def default_schemes(
     n: int, k: int, *, replication: int = 2, design_erasure: float = 0.25, rng: RngLike = 0
-) -> dict[str, tuple[LinearCode | None, float]]:
+) -> dict[str, tuple[RealLinearCode | None, float]]:
     """name -> (code, load) for the standard comparison at N workers and K data blocks."""
     gen = check_rng(rng)
-    schemes: dict[str, tuple[LinearCode | None, float]] = {
+    schemes: dict[str, tuple[RealLinearCode | None, float]] = {
         "uncoded": (Uncoded(n), k / n),
     }
     if n % replication == 0:
@@ -135,7 +136,7 @@ def default_schemes(
     return schemes
 
 
-def _decode_seconds(code: LinearCode, block_shape: Sequence[int], gen, repeats: int) -> float:
+def _decode_seconds(code: RealLinearCode, block_shape: Sequence[int], gen, repeats: int) -> float:
     data = gen.standard_normal((code.k, *block_shape))
     coded = code.encode(data)
     times = []
@@ -149,14 +150,14 @@ def _decode_seconds(code: LinearCode, block_shape: Sequence[int], gen, repeats: 
 
 def simulate_latency(
     model: StragglerModel,
-    schemes: dict[str, tuple[LinearCode | None, float]],
+    schemes: dict[str, tuple[RealLinearCode | None, float]],
     *,
     k: int,
     trials: int = 500,
     block_shape: Sequence[int] = (64, 64),
     unit_seconds: float = 1.0,
     rng: RngLike = None,
-    progress: Callable[[str, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[SchemeLatency]:
     """Completion time (including decoding) of each scheme over ``trials`` draws.
 

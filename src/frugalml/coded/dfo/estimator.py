@@ -26,14 +26,15 @@ Uncoded baselines (``code="none"``): N = K, worker j evaluates v_j itself; from 
 workers S the estimate is (1 / m) sum_{j in S} y_j v_j (drop stragglers), or with m = N
 (wait for all). ``"replication"`` (r = N / K copies of each direction) is also accepted.
 
-Non-finite worker outputs are erasures, reported in :class:`GradientEstimate`.
+Non-finite worker outputs are erasures, reported in :class:`GradientEstimate`. The finite
+differences themselves live in :mod:`.differences` (re-exported here).
 
 Encoding (``encoding=``): ``"fast"`` uses the code's own transform, which never forms G --
 polar: log2 N vectorised butterfly passes over the (N, d) array, 2 N d log2 N flops; Gaussian
 MDS (systematic): K row copies and the (N - K) x K parity product, 2 (N - K) K d flops;
 replication / uncoded: row copies, no flops. ``"dense"`` is the product G^T V with the (K, N)
 generator matrix, 2 N K d flops (one GEMM) -- the baseline, and the only choice for a
-:class:`~frugalml.coded.LinearCode` without its own ``encode``. Both give the same W up to
+:class:`~frugalml.coded.RealLinearCode` without its own ``encode``. Both give the same W up to
 float rounding. ``"auto"`` (default) picks what measured faster: dense for polar codes with
 N <= 128, the code's transform otherwise (and ``"dense"`` for codes without one). With numba
 (extra ``coded``) the polar encoder is one fused pass per cache-sized column tile (scatter,
@@ -51,10 +52,9 @@ O(m K^2), the estimate (1/K) V^T g O(K d).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -70,10 +70,11 @@ from ..._validate import (
 )
 from ...errors import InvalidInputError
 from ..anytime import anytime_estimate
-from ..base import LinearCode, check_mask
+from ..base import RealLinearCode, check_mask
 from ..baselines import GaussianMDS, Replication, Uncoded
 from ..polar import PolarCode
 from ..simulate import smallest_true
+from .differences import Objective, call_objective, evaluate_differences, finite_difference
 from .directions import DIRECTIONS, sample_directions
 
 __all__ = [
@@ -81,6 +82,8 @@ __all__ = [
     "ENCODINGS",
     "CodedDirections",
     "GradientEstimate",
+    "Objective",
+    "call_objective",
     "estimate_gradient",
     "evaluate_differences",
     "finite_difference",
@@ -91,7 +94,6 @@ ENCODINGS: tuple[str, ...] = ("auto", "fast", "dense")
 #: ``encoding="auto"`` uses the dense product for polar codes up to this many workers (measured
 #: crossover, see the module docstring).
 AUTO_DENSE_POLAR_N = 128
-Objective = Callable[[np.ndarray], Any]
 
 
 @dataclass(frozen=True, repr=False)
@@ -132,94 +134,10 @@ class GradientEstimate(ResultRepr):
         )
 
 
-def _scalar(value: Any, where: str) -> float:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"the objective must return a real number, got {type(value).__name__} at {where}"
-        ) from exc
-    if arr.size != 1 or arr.ndim > 1:
-        raise InvalidInputError(
-            f"the objective must return a scalar (float or size-1 array), got shape "
-            f"{arr.shape} at {where}; with batched=True it maps (m, d) to (m,)"
-        )
-    return float(arr.reshape(()))
-
-
-def call_objective(objective: Objective, points: np.ndarray, batched: bool) -> np.ndarray:
-    """f at each row of ``points`` (m, d) -> (m,) float64; non-finite values are kept.
-
-    Raises ``InvalidInputError`` when the objective returns a non-number or a wrong shape.
-    """
-    m = points.shape[0]
-    if not batched:
-        return np.array([_scalar(objective(p), f"point {i}") for i, p in enumerate(points)])
-    out = objective(points)
-    try:
-        arr = np.asarray(out, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"a batched objective must return an array of shape ({m},), got {type(out).__name__}"
-        ) from exc
-    if arr.shape not in ((m,), (m, 1)):
-        raise InvalidInputError(
-            f"a batched objective must map ({m}, d) points to shape ({m},), got {arr.shape}"
-        )
-    return arr.reshape(m)
-
-
-def finite_difference(
-    objective: Objective,
-    x: np.ndarray,
-    w: np.ndarray,
-    sigma: float,
-    antithetic: bool = True,
-    f0: float | None = None,
-    batched: bool = False,
-) -> float:
-    """One worker's output: (f(x + s w) - f(x - s w)) / (2 s), or (f(x + s w) - f0) / s.
-
-    Module-level (picklable) so that process and serverless executors can run it.
-    """
-    if antithetic:
-        vals = call_objective(objective, np.stack([x + sigma * w, x - sigma * w]), batched)
-        return float((vals[0] - vals[1]) / (2.0 * sigma))
-    val = call_objective(objective, (x + sigma * w)[None, :], batched)[0]
-    return float((val - f0) / sigma)
-
-
-def evaluate_differences(
-    objective: Objective,
-    x: np.ndarray,
-    coded: np.ndarray,
-    sigma: float,
-    *,
-    antithetic: bool = True,
-    f0: float | None = None,
-    batched: bool = False,
-) -> np.ndarray:
-    """All N workers' finite differences in this process: (N,) from coded directions (N, d).
-
-    With ``batched`` the objective is called once on all 2N (or N) points.
-    """
-    n = coded.shape[0]
-    if antithetic:
-        pts = np.concatenate([x + sigma * coded, x - sigma * coded])
-        vals = call_objective(objective, pts, batched)
-        with np.errstate(invalid="ignore", over="ignore"):
-            return (vals[:n] - vals[n:]) / (2.0 * sigma)
-    if f0 is None:
-        f0 = call_objective(objective, x[None, :], batched)[0]
-    vals = call_objective(objective, x + sigma * coded, batched)
-    with np.errstate(invalid="ignore", over="ignore"):
-        return (vals - f0) / sigma
-
-
 def _make_code(
-    code: str | LinearCode, n: int, k: int, design_erasure: float, gen: np.random.Generator
-) -> tuple[LinearCode, str]:
-    if isinstance(code, LinearCode):
+    code: str | RealLinearCode, n: int, k: int, design_erasure: float, gen: np.random.Generator
+) -> tuple[RealLinearCode, str]:
+    if isinstance(code, RealLinearCode):
         if code.n != n or code.k != k:
             raise InvalidInputError(
                 f"the code has N={code.n}, K={code.k} but n_workers={n}, n_directions={k}"
@@ -249,9 +167,9 @@ def _make_code(
     return Uncoded(k), name
 
 
-def has_fast_encoder(code: LinearCode) -> bool:
-    """Whether ``code`` encodes by its own transform rather than LinearCode's dense G^T U."""
-    return type(code).encode is not LinearCode.encode
+def has_fast_encoder(code: RealLinearCode) -> bool:
+    """Whether ``code`` encodes by its own transform rather than RealLinearCode's dense G^T U."""
+    return type(code).encode is not RealLinearCode.encode
 
 
 class CodedDirections:
@@ -265,7 +183,7 @@ class CodedDirections:
         K directions and N workers, K <= N (``code="none"``: K = N).
     code:
         ``"polar"`` (N a power of two), ``"mds"`` (systematic Gaussian MDS), ``"replication"``,
-        ``"none"`` (uncoded), or a :class:`~frugalml.coded.LinearCode` with N, K.
+        ``"none"`` (uncoded), or a :class:`~frugalml.coded.RealLinearCode` with N, K.
     directions:
         ``"orthogonal"``, ``"hadamard"`` or ``"gaussian"`` (see :mod:`.directions`).
     decoder:
@@ -293,7 +211,7 @@ class CodedDirections:
         n_directions: int,
         n_workers: int,
         *,
-        code: str | LinearCode = "polar",
+        code: str | RealLinearCode = "polar",
         directions: str = "orthogonal",
         decoder: Literal["sc", "lstsq"] = "sc",
         anytime: Literal["hybrid", "unbiased", "lstsq"] = "hybrid",
@@ -326,7 +244,7 @@ class CodedDirections:
         if self.encoding == "fast" and not fast:
             raise InvalidInputError(
                 f"the code {type(self.code).__name__} has no fast transform (it does not "
-                "override LinearCode.encode); use encoding='dense' or 'auto'"
+                "override RealLinearCode.encode); use encoding='dense' or 'auto'"
             )
         if self.encoding == "auto":
             small_polar = isinstance(self.code, PolarCode) and self.n <= AUTO_DENSE_POLAR_N
@@ -480,7 +398,7 @@ def estimate_gradient(
     *,
     n_directions: int | None = None,
     n_workers: int = 64,
-    code: str | LinearCode = "polar",
+    code: str | RealLinearCode = "polar",
     directions: str = "orthogonal",
     sigma: float = 1e-3,
     antithetic: bool = True,
