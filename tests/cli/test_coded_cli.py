@@ -21,7 +21,7 @@ def run_cli(capsys, *args):
 def test_matmul_on_process_pool_reports_bytes(capsys):
     code, out, err = run_cli(
         capsys, "coded", "matmul", "--m", "256", "--n", "32", "--p", "16", "--workers", "8",
-        "--backend", "local", "--model", "none", "--json",
+        "--backend", "local", "--stragglers", "none", "--json",
     )  # fmt: skip
     assert code == 0, err
     p = json.loads(out)
@@ -35,7 +35,7 @@ def test_matmul_on_process_pool_reports_bytes(capsys):
 def test_es_json_reports_bytes(capsys):
     code, out, err = run_cli(capsys, "coded", "es", "--function", "logistic", "--dim", 8,
                              "--workers", 8, "--code", "mds", "--backend", "local",
-                             "--iterations", 3, "--json")  # fmt: skip
+                             "--steps", 3, "--json")  # fmt: skip
     assert code == 0, err
     p = json.loads(out)
     assert 0 < p["bytes_sent_per_round"] <= 8 * (2 * 8 * 8 + 2048)
@@ -56,9 +56,11 @@ BAD = [
      "thread pool of 131072 workers would need"),
     (["coded", "matmul", "--backend", "local", "--workers", "4096", "--code", "mds",
       "--m", "4096", "--n", "4", "--p", "4"], "process pool of 4096 workers would need"),
-    (["coded", "simulate", "--n", "1048576"], "would need about"),
-    (["coded", "simulate", "--n", "256", "--trials", "1000000000"], "would need about"),
-    (["coded", "simulate", "--n", "12"], "power of two"),
+    (["coded", "simulate", "--workers", "1048576"], "would need about"),
+    (["coded", "simulate", "--workers", "256", "--trials", "1000000000"], "would need about"),
+    (["coded", "simulate", "--workers", "12"], "power of two"),
+    (["coded", "simulate", "--stragglers", "weibull"], "must be one of"),
+    (["coded", "matmul", "--stragglers", "weibull"], "stragglers must be one of"),
     (["coded", "simulate", "--seed", "-1"], "seed must be >= 0"),
     (["coded", "es", "--dim", "100000000"], "would need about"),
     (["coded", "es", "--workers", "1048576"], "would need about"),
@@ -111,7 +113,7 @@ def test_matmul_takes_n_and_p_from_the_files(tmp_path, capsys):
     np.save(a, rng.standard_normal((32, 5)))
     np.save(b, rng.standard_normal((5, 3)))
     code, out, err = run_cli(capsys, "coded", "matmul", "--a", a, "--b", b, "--workers", 4,
-                             "--model", "none", "--json")  # fmt: skip
+                             "--stragglers", "none", "--json")  # fmt: skip
     assert code == 0, err
     assert json.loads(out)["relative_error"] < 1e-12
 
@@ -127,7 +129,7 @@ def test_plot_path_is_checked_before_the_simulation(tmp_path, capsys, monkeypatc
         (tmp_path, "is a directory"),
         (tmp_path / "missing" / "x.png", "does not exist"),
     ]:
-        code, _, err = run_cli(capsys, "coded", "simulate", "--n", 8, "--plot", plot)
+        code, _, err = run_cli(capsys, "coded", "simulate", "--workers", 8, "--plot", plot)
         assert code == 2 and "--plot" in err and needle in err, err
 
 
@@ -138,9 +140,29 @@ def test_simulate_table_fits_100_columns():
 
     env = dict(os.environ, COLUMNS="100", TERM="xterm")
     entry = "import sys; from frugalml.cli import main; sys.exit(main(sys.argv[1:]))"
-    cmd = [sys.executable, "-c", entry, "coded", "simulate", "--n", "8", "--trials", "10"]
+    cmd = [sys.executable, "-c", entry, "coded", "simulate", "--workers", "8", "--trials", "10"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=True)
     lines = out.stdout.splitlines()
     assert max(len(line) for line in lines) <= 100
     rows = [line for line in lines if line.startswith("│")]
     assert len(rows) == 5  # one line per scheme (N=8): no number was wrapped onto a second line
+
+
+# -- the 0.1 option spellings still work, with one warning each on stderr ---------------------
+def test_matmul_old_model_option_still_works(capsys):
+    code, out, err = run_cli(capsys, "coded", "matmul", "--m", 32, "--n", 8, "--p", 4,
+                             "--workers", 4, "--model", "none", "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["relative_error"] < 1e-12
+    assert "'coded matmul --model' is deprecated" in err and "use --stragglers" in err
+    assert "'coded matmul --n'" not in err  # --n of matmul is the matrix size, not renamed
+
+
+def test_simulate_old_n_and_model_options_still_work(capsys):
+    code, out, err = run_cli(capsys, "coded", "simulate", "--n", 8, "--model", "pareto",
+                             "--trials", 10, "--json")  # fmt: skip
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["n"] == 8 and got["model"]["model"] == "pareto"
+    assert "'coded simulate --n' is deprecated" in err and "use --workers" in err
+    assert "'coded simulate --model' is deprecated" in err and "use --stragglers" in err

@@ -19,7 +19,7 @@ def run_cli(capsys, *args):
 @pytest.mark.parametrize("method", ["coded", "wait-all", "drop", "structured"])
 def test_es_reaches_target_json(capsys, method):
     code, out, err = run_cli(capsys, "coded", "es", "--method", method, "--dim", 8,
-                             "--workers", 16, "--iterations", 300, "--json")  # fmt: skip
+                             "--workers", 16, "--steps", 300, "--json")  # fmt: skip
     assert code == 0, err
     p = json.loads(out)
     assert p["reached"] and p["loss"] <= p["target"]
@@ -32,14 +32,14 @@ def test_es_reaches_target_json(capsys, method):
 def test_es_on_executor_and_text_output(capsys):
     code, out, err = run_cli(capsys, "coded", "es", "--function", "logistic", "--dim", 8,
                              "--workers", 16, "--code", "mds", "--backend", "local-thread",
-                             "--iterations", 100)  # fmt: skip
+                             "--steps", 100)  # fmt: skip
     assert code == 0, err
     assert "coded-es" in out and "reached" in out
 
 
 def test_attack_json(capsys):
     code, out, err = run_cli(capsys, "coded", "attack", "--examples", 3, "--eps", 0.25,
-                             "--iterations", 10, "--json")  # fmt: skip
+                             "--steps", 10, "--json")  # fmt: skip
     assert code == 0, err
     p = json.loads(out)
     assert p["dataset"] == "digits" and len(p["success"]) == 3
@@ -54,7 +54,11 @@ def test_attack_json(capsys):
         (["es", "--workers", 24], "power of two"),
         (["es", "--function", "ackley"], "function must be one of"),
         (["es", "--method", "wait-all", "--k", 4], "--k applies"),
-        (["es", "--tolerance", 2], "tolerance"),
+        (["es", "--tol", 2], "--tol must lie in (0, 1)"),
+        (["es", "--stragglers", "weibull"], "stragglers must be one of"),
+        (["es", "--steps", -1], "steps must be >= 0"),
+        (["attack", "--steps", 0], "steps must be >= 1"),
+        (["attack", "--stragglers", "weibull"], "stragglers must be one of"),
         (["es", "--directions", "sobol"], "directions must be one of"),
         (["attack", "--method", "boundary"], "method must be one of"),
         (["attack", "--eps", -1], "eps must be > 0"),
@@ -65,3 +69,40 @@ def test_bad_input_exits_2(capsys, args, match):
     code, _, err = run_cli(capsys, "coded", *args)
     assert code == 2
     assert err.startswith("frugalml: error:") and match in err
+
+
+def test_es_old_option_spellings_still_work(capsys):
+    """``--iterations``, ``--tolerance`` and ``--model`` (0.1) map to ``--steps``, ``--tol``
+    and ``--stragglers``, with a warning each."""
+    code, out, err = run_cli(capsys, "coded", "es", "--dim", 4, "--workers", 8,
+                             "--iterations", 2, "--tolerance", 0.5, "--model", "none",
+                             "--json")  # fmt: skip
+    assert code == 0, err
+    p = json.loads(out)
+    assert p["iterations"] <= 2 and p["clock"] == "none"
+    for old, new in (("--iterations", "--steps"), ("--tolerance", "--tol"),
+                     ("--model", "--stragglers")):  # fmt: skip
+        assert f"'coded es {old}' is deprecated" in err and f"use {new}" in err
+
+
+def test_attack_old_option_spellings_still_work(capsys, monkeypatch):
+    """``--iterations`` and ``--model`` map to ``--steps`` and ``--stragglers`` (checked
+    without training: the attack is replaced by a stub that records its arguments)."""
+    import frugalml.coded.dfo.attack as attack
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def stub(dataset, *, rng):
+        seen["rng"] = rng
+        raise Stop
+
+    monkeypatch.setattr(attack, "train_classifier", stub)
+    with pytest.raises(Stop):
+        run_cli(capsys, "coded", "attack", "--iterations", 3, "--model", "pareto")
+    err = capsys.readouterr().err
+    assert seen == {"rng": 0}
+    assert "'coded attack --iterations' is deprecated" in err and "use --steps" in err
+    assert "'coded attack --model' is deprecated" in err and "use --stragglers" in err

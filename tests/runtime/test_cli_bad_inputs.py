@@ -20,9 +20,12 @@ def run_cli(capsys, *args):
     ("args", "needle"),
     [
         (["--seed", "-1"], "seed must be >= 0"),
-        (["--n", "100000000"], "would need about"),
+        (["--workers", "100000000"], "would need about"),
         (["--trials", "10000000000"], "would need about"),
-        (["--n", "1000000", "--trials", "100000"], "would need about"),
+        (["--workers", "1000000", "--trials", "100000"], "would need about"),
+        (["--workers", "0"], "workers must be >= 1"),
+        (["--stragglers", "weibull"], "must be one of"),
+        (["--blas-threads", "0"], "--blas-threads"),
         (["--trials", "1"], "trials must be >= 2"),
     ],
 )
@@ -54,7 +57,7 @@ def test_plot_path_is_checked_before_the_simulation(tmp_path, capsys, monkeypatc
 
 
 def test_json_output_has_no_progress_bar(capsys):
-    code, out, _ = run_cli(capsys, "runtime", "simulate", "--n", 8, "--trials", 50, "--json")
+    code, out, _ = run_cli(capsys, "runtime", "simulate", "--workers", 8, "--trials", 50, "--json")
     assert code == 0
     assert json.loads(out)["n"] == 8  # nothing but the JSON on stdout
 
@@ -67,8 +70,19 @@ def test_a_plot_the_file_system_refuses_is_one_line(tmp_path, capsys, monkeypatc
 
     monkeypatch.setattr(output, "save_png", refuse)
     for area in ("runtime", "coded"):
-        code, _, err = run_cli(capsys, area, "simulate", "--n", 8, "--trials", 20,
+        code, _, err = run_cli(capsys, area, "simulate", "--workers", 8, "--trials", 20,
                                "--plot", tmp_path / "p.png")  # fmt: skip
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1, err
         assert lines[0].startswith("frugalml: error: --plot") and "cannot write" in lines[0]
+
+
+def test_old_option_spellings_still_work_with_a_warning(capsys):
+    """``--n`` and ``--model`` (0.1) are rewritten to ``--workers`` and ``--stragglers``."""
+    code, out, err = run_cli(capsys, "runtime", "simulate", "--n", 8, "--model", "pareto",
+                             "--trials", 50, "--json")  # fmt: skip
+    assert code == 0
+    got = json.loads(out)
+    assert got["n"] == 8 and got["model"]["model"] == "pareto"
+    assert "'runtime simulate --n' is deprecated" in err and "use --workers" in err
+    assert "'runtime simulate --model' is deprecated" in err and "use --stragglers" in err

@@ -1,9 +1,14 @@
-"""``frugalml coded matmul | simulate | es | attack``: coded products and coded ES."""
+"""``frugalml coded matmul | simulate | es | attack``: coded products and coded ES.
+
+``matmul`` and ``simulate`` are here; ``es`` and ``attack`` (coded derivative-free
+optimisation) are in :mod:`.coded_dfo` and registered on the same ``coded`` app. Option names
+follow docs/cli.md (``--workers``, ``--stragglers``; the 0.1 spellings ``--n`` and ``--model``
+are rewritten by :mod:`._aliases`).
+"""
 
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +23,6 @@ from .._validate import (
     check_int,
     check_nonnegative_float,
     check_positive_float,
-    check_probability,
 )
 from ..errors import InvalidInputError
 from ..runtime import (
@@ -37,13 +41,11 @@ from ._common import (
     emit_json,
     limit_blas_threads,
 )
+from .coded_dfo import STRAGGLER_MODELS, STRAGGLERS_HELP, attack, es
 
 __all__ = ["coded_app"]
 
 coded_app = typer.Typer(help="Straggler-resilient coded computation.", no_args_is_help=True)
-
-MODEL_HELP = "Straggler model: none | shifted-exponential | pareto | bimodal."
-MODELS = ("none", "shifted-exponential", "pareto", "bimodal")
 
 
 def _open_npy(path: Path, option: str) -> np.ndarray:
@@ -75,7 +77,7 @@ def matmul(
     workers: int = typer.Option(16, help="N workers."),
     k: int = typer.Option(None, help="K data blocks (default N/2; uncoded: N)."),
     backend: str = typer.Option("local-thread", help="Executor backend."),
-    model: str = typer.Option("bimodal", help=MODEL_HELP),
+    stragglers: str = typer.Option("bimodal", "--stragglers", help=STRAGGLERS_HELP),
     shift: float = typer.Option(0.05, help="Straggler model: minimum delay (s)."),
     rate: float = typer.Option(20.0, help="Straggler model: rate of the exponential tail."),
     mode: str = typer.Option("exact", help="exact | anytime"),
@@ -90,7 +92,7 @@ def matmul(
     limit_blas_threads(blas_threads)
     # every option is checked before any data is made or any worker starts
     check_choice(backend, "backend", BACKENDS)
-    check_choice(model, "model", MODELS)
+    check_choice(stragglers, "stragglers", STRAGGLER_MODELS)
     check_choice(code, "code", CODE_NAMES)
     check_choice(mode, "mode", ("exact", "anytime"))
     check_int(seed, "seed", low=0)
@@ -98,7 +100,7 @@ def matmul(
     if k is None:
         k = workers if code == "uncoded" else max(1, workers // 2)
     k = check_int(k, "k", low=1, high=workers)
-    if model != "none":
+    if stragglers != "none":
         check_nonnegative_float(shift, "shift")
         check_positive_float(rate, "rate")
     if deadline is not None:
@@ -130,7 +132,7 @@ def matmul(
     if backend in ("local", "local-thread"):  # the pool itself, before any data is made
         check_pool_size(workers, "thread" if backend == "local-thread" else "process")
     rng = np.random.default_rng(seed)
-    params = {"shift": shift, "rate": rate} if model != "pareto" else {}
+    params = {"shift": shift, "rate": rate} if stragglers != "pareto" else {}
     with Progress(*PROGRESS_COLUMNS, console=console, disable=json_out) as bar:
         task = bar.add_task("making A and B", total=4)
         a = rng.standard_normal((m, n)) if a_src is None else a_src
@@ -142,8 +144,9 @@ def matmul(
             ex.gather([ex.submit(abs, -i) for i in range(workers)], deadline=300)
             startup = time.perf_counter() - t_start
             runner = ex
-            if model != "none":
-                runner = FaultInjector(ex, stragglers=model_from_spec(model, **params), rng=seed)
+            if stragglers != "none":
+                model = model_from_spec(stragglers, **params)
+                runner = FaultInjector(ex, stragglers=model, rng=seed)
             bar.update(task, advance=1, description=f"coded product ({code})")
             t0 = time.perf_counter()
             res = coded_matmul(
@@ -158,7 +161,8 @@ def matmul(
     payload = {
         "code": code, "backend": backend, "n_workers": workers, "k_blocks": k,
         "exact": res.exact, "n_arrived": res.n_arrived, "failed": len(res.gathered.failures),
-        "startup_s": startup, "seconds": total, "wait_s": res.wait_s, "decode_s": res.decode_s,
+        "startup_s": startup, "seconds": total, "wait_s": res.wait_seconds,
+        "decode_s": res.decode_seconds,
         "relative_error": rel, "predicted_rel_error": res.predicted_rel_error,
         "bytes_sent": res.bytes_sent, "bytes_received": res.bytes_received,
         "bytes_placed": res.bytes_placed,
@@ -176,9 +180,9 @@ def matmul(
 
 @coded_app.command("simulate")
 def simulate(
-    n: int = typer.Option(256, help="N workers (a power of two)."),
+    workers: int = typer.Option(256, "--workers", help="N workers (a power of two)."),
     k: int = typer.Option(None, help="K data blocks (default N/2)."),
-    model: str = typer.Option("bimodal", help=MODEL_HELP),
+    stragglers: str = typer.Option("bimodal", "--stragglers", help=STRAGGLERS_HELP),
     shift: float = typer.Option(None, help="Minimum task time [default 1]."),
     rate: float = typer.Option(None, help="Rate of the exponential tail [default 1]."),
     p_slow: float = typer.Option(None, help="Fraction of heavy stragglers [default 0.1]."),
@@ -196,19 +200,19 @@ def simulate(
     if plot is not None:
         plot = check_output_path(plot, "--plot")
     check_int(seed, "seed", low=0)
-    n = check_int(n, "n", low=1)
+    n = check_int(workers, "workers", low=1)
     if n & (n - 1):
-        raise InvalidInputError(f"--n must be a power of two (polar code), got {n}")
+        raise InvalidInputError(f"--workers must be a power of two (polar code), got {n}")
     k = max(1, n // 2) if k is None else check_int(k, "k", low=1, high=n)
     trials = check_int(trials, "trials", low=1)
     given = {"shift": shift, "rate": rate, "p_slow": p_slow, "slowdown": slowdown}
-    strag = model_from_spec(model, **{key: v for key, v in given.items() if v is not None})
+    strag = model_from_spec(stragglers, **{key: v for key, v in given.items() if v is not None})
     # the trials x N completion times (3 copies), the codes' generators and the N x N
     # prefixes of the polar decodability scan
     check_memory(
         3 * 8.0 * n * trials + 8.0 * n * n + 16.0 * n * k,
         f"{trials} trials of N={n} workers",
-        fix="lower --trials or --n",
+        fix="lower --trials or --workers",
     )
     with Progress(*PROGRESS_COLUMNS, console=console, disable=json_out) as bar:
         task = bar.add_task("simulating", total=1.0)
@@ -268,232 +272,6 @@ def _plot(res, path: Path) -> None:
     save_png(fig, path)
 
 
-# -- coded derivative-free optimisation (frugalml.coded.dfo) -----------------------------------
-ES_METHODS = ("coded", "wait-all", "drop", "structured")
-ES_FUNCTIONS = ("quadratic", "rosenbrock", "logistic")
-
-
-def _nothing():
-    import contextlib
-
-    return contextlib.nullcontext()
-
-
-def _straggler_model(model: str, shift: float, rate: float, p_slow: float, slowdown: float):
-    check_choice(model, "model", MODELS)
-    check_probability(p_slow, "p_slow")
-    check_positive_float(slowdown, "slowdown")
-    if model == "none":
-        return None
-    if model == "pareto":
-        return model_from_spec("pareto")
-    if model == "shifted-exponential":
-        return model_from_spec(model, shift=shift, rate=rate)
-    return model_from_spec(model, shift=shift, rate=rate, p_slow=p_slow, slowdown=slowdown)
-
-
-@coded_app.command("es")
-def es(
-    function: str = typer.Option("quadratic", help="quadratic | rosenbrock | logistic"),
-    dim: int = typer.Option(32, help="Dimension d."),
-    method: str = typer.Option("coded", help="coded | wait-all | drop | structured"),
-    code: str = typer.Option("polar", help="Code of the coded method: polar | mds | replication."),
-    directions: str = typer.Option(
-        None, help="orthogonal | hadamard | gaussian [coded, structured: orthogonal; else gaussian]"
-    ),
-    workers: int = typer.Option(64, help="N workers (a power of two for polar)."),
-    k: int = typer.Option(None, help="K coded directions [min(d, N/2)]."),
-    sigma: float = typer.Option(1e-4, help="Finite-difference step."),
-    step: float = typer.Option(None, help="Step size [quadratic 0.1, logistic 2, rosenbrock 0.1]."),
-    step_rule: str = typer.Option("gradient", help="gradient | sign"),
-    adam: bool = typer.Option(None, help="Adam moments [on for rosenbrock]."),
-    iterations: int = typer.Option(500, help="Maximum iterations."),
-    tolerance: float = typer.Option(1e-4, help="Stop when f - f* <= tolerance * (f(x0) - f*)."),
-    model: str = typer.Option("bimodal", help=MODEL_HELP),
-    shift: float = typer.Option(1.0, help="Straggler model: minimum time."),
-    rate: float = typer.Option(1.0, help="Straggler model: rate of the exponential tail."),
-    p_slow: float = typer.Option(0.2, help="Bimodal: fraction of slow workers."),
-    slowdown: float = typer.Option(10.0, help="Bimodal: slow-down of slow workers."),
-    deadline: float = typer.Option(None, help="Per-iteration deadline (simulated seconds)."),
-    backend: str = typer.Option(
-        "none", help="none (in process, simulated clock) | local-thread | local | ray | ..."
-    ),
-    seed: int = typer.Option(0, help="Random seed."),
-    json_out: bool = JSON_OPTION,
-    blas_threads: int = BLAS_OPTION,
-) -> int:
-    """Minimise a test function with coded ES (or a baseline) under injected stragglers."""
-    from ..coded.dfo import (
-        CodedES,
-        DivergedError,
-        DivergenceWarning,
-        DropStragglersES,
-        LogisticLoss,
-        Quadratic,
-        Rosenbrock,
-        StructuredES,
-        WaitAllES,
-    )
-
-    limit_blas_threads(blas_threads)
-    check_choice(function, "function", ES_FUNCTIONS)
-    check_choice(method, "method", ES_METHODS)
-    if backend != "none":
-        check_choice(backend, "backend", BACKENDS)
-    if not 0 < tolerance < 1:
-        raise InvalidInputError(f"tolerance must lie in (0, 1), got {tolerance}")
-    check_int(seed, "seed", low=0)
-    dim = check_int(dim, "dim", low=2 if function == "rosenbrock" else 1)
-    workers = check_int(workers, "workers", low=1)
-    iterations = check_int(iterations, "iterations", low=0)
-    check_positive_float(sigma, "sigma")
-    if step is not None:
-        check_positive_float(step, "step")
-    if deadline is not None:
-        check_nonnegative_float(deadline, "deadline")
-    # the test function's data (quadratic: its d x d matrix and the QR factors; logistic:
-    # 500 x d samples), then CodedES checks its own generator and directions
-    check_memory(
-        8.0 * (3 * dim * dim if function == "quadratic" else 500 * dim),
-        f"the {function} test function in dimension {dim}",
-        fix="lower --dim",
-    )
-    if function == "quadratic":
-        fn = Quadratic(dim, condition=10.0, rng=seed)
-    elif function == "logistic":
-        fn = LogisticLoss(dim, 500, rng=seed)
-    else:
-        fn = Rosenbrock(dim)
-    defaults = {"quadratic": 0.1, "logistic": 2.0, "rosenbrock": 0.1}
-    step = defaults[function] if step is None else step
-    adam = (function == "rosenbrock") if adam is None else adam
-    strag = _straggler_model(model, shift, rate, p_slow, slowdown)
-    kwargs = dict(sigma=sigma, step=step, step_rule=step_rule, adam=adam, deadline=deadline,
-                  batched=True, rng=seed)  # fmt: skip
-    if directions is not None:
-        kwargs["directions"] = directions
-    if method == "coded":
-        kwargs.update(code=code, n_directions=k)
-    elif k is not None:
-        raise InvalidInputError("--k applies to --method coded only (baselines use K = N)")
-    cls = {"coded": CodedES, "wait-all": WaitAllES, "drop": DropStragglersES,
-           "structured": StructuredES}[method]  # fmt: skip
-    f0 = fn(fn.x0)
-    target = fn.f_star + tolerance * (f0 - fn.f_star)
-    if backend in ("local", "local-thread"):
-        check_pool_size(workers, "thread" if backend == "local-thread" else "process")
-    ex = None
-    try:
-        if backend != "none":
-            ex = make_executor(backend, **concurrent_options(backend, workers))
-            runner = (
-                FaultInjector(ex, stragglers=strag, clock="simulated", rng=seed) if strag else ex
-            )
-            opt = cls(fn, fn.x0, n_workers=workers, executor=runner, **kwargs)
-        else:
-            opt = cls(fn, fn.x0, n_workers=workers, stragglers=strag, **kwargs)
-        with (
-            Progress(*PROGRESS_COLUMNS, console=console, disable=json_out) as bar,
-            warnings.catch_warnings(),
-        ):
-            warnings.simplefilter("ignore", DivergenceWarning)  # reported below, as an error
-            task = bar.add_task(f"{opt.name}", total=1.0)
-            res = opt.run(
-                iterations,
-                target=target,
-                progress=lambda msg, f: bar.update(task, completed=f, description=msg),
-            )
-    finally:
-        if ex is not None:
-            ex.close()
-    if res.diverged:
-        raise DivergedError(
-            f"{res.name} diverged after {res.iterations} iteration(s): f = {res.loss:.4g} from "
-            f"f(x0) = {f0:.4g}; lower --step (now {step:g}), or use --adam or --step-rule sign"
-        )
-    payload = {
-        "function": function, "dim": dim, "method": method, "name": res.name,
-        "code": opt.coder.code_name, "directions": opt.coder.directions,
-        "n_workers": workers, "n_directions": opt.n_directions, "f0": f0, "f_star": fn.f_star,
-        "target": target, "loss": res.loss, "reached": res.stopped_by == "target",
-        "iterations": res.iterations, "sim_time": res.total_sim_time,
-        "wall_s": res.total_wall_time, "evaluations": res.total_evaluations,
-        "exact_decodes": int(res.exact.sum()), "erasures": int(res.erasures.sum()),
-        "mean_arrivals": float(res.arrivals.mean()) if res.iterations else 0.0,
-        "clock": "simulated" if strag is not None else "none",
-        "bytes_sent_per_round": res.mean_bytes_per_round, "bytes_placed": res.bytes_placed,
-    }  # fmt: skip
-    if json_out:
-        emit_json(payload)
-    else:
-        console.print(res.summary())
-        console.print(
-            f"target f <= {target:.4g} ({'reached' if payload['reached'] else 'not reached'})"
-        )
-    return 0
-
-
-@coded_app.command("attack")
-def attack(
-    dataset: str = typer.Option("digits", help="digits | mnist1d"),
-    method: str = typer.Option("coded", help="coded | wait-all | drop | structured | random"),
-    code: str = typer.Option("polar", help="polar | mds (coded method)."),
-    examples: int = typer.Option(10, help="Number of correctly classified test examples."),
-    eps: float = typer.Option(None, help="l_inf budget [digits 0.15, mnist1d 0.25]."),
-    workers: int = typer.Option(32, help="N workers."),
-    iterations: int = typer.Option(20, help="Maximum ES iterations per example."),
-    model: str = typer.Option("bimodal", help=MODEL_HELP),
-    p_slow: float = typer.Option(0.2, help="Bimodal: fraction of slow workers."),
-    slowdown: float = typer.Option(10.0, help="Bimodal: slow-down of slow workers."),
-    seed: int = typer.Option(0, help="Random seed."),
-    json_out: bool = JSON_OPTION,
-    blas_threads: int = BLAS_OPTION,
-) -> int:
-    """Score-based black-box l_inf attack on an in-house CNN (simulated-clock stragglers)."""
-    from ..coded.dfo.attack import ATTACK_METHODS, run_attack, train_classifier
-
-    limit_blas_threads(blas_threads)
-    # every option is checked before the classifier is trained
-    check_choice(dataset, "dataset", ("digits", "mnist1d"))
-    check_choice(method, "method", ATTACK_METHODS)
-    check_choice(code, "code", ("polar", "mds", "replication"))
-    eps = {"digits": 0.15, "mnist1d": 0.25}[dataset] if eps is None else eps
-    check_positive_float(eps, "eps")
-    check_int(seed, "seed", low=0)
-    check_int(examples, "examples", low=1)
-    workers = check_int(workers, "workers", low=1)
-    check_int(iterations, "iterations", low=1)
-    if method == "coded" and code == "polar" and workers & (workers - 1):
-        raise InvalidInputError(f"a polar code needs --workers a power of two, got {workers}")
-    # per iteration: the code's generator (polar: N x N) and 2N perturbed inputs of <= 64
-    # values, float64
-    check_memory(
-        16.0 * workers * workers + 8.0 * 2 * workers * 64,
-        f"an attack with N={workers} workers",
-        fix="lower --workers",
-    )
-    strag = _straggler_model(model, 1.0, 1.0, p_slow, slowdown)
-    with console.status("training the classifier") if not json_out else _nothing():
-        clf = train_classifier(dataset, seed=seed)
-    with Progress(*PROGRESS_COLUMNS, console=console, disable=json_out) as bar:
-        task = bar.add_task("attacking", total=1.0)
-        res = run_attack(
-            clf, method=method, n_examples=examples, eps=eps, n_workers=workers, code=code,
-            max_iter=iterations, stragglers=strag, rng=seed,
-            progress=lambda msg, f: bar.update(task, completed=f, description=msg),
-        )  # fmt: skip
-    payload = {
-        "dataset": dataset, "method": method, "eps": eps, "n_workers": workers,
-        "n_directions": res.n_directions, "test_accuracy": clf.test_accuracy,
-        "examples": examples, "success_rate": res.success_rate,
-        "mean_queries_success": res.mean_queries_success,
-        "mean_sim_time_success": res.mean_time_success,
-        "mean_wall_s_success": res.mean_wall_success, "queries": res.queries.tolist(),
-        "success": res.success.tolist(),
-    }  # fmt: skip
-    if json_out:
-        emit_json(payload)
-    else:
-        console.print(clf.summary())
-        console.print(res.summary())
-    return 0
+# -- coded derivative-free optimisation (frugalml.coded.dfo), defined in .coded_dfo ------------
+coded_app.command("es")(es)
+coded_app.command("attack")(attack)

@@ -105,8 +105,12 @@ def check(
 
 @runtime_app.command("simulate")
 def simulate(
-    model: str = typer.Option("shifted-exponential", help="shifted-exponential | pareto | bimodal"),
-    n: int = typer.Option(64, help="Number of tasks (workers)."),
+    stragglers: str = typer.Option(
+        "shifted-exponential",
+        "--stragglers",
+        help="Straggler model: shifted-exponential | pareto | bimodal.",
+    ),
+    workers: int = typer.Option(64, "--workers", help="Number of tasks (workers) n."),
     k: list[int] = typer.Option(None, "--k", help="k values (default: n/4, n/2, 3n/4, n)."),
     shift: float = typer.Option(
         None, help="Minimum task time [default 1] (shifted-exponential, bimodal)."
@@ -124,21 +128,23 @@ def simulate(
     seed: int = typer.Option(0, help="Random seed."),
     plot: Path = typer.Option(None, help="Write a PNG plot of latency versus k here."),
     json_out: bool = JSON_OPTION,
+    blas_threads: int = BLAS_OPTION,
 ) -> int:
     """Latency of first-k versus all-n under a straggler model (exact and Monte-Carlo)."""
+    limit_blas_threads(blas_threads)
     if plot is not None:
         plot = check_output_path(plot, "--plot")
     check_int(seed, "seed", low=0)
-    n = check_int(n, "n", low=1)
+    n = check_int(workers, "workers", low=1)
     check_int(trials, "trials", low=2)
     given = {"shift": shift, "rate": rate, "scale": scale, "alpha": alpha}
     given.update(p_slow=p_slow, slowdown=slowdown)
-    m = model_from_spec(model, **{k: v for k, v in given.items() if v is not None})
+    m = model_from_spec(stragglers, **{key: v for key, v in given.items() if v is not None})
     ks = k or sorted({max(1, n // 4), max(1, n // 2), max(1, 3 * n // 4), n})
     check_memory(
         2 * 8.0 * n * trials,
         f"{trials} Monte-Carlo trials of n={n} tasks",
-        fix="lower --trials or --n",
+        fix="lower --trials or --workers",
     )
     with Progress(*PROGRESS_COLUMNS, console=console, disable=json_out) as bar:
         task = bar.add_task("simulating", total=1.0)
