@@ -128,3 +128,18 @@ def test_scikit_learn_estimator_api_and_progress(digits):
     c = clone(g)
     assert c.get_params() == g.get_params() and not hasattr(c, "weights_")
     assert np.array_equal(c.fit(X, rng=0).sample(3, rng=1), g.sample(3, rng=1))
+
+
+def test_load_mnist1d_rng_and_deprecated_seed():
+    pytest.importorskip("mnist1d")
+    from frugalml.convex.gan.data import load_mnist1d
+    from frugalml.errors import FrugalDeprecationWarning
+
+    a = load_mnist1d(100, rng=3)
+    assert a.X.shape == (100, 40) and a.n_stages == 4
+    with pytest.warns(FrugalDeprecationWarning, match="'seed' is deprecated"):
+        b = load_mnist1d(100, seed=3)
+    assert np.array_equal(a.X, b.X)  # an int rng is the seed itself
+    assert np.array_equal(load_mnist1d(100).X, load_mnist1d(100, rng=0).X)
+    with pytest.raises(InvalidInputError):
+        load_mnist1d(100, seed=1, rng=1)

@@ -411,3 +411,27 @@ def test_build_is_vectorised():
     y = rng.standard_normal(1000)
     sol = solve_poly_sdp(X, y, activation=ACT, beta=0.01, solver="scs")
     assert sol.build_seconds < 1.0
+
+
+def test_progress_phases():
+    """``progress(message, fraction)`` at the phases of the solve; the result is the same."""
+    X, y, _ = planted(13)
+    calls = []
+    sol = solve_poly_sdp(X, y, activation=ACT, beta=BETA,
+                         progress=lambda m, f: calls.append((m, f)))  # fmt: skip
+    assert calls == [("building SDP", 0.0), ("solving (clarabel)", 0.1), ("done", 1.0)]
+    assert sol.objective == solve_poly_sdp(X, y, activation=ACT, beta=BETA).objective
+    calls.clear()
+    solve_poly_conv_sdp(X, y, filter_size=2, activation=ACT, beta=BETA, solver="scs",
+                        progress=lambda m, f: calls.append((m, f)))  # fmt: skip
+    assert [m for m, _ in calls] == ["building SDP", "solving (scs)", "done"]
+
+
+def test_old_module_paths_still_import():
+    """The losses and the lift moved to their own modules; poly_sdp still exports them."""
+    from frugalml.convex import lift, losses, poly_sdp
+    from frugalml.convex.backprop import torch_loss
+
+    assert poly_sdp.loss_value is losses.loss_value and poly_sdp.LOSSES is losses.LOSSES
+    assert poly_sdp.lifted_moments is lift.lifted_moments and poly_sdp.patches is lift.patches
+    assert poly_sdp.sdp_nbytes is lift.sdp_nbytes and torch_loss is losses.torch_loss

@@ -301,3 +301,20 @@ def test_sandwich_large_d(d):
     assert leq(sol.lower_bound, opt)
     assert leq(opt, net.train_objective)
     assert net.train_objective <= 1.01 * opt
+
+
+def test_progress_and_old_import_paths():
+    """``solve_quantized_sdp(progress=)`` reports its phases; the split modules of the package
+    are the ones ``frugalml.convex.quantized`` exports."""
+    from frugalml.convex import quantized
+    from frugalml.convex.quantized import network, rounding, sdp
+
+    X, y = planted(30, 3, seed=4)
+    calls = []
+    sol = solve_quantized_sdp(X, y, a=1.0, b=0.5, beta=0.1,
+                              progress=lambda m, f: calls.append((m, f)))  # fmt: skip
+    assert calls == [("building SDP", 0.0), ("solving (clarabel)", 0.1), ("done", 1.0)]
+    assert sol.lower_bound == solve_quantized_sdp(X, y, a=1.0, b=0.5, beta=0.1).lower_bound
+    assert quantized.round_quantized is rounding.round_quantized
+    assert quantized.QuantizedNetwork is network.QuantizedNetwork
+    assert quantized.solve_quantized_sdp is sdp.solve_quantized_sdp

@@ -43,6 +43,7 @@ from .._validate import (
 )
 from ..errors import InvalidInputError
 from ._checks import check_activation, check_data
+from ._torch import torch_device
 from .activation import Polynomial
 from .decompose import PolyNetwork
 from .losses import LOSSES, torch_loss
@@ -103,6 +104,7 @@ def train_poly_backprop(
     init_scale: float | None = None,
     record_every: int = 10,
     num_threads: int | None = 1,
+    device: Any = "cpu",
 ) -> BackpropResult:
     """Train ``f(x) = sum_j sigma(x^T u_j) alpha_j`` (``width`` neurons, ``||u_j|| = 1``) by
     full-batch backpropagation on the SDP's objective (module doc).
@@ -131,6 +133,9 @@ def train_poly_backprop(
     num_threads:
         torch intra-op threads during training (restored afterwards; ``None`` leaves torch's
         setting).
+    device:
+        torch device of the training (``"cpu"`` default, ``"cuda"``; the initialisation is
+        drawn in NumPy, so it does not depend on the device).
 
     Returns a :class:`BackpropResult` whose ``network`` is the best iterate. Cost
     ``O(steps n d m k)``. Raises :class:`~frugalml.errors.InvalidInputError` on bad input and
@@ -163,19 +168,21 @@ def train_poly_backprop(
     )
     gen = check_rng(rng)
     torch = require("torch", what="train_poly_backprop", extra="torch")
+    dev = torch_device(torch, device)
 
     old_threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
         return _train(torch, Xa, ya, act, beta, width, loss, optimizer, steps, lr, gen,
-                      unit_norm, huber_delta, momentum, init_scale, record_every)  # fmt: skip
+                      unit_norm, huber_delta, momentum, init_scale, record_every,
+                      dev)  # fmt: skip
     finally:
         torch.set_num_threads(old_threads)
 
 
 def _train(torch, Xa, ya, act, beta, width, loss, optimizer, steps, lr, gen, unit_norm,
-           huber_delta, momentum, init_scale, record_every) -> BackpropResult:  # fmt: skip
+           huber_delta, momentum, init_scale, record_every, dev) -> BackpropResult:  # fmt: skip
     t0 = time.perf_counter()
     d = Xa.shape[1]
     alpha_shape = (width,) if ya.ndim == 1 else (width, ya.shape[1])
@@ -184,10 +191,10 @@ def _train(torch, Xa, ya, act, beta, width, loss, optimizer, steps, lr, gen, uni
     W0 /= np.maximum(np.linalg.norm(W0, axis=0), 1e-300)
     A0 = scale * gen.standard_normal(alpha_shape)
     dt = torch.float64
-    W = torch.tensor(W0, dtype=dt, requires_grad=True)
-    A = torch.tensor(A0, dtype=dt, requires_grad=True)
-    Xt = torch.as_tensor(Xa, dtype=dt)
-    Yt = torch.as_tensor(ya, dtype=dt)
+    W = torch.tensor(W0, dtype=dt, device=dev, requires_grad=True)
+    A = torch.tensor(A0, dtype=dt, device=dev, requires_grad=True)
+    Xt = torch.as_tensor(Xa, dtype=dt, device=dev)
+    Yt = torch.as_tensor(ya, dtype=dt, device=dev)
     a, b, c = act.a, act.b, act.c
     tiny = torch.finfo(dt).tiny
 
@@ -239,9 +246,9 @@ def _train(torch, Xa, ya, act, beta, width, loss, optimizer, steps, lr, gen, uni
                 best_W, best_A = W.detach().clone(), A.detach().clone()
         else:
             diverged = True
-    Wb = best_W.numpy()
+    Wb = best_W.cpu().numpy()
     U = Wb / np.maximum(np.linalg.norm(Wb, axis=0), 1e-300)
-    net = PolyNetwork(U=U, alpha=best_A.numpy().copy(), activation=act)
+    net = PolyNetwork(U=U, alpha=best_A.cpu().numpy().copy(), activation=act)
     obj = net.objective(Xa, ya, loss=loss, beta=beta, huber_delta=huber_delta)
     return BackpropResult(
         objective=obj,

@@ -42,6 +42,7 @@ from .._validate import check_array, check_choice, check_positive_float
 from ..errors import InvalidInputError, SolverFailedError
 from ._checks import check_data
 from ._cvxpy import import_cvxpy, solver_kwargs
+from ._torch import torch_device
 from .activation import Polynomial
 from .lift import patches
 from .losses import LOSSES, cvx_loss, loss_value
@@ -176,14 +177,16 @@ class PolyNetwork(ResultRepr):
             raise InvalidInputError(f"y must have shape {yhat.shape}, got {y.shape}")
         return loss_value(yhat, y, loss, huber_delta) + beta * float(np.sum(np.abs(self.alpha)))
 
-    def to_torch(self, dtype: Any = None) -> Any:
+    def to_torch(self, dtype: Any = None, device: Any = "cpu") -> Any:
         """A ``torch.nn.Module`` computing :meth:`predict` (parameters ``U``, ``alpha``;
-        default dtype float64). Input (n, d) tensor, output (n,) or (n, k)."""
+        default dtype float64) on ``device`` (``"cpu"`` default, ``"cuda"``). Input (n, d)
+        tensor, output (n,) or (n, k)."""
         from .._optional import require
 
         torch = require("torch", what="PolyNetwork.to_torch", extra="torch")
+        dev = torch_device(torch, device)
         cls = _torch_module_class(torch)
-        return cls(self, torch.float64 if dtype is None else dtype)
+        return cls(self, torch.float64 if dtype is None else dtype).to(dev)
 
     def summary(self) -> str:
         k = 1 if self.alpha.ndim == 1 else self.alpha.shape[1]

@@ -34,6 +34,7 @@ from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import check_array, check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
+from ._torch import torch_device
 from .conditional_gradient import conditional_gradient_sdp
 from .losses import torch_loss
 
@@ -145,11 +146,7 @@ def first_order_sdp(
         f"the first-order SDP solver's (d+1) x (d+1) iterates (d = {d}, n = {n})",
         fix="reduce d (e.g. a PCA or sketch of X) or use fewer samples",
     )
-    try:
-        dev = torch.device(device or "cpu")
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise InvalidInputError(f"device must be a torch device such as 'cpu' or 'cuda', got "
-                                f"{device!r}") from exc  # fmt: skip
+    dev = torch_device(torch, device)
     saved_threads = torch.get_num_threads()
     if threads is not None and dev.type == "cpu":
         torch.set_num_threads(check_int(threads, "threads", low=1))

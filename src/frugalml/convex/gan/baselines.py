@@ -33,7 +33,8 @@ from ..._optional import require
 from ..._results import ResultRepr
 from ..._validate import RngLike, check_array, check_int, check_positive_float, check_rng
 from ...errors import InvalidInputError
-from .progressive import downsample, upsample
+from .._torch import torch_device
+from .pooling import downsample, upsample
 
 __all__ = ["TrainedBaseline", "train_dcgan", "train_gda_progressive"]
 
@@ -88,9 +89,12 @@ def train_gda_progressive(
     lr: float = 1e-3,
     batch: int = 256,
     rng: RngLike = 0,
+    device: Any = "cpu",
 ) -> TrainedBaseline:
     """Progressive linear-generator / quadratic-discriminator WGAN trained by Adam GDA,
-    ``steps`` per stage. ``X`` ``(n, L)`` or ``(n, h, w)``; see the module docstring."""
+    ``steps`` per stage. ``X`` ``(n, L)`` or ``(n, h, w)``; see the module docstring.
+    ``device``: torch device of the training (``"cpu"`` default, ``"cuda"``); the random draws
+    are made on the CPU, so they do not depend on it."""
     torch = _torch()
     Xa = _data(X)
     n_stages = check_int(n_stages, "n_stages", low=1)
@@ -104,6 +108,7 @@ def train_gda_progressive(
     if any(s % factor for s in Xa.shape[1:]):
         raise InvalidInputError(f"sample shape {Xa.shape[1:]} not divisible by {factor}")
     gen = check_rng(rng)
+    dev = torch_device(torch, device)
     torch.manual_seed(int(gen.integers(2**31 - 1)))
     n = Xa.shape[0]
     t0 = time.perf_counter()
@@ -116,25 +121,26 @@ def train_gda_progressive(
     for s in range(n_stages):
         target = downsample(Xa, 2 ** (n_stages - 1 - s))
         shapes.append(tuple(target.shape[1:]))
-        T = torch.tensor(target.reshape(n, -1), dtype=torch.float32)
+        T = torch.tensor(target.reshape(n, -1), dtype=torch.float32, device=dev)
         d = T.shape[1]
         mu = T.mean(0)
         p = width or d
         r_in = latent_dim if s == 0 else int(np.prod(upsample(prev[:1]).shape[1:]))
-        W = torch.nn.Parameter(0.1 * torch.randn(r_in + 1, d) / np.sqrt(r_in))
-        U = torch.nn.Parameter(torch.randn(d, p) / np.sqrt(d))
-        v = torch.nn.Parameter(torch.zeros(p))
-        w = torch.nn.Parameter(torch.zeros(d))
+        W = torch.nn.Parameter((0.1 * torch.randn(r_in + 1, d) / np.sqrt(r_in)).to(dev))
+        U = torch.nn.Parameter((torch.randn(d, p) / np.sqrt(d)).to(dev))
+        v = torch.nn.Parameter(torch.zeros(p, device=dev))
+        w = torch.nn.Parameter(torch.zeros(d, device=dev))
         opt_g = torch.optim.Adam([W], lr=lr, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam([U, v, w], lr=lr, betas=(0.5, 0.999))
-        Zin = (torch.randn(n, latent_dim) if s == 0 else
-               torch.tensor(upsample(prev).reshape(n, -1), dtype=torch.float32))  # fmt: skip
+        Zin = (torch.randn(n, latent_dim).to(dev) if s == 0 else
+               torch.tensor(upsample(prev).reshape(n, -1), dtype=torch.float32,
+                            device=dev))  # fmt: skip
 
         def mismatch(W=W, T=T, Zin=Zin, s=s) -> float:
             """``||A_X - H_G||_2 + ||mu_X - mu_G||`` on the fitting latents (what the
             discriminator can detect)."""
             with torch.no_grad():
-                z = Zin if s else torch.randn(n, latent_dim)
+                z = Zin if s else torch.randn(n, latent_dim).to(dev)
                 G = (z @ W[:-1] + W[-1]).double()
                 Td = T.double()
                 dA = Td.T @ Td / n - G.T @ G / n
@@ -148,10 +154,10 @@ def train_gda_progressive(
             return ((x - mu) @ Un) ** 2 @ v + x @ w
 
         for _ in range(steps):
-            idx = torch.randint(0, n, (min(batch, n),))
-            z = Zin[idx] if s else torch.randn(min(batch, n), latent_dim)
+            idx = torch.randint(0, n, (min(batch, n),)).to(dev)
+            z = Zin[idx] if s else torch.randn(min(batch, n), latent_dim).to(dev)
             fake = z @ W[:-1] + W[-1]
-            real = T[torch.randint(0, n, (min(batch, n),))]
+            real = T[torch.randint(0, n, (min(batch, n),)).to(dev)]
             d_obj = disc(real).mean() - disc(fake.detach()).mean() - beta / 2 * (
                 v.pow(2).sum() + w.pow(2).sum())  # fmt: skip
             opt_d.zero_grad()
@@ -164,9 +170,9 @@ def train_gda_progressive(
             g_hist.append(float(g_loss.detach()))
             d_hist.append(float(d_obj.detach()))
         end.append(mismatch())
-        Wn = W.detach().numpy().astype(np.float64)
+        Wn = W.detach().cpu().numpy().astype(np.float64)
         weights.append(Wn)
-        prev = (Zin.numpy().astype(np.float64) @ Wn[:-1] + Wn[-1]).reshape(n, *shapes[-1])
+        prev = (Zin.cpu().numpy().astype(np.float64) @ Wn[:-1] + Wn[-1]).reshape(n, *shapes[-1])
     seconds = time.perf_counter() - t0
 
     def sampler(m: int, g: np.random.Generator) -> np.ndarray:
@@ -190,11 +196,13 @@ def train_dcgan(
     lr: float = 2e-4,
     batch: int = 64,
     rng: RngLike = 0,
+    device: Any = "cpu",
 ) -> TrainedBaseline:
     """Small DCGAN-style GAN for ``(n, h, w)`` images or ``(n, L)`` signals (sizes divisible
     by 4): generator ``z -> 2c x (s/4) -> c x (s/2) -> 1 x s`` by transposed convolutions with
     BatchNorm + ReLU, discriminator two stride-2 convolutions with LeakyReLU and a linear
-    head; non-saturating logistic GAN loss."""
+    head; non-saturating logistic GAN loss. ``device``: torch device of the training
+    (``"cpu"`` default, ``"cuda"``); the random draws are made on the CPU."""
     torch = _torch()
     nn = torch.nn
     Xa = _data(X)
@@ -207,6 +215,7 @@ def train_dcgan(
     if any(s % 4 for s in spatial):
         raise InvalidInputError(f"train_dcgan needs spatial sizes divisible by 4, got {spatial}")
     gen = check_rng(rng)
+    dev = torch_device(torch, device)
     torch.manual_seed(int(gen.integers(2**31 - 1)))
     two_d = len(spatial) == 2
     Conv, ConvT, BN = ((nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d) if two_d
@@ -226,23 +235,23 @@ def train_dcgan(
         def forward(self, z: Any) -> Any:
             return self.body(self.fc(z).view(z.shape[0], 2 * c, *small))
 
-    G = Gen()
+    G = Gen().to(dev)
     D = nn.Sequential(
         Conv(1, c, 4, 2, 1), nn.LeakyReLU(0.2), Conv(c, 2 * c, 4, 2, 1), nn.LeakyReLU(0.2),
         nn.Flatten(), nn.Linear(2 * c * n_small, 1),
-    )  # fmt: skip
+    ).to(dev)  # fmt: skip
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
-    data = torch.tensor(Xa[:, None], dtype=torch.float32)
+    data = torch.tensor(Xa[:, None], dtype=torch.float32, device=dev)
     n = data.shape[0]
     bce = nn.functional.binary_cross_entropy_with_logits
     g_hist, d_hist = [], []
     t0 = time.perf_counter()
     for _ in range(steps):
         b = min(batch, n)
-        real = data[torch.randint(0, n, (b,))]
-        fake = G(torch.randn(b, latent_dim))
-        ones, zeros = torch.ones(b, 1), torch.zeros(b, 1)
+        real = data[torch.randint(0, n, (b,)).to(dev)]
+        fake = G(torch.randn(b, latent_dim).to(dev))
+        ones, zeros = torch.ones(b, 1, device=dev), torch.zeros(b, 1, device=dev)
         d_loss = bce(D(real), ones) + bce(D(fake.detach()), zeros)
         opt_d.zero_grad()
         d_loss.backward()
@@ -257,8 +266,8 @@ def train_dcgan(
     G.eval()
 
     def sampler(m: int, g: np.random.Generator) -> np.ndarray:
-        z = torch.tensor(g.standard_normal((m, latent_dim)), dtype=torch.float32)
+        z = torch.tensor(g.standard_normal((m, latent_dim)), dtype=torch.float32, device=dev)
         with torch.no_grad():
-            return G(z)[:, 0].numpy().astype(np.float64)
+            return G(z)[:, 0].cpu().numpy().astype(np.float64)
 
     return TrainedBaseline("dcgan", sampler, np.array(g_hist), np.array(d_hist), seconds, steps)

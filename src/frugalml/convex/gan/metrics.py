@@ -30,6 +30,7 @@ from ..._resources import check_memory
 from ..._results import ResultRepr
 from ..._validate import RngLike, check_array, check_int, check_positive_float, check_rng
 from ...errors import InvalidInputError
+from .._torch import torch_device
 
 __all__ = [
     "FeatureMap",
@@ -174,11 +175,14 @@ def fit_feature_map(
     n_features: int = 32,
     epochs: int = 60,
     rng: RngLike = 0,
+    device: Any = "cpu",
 ) -> FeatureMap:
     """Train the feature map on real data ``X`` ``(n, ...)``: with labels ``y`` an MLP
     ``d -> 128 -> n_features -> classes`` (Adam, minibatches of 128, 20 % held out for the
     reported accuracy; torch), features = ReLU of the
-    ``n_features`` layer; without labels the top ``n_features`` principal components."""
+    ``n_features`` layer; without labels the top ``n_features`` principal components.
+    ``device``: torch device of the MLP's training (``"cpu"`` default, ``"cuda"``; the
+    initialisation and the minibatch order do not depend on it)."""
     A = _flat(X, "X")
     n_features = check_int(n_features, "n_features", low=1)
     gen = check_rng(rng)
@@ -189,23 +193,24 @@ def fit_feature_map(
         return FeatureMap("pca", mean, ((Vt[:k].T.copy(), np.zeros(k)),))
     labels = check_array(y, "y", ndim=1, dtype=np.int64, shape=(A.shape[0],))
     torch = require("torch", what="the classifier feature map", extra="torch")
+    dev = torch_device(torch, device)
     torch.manual_seed(int(gen.integers(2**31 - 1)))
     classes = int(labels.max()) + 1
     perm = gen.permutation(A.shape[0])
     cut = int(0.8 * A.shape[0])
     tr, te = perm[:cut], perm[cut:]
-    Xt = torch.tensor(A - mean, dtype=torch.float32)
-    yt = torch.tensor(labels)
+    Xt = torch.tensor(A - mean, dtype=torch.float32, device=dev)
+    yt = torch.tensor(labels, device=dev)
     net = torch.nn.Sequential(
         torch.nn.Linear(A.shape[1], 128), torch.nn.ReLU(),
         torch.nn.Linear(128, n_features), torch.nn.ReLU(),
         torch.nn.Linear(n_features, classes),
-    )  # fmt: skip
+    ).to(dev)  # fmt: skip
     opt = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=1e-4)
     for _ in range(check_int(epochs, "epochs", low=1)):
         order = tr[gen.permutation(tr.size)]
         for start in range(0, order.size, 128):
-            idx = torch.as_tensor(order[start : start + 128])
+            idx = torch.as_tensor(order[start : start + 128], device=dev)
             opt.zero_grad()
             loss = torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx])
             loss.backward()
@@ -213,8 +218,8 @@ def fit_feature_map(
     with torch.no_grad():
         acc = float((net(Xt[te]).argmax(1) == yt[te]).float().mean()) if te.size else None
     layers = tuple(
-        (net[i].weight.detach().numpy().T.astype(np.float64).copy(),
-         net[i].bias.detach().numpy().astype(np.float64).copy())
+        (net[i].weight.detach().cpu().numpy().T.astype(np.float64).copy(),
+         net[i].bias.detach().cpu().numpy().astype(np.float64).copy())
         for i in (0, 2)
     )  # fmt: skip
     return FeatureMap("classifier", mean, layers, acc)

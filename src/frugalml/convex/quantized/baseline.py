@@ -17,6 +17,7 @@ from ..._optional import require
 from ..._resources import check_memory
 from ..._results import ResultRepr
 from ..._validate import RngLike, check_choice, check_int, check_positive_float, check_rng
+from .._torch import torch_device
 from .network import QuantizedNetwork, refit_output_weights, unique_neurons
 from .problem import LOSSES, as_activation, check_quantized_data, is_even
 
@@ -67,6 +68,7 @@ def sign_backprop(
     record_every: int = 50,
     num_threads: int | None = 1,
     solver: str = "clarabel",
+    device: Any = "cpu",
 ) -> SignBackpropResult:
     """Baseline: train the quantized network by gradient descent with a straight-through
     estimator (Courbariaux et al., BinaryConnect): latent real weights ``W`` ``(d, width)`` in
@@ -81,7 +83,8 @@ def sign_backprop(
 
     Returns the binarised network with its trained ``alpha`` and, for a fair comparison, a
     convex refit of ``alpha`` for the same (deduplicated) neurons. Initialisation from ``rng``
-    (NumPy), so runs are reproducible. Cost ``O(steps n d width)`` plus one refit.
+    (NumPy), so runs are reproducible. ``device``: torch device of the training (``"cpu"``
+    default, ``"cuda"``). Cost ``O(steps n d width)`` plus one refit.
     """
     torch = require("torch", what="sign_backprop", extra="torch")
     loss = check_choice(loss, "loss", LOSSES)
@@ -102,13 +105,16 @@ def sign_backprop(
         fix="lower the width",
     )
     gen = check_rng(rng)
+    dev = torch_device(torch, device)
     t0 = time.perf_counter()
     W = torch.tensor(
-        gen.uniform(-init_scale, init_scale, (d, width)), dtype=torch.float64, requires_grad=True
-    )
-    al = torch.tensor(gen.standard_normal(width) / width, dtype=torch.float64, requires_grad=True)
-    Xt = torch.as_tensor(Xa, dtype=torch.float64)
-    yt = torch.as_tensor(ya, dtype=torch.float64)
+        gen.uniform(-init_scale, init_scale, (d, width)), dtype=torch.float64, device=dev,
+        requires_grad=True,
+    )  # fmt: skip
+    al = torch.tensor(gen.standard_normal(width) / width, dtype=torch.float64, device=dev,
+                      requires_grad=True)  # fmt: skip
+    Xt = torch.as_tensor(Xa, dtype=torch.float64, device=dev)
+    yt = torch.as_tensor(ya, dtype=torch.float64, device=dev)
     opt = torch.optim.Adam([W, al], lr=lr)
 
     def objective() -> Any:
@@ -143,8 +149,8 @@ def sign_backprop(
     finally:
         torch.set_num_threads(old_threads)
     with torch.no_grad():
-        U_final = np.where(W.numpy() >= 0, 1.0, -1.0)
-        alpha = al.detach().numpy().copy()
+        U_final = np.where(W.cpu().numpy() >= 0, 1.0, -1.0)
+        alpha = al.detach().cpu().numpy().copy()
     net = QuantizedNetwork(U=U_final, alpha=alpha, activation=act, loss=loss, beta=beta)
     obj = net.objective(Xa, ya)
     net = replace(net, train_objective=obj)
