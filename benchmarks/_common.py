@@ -1,14 +1,37 @@
-"""Wall-clock timing for the area benchmarks."""
+"""Helpers shared by the benchmark scripts: wall-clock timing and where their inputs live.
+
+Not a benchmark itself (no ``REPORT_AREA``). The scripts import it as ``_common``: the
+benchmarks directory is on ``sys.path`` when a script runs and while ``frugalml report``
+loads one (see :mod:`frugalml.report.discovery`).
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["best_of", "butterfly_floor"]
+__all__ = ["BENCHMARKS", "MODELS", "RESULTS", "best_of", "butterfly_floor", "shared_data"]
+
+#: this directory, the checkout's ``benchmarks/``
+BENCHMARKS = Path(__file__).resolve().parent
+#: measured results (JSON + PNG) of the full runs
+RESULTS = BENCHMARKS / "results"
+#: trained models the benchmarks read (``models/ecc/`` from ``train_ecc.py``)
+MODELS = BENCHMARKS / "models"
+
+
+def shared_data(name: str = "") -> Path:
+    """``$FRUGALML_DATA/name``, else ``<checkout>/../shared/data/name`` (the data sets kept
+    beside the checkout, e.g. the published remat graphs). The path may not exist: callers
+    check and say what is missing."""
+    root = os.environ.get("FRUGALML_DATA")
+    base = Path(root) if root else BENCHMARKS.parent.parent / "shared" / "data"
+    return base / name if name else base
 
 
 def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:

@@ -1,6 +1,10 @@
-"""Data-plane benchmark: data placed once, bytes counted, a dead worker is one erasure.
+"""Data-plane sections of the runtime benchmark: data placed once, bytes counted, a dead
+worker is one erasure.
 
-Sections (each a table; the runtime benchmark, ``benchmarks/bench_runtime.py``, runs them):
+Not a report area of its own: ``bench_runtime.py`` runs these sections after its first-k
+sections (``--dataplane-only`` runs only them and writes ``results/runtime_dataplane.json``).
+
+Sections (each a table):
 
 1. **Distributed least squares** (``distributed_lstsq``, A of n x d, q = 8 sketching workers)
    on every backend, 2 workers each, in the same run: wall time of the whole call (placing A
@@ -29,7 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from ...runtime import (
+from frugalml.progress import Progress
+from frugalml.report.output import pyplot
+from frugalml.report.results import Table
+from frugalml.runtime import (
     BimodalStragglers,
     CommModel,
     FailureModel,
@@ -39,9 +46,6 @@ from ...runtime import (
     make_executor,
     payload_nbytes,
 )
-from ..output import pyplot
-from ..registry import Progress
-from ..results import Table
 
 __all__ = ["dataplane_figures", "run_dataplane"]
 
@@ -56,7 +60,10 @@ def _options(backend: str) -> dict[str, Any]:
     return {"workers": 2}
 
 
-def _installed(names: tuple[str, ...]) -> list[str]:
+def _installed(names: tuple[str, ...], tiny: bool = False) -> list[str]:
+    """The installed backends of ``names``; ``tiny`` (the smoke test): the thread pool only."""
+    if tiny:
+        return ["local-thread"]
     return [b for b in names if backend_info(b).installed]
 
 
@@ -67,9 +74,9 @@ def _noop(i: int) -> int:
 def _warm(ex: Any) -> None:
     """Untimed: start the workers and import the algorithms' modules in them (a tiny run of
     each), so that first-use imports are not billed to the first measurement."""
-    from ...coded.matmul import CodedMatVec
-    from ...sketch.distributed import distributed_lstsq
-    from ...sketch.newton import distributed_newton
+    from frugalml.coded.matmul import CodedMatVec
+    from frugalml.sketch.distributed import distributed_lstsq
+    from frugalml.sketch.newton import distributed_newton
 
     got = ex.gather([ex.submit(_noop, i) for i in range(4)], deadline=600)
     if len(got.results) != 4:
@@ -131,11 +138,13 @@ class _SimClock:
 # -- 1. distributed least squares -------------------------------------------------------------
 
 
-def _lstsq_section(quick: bool, progress: Progress | None) -> tuple[Table, dict[str, Any]]:
-    from ...sketch.distributed import distributed_lstsq, sketch_and_solve_task
-    from ...sketch.factory import make_sketch
+def _lstsq_section(
+    quick: bool, progress: Progress | None, tiny: bool = False
+) -> tuple[Table, dict[str, Any]]:
+    from frugalml.sketch.distributed import distributed_lstsq, sketch_and_solve_task
+    from frugalml.sketch.factory import make_sketch
 
-    n, d = (20_000, 50) if quick else (200_000, 200)
+    n, d = (2_000, 10) if tiny else (20_000, 50) if quick else (200_000, 200)
     q, m, sketch = 8, 4 * d, "countsketch"
     repeats = 1 if quick else 3
     gen = np.random.default_rng(0)
@@ -146,7 +155,7 @@ def _lstsq_section(quick: bool, progress: Progress | None) -> tuple[Table, dict[
     own = own_call + payload_nbytes(np.zeros(d))
     rows, data = [], {}
     base = base_solve = None
-    for j, backend in enumerate(_installed(ALL_BACKENDS)):
+    for j, backend in enumerate(_installed(ALL_BACKENDS, tiny)):
         if progress:
             progress(f"lstsq on {backend}", j / len(ALL_BACKENDS))
         try:
@@ -236,10 +245,12 @@ def _lstsq_section(quick: bool, progress: Progress | None) -> tuple[Table, dict[
 # -- 2. distributed Newton sketch -------------------------------------------------------------
 
 
-def _newton_section(quick: bool, progress: Progress | None) -> tuple[Table, dict[str, Any]]:
-    from ...sketch.newton import distributed_newton
+def _newton_section(
+    quick: bool, progress: Progress | None, tiny: bool = False
+) -> tuple[Table, dict[str, Any]]:
+    from frugalml.sketch.newton import distributed_newton
 
-    n, d = (20_000, 50) if quick else (1_000_000, 500)
+    n, d = (2_000, 10) if tiny else (20_000, 50) if quick else (1_000_000, 500)
     q, sketch, iters = 4, "countsketch", 5
     gen = np.random.default_rng(2)
     a = gen.standard_normal((n, d)) / np.sqrt(d)
@@ -247,7 +258,7 @@ def _newton_section(quick: bool, progress: Progress | None) -> tuple[Table, dict
     y = np.where(gen.random(n) < 1 / (1 + np.exp(-a @ x_true)), 1.0, -1.0)
     rows, data = [], {}
     base = None
-    for j, backend in enumerate(_installed(("local-thread", "dask", "ray"))):
+    for j, backend in enumerate(_installed(("local-thread", "dask", "ray"), tiny)):
         if progress:
             progress(f"newton on {backend}", j / 3)
         try:
@@ -302,16 +313,18 @@ def _block_product(block: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.asarray(block @ x)
 
 
-def _matvec_section(quick: bool, progress: Progress | None) -> tuple[Table, dict[str, Any]]:
-    from ...coded.matmul import CodedMatVec
+def _matvec_section(
+    quick: bool, progress: Progress | None, tiny: bool = False
+) -> tuple[Table, dict[str, Any]]:
+    from frugalml.coded.matmul import CodedMatVec
 
-    rows_, cols = (2048, 512) if quick else (16_384, 2048)
-    calls = 10 if quick else 50
+    rows_, cols = (256, 64) if tiny else (2048, 512) if quick else (16_384, 2048)
+    calls = 3 if tiny else 10 if quick else 50
     gen = np.random.default_rng(4)
     a = gen.standard_normal((rows_, cols))
     xs = gen.standard_normal((calls, cols))
     rows, data = [], {}
-    for j, backend in enumerate(_installed(("local", "dask", "ray"))):
+    for j, backend in enumerate(_installed(("local", "dask", "ray"), tiny)):
         if progress:
             progress(f"CodedMatVec on {backend}", j / 3)
         try:
@@ -382,10 +395,12 @@ def _nap_or_die(i: int, dying: tuple[int, ...]) -> int:
     return i
 
 
-def _crash_section(quick: bool, progress: Progress | None) -> tuple[Table, dict[str, Any]]:
-    from ...coded.matmul import coded_matmul
+def _crash_section(
+    quick: bool, progress: Progress | None, tiny: bool = False
+) -> tuple[Table, dict[str, Any]]:
+    from frugalml.coded.matmul import coded_matmul
 
-    seeds = 3 if quick else 10
+    seeds = 1 if tiny else 3 if quick else 10
     gen = np.random.default_rng(5)
     a = gen.standard_normal((256, 64))
     bmat = gen.standard_normal((64, 8))
@@ -444,15 +459,17 @@ SERVERLESS = BimodalStragglers(ShiftedExponential(shift=0.1, rate=20.0), p_slow=
 CLOUD = CommModel(latency=0.03, bandwidth=80e6, source="stated: Lambda + S3 order of magnitude")
 
 
-def _serverless_section(quick: bool, progress: Progress | None) -> tuple[Table, dict[str, Any]]:
-    from ...coded.matmul import CodedMatVec
-    from ...sketch.newton import distributed_newton
+def _serverless_section(
+    quick: bool, progress: Progress | None, tiny: bool = False
+) -> tuple[Table, dict[str, Any]]:
+    from frugalml.coded.matmul import CodedMatVec
+    from frugalml.sketch.newton import distributed_newton
 
-    workers = 64 if quick else 256
+    workers = 16 if tiny else 64 if quick else 256
     gen = np.random.default_rng(6)
     a = gen.standard_normal((workers * 16, 512))
     x = gen.standard_normal(512)
-    na, nd = (8_000, 40) if quick else (50_000, 100)
+    na, nd = (1_000, 10) if tiny else (8_000, 40) if quick else (50_000, 100)
     an = gen.standard_normal((na, nd)) / np.sqrt(nd)
     yn = np.where(gen.random(na) < 1 / (1 + np.exp(-an @ gen.standard_normal(nd))), 1.0, -1.0)
     comms = {"lithops localhost (measured)": CommModel.for_backend("lithops"), "cloud": CLOUD}
@@ -527,13 +544,15 @@ def run_dataplane(
     quick: bool = True,
     progress: Progress | None = None,
     sections: tuple[str, ...] | None = None,
+    tiny: bool = False,
 ) -> tuple[tuple[Table, ...], dict[str, Any]]:
     """Run the data-plane sections (``None``: all; else those named, possibly none);
-    returns the tables and raw data."""
+    returns the tables and raw data. ``tiny``: smoke-test sizes, the thread pool only
+    (the crash section: the local process pool, one seed)."""
     tables, data = [], {}
     for name in tuple(SECTIONS) if sections is None else sections:
         t0 = time.perf_counter()
-        table, raw = SECTIONS[name](quick, progress)
+        table, raw = SECTIONS[name](quick, progress, tiny)
         raw["seconds"] = time.perf_counter() - t0
         tables.append(table)
         data[name] = raw

@@ -13,9 +13,11 @@ Case files, one case per line (``#`` starts a comment)::
     py: from frugalml.coded import X; X(-1)  # Python; must raise a FrugalError
     check: r = f(...); assert r.diverged     # Python; must run and its asserts hold
 
-``{tmp}`` in a case is a fresh empty directory, ``{file}`` an existing file in it, and
-``{ro}`` a read-only directory (such cases are ``n/a (root)`` when run as root, who may
-write there). A leading ``[timeout=N]`` sets the case's limit (default 90 s).
+``{tmp}`` in a case is a fresh empty directory (the working directory of the case),
+``{file}`` an existing file in it, and ``{ro}`` a read-only directory (such cases are
+``n/a (root)`` when run as root, who may write there). ``$FRUGALML_BENCHMARKS`` is this
+directory unless set, so ``frugalml report`` finds the checkout's benchmarks. A leading
+``[timeout=N]`` sets the case's limit (default 90 s).
 
 Usage: python benchmarks/bad_input_matrix.py [--jobs 2] [--area NAME ...] [--json PATH]
 (--area may be repeated or list several areas)
@@ -119,6 +121,8 @@ def run_case(case: Case) -> Outcome:
     tmp = Path(tempfile.mkdtemp(prefix="frugalml-bad-"))
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env.setdefault("FRUGALML_BLAS_THREADS", "1")
+    # report cases run in {tmp}: their areas come from this checkout's benchmarks
+    env.setdefault("FRUGALML_BENCHMARKS", str(Path(__file__).resolve().parent))
     text = _fill(case.text, tmp)
     if case.kind == "cli":
         import shlex

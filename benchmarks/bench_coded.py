@@ -9,19 +9,28 @@ Sections (all compared in the same run):
 4. Anytime estimator: measured vs predicted relative error against the number of arrivals.
 5. A real run of coded_matmul on the local process pool (and Ray, full run) with injected
    straggler delays (wall clock).
+
+Usage: python benchmarks/bench_coded.py [--quick | --tiny] [--out DIR]
+Writes DIR/coded.json and coded_*.png (DIR: benchmarks/results) and prints the tables.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...coded import GaussianMDS, PolarCode, VandermondeCode, anytime_estimate
-from ...coded.matmul import coded_matmul
-from ...coded.simulate import default_schemes, first_decodable_mask, simulate_latency
-from ...runtime import (
+from _common import best_of, butterfly_floor
+from frugalml.coded import GaussianMDS, PolarCode, VandermondeCode, anytime_estimate
+from frugalml.coded.matmul import coded_matmul
+from frugalml.coded.simulate import default_schemes, first_decodable_mask, simulate_latency
+from frugalml.progress import Progress
+from frugalml.report.output import optional_figures, pyplot
+from frugalml.report.results import NO_GOAL, BenchResult, Table
+from frugalml.report.script import bench_main
+from frugalml.runtime import (
     BimodalStragglers,
     FaultInjector,
     ShiftedExponential,
@@ -29,12 +38,12 @@ from ...runtime import (
     concurrent_options,
     make_executor,
 )
-from ..output import pyplot
-from ..registry import Progress
-from ..results import NO_GOAL, BenchResult, Table
-from ..timing import best_of, butterfly_floor
 
-__all__ = ["run"]
+__all__ = ["REPORT_AREA", "REPORT_TITLE", "main", "run"]
+
+REPORT_AREA = "coded"
+REPORT_TITLE = "Coded computation: polar codes"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 MODELS = {
     "shifted-exp": ShiftedExponential(1.0, 1.0),
@@ -162,22 +171,31 @@ def _real_runs(backends, n, trials, gen) -> list[tuple]:
     return rows
 
 
-def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 7) -> BenchResult:
+def run(
+    *, quick: bool = True, progress: Progress | None = None, rng: int = 7, tiny: bool = False
+) -> BenchResult:
+    """Quick: the report's sizes; full: N up to 1024 and Ray; tiny (the smoke test): N = 16,
+    20 trials, the thread pool for the real runs."""
     gen = np.random.default_rng(rng)
     say = progress or (lambda s, f: None)
-    ns_lat = (64, 256) if quick else (64, 256, 1024)
-    trials = 200 if quick else 500
+    ns_lat = (16,) if tiny else (64, 256) if quick else (64, 256, 1024)
+    trials = 20 if tiny else 200 if quick else 500
     say("latency (simulated clock)", 0.0)
     lat_rows, lat_data = _latency(ns_lat, trials, gen)
     say("decode time", 0.4)
-    dec_rows = _decode_times((256,) if quick else (256, 1024), (256, 256), gen)
+    dec_ns, block = ((16,), (32, 32)) if tiny else ((256,) if quick else (256, 1024), (256, 256))
+    dec_rows = _decode_times(dec_ns, block, gen)
     say("numerical error", 0.6)
-    acc_rows = _accuracy((64, 256) if quick else (64, 256, 1024), gen)
+    acc_rows = _accuracy((16,) if tiny else (64, 256) if quick else (64, 256, 1024), gen)
     say("anytime estimator", 0.7)
-    any_rows, curves = _anytime(256, 128, 20 if quick else 100, gen)
+    any_n, any_k, any_trials = (32, 16, 2) if tiny else (256, 128, 20 if quick else 100)
+    any_rows, curves = _anytime(any_n, any_k, any_trials, gen)
     say("real runs", 0.85)
     backends = ["local"] + ([] if quick or not backend_info("ray").installed else ["ray"])
-    real_rows = _real_runs(backends, 16, 2 if quick else 3, gen)
+    if tiny:
+        backends = ["local-thread"]
+    real_n = 8 if tiny else 16
+    real_rows = _real_runs(backends, real_n, 1 if tiny else 2 if quick else 3, gen)
 
     heavy = [r for r in lat_rows if r[1] == "2% heavy" and r[0] == max(ns_lat)]
     polar = next(r for r in heavy if r[2] == "polar")
@@ -225,7 +243,8 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 7) -
             tuple(acc_rows),
         ),
         Table(
-            "Anytime estimator: measured vs predicted relative squared error (N=256, K=128)",
+            "Anytime estimator: measured vs predicted relative squared error "
+            f"(N={any_n}, K={any_k})",
             ("method", "arrivals m", "measured", "predicted"),
             tuple(any_rows),
         ),
@@ -243,8 +262,8 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 7) -
                 "MiB placed once",
             ),
             tuple(real_rows),
-            note="A (1024 x 256) @ B (256 x 64); delays 0.2 s + Exp(0.1 s), 10% slowed 8x. "
-            "A's coded blocks and B are placed once with the executor; a task carries "
+            note=f"A ({real_n * 64} x 256) @ B (256 x 64); delays 0.2 s + Exp(0.1 s), 10% "
+            "slowed 8x. A's coded blocks and B are placed once with the executor; a task carries "
             "references only.",
         ),
     )
@@ -254,13 +273,13 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 7) -
         title="Coded computation: polar codes vs baselines",
         headline=headline,
         tables=tables,
-        figures=_figures(lat_data, curves),
+        figures=optional_figures(_figures, lat_data, curves, f"N={any_n}, K={any_k}"),
         data={"latency": lat_data, "anytime": curves},
         mode="simulated clock (latency), wall clock (decode, real runs)",
     )
 
 
-def _figures(lat_data, curves):
+def _figures(lat_data, curves, anytime_code: str = "N=256, K=128"):
     plt = pyplot()
 
     fig1, ax = plt.subplots(figsize=(7, 3.6))
@@ -282,8 +301,16 @@ def _figures(lat_data, curves):
         ax.plot(curves["m"], curves[method + "_pred"], "--", color=line.get_color(),
                 label=f"{method} predicted")  # fmt: skip
     ax.set_yscale("log")
-    ax.set_xlabel("arrivals m (N=256, K=128)")
+    ax.set_xlabel(f"arrivals m ({anytime_code})")
     ax.set_ylabel("relative squared error")
     ax.set_title("Anytime estimates")
     ax.legend(fontsize=7)
     return {"p99": fig1, "anytime": fig2}
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    return bench_main(run, RESULTS, title=REPORT_TITLE, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

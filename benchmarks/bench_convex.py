@@ -19,6 +19,9 @@ Sections (all in the same run, one BLAS and one torch thread):
    matrix would exceed 1e8 entries; Clarabel's own size refusal is recorded as such.
 3. Quantized (sign) first layer: SDP lower bound, rounded network, exhaustive optimum and the
    certified gap; for larger d the rounded network against sign backprop (straight-through).
+
+Usage: python benchmarks/bench_convex.py [--quick | --tiny] [--out DIR]
+Writes DIR/convex.json and convex_*.png (DIR: benchmarks/results) and prints the tables.
 """
 
 from __future__ import annotations
@@ -28,17 +31,23 @@ import os
 import time
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..._threads import limit_blas_threads
-from ...errors import FrugalError, InvalidInputError
-from ..output import pyplot
-from ..registry import Progress
-from ..results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
+from frugalml._threads import limit_blas_threads
+from frugalml.errors import FrugalError, InvalidInputError
+from frugalml.progress import Progress
+from frugalml.report.output import optional_figures, pyplot
+from frugalml.report.results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
+from frugalml.report.script import bench_main
 
-__all__ = ["run"]
+__all__ = ["REPORT_AREA", "REPORT_TITLE", "main", "planted_problem", "relu_activation", "run"]
+
+REPORT_AREA = "convex"
+REPORT_TITLE = "Convex training: SDP vs backprop"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 #: sizes per mode
 CONFIG: dict[bool, dict[str, Any]] = {
@@ -71,6 +80,20 @@ CONFIG: dict[bool, dict[str, Any]] = {
         "quant_large_n": 500,
     },
 }
+#: the smoke test's sizes (``run(tiny=True)``): every section, toy problems
+TINY: dict[str, Any] = {
+    **CONFIG[True],
+    "seeds": 1,
+    "steps": 60,
+    "planted": (60, 4),
+    "real_dim": 4,
+    "time_d": (4,),
+    "time_n": (60,),
+    "ratio_at": (4, 60),
+    "time_limit": 20.0,
+    "quant_d": (3,),
+    "quant_n": 40,
+}
 #: a solver is skipped at sizes >= one where it took longer than this
 SKIP_AFTER_S = 120.0
 #: conic solvers (CVXPY builds the dense (n, (d+1)^2) feature matrix) are skipped above this
@@ -88,8 +111,9 @@ SGD_MOMENTUM = 0.9
 _ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _activation():
-    from ...convex import Polynomial
+def relu_activation():
+    """The degree-2 polynomial fit of the ReLU every section trains with."""
+    from frugalml.convex import Polynomial
 
     return Polynomial.fit_relu()
 
@@ -123,9 +147,9 @@ def _rel(value: float | None, ref: float | None) -> float | None:
 
 
 # ------------------------------------------------------------------------------ data
-def _planted(n: int, d: int, gen, *, k: int = 3, noise: float = 0.1):
+def planted_problem(n: int, d: int, gen, *, k: int = 3, noise: float = 0.1):
     """Teacher ``y = sum_{j<=k} sigma(x^T u_j) alpha_j + noise``, rows ``x ~ N(0, I/d)``."""
-    act = _activation()
+    act = relu_activation()
     X = gen.standard_normal((n, d)) / np.sqrt(d)
     U = gen.standard_normal((d, k))
     U /= np.linalg.norm(U, axis=0)
@@ -163,7 +187,7 @@ def _problems(
     cfg = CONFIG[quick]
     n_tr, d = planted or cfg["planted"]
     dim = real_dim or cfg["real_dim"]
-    X, y = _planted(n_tr + n_tr // 3, d, gen)
+    X, y = planted_problem(n_tr + n_tr // 3, d, gen)
     out = [
         dict(
             name=f"planted (3 teacher neurons, d={d})",
@@ -216,13 +240,13 @@ def _test_metric(metric: str, yhat: np.ndarray, y: np.ndarray) -> float:
 
 # ------------------------------------------------------------------------------ 1. objective
 def _train_one(p, optimizer: str, lr: float, steps: int, seed: int):
-    from ...convex.backprop import train_poly_backprop
+    from frugalml.convex.backprop import train_poly_backprop
 
     d = p["Xtr"].shape[1]
     return train_poly_backprop(
         p["Xtr"],
         p["ytr"],
-        activation=_activation(),
+        activation=relu_activation(),
         beta=p["beta"],
         width=2 * (d + 1),
         loss=p["loss"],
@@ -249,7 +273,7 @@ def _pick_lr(p, optimizer: str, steps: int) -> float:
 def _objective_section(problems, seeds: int, steps: int, say, frac=(0.0, 0.5), rng=0):
     """Rows of the objective table and per-problem records (JSON-ready); backprop seeds
     ``1000 rng + i``, ``i < seeds``."""
-    from ...convex import decompose, solve_poly_sdp
+    from frugalml.convex import decompose, solve_poly_sdp
 
     rows, records = [], []
     lo, hi = frac
@@ -261,7 +285,7 @@ def _objective_section(problems, seeds: int, steps: int, say, frac=(0.0, 0.5), r
             sol = solve_poly_sdp(
                 p["Xtr"],
                 p["ytr"],
-                activation=_activation(),
+                activation=relu_activation(),
                 beta=p["beta"],
                 loss=p["loss"],
                 solver="clarabel",
@@ -351,7 +375,7 @@ def _time_call(fn):
 
 def _solve(X, y, solver: str, tol: float | None, time_limit: float):
     """One timed solve: (status text, solution or None, wall seconds)."""
-    from ...convex import solve_poly_sdp
+    from frugalml.convex import solve_poly_sdp
 
     opts = None
     if solver == "clarabel":
@@ -369,7 +393,7 @@ def _solve(X, y, solver: str, tol: float | None, time_limit: float):
             return solve_poly_sdp(
                 X,
                 y,
-                activation=_activation(),
+                activation=relu_activation(),
                 beta=0.1,
                 loss="squared",
                 solver=solver,
@@ -393,7 +417,7 @@ def _solve(X, y, solver: str, tol: float | None, time_limit: float):
 def _warm_up() -> None:
     """Import CVXPY / torch and run each solver once on a tiny problem (not timed)."""
     gen = np.random.default_rng(0)
-    X, y = _planted(30, 3, gen)
+    X, y = planted_problem(30, 3, gen)
     for solver, tol in SOLVER_TOLS:
         _solve(X, y, solver, tol, 60.0)
 
@@ -405,7 +429,7 @@ SOLVER_TOLS = (("clarabel", None), ("scs", 1e-6), ("first-order", 1e-7)) + (
 
 def _solve_time_section(ds, ns, ratio_at, time_limit: float, say, frac=(0.5, 0.8), rng=0):
     """Rows of the solve-time table, the time-to-accuracy rows and the records."""
-    from ...convex import decompose
+    from frugalml.convex import decompose
 
     _warm_up()
     lo, hi = frac
@@ -416,7 +440,7 @@ def _solve_time_section(ds, ns, ratio_at, time_limit: float, say, frac=(0.5, 0.8
     ratio_rows: list[tuple] = []
     for ci, (n, d) in enumerate(cells):
         say(f"solve time: n={n}, d={d}", lo + (hi - lo) * ci / len(cells))
-        X, y = _planted(n, d, np.random.default_rng([rng, n, d]))
+        X, y = planted_problem(n, d, np.random.default_rng([rng, n, d]))
         here = []
         for solver, tol in SOLVER_TOLS:
             rec: dict[str, Any] = dict(
@@ -503,7 +527,7 @@ def _reference(recs) -> tuple[float | None, str]:
 def _time_to_accuracy(X, y, main_recs, ref, time_limit) -> list[tuple]:
     """SCS (eps 1e-3 .. 1e-6) and first-order (tol 1e-4 .. 1e-7): the fastest setting whose
     reported and decomposed-network objectives are both within TARGET_ACCURACY of ``ref``."""
-    from ...convex import decompose
+    from frugalml.convex import decompose
 
     rows = []
     settings = {"scs": (1e-3, 1e-4, 1e-5), "first-order": (1e-4, 1e-5, 1e-6)}
@@ -572,7 +596,7 @@ QUANT = dict(a=1.0, b=0.5, c=0.0, beta=0.1)
 
 
 def _quantized_section(ds, n: int, large_ds, large_n: int, say, frac=(0.8, 1.0), rng=0):
-    from ...convex.quantized import (
+    from frugalml.convex.quantized import (
         exhaustive_quantized,
         round_quantized,
         sign_backprop,
@@ -642,12 +666,18 @@ def _quantized_section(ds, n: int, large_ds, large_n: int, say, frac=(0.8, 1.0),
 
 
 # ------------------------------------------------------------------------------ run
-def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -> BenchResult:
+def run(
+    *, quick: bool = True, progress: Progress | None = None, rng: int = 0, tiny: bool = False
+) -> BenchResult:
+    """Sizes: :data:`CONFIG` (quick or full) or :data:`TINY` (the smoke test)."""
     say = progress or (lambda s, f: None)
-    cfg = CONFIG[quick]
+    quick = quick or tiny
+    cfg = TINY if tiny else CONFIG[quick]
     t_start = time.perf_counter()
     with _single_thread():
-        problems = _problems(quick, np.random.default_rng(rng))
+        problems = _problems(
+            quick, np.random.default_rng(rng), planted=cfg["planted"], real_dim=cfg["real_dim"]
+        )
         obj_rows, obj_records = _objective_section(
             problems, cfg["seeds"], cfg["steps"], say, rng=rng
         )
@@ -664,7 +694,7 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -
         headline=_headline(obj_records, speed, q_rows, cfg["seeds"], quick),
         status=_status(obj_records, speed, quick),
         tables=_tables(obj_rows, time_rows, ratio_rows, q_rows, q_large, cfg),
-        figures=_figures(obj_records, time_records),
+        figures=optional_figures(_figures, obj_records, time_records),
         data={
             "objective": obj_records,
             "solve_time": time_records,
@@ -902,3 +932,11 @@ def _figures(obj_records, time_records):
     ax.legend(fontsize=7)
     fig2.tight_layout()
     return {"objective": fig1, "solve_time": fig2}
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    return bench_main(run, RESULTS, title=REPORT_TITLE, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

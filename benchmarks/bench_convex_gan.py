@@ -9,28 +9,37 @@ Sections (all in the same run, one thread):
    DCGAN-style GAN; a held-out real-vs-real row gives the floor.
 3. Effect of the truncation index (equivalently beta) of the last stage on digits.
 4. Sample grids.
+
+Usage: python benchmarks/bench_convex_gan.py [--quick | --tiny] [--out DIR]
+Writes DIR/convex-gan.json and convex-gan_*.png (DIR: benchmarks/results) and prints the tables.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...convex.gan import ProgressiveConvexGAN, closed_form_generator, quadratic_sdp
-from ...convex.gan.data import load_dataset
-from ...convex.gan.metrics import fit_feature_map, frechet_distance, mmd, sliced_wasserstein
-from ..output import pyplot
-from ..registry import Progress
-from ..results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
+from frugalml.convex.gan import ProgressiveConvexGAN, closed_form_generator, quadratic_sdp
+from frugalml.convex.gan.data import load_dataset
+from frugalml.convex.gan.metrics import fit_feature_map, frechet_distance, mmd, sliced_wasserstein
+from frugalml.progress import Progress
+from frugalml.report.output import optional_figures, pyplot
+from frugalml.report.results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
+from frugalml.report.script import bench_main
 
-__all__ = ["run"]
+__all__ = ["REPORT_AREA", "REPORT_TITLE", "main", "run"]
+
+REPORT_AREA = "convex-gan"
+REPORT_TITLE = "Convex Wasserstein GANs"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _sdp_check(gen: np.random.Generator) -> list[tuple]:
+def _sdp_check(gen: np.random.Generator, tiny: bool = False) -> list[tuple]:
     rows = []
-    for n, d in ((60, 4), (120, 8), (200, 12)):
+    for n, d in ((60, 4),) if tiny else ((60, 4), (120, 8), (200, 12)):
         X = gen.standard_normal((n, d)) @ gen.standard_normal((d, d)) + 0.5
         Z = np.linalg.qr(gen.standard_normal((n, d)))[0] * np.sqrt(n)
         s2 = np.linalg.eigvalsh(X.T @ X / n)[::-1]
@@ -56,20 +65,22 @@ def _metrics(real: np.ndarray, fake: np.ndarray, features: Any, gen) -> tuple[fl
     )
 
 
-def _dataset(name: str, quick: bool, gen, say, frac) -> tuple[list[tuple], dict[str, Any]]:
+def _dataset(
+    name: str, quick: bool, gen, say, frac, tiny: bool = False
+) -> tuple[list[tuple], dict[str, Any]]:
     import torch
 
-    from ...convex.gan.baselines import train_dcgan, train_gda_progressive
+    from frugalml.convex.gan.baselines import train_dcgan, train_gda_progressive
 
     torch.set_num_threads(1)
     data = load_dataset(name, quick=quick, rng=gen)
     X = data.X
     n = X.shape[0]
     perm = gen.permutation(n)
-    n_eval = min(1000 if not quick else 500, n // 2)
+    n_eval = min(100 if tiny else 1000 if not quick else 500, n // 2)
     train, held = X[perm[n_eval:]], X[perm[:n_eval]]
     ytrain = None if data.y is None else data.y[perm[n_eval:]]
-    features = fit_feature_map(train, ytrain, epochs=30 if quick else 60, rng=gen)
+    features = fit_feature_map(train, ytrain, epochs=2 if tiny else 30 if quick else 60, rng=gen)
     ref = train[:n_eval]
     rows, samples = [], {"real": held[:16]}
 
@@ -89,14 +100,14 @@ def _dataset(name: str, quick: bool, gen, say, frac) -> tuple[list[tuple], dict[
         add(label, secs, fake, f"closed form, k={ks}")
         samples[label] = fake[:16]
     say(f"{name}: GDA", frac)
-    steps = 300 if quick else 1500
+    steps = 10 if tiny else 300 if quick else 1500
     b = train_gda_progressive(train, n_stages=data.n_stages, latent_dim=latent, steps=steps,
                               rng=gen)  # fmt: skip
     fake = b.sample(n_eval, rng=gen)
     add("GDA same architecture", b.seconds, fake, f"{steps} Adam steps/stage")
     samples["GDA same architecture"] = fake[:16]
     say(f"{name}: DCGAN", frac)
-    dsteps = 300 if quick else 2000
+    dsteps = 10 if tiny else 300 if quick else 2000
     c = train_dcgan(train, steps=dsteps, rng=gen)
     fake = c.sample(n_eval, rng=gen)
     add("DCGAN-style", c.seconds, fake, f"{dsteps} Adam steps")
@@ -106,18 +117,19 @@ def _dataset(name: str, quick: bool, gen, say, frac) -> tuple[list[tuple], dict[
     return rows, {"samples": samples, "info": info}
 
 
-def _truncation_sweep(quick: bool, gen) -> list[tuple]:
+def _truncation_sweep(quick: bool, gen, tiny: bool = False) -> list[tuple]:
     data = load_dataset("digits", quick=quick, rng=gen)
     X = data.X
     perm = gen.permutation(X.shape[0])
-    ref, train = X[perm[:500]], X[perm[500:]]
-    features = fit_feature_map(train, data.y[perm[500:]], epochs=30, rng=gen)
+    n_ref = 100 if tiny else 500
+    ref, train = X[perm[:n_ref]], X[perm[n_ref:]]
+    features = fit_feature_map(train, data.y[perm[n_ref:]], epochs=2 if tiny else 30, rng=gen)
     rows = []
-    for k in (1, 2, 4, 8, 16, 24, 32):
+    for k in (1, 8) if tiny else (1, 2, 4, 8, 16, 24, 32):
         g = ProgressiveConvexGAN(3, 16, truncation=[None, None, k], stage_noise=16).fit(
             train, rng=gen
         )
-        fake = g.sample(500, rng=gen)
+        fake = g.sample(n_ref, rng=gen)
         fd, sw, mm = _metrics(ref, fake, features, gen)
         rows.append((k, g.stages_[-1].beta, fd, sw, mm))
     return rows
@@ -155,22 +167,27 @@ def _figures(grids: dict[str, dict[str, np.ndarray]], sweep: list[tuple]) -> dic
     return figs
 
 
-def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -> BenchResult:
+def run(
+    *, quick: bool = True, progress: Progress | None = None, rng: int = 0, tiny: bool = False
+) -> BenchResult:
+    """Quick: the report's sizes; tiny (the smoke test): digits only, 10 GDA / DCGAN steps,
+    2 feature epochs, 100 evaluation samples, one SDP check, two truncation indices."""
     gen = np.random.default_rng(rng)
     say = progress or (lambda s, f: None)
+    quick = quick or tiny
     say("closed form vs SDP", 0.0)
-    sdp_rows = _sdp_check(gen)
+    sdp_rows = _sdp_check(gen, tiny)
     rows: list[tuple] = []
     grids, infos = {}, {}
-    names = ("digits", "patches", "mnist1d")
+    names = ("digits",) if tiny else ("digits", "patches", "mnist1d")
     for i, name in enumerate(names):
         say(f"{name}", 0.1 + 0.25 * i)
-        r, extra = _dataset(name, quick, gen, say, 0.1 + 0.25 * i)
+        r, extra = _dataset(name, quick, gen, say, 0.1 + 0.25 * i, tiny)
         rows += r
         grids[name] = extra["samples"]
         infos[name] = extra["info"]
     say("truncation sweep", 0.9)
-    sweep = _truncation_sweep(quick, gen)
+    sweep = _truncation_sweep(quick, gen, tiny)
 
     goal_rows = []
     worst = max(r[6] for r in sdp_rows)
@@ -238,7 +255,15 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -
         headline=headline,
         status=status,
         tables=tables,
-        figures=_figures(grids, sweep),
+        figures=optional_figures(_figures, grids, sweep),
         data={"sdp": sdp_rows, "results": rows, "truncation": sweep, "datasets": infos},
         mode="wall clock, one thread",
     )
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    return bench_main(run, RESULTS, title=REPORT_TITLE, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,8 +3,9 @@
 Conditional gradient with a certified gap (``frugalml.convex.first_order_sdp``) on the planted
 squared-loss problems of ``bench_convex.py`` (beta 0.1), tolerance 1e-4 and 1e-6, on the CPU
 (one torch thread) and on CUDA when torch sees a GPU; SCS (eps 1e-4) beside them when CVXPY is
-importable. Usage: ``python benchmarks/bench_convex_gpu.py [--sizes 100x1000,200x5000]``.
-Writes benchmarks/results/convex_gpu.json and convex_gpu_time.png and prints the table.
+importable. Usage: ``python benchmarks/bench_convex_gpu.py [--sizes 100x1000,200x5000]
+[--no-scs] [--time-limit S] [--out DIR]``. Writes DIR/convex_gpu.json and convex_gpu_time.png
+(DIR: benchmarks/results) and prints the table. A script only, not a report area.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_convex import planted_problem, relu_activation
 from frugalml._threads import limit_blas_threads
-from frugalml.report.benches.convex import _activation, _planted
-from frugalml.report.output import pyplot, rich_table, save_result
+from frugalml.report.output import optional_figures, pyplot, rich_table, save_result
 from frugalml.report.results import BenchResult, Table, machine_info
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _devices() -> list[str]:
@@ -42,7 +45,7 @@ def _scs(X, y, act, eps):
         return None, None, "cvxpy not installed"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> BenchResult:
     from rich.console import Console
 
     from frugalml.convex.first_order import first_order_sdp
@@ -51,13 +54,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="100x1000,200x1000,200x5000", help="d x n, comma list")
     parser.add_argument("--no-scs", action="store_true", help="skip SCS")
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per solve")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for JSON + PNG")
+    args = parser.parse_args(argv)
     limit_blas_threads(1)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-    act = _activation()
+    act = relu_activation()
     rows, records = [], []
     for d, n in sizes:
-        X, y = _planted(n, d, np.random.default_rng([0, n, d]))
+        X, y = planted_problem(n, d, np.random.default_rng([0, n, d]))
         for dev in _devices():
             for tol in (1e-4, 1e-6):
                 first_order_sdp(X[:50], y[:50], a=act.a, b=act.b, c=act.c, beta=0.1, device=dev)
@@ -121,28 +125,6 @@ def main() -> None:
                 r["gap"],
             )
         )
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    labels = [f"d={d}\nn={n}" for d, n in sizes]
-    solvers = sorted({r["solver"] for r in records})
-    for i, s in enumerate(solvers):
-        secs = [
-            next(
-                (
-                    r["seconds"] or np.nan
-                    for r in records
-                    if r["solver"] == s and (r["d"], r["n"]) == dn and r["tol"] == 1e-4
-                ),
-                np.nan,
-            )
-            for dn in sizes
-        ]
-        ax.bar(np.arange(len(sizes)) + 0.8 * i / len(solvers), secs, 0.8 / len(solvers), label=s)
-    ax.set_xticks(np.arange(len(sizes)) + 0.4 - 0.4 / len(solvers), labels)
-    ax.set_yscale("log")
-    ax.set_ylabel("seconds to 1e-4")
-    ax.legend()
-    fig.tight_layout()
     table = Table(
         title="First-order SDP solver: CPU vs GPU (and SCS)",
         columns=(
@@ -165,15 +147,43 @@ def main() -> None:
         title=table.title,
         headline=f"{len(records)} solves on {', '.join(_devices())}",
         tables=(table,),
-        figures={"time": fig},
+        figures=optional_figures(_figures, records, sizes),
         data={"records": records},
         mode="wall clock, one torch thread on the CPU",
     )
     result = replace(result, machine=machine_info())
     console = Console(width=140)
     console.print(rich_table(table))
-    written = save_result(result, Path(__file__).resolve().parent / "results")
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = save_result(result, args.out)
     console.print("wrote " + ", ".join(str(p) for p in written.values()))
+    return result
+
+
+def _figures(records, sizes):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    labels = [f"d={d}\nn={n}" for d, n in sizes]
+    solvers = sorted({r["solver"] for r in records})
+    for i, s in enumerate(solvers):
+        secs = [
+            next(
+                (
+                    r["seconds"] or np.nan
+                    for r in records
+                    if r["solver"] == s and (r["d"], r["n"]) == dn and r["tol"] == 1e-4
+                ),
+                np.nan,
+            )
+            for dn in sizes
+        ]
+        ax.bar(np.arange(len(sizes)) + 0.8 * i / len(solvers), secs, 0.8 / len(solvers), label=s)
+    ax.set_xticks(np.arange(len(sizes)) + 0.4 - 0.4 / len(solvers), labels)
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds to 1e-4")
+    ax.legend()
+    fig.tight_layout()
+    return {"time": fig}
 
 
 if __name__ == "__main__":

@@ -12,16 +12,21 @@ Sections (all methods compared in the same run, same seeds):
    time-to-success of coded ES vs uncoded ES (wait for all, drop, structured) and random
    signs at equal function evaluations per iteration, simulated clock N = 64, 256; plus a
    real run on the local thread pool with injected (slept) straggler delays, wall clock.
+
+Usage: python benchmarks/bench_dfo.py [--quick | --tiny] [--out DIR]
+Writes DIR/dfo.json and dfo_*.png (DIR: benchmarks/results) and prints the tables. Report area
+``coded-es`` (``dfo`` in frugalml 0.1).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...coded.dfo import (
+from frugalml.coded.dfo import (
     CodedDirections,
     CodedES,
     DropStragglersES,
@@ -32,12 +37,17 @@ from ...coded.dfo import (
     WaitAllES,
     evaluate_differences,
 )
-from ...runtime import BimodalStragglers, FaultInjector, ShiftedExponential, make_executor
-from ..output import pyplot
-from ..registry import Progress
-from ..results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
+from frugalml.progress import Progress
+from frugalml.report.output import optional_figures, pyplot
+from frugalml.report.results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
+from frugalml.report.script import bench_main
+from frugalml.runtime import BimodalStragglers, FaultInjector, ShiftedExponential, make_executor
 
-__all__ = ["run"]
+__all__ = ["REPORT_AREA", "REPORT_TITLE", "main", "run"]
+
+REPORT_AREA = "coded-es"
+REPORT_TITLE = "Coded derivative-free optimisation and attacks"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 HEAVY = BimodalStragglers(ShiftedExponential(1.0, 1.0), p_slow=0.2, slowdown=10.0)
 FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.5)
@@ -156,12 +166,15 @@ def _optimisation(seeds: int, quick: bool) -> tuple[list[tuple], dict[str, Any]]
 ATTACK_METHODS = ("coded", "wait-all", "drop", "structured", "random")
 
 
-def _attack_sim(ns, n_examples, gen_seed) -> tuple[list[tuple], dict[str, float]]:
-    from ...coded.dfo.attack import run_attack, train_classifier
+def _attack_sim(
+    ns, n_examples, gen_seed, epochs: int | None = None, datasets=("digits", "mnist1d")
+) -> tuple[list[tuple], dict[str, float]]:
+    from frugalml.coded.dfo.attack import run_attack, train_classifier
 
     rows, ratios = [], {}
-    for dataset, eps in (("digits", 0.15), ("mnist1d", 0.25)):
-        clf = train_classifier(dataset)
+    eps_of = {"digits": 0.15, "mnist1d": 0.25}
+    for dataset, eps in ((d, eps_of[d]) for d in datasets):
+        clf = train_classifier(dataset, epochs=epochs)
         for n in ns:
             kw = dict(n_examples=n_examples, eps=eps, n_workers=n, max_iter=20, stragglers=HEAVY)
             res = {m: run_attack(clf, method=m, rng=gen_seed, **kw) for m in ATTACK_METHODS}
@@ -181,15 +194,15 @@ def _attack_sim(ns, n_examples, gen_seed) -> tuple[list[tuple], dict[str, float]
     return rows, ratios
 
 
-def _attack_real(n_examples: int) -> list[tuple]:
+def _attack_real(n_examples: int, epochs: int | None = None) -> list[tuple]:
     """Wall clock: thread pool of 4N threads (cancelled stragglers keep sleeping without
     blocking the next round), delays 0.02 s + Exp(0.01 s), 20% of them 10x slower."""
     import torch
 
-    from ...coded.dfo.attack import run_attack, train_classifier
+    from frugalml.coded.dfo.attack import run_attack, train_classifier
 
     torch.set_num_threads(1)
-    clf = train_classifier("digits")
+    clf = train_classifier("digits", epochs=epochs)
     model = BimodalStragglers(ShiftedExponential(0.02, 100.0), p_slow=0.2, slowdown=10.0)
     n = 32
     rows = []
@@ -205,17 +218,25 @@ def _attack_real(n_examples: int) -> list[tuple]:
     return rows
 
 
-def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -> BenchResult:
+def run(
+    *, quick: bool = True, progress: Progress | None = None, rng: int = 0, tiny: bool = False
+) -> BenchResult:
+    """Quick: the report's sizes; tiny (the smoke test): one trial per cell, classifiers
+    trained for 2 epochs, attacks on one digits example at N = 16."""
     gen = np.random.default_rng(rng)
     say = progress or (lambda s, f: None)
+    quick = quick or tiny
     say("gradient estimates vs stragglers", 0.0)
-    cos_rows, curves = _cosine(6 if quick else 40, gen)
+    cos_rows, curves = _cosine(1 if tiny else 6 if quick else 40, gen)
     say("optimisation on the simulated clock", 0.3)
     opt_rows, traces = _optimisation(1 if quick else 3, quick)
     say("attacks, simulated clock", 0.6)
-    att_rows, ratios = _attack_sim((64,) if quick else (64, 256), 6 if quick else 24, rng)
+    if tiny:
+        att_rows, ratios = _attack_sim((16,), 1, rng, epochs=2, datasets=("digits",))
+    else:
+        att_rows, ratios = _attack_sim((64,) if quick else (64, 256), 6 if quick else 24, rng)
     say("attack, real run", 0.9)
-    real_rows = _attack_real(3 if quick else 8)
+    real_rows = _attack_real(1, epochs=2) if tiny else _attack_real(3 if quick else 8)
 
     def _get(regime, fname, name, p):
         return next(r[5] for r in cos_rows
@@ -318,7 +339,7 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -
         headline=headline,
         status=status,
         tables=tables,
-        figures=_figures(curves, traces),
+        figures=optional_figures(_figures, curves, traces),
         data={"cosine": curves, "attack_time_gain": ratios},
         mode="simulated clock (estimates, optimisation, attacks), wall clock (real attack run)",
     )
@@ -343,3 +364,11 @@ def _figures(curves, traces):
     ax.set_ylabel("f(x) (quadratic d=32)")
     ax.legend(fontsize=7)
     return {"cosine": fig1, "optimisation": fig2}
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    return bench_main(run, RESULTS, title=REPORT_TITLE, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,9 +16,13 @@ Sections (same run):
 3. The paper's invariance: BER of the neural decoders (and the cascade) on random codewords vs
    the all-zero one.
 
-Trained models: ``benchmarks/models/ecc/<code>-<backbone>.pt`` (written by
-``benchmarks/train_ecc.py``, the longer training run, whose budget is stored in each file) when
-present; otherwise a short CPU training run here (stated in the table).
+Trained models: ``models/ecc/<code>-<backbone>.pt`` beside this file (written by
+``train_ecc.py``, the longer training run, whose budget is stored in each file) when present;
+otherwise a short CPU training run here (stated in the table). A larger tagged model that is
+missing is listed as skipped in the table note, with the command that trains it.
+
+Usage: python benchmarks/bench_ecc.py [--quick | --tiny] [--out DIR]
+Writes DIR/ecc.json and ecc_ber.png (DIR: benchmarks/results) and prints the tables.
 """
 
 from __future__ import annotations
@@ -29,13 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from ..output import pyplot
-from ..registry import Progress
-from ..results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
+from frugalml.progress import Progress
+from frugalml.report.output import optional_figures, pyplot
+from frugalml.report.results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
+from frugalml.report.script import bench_main
 
-__all__ = ["MODEL_DIR", "run"]
+__all__ = ["CONFIG", "MODEL_DIR", "REPORT_AREA", "REPORT_TITLE", "TINY", "main", "run"]
 
-MODEL_DIR = Path(__file__).resolve().parents[4] / "benchmarks" / "models" / "ecc"
+REPORT_AREA = "ecc"
+REPORT_TITLE = "ECC: syndrome-based neural decoding"
+RESULTS = Path(__file__).resolve().parent / "results"
+#: the trained decoders of ``train_ecc.py``
+MODEL_DIR = Path(__file__).resolve().parent / "models" / "ecc"
 CONFIG: dict[bool, dict[str, Any]] = {
     True: {
         "codes": ("bch-63-45",),
@@ -65,16 +74,32 @@ CONFIG: dict[bool, dict[str, Any]] = {
         "extra_models": (("gru", "medium"),),
     },
 }
+#: the smoke test's sizes (``run(tiny=True)``): one code, one Eb/N0, 1024 frames
+TINY: dict[str, Any] = {
+    **CONFIG[True],
+    "ebn0": (5.0,),
+    "max_frames": 1024,
+    "train_steps": 20,
+    "throughput_batch": 256,
+    "throughput_seconds": 0.05,
+    "ensemble_windows": 1,
+}
 MIN_FRAME_ERRORS = 100
 
 
 def _neural(
-    code, backbone: str, steps: int, say, at: float, path: Path | None = None
+    code,
+    backbone: str,
+    steps: int,
+    say,
+    at: float,
+    path: Path | None = None,
+    model_dir: Path = MODEL_DIR,
 ) -> tuple[Any, str]:
     """A trained decoder: the stored longer run when present, else a short training here."""
-    from ...ecc.neural import SyndromeDecoder, load_decoder, train_decoder
+    from frugalml.ecc.neural import SyndromeDecoder, load_decoder, train_decoder
 
-    path = path or MODEL_DIR / f"{code.name}-{backbone}.pt"
+    path = path or model_dir / f"{code.name}-{backbone}.pt"
     if path.exists():
         import torch
 
@@ -94,10 +119,14 @@ def _neural(
     return dec, f"trained here: {steps} steps x 256 words, {time.perf_counter() - t0:.0f} s"
 
 
-def _decoders(code, cfg, say, at: float, first: bool) -> list[tuple[str, Any, str]]:
-    """(name, y -> bits given sigma, note) for every decoder of the comparison."""
-    from ...ecc.bp import BeliefPropagation
-    from ...ecc.osd import OrderedStatistics, hard_decision
+def _decoders(
+    code, cfg, say, at: float, first: bool, skipped: list[str] | None = None
+) -> list[tuple[str, Any, str]]:
+    """(name, y -> bits given sigma, note) for every decoder of the comparison; a missing
+    larger model is described in ``skipped``."""
+    model_dir = Path(cfg.get("model_dir", MODEL_DIR))
+    from frugalml.ecc.bp import BeliefPropagation
+    from frugalml.ecc.osd import OrderedStatistics, hard_decision
 
     out: list[tuple[str, Any, str]] = [("hard decision", lambda y, s: hard_decision(y), "")]
     sp = BeliefPropagation(code, iterations=50, variant="sum-product")
@@ -107,13 +136,19 @@ def _decoders(code, cfg, say, at: float, first: bool) -> list[tuple[str, Any, st
     for bb in cfg["backbones"]:
         if not first and bb in cfg["slow_backbones_first_code_only"]:
             continue
-        dec, note = _neural(code, bb, cfg["train_steps"], say, at)
+        dec, note = _neural(code, bb, cfg["train_steps"], say, at, model_dir=model_dir)
         out.append((f"syndrome {bb}", lambda y, s, dec=dec: dec.decode(y), note))
         if bb == "gru":
             out += _ensembles(code, dec, "gru", note, cfg)
     if first:  # larger models from the longer run, when they were trained
         for bb, tag in cfg["extra_models"]:
-            path = MODEL_DIR / f"{code.name}-{bb}-{tag}.pt"
+            path = model_dir / f"{code.name}-{bb}-{tag}.pt"
+            if not path.exists() and skipped is not None:
+                skipped.append(
+                    f"syndrome {bb}-{tag} on {code.name}: model not found at {path}; train it "
+                    f"with python benchmarks/train_ecc.py --codes {code.name} --backbones {bb} "
+                    f"--tag {tag} (and its size options)"
+                )
             if path.exists():
                 dec, note = _neural(code, bb, 0, say, at, path=path)
                 out.append((f"syndrome {bb}-{tag}", lambda y, s, dec=dec: dec.decode(y), note))
@@ -123,8 +158,8 @@ def _decoders(code, cfg, say, at: float, first: bool) -> list[tuple[str, Any, st
 
 def _ensembles(code, dec, label: str, note: str, cfg) -> list[tuple[str, Any, str]]:
     """The automorphism ensemble (cyclic codes) and the cascade to OSD-2 over ``dec``."""
-    from ...ecc.ensemble import AutomorphismEnsemble
-    from ...ecc.osd import OrderedStatistics
+    from frugalml.ecc.ensemble import AutomorphismEnsemble
+    from frugalml.ecc.osd import OrderedStatistics
 
     out: list[tuple[str, Any, str]] = []
     if dec.permute:
@@ -140,15 +175,15 @@ def _ensembles(code, dec, label: str, note: str, cfg) -> list[tuple[str, Any, st
 def _ber_section(cfg, say, frac):
     import torch
 
-    from ...ecc.channel import ebn0_to_sigma, simulate
-    from ...ecc.codes import get_code
+    from frugalml.ecc.channel import ebn0_to_sigma, simulate
+    from frugalml.ecc.codes import get_code
 
-    rows, records, throughput, invariance = [], [], [], []
+    rows, records, throughput, invariance, skipped = [], [], [], [], []
     lo, hi = frac
     for ci, name in enumerate(cfg["codes"]):
         code = get_code(name)
         say(f"ecc: {code.name}", lo + (hi - lo) * ci / len(cfg["codes"]))
-        decs = _decoders(code, cfg, say, lo + (hi - lo) * ci / len(cfg["codes"]), ci == 0)
+        decs = _decoders(code, cfg, say, lo + (hi - lo) * ci / len(cfg["codes"]), ci == 0, skipped)
         points = cfg["ebn0"] + (cfg["curve"] if ci == 0 else ())
         for ebn0 in sorted(points):
             sigma = ebn0_to_sigma(ebn0, code.rate)
@@ -197,7 +232,7 @@ def _ber_section(cfg, say, frac):
         for dname, dec, _ in decs:
             dec(y[:64], sigma)  # warm-up
             reps, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < 1.0 or reps < 2:
+            while time.perf_counter() - t0 < cfg.get("throughput_seconds", 1.0) or reps < 2:
                 dec(y, sigma)
                 reps += 1
             cps = reps * y.shape[0] / (time.perf_counter() - t0)
@@ -221,19 +256,31 @@ def _ber_section(cfg, say, frac):
                     )
                 zero, rand = ber[True], ber[False]
                 invariance.append((code.name, dname, zero.ber, rand.ber, zero.frames))
-    return rows, records, throughput, invariance
+    return rows, records, throughput, invariance, skipped
 
 
-def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -> BenchResult:
+def run(
+    *,
+    quick: bool = True,
+    progress: Progress | None = None,
+    rng: int = 0,
+    tiny: bool = False,
+    model_dir: str | Path | None = None,
+) -> BenchResult:
+    """Sizes: :data:`CONFIG` (quick or full) or :data:`TINY` (the smoke test). Trained
+    models come from ``model_dir`` (default :data:`MODEL_DIR`)."""
     import torch
 
     say = progress or (lambda s, f: None)
-    cfg = CONFIG[quick]
+    quick = quick or tiny
+    cfg = dict(TINY if tiny else CONFIG[quick])
+    if model_dir is not None:
+        cfg["model_dir"] = str(model_dir)
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # training and BER runs; the throughput rows use 2 threads
     try:
-        rows, records, throughput, invariance = _ber_section(cfg, say, (0.0, 1.0))
+        rows, records, throughput, invariance, skipped = _ber_section(cfg, say, (0.0, 1.0))
     finally:
         torch.set_num_threads(threads)
     del rng  # every simulation is seeded by its Eb/N0; decoders by 0
@@ -253,7 +300,8 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -
             ),
             rows=tuple(rows),
             note=f"BPSK over AWGN, all-zero codeword, until {MIN_FRAME_ERRORS} frame errors "
-            f"or {cfg['max_frames']} frames; the same seeded noise for every decoder.",
+            f"or {cfg['max_frames']} frames; the same seeded noise for every decoder."
+            + "".join(f" Skipped: {s}." for s in skipped),
         ),
         Table(
             title="Decoding throughput (codewords / s, batch 4096, Eb/N0 5 dB)",
@@ -277,11 +325,12 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -
         + ("; quick size: the >= 1e5 codewords/s goal is checked at full size" if quick else ""),
         status=NOT_CHECKED if quick else _status(throughput),
         tables=tables,
-        figures=_figures(records),
+        figures=optional_figures(_figures, records),
         data={
             "ber": records,
             "throughput": [list(r) for r in throughput],
             "invariance": [list(r) for r in invariance],
+            "skipped": skipped,
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
             "seconds": time.perf_counter() - t0,
         },
@@ -345,3 +394,11 @@ def _figures(records) -> dict[str, Any]:
         ax.legend(fontsize=6)
     fig.tight_layout()
     return {"ber": fig}
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    return bench_main(run, RESULTS, title=REPORT_TITLE, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -33,13 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import best_of, butterfly_floor
 from frugalml._io import atomic_write_text
 from frugalml._threads import limit_blas_threads
 from frugalml.coded import GaussianMDS, PolarCode, _polar_kernel
 from frugalml.coded.simulate import default_schemes, first_decodable_mask, simulate_latency
 from frugalml.report.output import pyplot, rich_table, save_png
 from frugalml.report.results import Table, machine_info
-from frugalml.report.timing import best_of, butterfly_floor
 from frugalml.runtime import BimodalStragglers, ShiftedExponential
 from frugalml.runtime.comm import MEASURED
 

@@ -15,21 +15,30 @@ Sections (same run, one torch / BLAS thread):
    error-compensated (GPTQ-style) rounding and with residual tensors; quantization wall time.
 3. Per-layer weight MSE, MMSE vs min-max at 4 bits (per output channel), on every quantized
    layer of the three models.
+
+Usage: python benchmarks/bench_quant.py [--quick | --tiny] [--out DIR]
+Writes DIR/quant.json and quant_*.png (DIR: benchmarks/results) and prints the tables.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..output import pyplot
-from ..registry import Progress
-from ..results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
+from frugalml.progress import Progress
+from frugalml.report.output import optional_figures, pyplot
+from frugalml.report.results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
+from frugalml.report.script import bench_main
 
-__all__ = ["run"]
+__all__ = ["REPORT_AREA", "REPORT_TITLE", "main", "run"]
+
+REPORT_AREA = "quant"
+REPORT_TITLE = "Low-bit quantization: MMSE vs baselines"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 METHODS = ("mmse", "minmax", "percentile", "aciq", "histogram")
 BITS = ((8, 8), (4, 8), (4, 4))
@@ -59,11 +68,23 @@ CONFIG: dict[bool, dict[str, Any]] = {
         "minilm_extra": True,
     },
 }
+#: the smoke test's sizes (``run(tiny=True)``): every section, fewest settings and samples
+TINY: dict[str, Any] = {
+    **CONFIG[True],
+    "cnn_bits": ((4, 8),),
+    "act_residual": (),
+    "mnist1d_n": 400,
+    "epochs": 2,
+    "minilm_methods": ("minmax",),  # MMSE on MiniLM takes ~13 s of CPU
+    "minilm_calib": 8,
+    "minilm_eval": 16,
+    "minilm_layers": False,  # no per-layer MMSE vs min-max rows for MiniLM
+}
 CALIB_SAMPLES = 256
 
 
 def _quantize(model, calib, *, w_bits, a_bits, method, **kw):
-    from ...quant.convert import quantize_model
+    from frugalml.quant.convert import quantize_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unsupported-layer listings (LayerNorm, Embedding)
@@ -76,8 +97,8 @@ def _layer_row(model: str, mmse, minmax) -> tuple:
 
 
 def _cnn_section(cfg, say, frac, rng: int):
-    from ...quant.data import load_digits_images, load_mnist1d
-    from ...quant.models import MNIST1DCNN, RECIPES, DigitsCNN, accuracy, train_classifier
+    from frugalml.quant.data import load_digits_images, load_mnist1d
+    from frugalml.quant.models import MNIST1DCNN, RECIPES, DigitsCNN, accuracy, train_classifier
 
     rows, res_rows, records, layer_rows = [], [], [], []
     tasks = [
@@ -88,9 +109,8 @@ def _cnn_section(cfg, say, frac, rng: int):
     for ti, (name, cls, load) in enumerate(tasks):
         say(f"quant: training the {name} CNN", lo + (hi - lo) * ti / len(tasks))
         split = load()
-        trained = train_classifier(
-            cls(seed=rng), split.train, split.test, seed=rng, **RECIPES[name]
-        )
+        recipe = {**RECIPES[name], **({"epochs": cfg["epochs"]} if "epochs" in cfg else {})}
+        trained = train_classifier(cls(seed=rng), split.train, split.test, seed=rng, **recipe)
         model = trained.model
         X_te, y_te = split.test
         calib = split.X_train[:CALIB_SAMPLES]
@@ -139,8 +159,8 @@ def _cnn_section(cfg, say, frac, rng: int):
 
 
 def _minilm_section(cfg, say, frac):
-    from ...quant.data import stdlib_docstrings
-    from ...quant.minilm import calibration_batches, embed, embedding_agreement, load_minilm
+    from frugalml.quant.data import stdlib_docstrings
+    from frugalml.quant.minilm import calibration_batches, embed, embedding_agreement, load_minilm
 
     lo, hi = frac
     texts = stdlib_docstrings(limit=cfg["minilm_calib"] + cfg["minilm_eval"] + 128)
@@ -190,20 +210,28 @@ def _minilm_section(cfg, say, frac):
                 seconds=rep.seconds,
             )
         )
-    mm = _quantize(model, calib, w_bits=4, a_bits=8, method="minmax", quantize_activations=False)
-    me = _quantize(model, calib, w_bits=4, a_bits=8, method="mmse", quantize_activations=False)
-    for a, b in zip(me.layers, mm.layers, strict=True):
-        layer_rows.append(
-            ("minilm", a.name, a.weight_mse, b.weight_mse, a.weight_mse <= b.weight_mse)
+    if cfg.get("minilm_layers", True):
+        mm = _quantize(
+            model, calib, w_bits=4, a_bits=8, method="minmax", quantize_activations=False
         )
+        me = _quantize(model, calib, w_bits=4, a_bits=8, method="mmse", quantize_activations=False)
+        for a, b in zip(me.layers, mm.layers, strict=True):
+            layer_rows.append(
+                ("minilm", a.name, a.weight_mse, b.weight_mse, a.weight_mse <= b.weight_mse)
+            )
     return rows, records, layer_rows, len(calib_texts), len(eval_texts)
 
 
-def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -> BenchResult:
+def run(
+    *, quick: bool = True, progress: Progress | None = None, rng: int = 0, tiny: bool = False
+) -> BenchResult:
+    """Sizes: :data:`CONFIG` (quick or full) or :data:`TINY` (the smoke test: 2 training
+    epochs, 400 MNIST-1D samples, MiniLM min-max only on 8 + 16 docstrings)."""
     import torch
 
     say = progress or (lambda s, f: None)
-    cfg = CONFIG[quick]
+    quick = quick or tiny
+    cfg = TINY if tiny else CONFIG[quick]
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -279,7 +307,7 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -
         ),
         status=NOT_CHECKED if quick else _status(res_rows, lm_records),
         tables=tables,
-        figures=_figures(lm_records, cnn_records),
+        figures=optional_figures(_figures, lm_records, cnn_records),
         data={
             "cnn": cnn_records,
             "residual": [list(r) for r in res_rows],
@@ -370,3 +398,11 @@ def _figures(lm_records, cnn_records) -> dict[str, Any]:
     axes[1].set_title("in-house CNNs")
     fig.tight_layout()
     return {"accuracy": fig}
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    return bench_main(run, RESULTS, title=REPORT_TITLE, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,9 +4,14 @@ Budgets of 90% and 80% of the plain topological order's peak, at most C = 2 comp
 node (MOCCASIN; Checkmate's MILP has no such limit), objective = total compute. Every schedule
 is scored by the same evaluator (:func:`frugalml.remat.evaluate_schedule`): % increase in total
 compute, peak memory, time to the best schedule, proven optimality. A per-run time limit is
-stated in the table. Graphs: ``../shared/data/remat-graphs`` (the MOCCASIN authors' published
-graphs) when present, else our own random layered graphs; plus the in-house PyTorch models,
-extracted, solved and executed (gradients and measured peak checked).
+stated in the table. Graphs: ``$FRUGALML_REMAT_GRAPHS``, else ``$FRUGALML_DATA/remat-graphs``,
+else ``<checkout>/../shared/data/remat-graphs`` (the MOCCASIN authors' published graphs) when
+present, else our own random layered graphs (the table note says which, and names any
+published graph that is missing); plus the in-house PyTorch models, extracted, solved and
+executed (gradients and measured peak checked).
+
+Usage: python benchmarks/bench_remat.py [--quick | --tiny] [--out DIR]
+Writes DIR/remat.json and remat_*.png (DIR: benchmarks/results) and prints the tables.
 """
 
 from __future__ import annotations
@@ -18,22 +23,23 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InfeasibleError
-from ...remat import RematGraph, load_graph, plain_peak, resolve_budget
-from ...remat.generate import random_layered_graph
-from ..output import pyplot
-from ..registry import Progress
-from ..results import NO_GOAL, BenchResult, Table
+from _common import shared_data
+from frugalml.errors import InfeasibleError
+from frugalml.progress import Progress
+from frugalml.remat import RematGraph, load_graph, plain_peak, resolve_budget
+from frugalml.remat.generate import random_layered_graph
+from frugalml.report.output import optional_figures, pyplot
+from frugalml.report.results import NO_GOAL, BenchResult, Table
+from frugalml.report.script import bench_main
 
-__all__ = ["GRAPH_DIR", "run"]
+__all__ = ["GRAPH_DIR", "REPORT_AREA", "REPORT_TITLE", "main", "run"]
 
-#: where the published graphs live relative to the project root (a sibling checkout folder)
-GRAPH_DIR = Path(
-    os.environ.get(
-        "FRUGALML_REMAT_GRAPHS",
-        Path(__file__).resolve().parents[4].parent / "shared" / "data" / "remat-graphs",
-    )
-)
+REPORT_AREA = "remat"
+REPORT_TITLE = "Rematerialisation: MOCCASIN vs Checkmate"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: the published graphs: $FRUGALML_REMAT_GRAPHS, else the shared data beside the checkout
+GRAPH_DIR = Path(os.environ.get("FRUGALML_REMAT_GRAPHS") or shared_data("remat-graphs"))
 
 QUICK = ("VGG16_256_224_224_3_train", "VGG19_256_224_224_3_train",
          "random_layered_n100_w0.27_nlv0.75_ed0.2_scd0.14")  # fmt: skip
@@ -54,13 +60,25 @@ FULL = (
 MILP_MAX_VARS = 600_000
 
 
-def _graphs(quick: bool) -> list[RematGraph]:
+def _graphs(quick: bool, tiny: bool = False) -> tuple[list[RematGraph], str]:
+    """The graphs of the run and a note saying where they came from and what is missing."""
+    if tiny:  # the smoke test: two small generated graphs
+        return [random_layered_graph(n, rng=n) for n in (24, 30)], "graphs: generated (tiny)"
     names = QUICK if quick else FULL
     if GRAPH_DIR.is_dir():
-        return [load_graph(GRAPH_DIR / f"{nm}.json") for nm in names
-                if (GRAPH_DIR / f"{nm}.json").exists()]  # fmt: skip
+        missing = [nm for nm in names if not (GRAPH_DIR / f"{nm}.json").exists()]
+        graphs = [load_graph(GRAPH_DIR / f"{nm}.json") for nm in names if nm not in missing]
+        note = f"graphs: {GRAPH_DIR}"
+        if missing:
+            note += f"; skipped (not found there): {', '.join(missing)}"
+        return graphs, note
     sizes = (60, 100) if quick else (100, 250, 500, 1000)
-    return [random_layered_graph(n, rng=n) for n in sizes]
+    note = (
+        f"graphs: the published graphs were not found at {GRAPH_DIR} (set "
+        "FRUGALML_REMAT_GRAPHS or FRUGALML_DATA), so random layered graphs of "
+        f"{', '.join(map(str, sizes))} nodes were generated instead"
+    )
+    return [random_layered_graph(n, rng=n) for n in sizes], note
 
 
 def _milp_vars(g: RematGraph) -> int:
@@ -84,36 +102,36 @@ def _row(g, frac, name, sol, limit) -> tuple:
 
 
 def _checkmate(kind: str, graph: RematGraph, budget: int, time_limit: float):
-    """Runs in a child process: highspy (incumbent callbacks, so a true time to best) and
-    OR-Tools bundle HiGHS builds that cannot share a process."""
+    """The Checkmate call to run in a child process: highspy (incumbent callbacks, so a true
+    time to best) and OR-Tools bundle HiGHS builds that cannot share a process. A partial of
+    the library function, so the child imports frugalml only (not this script)."""
     import importlib.util
+    from functools import partial
 
-    from ...remat.checkmate import checkmate_lp_rounding, checkmate_milp
+    from frugalml.remat.checkmate import checkmate_lp_rounding, checkmate_milp
 
     backend = "highspy" if importlib.util.find_spec("highspy") else "scipy"
-    if kind == "milp":
-        return checkmate_milp(graph, budget, time_limit=time_limit, backend=backend)
-    return checkmate_lp_rounding(graph, budget, time_limit=time_limit, backend=backend)
+    solver = checkmate_milp if kind == "milp" else checkmate_lp_rounding
+    return partial(solver, graph, budget, time_limit=time_limit, backend=backend)
 
 
-def _solve_all(quick: bool, say, limits: dict[str, float]) -> tuple[list[tuple], list[dict]]:
+def _solve_all(graphs, say, limits: dict[str, float]) -> tuple[list[tuple], list[dict]]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from ...remat.greedy import greedy
-    from ...remat.moccasin import moccasin
+    from frugalml.remat.greedy import greedy
+    from frugalml.remat.moccasin import moccasin
 
     child = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     try:
-        return _solve_loop(quick, say, limits, child, greedy, moccasin)
+        return _solve_loop(graphs, say, limits, child, greedy, moccasin)
     finally:
         child.shutdown()
 
 
-def _solve_loop(quick, say, limits, child, greedy, moccasin):
+def _solve_loop(graphs, say, limits, child, greedy, moccasin):
 
     rows, records = [], []
-    graphs = _graphs(quick)
     for gi, g in enumerate(graphs):
         for frac in (0.9, 0.8):
             say(f"{g.name} at {int(frac * 100)}%", 0.05 + 0.8 * (gi / max(len(graphs), 1)))
@@ -139,10 +157,10 @@ def _solve_loop(quick, say, limits, child, greedy, moccasin):
                      limits["moccasin"])]  # fmt: skip
             if _milp_vars(g) <= MILP_MAX_VARS:
                 runs.append(("checkmate MILP", lambda g=g, b=b: child.submit(
-                    _checkmate, "milp", g, b, limits["checkmate"]).result(),
+                    _checkmate("milp", g, b, limits["checkmate"])).result(),
                     limits["checkmate"]))  # fmt: skip
             runs.append(("LP rounding", lambda g=g, b=b: child.submit(
-                _checkmate, "lp", g, b, limits["lp"]).result(), limits["lp"]))  # fmt: skip
+                _checkmate("lp", g, b, limits["lp"])).result(), limits["lp"]))  # fmt: skip
             runs.append(("greedy", lambda g=g, b=b: greedy(g, b), None))
             for name, fn, limit in runs:
                 if name == "LP rounding" and _milp_vars(g) > MILP_MAX_VARS:
@@ -162,14 +180,14 @@ def _solve_loop(quick, say, limits, child, greedy, moccasin):
     return rows, records
 
 
-def _models(quick: bool, say, limit: float) -> list[tuple]:
-    from ...remat import plain_peak, solve
-    from ...remat.frontend import build_target, check_schedule
-    from ...remat.torch_graph import extract_graph
-    from ...remat.torch_partitioner import partitioner_schedule
+def _models(quick: bool, say, limit: float, tiny: bool = False) -> list[tuple]:
+    from frugalml.remat import plain_peak, solve
+    from frugalml.remat.frontend import build_target, check_schedule
+    from frugalml.remat.torch_graph import extract_graph
+    from frugalml.remat.torch_partitioner import partitioner_schedule
 
     rows = []
-    for name in ("mlp", "resnet", "transformer"):
+    for name in ("mlp",) if tiny else ("mlp", "resnet", "transformer"):
         say(f"PyTorch {name}", 0.9)
         model, inputs, loss_fn = build_target(name)
         tg = extract_graph(model, loss_fn, inputs)
@@ -196,16 +214,24 @@ def _models(quick: bool, say, limit: float) -> list[tuple]:
     return rows
 
 
-def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -> BenchResult:
+def run(
+    *, quick: bool = True, progress: Progress | None = None, rng: int = 0, tiny: bool = False
+) -> BenchResult:
+    """Quick: the report's graphs and 10 s limits; tiny (the smoke test): two generated graphs
+    of 24 and 30 nodes, 1 s limits, the MLP only."""
     say = progress or (lambda s, f: None)
+    quick = quick or tiny
     limits = (
-        {"moccasin": 10.0, "checkmate": 10.0, "lp": 10.0}
+        {"moccasin": 1.0, "checkmate": 1.0, "lp": 1.0}
+        if tiny
+        else {"moccasin": 10.0, "checkmate": 10.0, "lp": 10.0}
         if quick
         else {"moccasin": 120.0, "checkmate": 240.0, "lp": 60.0}
     )
     t0 = time.perf_counter()
-    rows, records = _solve_all(quick, say, limits)
-    model_rows = _models(quick, say, limits["moccasin"])
+    graphs, graph_note = _graphs(quick, tiny)
+    rows, records = _solve_all(graphs, say, limits)
+    model_rows = _models(quick, say, limits["moccasin"], tiny)
     by = {(r["graph"], r["budget"], r["solver"]): r for r in records}
     speed = []
     for (gname, frac, solver), r in by.items():
@@ -235,7 +261,7 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -
             tuple(rows),
             note="all schedules scored by the one evaluator; 2 CPU cores; 'optimal' = proven by "
             "the solver for its own model (MOCCASIN: <= C computations per node at stage "
-            "granularity; MILP: Checkmate's frontier-advancing stages).",
+            f"granularity; MILP: Checkmate's frontier-advancing stages). {graph_note}.",
         ),
         Table(
             "Both proved optimal: MILP seconds / MOCCASIN seconds and costs",
@@ -270,7 +296,7 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 0) -
         title="Rematerialisation: MOCCASIN vs Checkmate",
         headline=headline,
         tables=tables,
-        figures=_figures(records),
+        figures=optional_figures(_figures, records),
         data={"runs": records, "limits": limits, "seconds": time.perf_counter() - t0},
         mode="wall clock, local machine",
     )
@@ -319,3 +345,11 @@ def _figures(records: list[dict[str, Any]]):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return {"time_vs_overhead": fig}
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    return bench_main(run, RESULTS, title=REPORT_TITLE, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

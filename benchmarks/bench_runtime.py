@@ -1,4 +1,10 @@
-"""Runtime benchmark: per-task overhead of each backend, and time-to-first-k under stragglers.
+"""Runtime benchmark: per-task overhead of each backend, time-to-first-k under stragglers, and
+the data plane (data placed once, bytes per task, crashes, simulated serverless runs).
+
+Usage: python benchmarks/bench_runtime.py [--quick | --tiny] [--out DIR] [--dataplane-only]
+[--section NAME ...]. Writes DIR/runtime.json and runtime_*.png (DIR: benchmarks/results;
+``runtime_dataplane.*`` with ``--dataplane-only`` or ``--section``) and prints the tables.
+Sections: lstsq, newton, matvec, crash, serverless (default: all).
 
 For n = 16 tasks whose durations come from a "few heavy stragglers" model (a shifted
 exponential with 15% of tasks slowed 8x), every backend runs the same durations (injected as
@@ -7,7 +13,7 @@ with the ideal: the k-th smallest injected duration, i.e. what a backend with ze
 and unlimited parallelism would achieve. Ratios near 1 mean the backend adds little; the
 "vs all" column is the gain of stopping at k instead of waiting for all n.
 
-The data-plane sections (:mod:`.dataplane`: data placed once, bytes per task, crashes,
+The data-plane sections (``_dataplane.py``: data placed once, bytes per task, crashes,
 simulated serverless runs with the communication model) follow in the same result.
 """
 
@@ -16,12 +22,18 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..._validate import check_choice
-from ...runtime import (
+from _dataplane import SECTIONS, dataplane_figures, run_dataplane
+from frugalml._validate import check_choice
+from frugalml.progress import Progress
+from frugalml.report.output import optional_figures, pyplot
+from frugalml.report.results import NO_GOAL, BenchResult, Table
+from frugalml.report.script import bench_main, bench_parser
+from frugalml.runtime import (
     BACKENDS,
     BimodalStragglers,
     FaultInjector,
@@ -31,11 +43,12 @@ from ...runtime import (
     concurrent_options,
     make_executor,
 )
-from ..output import pyplot
-from ..registry import Progress
-from ..results import NO_GOAL, BenchResult, Table
 
-__all__ = ["run"]
+__all__ = ["REPORT_AREA", "REPORT_TITLE", "main", "run"]
+
+REPORT_AREA = "runtime"
+REPORT_TITLE = "Runtime: first k of n"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 N_TASKS = 16
 KS = (4, 8, 12, 16)
@@ -112,15 +125,18 @@ def run(
     backends: Sequence[str] | None = None,
     dataplane: Sequence[str] | None = None,
     stragglers: bool = True,
+    tiny: bool = False,
 ) -> BenchResult:
     """Measure every installed backend (or those named in ``backends``).
 
-    Quick: 2 trials, 32 overhead tasks; full: 5 trials, 200 overhead tasks. ``dataplane``:
-    which data-plane sections to run (default: all, or none when ``backends`` is given;
-    ``()`` none); ``stragglers=False`` skips the first-k sections.
+    Quick: 2 trials, 32 overhead tasks; full: 5 trials, 200 overhead tasks; tiny (the smoke
+    test): the thread pool only, 1 trial, 8 overhead tasks, data-plane sections at tiny
+    sizes. ``dataplane``: which data-plane sections to run (default: all, or none when
+    ``backends`` is given; ``()`` none); ``stragglers=False`` skips the first-k sections.
     """
-    from .dataplane import SECTIONS, dataplane_figures, run_dataplane
-
+    if tiny and backends is None:
+        backends = ["local-thread"]
+        dataplane = tuple(SECTIONS) if dataplane is None else dataplane
     if backends is not None:
         for b in backends:
             check_choice(b, "backend", BACKEND_OPTIONS)
@@ -129,7 +145,9 @@ def run(
     sections = default if dataplane is None else tuple(dataplane)
     for name in sections:
         check_choice(name, "data-plane section", SECTIONS)
-    dp_tables, dp_data = run_dataplane(quick=quick, progress=progress, sections=sections)
+    dp_tables, dp_data = run_dataplane(
+        quick=quick or tiny, progress=progress, sections=sections, tiny=tiny
+    )
     if not stragglers:
         return BenchResult(
             name="runtime",
@@ -137,11 +155,11 @@ def run(
             title="Runtime: data plane",
             headline=_dataplane_headline(dp_data),
             tables=dp_tables,
-            figures=dataplane_figures(dp_data),
+            figures=optional_figures(dataplane_figures, dp_data),
             data={"dataplane": dp_data},
             mode="wall clock (data plane); simulated clock where a table says so",
         )
-    n_trials, n_overhead, n_trips = (2, 32, 5) if quick else (5, 200, 20)
+    n_trials, n_overhead, n_trips = (1, 8, 2) if tiny else (2, 32, 5) if quick else (5, 200, 20)
     gen = np.random.default_rng(rng)
     durations = [MODEL.sample(N_TASKS, gen) for _ in range(n_trials)]
     if backends is not None:
@@ -215,8 +233,8 @@ def run(
         headline=headline,
         tables=tables,
         figures={
-            **(_figures(measured, ratios) if measured else {}),
-            **dataplane_figures(dp_data),
+            **(optional_figures(_figures, measured, ratios) if measured else {}),
+            **optional_figures(dataplane_figures, dp_data),
         },
         data={
             "n_tasks": N_TASKS,
@@ -288,3 +306,26 @@ def _figures(measured: dict[str, dict[str, Any]], ratios: dict[str, dict[int, fl
     ax.set_title("Arrivals, trial 1")
     ax.legend(fontsize=8)
     return {"first_k_ratio": fig1, "arrivals": fig2}
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    """The script: ``--dataplane-only`` skips the first-k sections, ``--section NAME`` runs
+    only those data-plane sections; either writes ``runtime_dataplane.*``."""
+    parser = bench_parser(__doc__.splitlines()[0], RESULTS)
+    parser.add_argument(
+        "--dataplane-only", action="store_true", help="skip the first-k (straggler) sections"
+    )
+    parser.add_argument("--section", action="append", help="data-plane section(s) to run")
+    return bench_main(
+        run,
+        RESULTS,
+        title=REPORT_TITLE,
+        argv=argv,
+        parser=parser,
+        run_kwargs=lambda a: {"dataplane": a.section, "stragglers": not a.dataplane_only},
+        name=lambda a: "runtime_dataplane" if a.dataplane_only or a.section else None,
+    )
+
+
+if __name__ == "__main__":
+    main()

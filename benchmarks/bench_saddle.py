@@ -11,6 +11,10 @@ Sections:
 
 Gradient evaluations are counted as in :mod:`frugalml.subspace.saddle` (one (grad_x, grad_y)
 pair or one Hessian-vector product of the same cost = 1).
+
+Usage: python benchmarks/bench_saddle.py [--quick | --tiny] [--out DIR]
+Writes DIR/saddle.json and saddle_convergence.png (DIR: benchmarks/results) and prints the
+tables. Report area ``subspace-saddle`` (``saddle`` in frugalml 0.1).
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from __future__ import annotations
 import copy
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...subspace import (
+from frugalml.progress import Progress
+from frugalml.report.output import optional_figures, pyplot
+from frugalml.report.results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
+from frugalml.report.script import bench_main
+from frugalml.subspace import (
     adam_gda,
     admm_equality_ls,
     bilinear_game,
@@ -35,12 +44,13 @@ from ...subspace import (
     proximal_point,
     quadratic_game,
 )
-from ...subspace.saddle import SaddleResult
-from ..output import pyplot
-from ..registry import Progress
-from ..results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
+from frugalml.subspace.saddle import SaddleResult
 
-__all__ = ["run"]
+__all__ = ["ADMM_CG_TOLS", "ADMM_RHOS", "REPORT_AREA", "REPORT_TITLE", "main", "run"]
+
+REPORT_AREA = "subspace-saddle"
+REPORT_TITLE = "Saddle points: primal-dual SESOP"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 TOL = 1e-8
 HAM = ("gradient", "steps", "nemirovski", "hamiltonian")
@@ -57,12 +67,26 @@ PAPER = ("gradient", "steps", "nemirovski")
 STRIDE = 50
 
 
-def _methods(problem, quick: bool, kind: str, penalised=None) -> dict[str, Any]:
+def _caps(quick: bool, tiny: bool = False) -> dict[str, int]:
+    """Gradient-evaluation caps: first-order baselines on the bilinear game / elsewhere, GDA,
+    PD-SESOP, its (M=1, eta=0.1) variant."""
+    if tiny:
+        return {"bilinear": 2_000, "other": 1_000, "gda": 1_000, "ours": 500, "eta01": 500}
+    return {
+        "bilinear": 400_000 if quick else 4_000_000,
+        "other": 20_000 if quick else 100_000,
+        "gda": 50_000,
+        "ours": 20_000 if quick else 100_000,
+        "eta01": 5_000 if quick else 20_000,
+    }
+
+
+def _methods(problem, quick: bool, kind: str, penalised=None, tiny: bool = False) -> dict[str, Any]:
     L = problem.lipschitz
     # first-order baselines: cap on gradient evaluations (stated in the table note)
-    cap_bilinear, cap_other = (400_000, 20_000) if quick else (4_000_000, 100_000)
-    cap = cap_bilinear if kind == "bilinear" else cap_other
-    ours_cap = 20_000 if quick else 100_000
+    caps = _caps(quick, tiny)
+    cap = caps["bilinear"] if kind == "bilinear" else caps["other"]
+    ours_cap = caps["ours"]
     m: dict[str, Any] = {}
     if kind == "bilinear":
         for mem in (1, 3):
@@ -74,7 +98,7 @@ def _methods(problem, quick: bool, kind: str, penalised=None) -> dict[str, Any]:
             )  # fmt: skip
         m["PD-SESOP inner saddle (M=1, eta=0.1, +nemirovski)"] = lambda p, x, y: pd_sesop(
             p, x, y, memory=1, prox=0.1, inner="exact_quadratic", directions=PAPER,
-            max_evals=5_000 if quick else 20_000,
+            max_evals=caps["eta01"],
         )  # fmt: skip
         m["PD-SESOP min-residual (M=1, eta=1e6)"] = lambda p, x, y: pd_sesop(
             p, x, y, memory=1, prox=1e6, inner="min_residual", max_evals=ours_cap
@@ -114,17 +138,17 @@ def _methods(problem, quick: bool, kind: str, penalised=None) -> dict[str, Any]:
     fo = {"max_evals": cap, "max_iter": 10**8, "history_every": STRIDE, **tgt}
     m["extragradient (0.9/L)"] = lambda p, x, y: extragradient(p, x, y, lr=0.9 / L, **fo)
     m["optimistic GDA (0.45/L)"] = lambda p, x, y: optimistic_gda(p, x, y, lr=0.45 / L, **fo)
-    m["GDA (0.1/L)"] = lambda p, x, y: gda(p, x, y, lr=0.1 / L, **{**fo, "max_evals": 50_000})
+    m["GDA (0.1/L)"] = lambda p, x, y: gda(p, x, y, lr=0.1 / L, **{**fo, "max_evals": caps["gda"]})
     m["proximal point (eta=100/L, oracle)"] = lambda p, x, y: proximal_point(
         p, x, y, eta=100.0 / L, max_iter=ours_cap, **tgt)  # fmt: skip
     return m
 
 
-def _compare(name, problem, quick, kind, progress, base, penalised=None):
+def _compare(name, problem, quick, kind, progress, base, penalised=None, tiny=False):
     x0, y0 = np.zeros(problem.n), np.zeros(problem.m)
     rows, curves = [], {}
     results: dict[str, SaddleResult] = {}
-    methods = _methods(problem, quick, kind, penalised)
+    methods = _methods(problem, quick, kind, penalised, tiny)
     for i, (label, fn) in enumerate(methods.items()):
         if progress:
             progress(f"{name}: {label}", base + 0.25 * i / len(methods))
@@ -158,11 +182,11 @@ def _ratios(rows, ours_prefix, others):
     return best, out
 
 
-def _study(quick: bool, gen) -> tuple[str, list[list]]:
-    n, kappa = (50, 30.0) if quick else (100, 100.0)
+def _study(quick: bool, gen, tiny: bool = False) -> tuple[str, list[list]]:
+    n, kappa = (10, 30.0) if tiny else (50, 30.0) if quick else (100, 100.0)
     p = bilinear_game(n, kappa, rng=gen)
     x0 = np.zeros(p.n)
-    cap = 3_000 if quick else 20_000
+    cap = 200 if tiny else 3_000 if quick else 20_000
     configs = []
     for mem in (1, 3, 10):
         configs.append(("exact_quadratic", mem, GS, math.inf))
@@ -185,11 +209,11 @@ def _study(quick: bool, gen) -> tuple[str, list[list]]:
     return f"n={n}, kappa={kappa:g}, cap {cap} evaluations", rows
 
 
-def _gan(quick: bool, seed: int) -> tuple[list[list], dict[str, Any]]:
+def _gan(quick: bool, seed: int, tiny: bool = False) -> tuple[list[list], dict[str, Any]]:
     import torch
 
     torch.set_num_threads(1)
-    budget = 600 if quick else 6000
+    budget = 40 if tiny else 600 if quick else 6000
     g = mixture_gan(hidden=32, batch=256, rng=seed)
     rows, data = [], {}
     checkpoints = sorted({budget // 4, budget // 2, budget})
@@ -279,11 +303,17 @@ def _figure(curves_by_problem):
     return fig
 
 
-def run(*, quick: bool, progress: Progress | None = None, rng: int = 0) -> BenchResult:
+def run(
+    *, quick: bool = True, progress: Progress | None = None, rng: int = 0, tiny: bool = False
+) -> BenchResult:
+    """Quick: kappa 30, n 50; full: kappa 100, n 100; tiny (the smoke test): n 10 and a
+    constrained problem of 20 x 30, caps of a few hundred evaluations."""
     t_start = time.perf_counter()
     gen = np.random.default_rng(rng)
+    quick = quick or tiny
     kappa = 30.0 if quick else 100.0
-    n = 50 if quick else 100
+    n = 10 if tiny else 50 if quick else 100
+    cls_size = {"n": 20, "p": 30, "k": 5} if tiny else {}
     problems = {
         f"bilinear kappa={kappa:g}": (bilinear_game(n, kappa, rng=gen), "bilinear"),
         "quadratic SC-SC": (quadratic_game(n, mu=0.01, L=1.0, rng=gen), "quadratic"),
@@ -291,13 +321,13 @@ def run(*, quick: bool, progress: Progress | None = None, rng: int = 0) -> Bench
     # the same constrained instance twice: penalty rho = 1 (baselines, ADMM, PD-SESOP with
     # rho = 1) and rho = ||F||^2 (PD-SESOP's rule); ADMM and the metrics use only F, g, E, h
     gen_pen = copy.deepcopy(gen)
-    problems["constrained LS"] = (constrained_least_squares(rng=gen), "constrained")
+    problems["constrained LS"] = (constrained_least_squares(**cls_size, rng=gen), "constrained")
     rho_pen = float(np.linalg.norm(problems["constrained LS"][0].data["F"], 2) ** 2)
-    penalised = (constrained_least_squares(rng=gen_pen, rho=rho_pen), rho_pen)
+    penalised = (constrained_least_squares(**cls_size, rng=gen_pen, rho=rho_pen), rho_pen)
     rows, curves_by, summary = [], {}, {}
     for i, (pname, (prob, kind)) in enumerate(problems.items()):
         pen = penalised if kind == "constrained" else None
-        r, curves, _ = _compare(pname, prob, quick, kind, progress, 0.25 * i, pen)
+        r, curves, _ = _compare(pname, prob, quick, kind, progress, 0.25 * i, pen, tiny)
         rows += r
         curves_by[pname] = ("kkt_error" if kind == "constrained" else "distance", curves)
         if kind == "constrained":
@@ -311,10 +341,10 @@ def run(*, quick: bool, progress: Progress | None = None, rng: int = 0) -> Bench
             }
     if progress:
         progress("subspace study", 0.75)
-    study_desc, study = _study(quick, gen)
+    study_desc, study = _study(quick, gen, tiny)
     if progress:
         progress("GAN", 0.85)
-    gan_rows, gan_data = _gan(quick, rng)
+    gan_rows, gan_data = _gan(quick, rng, tiny)
     bil = summary[f"bilinear kappa={kappa:g}"]["inner saddle"]
     con = summary["constrained LS"]["inner saddle"]
     gda_row = next(r for r in rows if r[0].startswith("bilinear") and r[1].startswith("GDA"))
@@ -334,6 +364,7 @@ def run(*, quick: bool, progress: Progress | None = None, rng: int = 0) -> Bench
         and admm_min is not None
         and con[0] < admm_min
     )
+    caps = _caps(quick, tiny)
     if quick:
         status = NOT_CHECKED
         headline = (
@@ -359,10 +390,10 @@ def run(*, quick: bool, progress: Progress | None = None, rng: int = 0) -> Bench
             tuple(tuple(r) for r in rows),
             note="evals = (grad_x, grad_y) pairs or equal-cost Hessian-vector products; "
             "proximal point uses a linear solve per step (oracle). Caps: bilinear EG/OGDA "
-            f"{'400000' if quick else '4000000'} evaluations, GDA 50000, PD-SESOP "
-            f"{'20000' if quick else '100000'} (M=1, eta=0.1 variant: "
-            f"{'5000' if quick else '20000'}); other problems "
-            f"{'20000' if quick else '100000'}. ADMM rho grid {list(ADMM_RHOS)} x CG tol "
+            f"{caps['bilinear']} evaluations, GDA {caps['gda']}, PD-SESOP "
+            f"{caps['ours']} (M=1, eta=0.1 variant: "
+            f"{caps['eta01']}); other problems "
+            f"{caps['other']}. ADMM rho grid {list(ADMM_RHOS)} x CG tol "
             f"{list(ADMM_CG_TOLS)}. Constrained PD-SESOP rule: rho = ||F||^2 (here kappa^2, "
             "known by construction; a power iteration would cost a few dozen evaluations), "
             "eta = rho/10.",
@@ -405,7 +436,7 @@ def run(*, quick: bool, progress: Progress | None = None, rng: int = 0) -> Bench
         headline=headline,
         status=status,
         tables=tables,
-        figures={"convergence": _figure(curves_by)},
+        figures=optional_figures(lambda: {"convergence": _figure(curves_by)}),
         data={"curves": {k: v[1] for k, v in curves_by.items()}, "summary": {
             k: {rule: {"best_pd_sesop_evals": v[0], "ratios": v[1]} for rule, v in d.items()}
             for k, d in summary.items()}},
@@ -416,3 +447,11 @@ def run(*, quick: bool, progress: Progress | None = None, rng: int = 0) -> Bench
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1f}"
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    return bench_main(run, RESULTS, title=REPORT_TITLE, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -10,39 +10,50 @@ Sections (same run):
    time-to-accuracy, on synthetic data and scikit-learn's digits / breast cancer.
 3. Least squares: measured per-iteration contraction vs the exact Gaussian rate.
 4. Heterogeneous workers: mixed sketch sizes, size / uniform / determinantal weights.
+5. The debiased Newton sketch on real executors and, for large q, on a simulated clock.
+
+Usage: python benchmarks/bench_second_order.py [--quick | --tiny] [--out DIR]
+Writes DIR/second-order.json and second-order_*.png (DIR: benchmarks/results) and prints the
+tables. Report area ``sketch-newton`` (``second-order`` in frugalml 0.1).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 
-from ...runtime import make_executor
-from ...sketch import make_sketch
-from ...sketch.datasets import load_real, synthetic_regression
-from ...sketch.debias import correction, gaussian_newton_rate
-from ...sketch.effective import effective_dimension
-from ...sketch.newton import distributed_newton, newton_task
-from ...sketch.surrogate import SurrogateSketch
-from ..output import pyplot
-from ..registry import Progress
-from ..results import NO_GOAL, BenchResult, Table
+from frugalml.progress import Progress
+from frugalml.report.output import optional_figures, pyplot
+from frugalml.report.results import NO_GOAL, BenchResult, Table
+from frugalml.report.script import bench_main
+from frugalml.runtime import make_executor
+from frugalml.sketch import make_sketch
+from frugalml.sketch.datasets import load_real, synthetic_regression
+from frugalml.sketch.debias import correction, gaussian_newton_rate
+from frugalml.sketch.effective import effective_dimension
+from frugalml.sketch.newton import distributed_newton, newton_task
+from frugalml.sketch.surrogate import SurrogateSketch
 
-__all__ = ["run"]
+__all__ = ["REPORT_AREA", "REPORT_TITLE", "main", "run"]
+
+REPORT_AREA = "sketch-newton"
+REPORT_TITLE = "Second-order: debiased distributed Newton sketch"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 # ---------------------------------------------------------------- executors
-def _executors(quick: bool, gen) -> list[tuple]:
+def _executors(quick: bool, gen, tiny: bool = False) -> list[tuple]:
     """Debiased Newton on real executors (wall clock) and, for large q, on a simulated clock
     (every task runs for real; completion times from a shifted-exponential model; the master
     averages the first k of q)."""
-    from ...runtime import FaultInjector
-    from ...runtime.stragglers import ShiftedExponential
+    from frugalml.runtime import FaultInjector
+    from frugalml.runtime.stragglers import ShiftedExponential
 
-    n, d = (2000, 20) if quick else (20000, 50)
+    n, d = (500, 10) if tiny else (2000, 20) if quick else (20000, 50)
     a = gen.standard_normal((n, d)) * np.logspace(0, -1, d)
     y = np.where(a @ gen.standard_normal(d) + 0.5 * gen.standard_normal(n) > 0, 1.0, -1.0)
     lam, m = 1.0, 8 * d
@@ -74,7 +85,7 @@ def _executors(quick: bool, gen) -> list[tuple]:
                                          rng=int(gen.integers(2**31)))  # fmt: skip
                 record(backend, "wall", q, q, res, time.perf_counter() - t0)
     with make_executor("local-thread", workers=2) as ex:
-        for q in (64,) if quick else (64, 256):
+        for q in (16,) if tiny else (64,) if quick else (64, 256):
             for k in (q, (3 * q) // 4):
                 sim = FaultInjector(ex, stragglers=ShiftedExponential(shift=1.0, rate=1.0),
                                     clock="simulated", rng=int(gen.integers(2**31)))  # fmt: skip
@@ -87,8 +98,10 @@ def _executors(quick: bool, gen) -> list[tuple]:
 
 
 # ---------------------------------------------------------------- 1. error vs q
-def _estimate_error(quick: bool, gen, say) -> tuple[list[tuple], dict[str, Any]]:
-    n, d = (1000, 40) if quick else (2000, 50)
+def _estimate_error(
+    quick: bool, gen, say, tiny: bool = False
+) -> tuple[list[tuple], dict[str, Any]]:
+    n, d = (200, 10) if tiny else (1000, 40) if quick else (2000, 50)
     prob = synthetic_regression(n, d, kappa=30.0, df=3.0, rng=gen)
     a = prob.a
     s = np.linalg.svd(a, compute_uv=False)
@@ -99,8 +112,9 @@ def _estimate_error(quick: bool, gen, say) -> tuple[list[tuple], dict[str, Any]]
     g = gen.standard_normal(d)
     target = np.linalg.solve(h, g)
     hnorm = float(np.sqrt(target @ h @ target))
-    qmax = 256 if quick else 1024
+    qmax = 16 if tiny else 256 if quick else 1024
     qs = [1 << i for i in range(int(np.log2(qmax)) + 1)]
+    q_ref = min(256, qmax)  # the column the ratios compare at
     chains = 2
     curves, rows = {}, []
     configs = [(fam, meth) for fam in ("gaussian", "srht", "uniform", "leverage")
@@ -120,33 +134,38 @@ def _estimate_error(quick: bool, gen, say) -> tuple[list[tuple], dict[str, Any]]
                 errs[j] += float(np.sqrt(e @ h @ e)) / hnorm / chains
         label = f"{fam} {meth}" if fam != "surrogate" else "surrogate (lam', mu)"
         curves[label] = errs.tolist()
-        rows.append((label, m, errs[0], errs[qs.index(256)] if 256 in qs else None, errs[-1]))
+        rows.append((label, m, errs[0], errs[qs.index(q_ref)], errs[-1]))
     by = {r[0]: r for r in rows}
     ratios = []
     for fam in ("gaussian", "srht", "uniform", "leverage"):
         naive, deb = by[f"{fam} naive"], by[f"{fam} debiased"]
         ratios.append((fam, naive[3] / deb[3]))
     info = {"n": n, "d": d, "lam": lam, "d_lambda": d_lam, "m": m, "q": qs, "curves": curves}
+    if q_ref != 256:
+        info["q_ref"] = q_ref
     return rows, {"info": info, "ratios": ratios}
 
 
 # ---------------------------------------------------------------- 2. distributed Newton
-def _suboptimality_runs(quick: bool, gen, say) -> tuple[list[tuple], dict[str, Any]]:
+def _suboptimality_runs(
+    quick: bool, gen, say, tiny: bool = False
+) -> tuple[list[tuple], dict[str, Any]]:
     from sklearn.linear_model import LogisticRegression, Ridge
 
     problems = []
-    n_syn, d_syn = (10000, 100) if quick else (50000, 100)
+    n_syn, d_syn = (500, 10) if tiny else (10000, 100) if quick else (50000, 100)
     syn = synthetic_regression(n_syn, d_syn, kappa=100.0, rng=gen)
     problems.append(("synthetic ridge", syn.a, syn.b, "least-squares", 1.0))
     z = syn.a @ gen.standard_normal(d_syn)
     ylog = np.where(z + 0.5 * gen.standard_normal(n_syn) > 0, 1.0, -1.0)
     problems.append(("synthetic logistic", syn.a, ylog, "logistic", 1.0))
-    bc = load_real("breast-cancer")
-    problems.append(("breast-cancer logistic", bc.a, np.where(bc.b > 0, 1.0, -1.0), "logistic",
-                     1.0))  # fmt: skip
-    dg = load_real("digits")
-    problems.append(("digits ridge", dg.a, dg.b, "least-squares", 1.0))
-    qs = (4, 16) if quick else (4, 16, 64)
+    if not tiny:  # the smoke test: the synthetic problems only
+        bc = load_real("breast-cancer")
+        problems.append(("breast-cancer logistic", bc.a, np.where(bc.b > 0, 1.0, -1.0),
+                         "logistic", 1.0))  # fmt: skip
+        dg = load_real("digits")
+        problems.append(("digits ridge", dg.a, dg.b, "least-squares", 1.0))
+    qs = (4,) if tiny else (4, 16) if quick else (4, 16, 64)
     rows, traces = [], {}
     with make_executor("local-thread", workers=2) as ex:
         for pname, a, y, loss, lam in problems:
@@ -192,14 +211,14 @@ def _suboptimality_runs(quick: bool, gen, say) -> tuple[list[tuple], dict[str, A
     return rows, traces
 
 
-def _contraction(quick: bool, gen) -> list[tuple]:
+def _contraction(quick: bool, gen, tiny: bool = False) -> list[tuple]:
     """Least squares (lam = 0), debiased Gaussian Newton: measured E||A e+||^2/||A e||^2."""
-    n, d = 3000, 30
+    n, d = (500, 10) if tiny else (3000, 30)
     prob = synthetic_regression(n, d, rng=gen)
     a, b = prob.a, prob.b
     x_star = scipy.linalg.lstsq(a, b)[0]
     rows = []
-    trials = 30 if quick else 100
+    trials = 1 if tiny else 30 if quick else 100
     for m, q in ((100, 1), (100, 4), (100, 16)):
         ratios = []
         # one step from a fixed start, many trials (the exact rate is an expectation)
@@ -214,8 +233,8 @@ def _contraction(quick: bool, gen) -> list[tuple]:
         rate = gaussian_newton_rate(m, d, q)
         # a full run from x = 0: iterations to 1e-8 relative suboptimality vs the rate's promise
         f_star = 0.5 * float(np.sum((b - a @ x_star) ** 2))
-        res = distributed_newton(a, b, loss="least-squares", lam=0.0, q=q, m=m, max_iter=200,
-                                 tol=1e-300, rng=77)  # fmt: skip
+        res = distributed_newton(a, b, loss="least-squares", lam=0.0, q=q, m=m,
+                                 max_iter=30 if tiny else 200, tol=1e-300, rng=77)  # fmt: skip
         sub = [(f - f_star) / f_star for f, *_ in res.history]
         it8 = next((i for i, v in enumerate(sub) if v <= 1e-8), None)
         predicted = int(np.ceil(np.log(1e-8 / sub[0]) / np.log(rate)))
@@ -225,7 +244,7 @@ def _contraction(quick: bool, gen) -> list[tuple]:
     return rows
 
 
-def _heterogeneous(quick: bool, gen) -> list[tuple]:
+def _heterogeneous(quick: bool, gen, tiny: bool = False) -> list[tuple]:
     n, d = 2000, 30
     prob = synthetic_regression(n, d, rng=gen)
     a = prob.a
@@ -236,7 +255,7 @@ def _heterogeneous(quick: bool, gen) -> list[tuple]:
     target = np.linalg.solve(h, g)
     hn = float(np.sqrt(target @ h @ target))
     sizes = [40, 40, 60, 60, 120, 120, 240, 480]
-    trials = 100 if quick else 400
+    trials = 3 if tiny else 100 if quick else 400
     rows = []
     for wname in ("size", "uniform", "determinantal"):
         errs = []
@@ -262,21 +281,27 @@ def _heterogeneous(quick: bool, gen) -> list[tuple]:
     return rows
 
 
-def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 13) -> BenchResult:
+def run(
+    *, quick: bool = True, progress: Progress | None = None, rng: int = 13, tiny: bool = False
+) -> BenchResult:
+    """Quick: the report's sizes; tiny (the smoke test): toy sizes, q up to 16, the synthetic
+    problems only in the Newton section."""
     gen = np.random.default_rng(rng)
     say = progress or (lambda s, f: None)
-    est_rows, est = _estimate_error(quick, gen, say)
+    quick = quick or tiny
+    est_rows, est = _estimate_error(quick, gen, say, tiny)
     say("distributed Newton", 0.4)
-    newton_rows, traces = _suboptimality_runs(quick, gen, say)
+    newton_rows, traces = _suboptimality_runs(quick, gen, say, tiny)
     say("contraction", 0.8)
-    con_rows = _contraction(quick, gen)
+    con_rows = _contraction(quick, gen, tiny)
     say("heterogeneous workers", 0.9)
-    het_rows = _heterogeneous(quick, gen)
+    het_rows = _heterogeneous(quick, gen, tiny)
     say("executors", 0.95)
-    exec_rows = _executors(quick, gen)
+    exec_rows = _executors(quick, gen, tiny)
     info = est["info"]
+    q_ref = info.get("q_ref", 256)
     headline = (
-        "at q=256 debiased error lower than naive averaging by "
+        f"at q={q_ref} debiased error lower than naive averaging by "
         + ", ".join(f"{fam} {r:.1f}x" for fam, r in est["ratios"])
         + f" (n={info['n']}, d={info['d']}, d_lambda={info['d_lambda']:.1f}, m={info['m']})"
     )
@@ -284,7 +309,7 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 13) 
         Table(
             f"Averaged inverse-Hessian estimate: ||dbar_q - H^-1 g||_H / ||H^-1 g||_H "
             f"(n={info['n']}, d={info['d']}, d_lambda={info['d_lambda']:.1f}, m={info['m']})",
-            ("method", "m", "q=1", "q=256", f"q={info['q'][-1]}"),
+            ("method", "m", "q=1", f"q={q_ref}", f"q={info['q'][-1]}"),
             tuple(est_rows),
             note="2 chains of independent sketches per row; debiased = lam' = lam (1 - d_lam/m) "
             "and step mu = 1 - d_lam/m; naive = lam, step 1 (GIANT).",
@@ -349,7 +374,7 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 13) 
         title="Second-order: debiased distributed Newton sketch",
         headline=headline,
         tables=tables,
-        figures=_figures(est["info"], traces),
+        figures=optional_figures(_figures, est["info"], traces),
         data={"estimate": est["info"], "newton": traces},
         mode="wall clock, local machine (thread executor)",
     )
@@ -383,3 +408,11 @@ def _figures(info, traces):
     axes[0][-1].legend(fontsize=6)
     fig2.tight_layout()
     return {"estimate_vs_q": fig1, "newton": fig2}
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    return bench_main(run, RESULTS, title=REPORT_TITLE, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

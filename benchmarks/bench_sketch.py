@@ -12,36 +12,45 @@ Sections (compared in the same run, wall clock, BLAS threads as stated):
    Gaussian error through ``distributed_lstsq`` on an executor.
 4. Heterogeneous sketch sizes: inverse-variance vs uniform weights, measured vs theory.
 5. Privacy: epsilon vs ridge lambda = w^2 vs error of the private solution vs MI bound.
+
+Usage: python benchmarks/bench_sketch.py [--quick | --tiny] [--out DIR]
+Writes DIR/sketch.json and sketch_*.png (DIR: benchmarks/results) and prints the tables.
 """
 
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 from threadpoolctl import threadpool_limits
 
-from ...runtime import make_executor
-from ...sketch import SKETCHES, lstsq, make_sketch
-from ...sketch.datasets import load_real, synthetic_regression
-from ...sketch.distributed import distributed_lstsq, sketch_and_solve_task
-from ...sketch.privacy import leakage_bound, private_lstsq
-from ...sketch.theory import (
+from _common import best_of
+from frugalml.progress import Progress
+from frugalml.report.output import optional_figures, pyplot
+from frugalml.report.results import NO_GOAL, BenchResult, Table
+from frugalml.report.script import bench_main
+from frugalml.runtime import make_executor
+from frugalml.sketch import SKETCHES, lstsq, make_sketch
+from frugalml.sketch.datasets import load_real, synthetic_regression
+from frugalml.sketch.distributed import distributed_lstsq, sketch_and_solve_task
+from frugalml.sketch.privacy import leakage_bound, private_lstsq
+from frugalml.sketch.theory import (
     bias_variance,
     gaussian_averaged_error,
     gaussian_weighted_error,
     inverse_variance_weights,
     orthogonal_single_error,
 )
-from ...sketch.transforms import next_pow2
-from ..output import pyplot
-from ..registry import Progress
-from ..results import NO_GOAL, BenchResult, Table
-from ..timing import best_of
+from frugalml.sketch.transforms import next_pow2
 
-__all__ = ["run"]
+__all__ = ["REPORT_AREA", "REPORT_TITLE", "main", "run"]
+
+REPORT_AREA = "sketch"
+REPORT_TITLE = "Sketching and randomized least squares"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 # ---------------------------------------------------------------- 1. apply time
@@ -110,9 +119,11 @@ def _lstsq_rows(n: int, d: int, kappas, threads_list, gen) -> list[tuple]:
 
 
 # ---------------------------------------------------------------- 3. error vs q
-def _problems(quick: bool, gen) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
+def _problems(
+    quick: bool, gen, tiny: bool = False
+) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
     out = []
-    nsyn = 2048 if quick else 4096
+    nsyn = 256 if tiny else 2048 if quick else 4096
     for df, tag in ((np.inf, "incoherent"), (1.0, "coherent")):
         p = synthetic_regression(nsyn, 20, df=df, noise=1.0, rng=gen)
         out.append((f"synthetic {tag} ({nsyn}x20)", p.a, p.b, 160))
@@ -124,12 +135,14 @@ def _problems(quick: bool, gen) -> list[tuple[str, np.ndarray, np.ndarray, int]]
     return out
 
 
-def _error_vs_q(quick: bool, gen, say) -> tuple[list[tuple], dict[str, Any]]:
-    qs = [1 << i for i in range(7 if quick else 9)]  # up to 64 / 256
-    reps = 3 if quick else 4
+def _error_vs_q(quick: bool, gen, say, tiny: bool = False) -> tuple[list[tuple], dict[str, Any]]:
+    qs = [1 << i for i in range(3 if tiny else 7 if quick else 9)]  # up to 4 / 64 / 256
+    reps = 2 if tiny else 3 if quick else 4
     families = ("gaussian", "srht", "sparse-sign", "uniform", "leverage", "hybrid") if quick \
         else tuple(SKETCHES)  # fmt: skip
-    problems = _problems(quick, gen)
+    if tiny:
+        families = ("gaussian", "srht")
+    problems = _problems(quick, gen, tiny)
     rows, curves = [], {}
     total = len(problems) * len(families)
     step = 0
@@ -171,10 +184,11 @@ def _error_vs_q(quick: bool, gen, say) -> tuple[list[tuple], dict[str, Any]]:
     return rows, {"q": qs, "curves": curves, "reps": reps}
 
 
-def _theory_check(quick: bool, gen) -> list[tuple]:
-    """>= 500 trials of distributed_lstsq (Gaussian, q = 8) on an executor vs exact theory."""
+def _theory_check(quick: bool, gen, tiny: bool = False) -> list[tuple]:
+    """>= 500 trials of distributed_lstsq (Gaussian, q = 8) on an executor vs exact theory
+    (20 for the smoke test)."""
     rows = []
-    trials = 500 if quick else 2000
+    trials = 20 if tiny else 500 if quick else 2000
     cases = [("diabetes", load_real("diabetes"), 60)]
     syn = synthetic_regression(1000, 20, noise=1.0, rng=gen)
     cases.append(("synthetic 1000x20", syn, 80))
@@ -199,14 +213,14 @@ def _theory_check(quick: bool, gen) -> list[tuple]:
 
 
 # ---------------------------------------------------------------- 4. heterogeneous
-def _heterogeneous(quick: bool, gen) -> list[tuple]:
+def _heterogeneous(quick: bool, gen, tiny: bool = False) -> list[tuple]:
     prob = synthetic_regression(2000, 20, noise=1.0, rng=gen)
     a, b = prob.a, prob.b
     d = a.shape[1]
     sizes = [30, 30, 40, 40, 80, 80, 160, 320]
     x_star = scipy.linalg.lstsq(a, b)[0]
     f_star = float(np.sum((b - a @ x_star) ** 2))
-    trials = 200 if quick else 1000
+    trials = 10 if tiny else 200 if quick else 1000
     rows = []
     for wname in ("inverse-variance", "uniform"):
         errs = []
@@ -224,9 +238,9 @@ def _heterogeneous(quick: bool, gen) -> list[tuple]:
 
 
 # ---------------------------------------------------------------- 5. privacy
-def _privacy(quick: bool, gen) -> list[tuple]:
+def _privacy(quick: bool, gen, tiny: bool = False) -> list[tuple]:
     """Rows of [A b] scaled to norm <= 1 (the public bound B = 1)."""
-    n, d = (5000, 10) if quick else (20000, 10)
+    n, d = (1000, 10) if tiny else (5000, 10) if quick else (20000, 10)
     prob = synthetic_regression(n, d, noise=0.5, rng=gen)
     scale = np.sqrt(np.max(np.sum(prob.a**2, axis=1) + prob.b**2))
     a, b = prob.a / scale, prob.b / scale
@@ -242,25 +256,31 @@ def _privacy(quick: bool, gen) -> list[tuple]:
     return rows, f"synthetic {n} x {d}"
 
 
-def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 11) -> BenchResult:
+def run(
+    *, quick: bool = True, progress: Progress | None = None, rng: int = 11, tiny: bool = False
+) -> BenchResult:
+    """Quick: the report's sizes; tiny (the smoke test): every section at toy sizes."""
     gen = np.random.default_rng(rng)
     say = progress or (lambda s, f: None)
-    n_apply, d_apply, m_apply = (1 << 14, 64, 512) if quick else (1 << 17, 256, 2048)
+    quick = quick or tiny
+    n_apply, d_apply, m_apply = (
+        (1 << 10, 16, 64) if tiny else (1 << 14, 64, 512) if quick else (1 << 17, 256, 2048)
+    )
     say("sketch apply time", 0.0)
-    apply_rows = _apply_times(n_apply, d_apply, m_apply, 2 if quick else 3, gen)
+    apply_rows = _apply_times(n_apply, d_apply, m_apply, 1 if tiny else 2 if quick else 3, gen)
     say("least squares vs LAPACK", 0.1)
-    n_ls, d_ls = (20000, 100) if quick else (100000, 500)
+    n_ls, d_ls = (2000, 20) if tiny else (20000, 100) if quick else (100000, 500)
     ls_rows = _lstsq_rows(n_ls, d_ls, (1.0, 1e8), (1,) if quick else (1, 2), gen)
     if not quick:  # how the ratio grows with d (LAPACK ~ n d^2, an iteration ~ n d)
         ls_rows += _lstsq_rows(n_ls, 2 * d_ls, (1.0,), (1,), gen)
     say("error vs q", 0.3)
-    q_rows, q_data = _error_vs_q(quick, gen, say)
+    q_rows, q_data = _error_vs_q(quick, gen, say, tiny)
     say("theory check (>= 500 trials)", 0.7)
-    th_rows = _theory_check(quick, gen)
+    th_rows = _theory_check(quick, gen, tiny)
     say("heterogeneous workers", 0.85)
-    het_rows = _heterogeneous(quick, gen)
+    het_rows = _heterogeneous(quick, gen, tiny)
     say("privacy", 0.95)
-    priv_rows, priv_name = _privacy(quick, gen)
+    priv_rows, priv_name = _privacy(quick, gen, tiny)
 
     srht = next(r for r in apply_rows if r[0] == "srht")
     pre = [r for r in ls_rows if r[3] == "sketch-and-precondition" and r[2] == 1 and r[0] == d_ls]
@@ -359,7 +379,7 @@ def run(*, quick: bool = True, progress: Progress | None = None, rng: int = 11) 
         title="Sketching: operators, least squares, distributed averaging, privacy",
         headline=headline,
         tables=tables,
-        figures=_figures(apply_rows, q_data),
+        figures=optional_figures(_figures, apply_rows, q_data),
         data={"error_vs_q": q_data},
         mode="wall clock, local machine (sections 1-2); Monte-Carlo (3-5)",
     )
@@ -398,3 +418,11 @@ def _figures(apply_rows, q_data):
     axes[0][-1].legend(fontsize=6)
     fig2.tight_layout()
     return {"apply": fig1, "error_vs_q": fig2}
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    return bench_main(run, RESULTS, title=REPORT_TITLE, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

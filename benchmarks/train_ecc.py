@@ -2,6 +2,7 @@
 
 Trains one ``SyndromeDecoder`` per code and backbone on the all-zero codeword (Eb/N0 uniform in
 4-7 dB) and keeps it as a resumable checkpoint ``benchmarks/models/ecc/<code>-<backbone>.pt``
+(another directory with ``--models DIR``)
 (``<code>-<backbone>-<tag>.pt`` with ``--tag``; the training settings and losses are stored in
 it, so the table can state the budget); rerunning continues where a run stopped. Sizes default
 to the "fast" preset; ``--hidden/--layers/--unroll`` override them (a tagged model is evaluated
@@ -10,22 +11,24 @@ by the benchmark as an extra row). Usage::
     python benchmarks/train_ecc.py [--codes bch-63-45,...] [--backbones gru,mlp,transformer]
                                    [--steps 20000] [--batch 512] [--device cpu|cuda]
                                    [--hidden H --layers L --unroll T --tag medium]
-                                   [--threads 1]
+                                   [--threads 1] [--models DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
+from bench_ecc import CONFIG, MODEL_DIR
 from frugalml.ecc import get_code
 from frugalml.ecc.neural import SyndromeDecoder, train_decoder
-from frugalml.report.benches.ecc import CONFIG, MODEL_DIR
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Path]:
+    """Train (or continue) every requested decoder; returns the checkpoint paths."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--codes", default=",".join(CONFIG[False]["codes"]))
     parser.add_argument("--backbones", default=",".join(CONFIG[False]["backbones"]))
@@ -39,7 +42,8 @@ def main() -> None:
     parser.add_argument("--unroll", type=int, default=None, help="GRU time steps T")
     parser.add_argument("--tag", default="", help="file-name suffix for a non-default size")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    args = parser.parse_args()
+    parser.add_argument("--models", type=Path, default=MODEL_DIR, help="checkpoint directory")
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     sized = args.preset != "fast" or any(
@@ -47,12 +51,13 @@ def main() -> None:
     )
     if sized and not args.tag:
         parser.error("a non-default size needs --tag (the default files hold the fast preset)")
-    MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    args.models.mkdir(parents=True, exist_ok=True)
     suffix = f"-{args.tag}" if args.tag else ""
+    written = []
     for name in args.codes.split(","):
         code = get_code(name)
         for backbone in args.backbones.split(","):
-            path = MODEL_DIR / f"{code.name}-{backbone}{suffix}.pt"
+            path = args.models / f"{code.name}-{backbone}{suffix}.pt"
             sizes = {"hidden": args.hidden, "layers": args.layers}
             if backbone == "gru":
                 sizes["steps"] = args.unroll
@@ -69,6 +74,8 @@ def main() -> None:
                 progress=lambda msg, f, p=path: print(f"{p.name}: {msg}", flush=True),
             )
             print(f"{path.name}: {res.summary()} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            written.append(path)
+    return written
 
 
 if __name__ == "__main__":

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
+
+from frugalml.report.discovery import load_benchmark
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def load_bench(stem: str) -> ModuleType:
-    """The module of ``benchmarks/<stem>.py`` (executed, its ``main`` not called)."""
-    spec = importlib.util.spec_from_file_location(stem, BENCHMARKS / f"{stem}.py")
-    assert spec is not None and spec.loader is not None, f"no benchmarks/{stem}.py"
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """The module of ``benchmarks/<stem>.py`` (executed, its ``main`` not called), loaded as
+    ``frugalml report`` loads it: with ``benchmarks/`` on ``sys.path`` while it imports (for
+    ``_common``), once per process."""
+    path = BENCHMARKS / f"{stem}.py"
+    assert path.exists(), f"no benchmarks/{stem}.py"
+    return load_benchmark(path)

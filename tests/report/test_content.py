@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests._bench_scripts import load_bench
 from tests._pickles import write_malicious
 
 from frugalml.errors import InvalidInputError
@@ -50,7 +51,7 @@ def _remat_record(solver, status, cost=10.0, seconds=1.0):
 
 
 def test_remat_headline_without_proved_runs_reads_as_a_result():
-    from frugalml.report.benches.remat import _headline
+    _headline = load_bench("bench_remat")._headline
 
     limits = {"moccasin": 10.0, "checkmate": 10.0, "lp": 10.0}
     records = [
@@ -70,8 +71,8 @@ def test_remat_headline_without_proved_runs_reads_as_a_result():
 
 
 def test_quant_and_ecc_goal_status():
-    from frugalml.report.benches.ecc import _status as ecc_status
-    from frugalml.report.benches.quant import _status as quant_status
+    ecc_status = load_bench("bench_ecc")._status
+    quant_status = load_bench("bench_quant")._status
 
     lm = [{"w_bits": 4, "a_bits": 8, "cosine": 0.99, "nn_agreement": 0.95}]
     res = [("cnn", 0, 0, 0, 0, 0, 0.08, 0.6), ("cnn", 0, 0, 0, 0, 0, 0.3, 0.9)]
@@ -87,7 +88,8 @@ def test_quant_and_ecc_goal_status():
 def test_ecc_checkpoint_metadata_is_read_without_unpickling(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     from frugalml.ecc.codes import get_code
-    from frugalml.report.benches import ecc
+
+    ecc = load_bench("bench_ecc")
 
     code = get_code("bch-63-36")
     stored = ecc.MODEL_DIR / "bch-63-36-gru.pt"

@@ -7,8 +7,10 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from tests._bench_scripts import load_bench
 
-from frugalml.report.benches import runtime, saddle
+runtime = load_bench("bench_runtime")
+saddle = load_bench("bench_saddle")
 
 
 def _curve(n: int, rate: float) -> dict:

@@ -12,10 +12,10 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
+from tests._bench_scripts import load_bench
 
 from frugalml.errors import InvalidInputError
 from frugalml.report import BenchResult, Table, registry, run_report
-from frugalml.report.benches import runtime as runtime_bench
 
 
 def _fake_ok(*, quick: bool, progress=None) -> BenchResult:
@@ -94,6 +94,7 @@ def test_unknown_area_and_bad_target(fake_registry):
 def test_runtime_benchmark_measures_no_faster_than_ideal():
     """Each straggler sleeps at least its injected duration, so time-to-first-k can never beat
     the k-th smallest duration: measured / ideal >= 1 is a hard invariant of a real run."""
+    runtime_bench = load_bench("bench_runtime")
     res = runtime_bench.run(quick=True, backends=["local-thread"])
     assert res.data["errors"] == {}
     trials = res.data["backends"]["local-thread"]["trials"]
@@ -111,7 +112,7 @@ def test_runtime_benchmark_measures_no_faster_than_ideal():
 
 def test_runtime_benchmark_rejects_unknown_backend():
     with pytest.raises(InvalidInputError, match="backend must be one of"):
-        runtime_bench.run(backends=["nope"])
+        load_bench("bench_runtime").run(backends=["nope"])
 
 
 def test_report_files_get_normal_permissions(tmp_path, fake_registry):
@@ -126,9 +127,7 @@ def test_report_files_get_normal_permissions(tmp_path, fake_registry):
 def test_dataplane_serverless_section_coded_beats_wait_all():
     """The simulated serverless section (local-thread, simulated clock): every product is
     correct, bytes per task are counted, and coded / first-k beat waiting for all."""
-    from frugalml.report.benches.dataplane import run_dataplane
-
-    tables, data = run_dataplane(quick=True, sections=("serverless",))
+    tables, data = load_bench("_dataplane").run_dataplane(quick=True, sections=("serverless",))
     (table,) = tables
     assert all(row[-1] is True for row in table.rows)
     assert all(row[4] > 0 for row in table.rows)  # bytes measured on the thread pool too

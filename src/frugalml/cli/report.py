@@ -1,15 +1,20 @@
-"""``frugalml report``: run every registered area benchmark, write an HTML report."""
+"""``frugalml report``: run the area benchmarks of a checkout, write an HTML report."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .._deprecation import REMOVED_IN
+from ..errors import InvalidInputError
 from ..report import get, registered, run_report
+from ..report.discovery import BENCHMARKS_ENV, NOT_FOUND_HINT
 from ..report.outdir import prepare_output
 from ..report.output import TERMINAL_WIDTH, rich_table
+from ..report.registry import RENAMED_AREAS
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
 
 __all__ = ["report"]
@@ -24,16 +29,30 @@ def report(
         "--force",
         help="Write into OUT even if it holds files frugalml did not write (they are kept).",
     ),
+    benchmarks: Path = typer.Option(
+        None,
+        "--benchmarks",
+        help=f"Directory of the bench_*.py files (default: ${BENCHMARKS_ENV}, ./benchmarks, "
+        "or the nearest benchmarks/ above the working directory).",
+    ),
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:
-    """Run the area benchmarks and write OUT/index.html with tables and plots.
+    """Run the area benchmarks of a frugalml checkout and write OUT/index.html with tables
+    and plots (plots need the `plot` extra).
 
     OUT must be new, empty, or an earlier report (it keeps a manifest of the files it wrote
     and replaces only those); other files in OUT are never deleted or overwritten.
     """
     limit_blas_threads(blas_threads)
-    names = [get(a).name for a in area] if area else [b.name for b in registered()]
+    area = [_current_area(a) for a in area or ()]
+    names = (
+        [get(a, benchmarks).name for a in area]
+        if area
+        else [b.name for b in registered(benchmarks)]
+    )
+    if not names:
+        raise InvalidInputError(f"no report areas found: {NOT_FOUND_HINT}")
     prepare_output(out, force=force)  # before any benchmark: a clear error, no wasted work
     with Progress(
         TextColumn("{task.description}"),
@@ -48,7 +67,14 @@ def report(
         def progress(a: str, step: str, fraction: float) -> None:
             bar.update(tasks[a], completed=fraction, step=step)
 
-        outcome = run_report(out, quick=quick, areas=area or None, progress=progress, force=force)
+        outcome = run_report(
+            out,
+            quick=quick,
+            areas=names,
+            progress=progress,
+            force=force,
+            benchmarks=benchmarks,
+        )
     index = outcome.out_dir / "index.html"
     if json_out:
         emit_json(
@@ -68,3 +94,16 @@ def report(
     if not outcome.ok:
         raise typer.Exit(1)
     return 0
+
+
+def _current_area(name: str) -> str:
+    """``name``, or its current spelling with a warning on stderr if it is a 0.1 name."""
+    new = RENAMED_AREAS.get(name)
+    if new is None:
+        return name
+    print(
+        f"frugalml: warning: 'report --area {name}' is deprecated and will be removed in "
+        f"frugalml {REMOVED_IN}; use --area {new}",
+        file=sys.stderr,
+    )
+    return new

@@ -6,7 +6,7 @@ import html
 from datetime import datetime, timezone
 from typing import Any
 
-from .output import _is_number, fmt
+from .output import fmt, is_number
 from .results import BenchResult, Table
 
 __all__ = ["render_index"]
@@ -37,7 +37,7 @@ nav li { margin: 0.15em 0; }
 def _table_html(table: Table) -> str:
     """Numbers right-aligned, text (names, headlines) left-aligned, per column."""
     text = [
-        not all(_is_number(row[j]) or row[j] is None for row in table.rows)
+        not all(is_number(row[j]) or row[j] is None for row in table.rows)
         for j in range(len(table.columns))
     ]
     cls = [" class='text'" if t else "" for t in text]
@@ -71,10 +71,12 @@ def render_index(
     failures: dict[str, str],
     machine: dict[str, Any],
     quick: bool,
+    note: str = "",
 ) -> str:
     """The report page. ``figures[area][name]`` is the PNG file name of each plot.
 
-    Top: the summary table, a table of contents and one figure per area (its first).
+    Top: the summary table, a table of contents and one figure per area (its first);
+    ``note`` (e.g. that figures need the ``plot`` extra) under the run line.
     """
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     status = {row[0]: row[2] for row in summary.rows if len(row) > 2}
@@ -84,6 +86,7 @@ def render_index(
         "<h1>frugalml report</h1>",
         f"<p class='note'>{'quick' if quick else 'full'} run, {html.escape(stamp)}; "
         f"machine: {html.escape(_machine_line(machine))}</p>",
+        f"<p class='note'>{html.escape(note)}</p>" if note else "",
         _table_html(summary),
         "<nav><h2>Contents</h2><ol>",
     ]

@@ -1,26 +1,83 @@
-"""Write benchmark results: JSON + PNG files, and rich tables for the terminal."""
+"""Write benchmark results: JSON + PNG files, and rich tables for the terminal.
+
+Figures need matplotlib, the ``plot`` extra (``pip install 'frugalml[plot]'``); nothing here
+imports it at import time. Without it :func:`pyplot` raises
+:class:`~frugalml.errors.BackendUnavailableError` naming the extra, :func:`optional_figures`
+returns no figures, and the report is written with its tables only (and a note saying so).
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_bytes
+from ..errors import BackendUnavailableError
 from .results import BenchResult, Table
 
-__all__ = ["figure_png", "pyplot", "result_files", "rich_table", "save_png", "save_result"]
+__all__ = [
+    "PLOT_EXTRA_NOTE",
+    "figure_png",
+    "is_number",
+    "optional_figures",
+    "plotting_available",
+    "pyplot",
+    "require_plotting",
+    "result_files",
+    "rich_table",
+    "save_png",
+    "save_result",
+]
+
+#: what a report says in place of its figures when matplotlib is missing
+PLOT_EXTRA_NOTE = "figures need matplotlib: pip install 'frugalml[plot]'"
+
+
+def plotting_available() -> bool:
+    """Whether matplotlib can be imported (the ``plot`` extra is installed)."""
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):  # sys.modules["matplotlib"] = None, a broken spec
+        return False
+
+
+def require_plotting(what: str = "plotting") -> None:
+    """Raise :class:`BackendUnavailableError` (extra ``plot``) unless matplotlib is installed.
+
+    Call it before the work whose result is to be plotted (e.g. as soon as a ``--plot`` option
+    is given), so that a missing extra is reported before minutes of computation.
+    """
+    if not plotting_available():
+        raise BackendUnavailableError(what, "matplotlib", "plot")
 
 
 def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
-    import matplotlib
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Raises :class:`BackendUnavailableError` naming the ``plot`` extra without matplotlib.
+    """
+    try:
+        import matplotlib
 
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise BackendUnavailableError("plotting", "matplotlib", "plot", detail=str(exc)) from exc
     return plt
+
+
+def optional_figures(
+    build: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """``build(*args, **kwargs)`` (a dict name -> matplotlib Figure) when matplotlib is
+    installed, else ``{}``: a benchmark's tables do not depend on the ``plot`` extra."""
+    if not plotting_available():
+        return {}
+    return build(*args, **kwargs)
 
 
 def save_png(fig: Any, path: str | Path) -> Path:
@@ -30,7 +87,7 @@ def save_png(fig: Any, path: str | Path) -> Path:
 
 def figure_png(fig: Any) -> bytes:
     """Render a matplotlib figure to PNG bytes and close it."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -80,7 +137,8 @@ TERMINAL_WIDTH = 100
 _TEXT_MIN = 14  # narrowest a text column (or header) is folded to
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A table cell that is a number (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -89,8 +147,8 @@ def _min_widths(table: Table) -> list[int]:
     widths = []
     for j, col in enumerate(table.columns):
         cells = [row[j] for row in table.rows]
-        numbers = [len(fmt(v)) for v in cells if _is_number(v) or v is None]
-        texts = [len(fmt(v)) for v in cells if not (_is_number(v) or v is None)]
+        numbers = [len(fmt(v)) for v in cells if is_number(v) or v is None]
+        texts = [len(fmt(v)) for v in cells if not (is_number(v) or v is None)]
         header_word = max((len(w) for w in col.split()), default=1)
         widths.append(
             max(
@@ -151,7 +209,7 @@ def rich_table(table: Table, width: int = TERMINAL_WIDTH):
         last = g == len(groups) - 1
         out = RichTable(title=title, caption=(table.note or None) if last else None)
         for j in cols:
-            numeric = all(_is_number(row[j]) or row[j] is None for row in table.rows)
+            numeric = all(is_number(row[j]) or row[j] is None for row in table.rows)
             out.add_column(
                 table.columns[j],
                 justify="right" if numeric else "left",

@@ -1,8 +1,16 @@
 """Registry of area benchmarks run by ``frugalml report``.
 
-An area adds its quick benchmark with one ``register`` line below (or from its own code). A
-benchmark is a function ``run(*, quick: bool, progress: Progress | None) -> BenchResult``,
-named as ``"module:function"`` so it is imported only when run.
+Two sources, merged by area name:
+
+- the benchmarks of a checkout, ``benchmarks/bench_*.py`` files declaring ``REPORT_AREA``
+  (found and scanned without importing them, see :mod:`.discovery`);
+- programmatic registrations, ``register(name, title, "module:function")`` (users can add
+  their own; one with the name of a discovered area replaces it).
+
+A benchmark is a function ``run(*, quick: bool, progress: Progress | None) -> BenchResult``,
+imported only when run. Area names are the command paths joined by ``-`` (``coded-es``,
+``sketch-newton``, ...); the names of 0.1 (:data:`RENAMED_AREAS`) still work, with a
+:class:`~frugalml.errors.FrugalDeprecationWarning`.
 """
 
 from __future__ import annotations
@@ -10,25 +18,49 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from .._deprecation import warn_renamed
 from .._validate import check_choice
 from ..errors import InvalidInputError
 from ..progress import Progress
+from .discovery import NOT_FOUND_HINT, find_benchmarks, load_benchmark, scan
 from .results import BenchResult
 
-__all__ = ["AreaBenchmark", "Progress", "get", "register", "registered"]
+__all__ = [
+    "RENAMED_AREAS",
+    "AreaBenchmark",
+    "Progress",
+    "area_name",
+    "get",
+    "register",
+    "registered",
+]
 
-"""``progress(step_description, fraction_done)`` with fraction in [0, 1]."""
+#: report area names of frugalml 0.1 -> their current names
+RENAMED_AREAS = {
+    "dfo": "coded-es",
+    "second-order": "sketch-newton",
+    "saddle": "subspace-saddle",
+    "aggregation": "subspace-train",
+}
 
 
 @dataclass(frozen=True)
 class AreaBenchmark:
+    """One report area: ``target`` is ``"module:function"``; ``path`` is the benchmark file
+    when the area was discovered (then ``target`` is ``"<file stem>:run"``)."""
+
     name: str
     title: str
     target: str
+    path: Path | None = None
 
     def load(self) -> Callable[..., BenchResult]:
+        """The benchmark function (imports its module, or the benchmark file by path)."""
         module, _, func = self.target.partition(":")
+        if self.path is not None:
+            return getattr(load_benchmark(self.path), func)
         return getattr(importlib.import_module(module), func)
 
 
@@ -42,32 +74,37 @@ def register(name: str, title: str, target: str) -> None:
     _REGISTRY[name] = AreaBenchmark(name, title, target)
 
 
-def registered() -> list[AreaBenchmark]:
-    return list(_REGISTRY.values())
+def _discovered(benchmarks: str | Path | None) -> dict[str, AreaBenchmark]:
+    directory = find_benchmarks(benchmarks)
+    if directory is None:
+        return {}
+    return {
+        b.area: AreaBenchmark(b.area, b.title, f"{b.path.stem}:run", b.path)
+        for b in scan(directory)
+    }
 
 
-def get(name: str) -> AreaBenchmark:
-    check_choice(name, "area", _REGISTRY)
-    return _REGISTRY[name]
+def registered(benchmarks: str | Path | None = None) -> list[AreaBenchmark]:
+    """Every area: those of the benchmarks directory (``benchmarks``, or the one
+    :func:`.discovery.find_benchmarks` finds; sorted by name), then the registered ones."""
+    areas = _discovered(benchmarks)
+    areas.update(_REGISTRY)
+    return list(areas.values())
 
 
-register("runtime", "Runtime: first k of n", "frugalml.report.benches.runtime:run")
-register("coded", "Coded computation: polar codes", "frugalml.report.benches.coded:run")
-register("sketch", "Sketching and randomized least squares", "frugalml.report.benches.sketch:run")
-register(
-    "second-order",
-    "Second-order: debiased distributed Newton sketch",
-    "frugalml.report.benches.second_order:run",
-)
-register("remat", "Rematerialisation: MOCCASIN vs Checkmate", "frugalml.report.benches.remat:run")
-register("convex", "Convex training: SDP vs backprop", "frugalml.report.benches.convex:run")
-register("quant", "Low-bit quantization: MMSE vs baselines", "frugalml.report.benches.quant:run")
-register("ecc", "ECC: syndrome-based neural decoding", "frugalml.report.benches.ecc:run")
-register("dfo", "Coded derivative-free optimisation and attacks", "frugalml.report.benches.dfo:run")
-register("convex-gan", "Convex Wasserstein GANs", "frugalml.report.benches.convex_gan:run")
-register("saddle", "Saddle points: primal-dual SESOP", "frugalml.report.benches.saddle:run")
-register(
-    "aggregation",
-    "Subspace gradient aggregation (AdaCons)",
-    "frugalml.report.benches.aggregation:run",
-)
+def area_name(name: str) -> str:
+    """The current name of area ``name`` (an old name warns and is mapped)."""
+    if name in RENAMED_AREAS and name not in _REGISTRY:
+        warn_renamed(name, RENAMED_AREAS[name], "report area")
+        return RENAMED_AREAS[name]
+    return name
+
+
+def get(name: str, benchmarks: str | Path | None = None) -> AreaBenchmark:
+    """The area ``name`` (see :func:`registered`); :class:`InvalidInputError` if unknown."""
+    name = area_name(name)
+    areas = {b.name: b for b in registered(benchmarks)}
+    if not areas:
+        raise InvalidInputError(f"no report area {name!r}: no benchmarks found; {NOT_FOUND_HINT}")
+    check_choice(name, "area", areas)
+    return areas[name]

@@ -8,9 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..errors import InvalidInputError
+from .discovery import NOT_FOUND_HINT
 from .html import render_index
 from .outdir import prepare_output
-from .output import result_files
+from .output import PLOT_EXTRA_NOTE, plotting_available, result_files
 from .registry import AreaBenchmark, Progress, get, registered
 from .results import BenchResult, Table, machine_info
 
@@ -36,8 +38,14 @@ def run_report(
     areas: list[str] | None = None,
     progress: Callable[[str, str, float], None] | None = None,
     force: bool = False,
+    benchmarks: str | Path | None = None,
 ) -> ReportOutcome:
-    """Run area benchmarks (all registered ones by default) and write the report.
+    """Run area benchmarks (all of them by default) and write the report.
+
+    The areas are those of the benchmarks directory ``benchmarks`` (default: the checkout's
+    ``benchmarks/``, found as :func:`.discovery.find_benchmarks` says) and the programmatically
+    registered ones (:func:`.registry.register`). No area at all is an
+    :class:`InvalidInputError` ("run from a frugalml checkout or pass --benchmarks DIR").
 
     ``progress(area, step, fraction)`` is called as each benchmark advances. A benchmark that
     raises is recorded as failed (with its traceback in the report) and the others still run.
@@ -47,8 +55,15 @@ def run_report(
     files, unless ``force``. The report writes only its own files (each atomically, after all
     of them are rendered), replaces only the files of its previous run, and never deletes
     anything else.
+
+    Without matplotlib (the ``plot`` extra) the report holds the tables and a note in place
+    of the figures.
     """
-    benches: list[AreaBenchmark] = [get(a) for a in areas] if areas else registered()
+    benches: list[AreaBenchmark] = (
+        [get(a, benchmarks) for a in areas] if areas else registered(benchmarks)
+    )
+    if not benches:
+        raise InvalidInputError(f"no report areas found: {NOT_FOUND_HINT}")
     out = prepare_output(out_dir, force=force)
     machine = machine_info()
     results: list[BenchResult] = []
@@ -89,8 +104,9 @@ def run_report(
     for res in results:
         files.update(result_files(res))
         figures[res.name] = {k: f"{res.name}_{k}.png" for k in res.figures}
-    files["index.html"] = render_index(summary, results, figures, failures, machine, quick).encode(
-        "utf-8"
-    )
+    note = "" if plotting_available() else PLOT_EXTRA_NOTE
+    files["index.html"] = render_index(
+        summary, results, figures, failures, machine, quick, note=note
+    ).encode("utf-8")
     out.write(files)
     return ReportOutcome(out.path, summary, tuple(results), failures)
