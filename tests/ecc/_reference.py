@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from frugalml.ecc.codes import LinearCode
+from frugalml.ecc.linear_code import BinaryLinearCode
 
 
 def nullspace(m: np.ndarray) -> np.ndarray:
@@ -31,10 +31,10 @@ def nullspace(m: np.ndarray) -> np.ndarray:
     return basis
 
 
-def code_from_h(name: str, h) -> LinearCode:
+def code_from_h(name: str, h) -> BinaryLinearCode:
     h_arr = np.array(h, dtype=np.uint8)
     g = nullspace(h_arr)
-    return LinearCode(name=name, n=h_arr.shape[1], k=len(g), H=h_arr, G=g)
+    return BinaryLinearCode(name=name, n=h_arr.shape[1], k=len(g), H=h_arr, G=g)
 
 
 def rank_ref(m: np.ndarray) -> int:
@@ -57,7 +57,7 @@ def sigma_of(ebn0_db: float, rate: float) -> float:
     return float(np.sqrt(1.0 / (2.0 * rate * 10 ** (ebn0_db / 10))))
 
 
-def noisy(code: LinearCode, frames: int, ebn0_db: float, seed: int):
+def noisy(code: BinaryLinearCode, frames: int, ebn0_db: float, seed: int):
     """(codewords, y, sigma): random codewords sent over BPSK/AWGN."""
     rng = np.random.default_rng(seed)
     msg = rng.integers(0, 2, size=(frames, code.k))
@@ -65,3 +65,8 @@ def noisy(code: LinearCode, frames: int, ebn0_db: float, seed: int):
     sigma = sigma_of(ebn0_db, code.k / code.n)
     y = (1.0 - 2.0 * cw) + sigma * rng.standard_normal((frames, code.n))
     return cw, y, sigma
+
+
+def llr_of(y, sigma: float):
+    """Channel LLRs 2 y / sigma^2, computed as the library's simulate does (y * (2 / sigma^2))."""
+    return np.asarray(y) * (2.0 / sigma**2)

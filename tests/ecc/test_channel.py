@@ -16,8 +16,10 @@ import pytest
 from scipy.special import erfc
 
 from frugalml.ecc.channel import BERResult, bpsk_awgn, bpsk_llr, ebn0_to_sigma, simulate
-from frugalml.ecc.codes import LinearCode, bch_code
-from frugalml.errors import InvalidInputError
+from frugalml.ecc.codes import bch_code
+from frugalml.ecc.decoder import Decoded, HardDecision
+from frugalml.ecc.linear_code import BinaryLinearCode
+from frugalml.errors import FrugalDeprecationWarning, InvalidInputError
 
 
 def q_function(x: float) -> float:
@@ -28,8 +30,20 @@ def hard(y: np.ndarray) -> np.ndarray:
     return (y < 0).astype(np.uint8)
 
 
-def uncoded(n: int) -> LinearCode:
-    return LinearCode(f"uncoded-{n}", n, n, np.zeros((0, n), dtype=np.uint8), np.eye(n))
+def uncoded(n: int) -> BinaryLinearCode:
+    return BinaryLinearCode(f"uncoded-{n}", n, n, np.zeros((0, n), dtype=np.uint8), np.eye(n))
+
+
+class FnDecoder:
+    """A test-local decoder following frugalml.ecc's convention: ``bits = fn(llr)``."""
+
+    def __init__(self, code: BinaryLinearCode, fn):
+        self.code, self.fn = code, fn
+
+    def __call__(self, llr, *, sigma=None):
+        self.sigma = sigma
+        bits = np.asarray(self.fn(llr))
+        return Decoded(bits=bits, valid=np.ones(bits.shape[:-1], dtype=bool))
 
 
 # -- sigma and noise ----------------------------------------------------------------------------
@@ -91,9 +105,10 @@ def test_llr_matches_gaussian_likelihood_ratio():
 @pytest.mark.parametrize(("ebn0", "zero"), [(0.0, True), (2.0, False), (4.0, True), (6.0, False)])
 def test_uncoded_hard_decision_ber_matches_q_function(ebn0, zero):
     n, frames = 16, 25_000
+    code = uncoded(n)
     res = simulate(
-        uncoded(n),
-        hard,
+        code,
+        HardDecision(code),
         ebn0,
         min_frame_errors=10**9,
         max_frames=frames,
@@ -118,7 +133,9 @@ def test_random_codewords_are_codewords_and_decode_cleanly_at_high_snr():
         seen.append(bits)
         return bits
 
-    res = simulate(code, spy, 30.0, max_frames=500, batch=250, zero_codeword=False, rng=3)
+    dec = FnDecoder(code, spy)
+    res = simulate(code, dec, 30.0, max_frames=500, batch=250, zero_codeword=False, rng=3)
+    assert dec.sigma == ebn0_to_sigma(30.0, code.rate)  # simulate passes sigma on
     assert res.frames == 500 and res.bit_errors == 0 and res.fer == 0.0
     words = np.concatenate(seen)
     assert np.all(code.is_codeword(words)) and words.any()
@@ -133,10 +150,11 @@ def test_stopping_rule_frame_errors():
     def always_wrong(y):
         return np.ones(y.shape, dtype=np.uint8)  # every frame wrong (zero codeword sent)
 
-    res = simulate(code, always_wrong, 3.0, min_frame_errors=5, batch=3, rng=0)
+    dec = FnDecoder(code, always_wrong)
+    res = simulate(code, dec, 3.0, min_frame_errors=5, batch=3, rng=0)
     assert (res.frames, res.frame_errors, res.bit_errors) == (6, 6, 6 * 31)
     assert res.fer == 1.0 and res.ber == 1.0
-    res = simulate(code, always_wrong, 3.0, min_frame_errors=6, batch=3, rng=0)
+    res = simulate(code, dec, 3.0, min_frame_errors=6, batch=3, rng=0)
     assert res.frames == 6
 
 
@@ -144,25 +162,51 @@ def test_stopping_rule_max_frames_and_progress():
     code = bch_code(31, 26)
     calls: list[BERResult] = []
     sizes: list[int] = []
+    reports: list[tuple[str, float]] = []
 
     def perfect(y):
         sizes.append(y.shape[0])
         return np.zeros(y.shape, dtype=np.uint8)
 
     res = simulate(
-        code, perfect, 1.0, min_frame_errors=1, max_frames=1000, batch=300, progress=calls.append
+        code,
+        FnDecoder(code, perfect),
+        1.0,
+        min_frame_errors=1,
+        max_frames=1000,
+        batch=300,
+        on_batch=calls.append,
+        progress=lambda message, fraction: reports.append((message, fraction)),
     )
     assert res.frames == 1000 and res.frame_errors == 0 and res.ber == 0.0
     assert sizes == [300, 300, 300, 100]  # the last batch is cut to max_frames
     assert [c.frames for c in calls] == [300, 600, 900, 1000]
+    assert [f for _, f in reports] == [0.3, 0.6, 0.9, 1.0]
+    assert reports[-1][0] == "Eb/N0 1 dB: 0 frame errors / 1000 frames"
     assert res.seconds >= 0 and "0 frame errors / 1000 frames" in res.summary()
     assert res.to_dict()["frames"] == 1000
 
 
+def test_deprecated_decoder_callable_and_progress_still_work():
+    code = bch_code(31, 21)
+    ref = simulate(code, HardDecision(code), 2.0, min_frame_errors=20, batch=100, rng=5)
+    calls: list[BERResult] = []
+    with pytest.warns(FrugalDeprecationWarning, match="decoder callable"):
+        old = simulate(code, hard, 2.0, min_frame_errors=20, batch=100, rng=5)
+    with pytest.warns(FrugalDeprecationWarning, match="on_batch"):
+        simulate(code, HardDecision(code), 2.0, max_frames=200, batch=100, progress=calls.append)
+    assert (old.bit_errors, old.frame_errors, old.frames) == (
+        ref.bit_errors,
+        ref.frame_errors,
+        ref.frames,
+    )
+    assert [c.frames for c in calls] == [100, 200]
+
+
 def test_simulate_is_reproducible():
     code = bch_code(31, 21)
-    a = simulate(code, hard, 2.0, min_frame_errors=20, batch=100, rng=5)
-    b = simulate(code, hard, 2.0, min_frame_errors=20, batch=100, rng=5)
+    a = simulate(code, HardDecision(code), 2.0, min_frame_errors=20, batch=100, rng=5)
+    b = simulate(code, HardDecision(code), 2.0, min_frame_errors=20, batch=100, rng=5)
     assert (a.bit_errors, a.frame_errors, a.frames) == (b.bit_errors, b.frame_errors, b.frames)
     assert a.frame_errors >= 20
 
@@ -177,7 +221,7 @@ def test_ebn0_out_of_range_or_wrong_type(ebn0):
     with pytest.raises(InvalidInputError, match="ebn0_db"):
         bpsk_awgn(np.zeros(4), ebn0, 0.5)
     with pytest.raises(InvalidInputError, match="ebn0_db"):
-        simulate(bch_code(31, 26), hard, ebn0)
+        simulate(bch_code(31, 26), HardDecision(bch_code(31, 26)), ebn0)
 
 
 @pytest.mark.parametrize("rate", [0.0, -0.5, 1.5, float("nan")])
@@ -188,17 +232,32 @@ def test_bad_rate(rate):
 
 def test_simulate_rejects_bad_arguments_and_decoder_outputs():
     code = bch_code(31, 26)
+    dec = HardDecision(code)
     with pytest.raises(InvalidInputError, match="LinearCode"):
-        simulate("bch-31-26", hard, 3.0)
-    with pytest.raises(InvalidInputError, match="callable"):
+        simulate("bch-31-26", dec, 3.0)
+    with pytest.raises(InvalidInputError, match="Decoder"):
         simulate(code, None, 3.0)
+    with pytest.raises(InvalidInputError, match="not for"):
+        simulate(code, HardDecision(bch_code(31, 21)), 3.0)
     with pytest.raises(InvalidInputError, match="min_frame_errors"):
-        simulate(code, hard, 3.0, min_frame_errors=0)
+        simulate(code, dec, 3.0, min_frame_errors=0)
     with pytest.raises(InvalidInputError, match="batch"):
-        simulate(code, hard, 3.0, batch=0)
+        simulate(code, dec, 3.0, batch=0)
     with pytest.raises(InvalidInputError, match="shape"):
-        simulate(code, lambda y: hard(y)[:, :-1], 3.0, max_frames=10)
+        simulate(code, FnDecoder(code, lambda x: hard(x)[:, :-1]), 3.0, max_frames=10)
     with pytest.raises(InvalidInputError, match="invalid bits"):
-        simulate(code, lambda y: np.full(y.shape, 2), 3.0, max_frames=10)
+        simulate(code, FnDecoder(code, lambda x: np.full(x.shape, 2)), 3.0, max_frames=10)
+    with pytest.raises(InvalidInputError, match="Decoded"):
+        simulate(code, _Raw(code), 3.0, max_frames=10)
     with pytest.raises(InvalidInputError, match="codewords must hold bits"):
         bpsk_awgn(np.array([0, 1, 2]), 3.0, 0.5)
+
+
+class _Raw:
+    """A decoder with the right call signature that returns bits, not a Decoded."""
+
+    def __init__(self, code):
+        self.code = code
+
+    def __call__(self, llr, *, sigma=None):
+        return hard(llr)

@@ -24,7 +24,7 @@ import pytest
 
 from frugalml.ecc.codes import (
     CODE_NAME_FORMATS,
-    LinearCode,
+    BinaryLinearCode,
     bch_code,
     bch_dimensions,
     bundled_alist,
@@ -36,7 +36,7 @@ from frugalml.ecc.codes import (
     polar_information_set,
     to_alist,
 )
-from frugalml.errors import InvalidInputError
+from frugalml.errors import FrugalDeprecationWarning, InvalidInputError
 
 from ._reference import rank_ref
 
@@ -47,7 +47,7 @@ def mod2(a, b):
     return (np.asarray(a, dtype=np.int64) @ np.asarray(b, dtype=np.int64)) % 2
 
 
-def check_code(code: LinearCode) -> None:
+def check_code(code: BinaryLinearCode) -> None:
     n, k = code.n, code.k
     assert code.G.shape == (k, n) and code.H.shape == (n - k, n)
     assert code.G.dtype == np.uint8 and code.H.dtype == np.uint8
@@ -57,13 +57,13 @@ def check_code(code: LinearCode) -> None:
     assert code.rate == pytest.approx(k / n)
 
 
-def all_codewords(code: LinearCode) -> np.ndarray:
+def all_codewords(code: BinaryLinearCode) -> np.ndarray:
     k = code.k
     msgs = (np.arange(2**k)[:, None] >> np.arange(k)) & 1
     return mod2(msgs, code.G)
 
 
-def min_distance_brute(code: LinearCode) -> int:
+def min_distance_brute(code: BinaryLinearCode) -> int:
     w = all_codewords(code).sum(axis=1)
     return int(w[w > 0].min())
 
@@ -391,7 +391,7 @@ def test_malformed_alist_truncated_trailing_and_blank_lines(tmp_path):
         get_code("ldpc-definitely_missing.alist")
 
 
-# -- LinearCode -------------------------------------------------------------------------------
+# -- BinaryLinearCode ---------------------------------------------------------------------------
 
 
 def test_syndrome_of_codeword_plus_noise_is_syndrome_of_noise():
@@ -416,13 +416,13 @@ def test_linear_code_validation_and_immutability():
     with pytest.raises(ValueError, match="read-only"):
         code.H[0, 0] = 1
     with pytest.raises(InvalidInputError, match=r"G H\^T != 0"):
-        LinearCode("bad", 3, 1, np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1, 0]]))
+        BinaryLinearCode("bad", 3, 1, np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1, 0]]))
     with pytest.raises(InvalidInputError, match="H must have shape"):
-        LinearCode("bad", 3, 1, np.array([[1, 1, 1]]), np.array([[1, 1, 1]]))
+        BinaryLinearCode("bad", 3, 1, np.array([[1, 1, 1]]), np.array([[1, 1, 1]]))
     with pytest.raises(InvalidInputError, match="full rank"):
-        LinearCode("bad", 3, 1, np.array([[1, 1, 0], [1, 1, 0]]), np.array([[0, 0, 1]]))
+        BinaryLinearCode("bad", 3, 1, np.array([[1, 1, 0], [1, 1, 0]]), np.array([[0, 0, 1]]))
     with pytest.raises(InvalidInputError, match="bits"):
-        LinearCode("bad", 2, 1, np.array([[1, 2]]), np.array([[1, 1]]))
+        BinaryLinearCode("bad", 2, 1, np.array([[1, 2]]), np.array([[1, 1]]))
     with pytest.raises(InvalidInputError, match="msg must have shape"):
         code.encode(np.zeros(25))
     with pytest.raises(InvalidInputError, match="bits must have shape"):
@@ -440,3 +440,18 @@ def test_unknown_code_names_list_the_formats():
         if isinstance(bad, str):
             for fmt in CODE_NAME_FORMATS:
                 assert fmt in str(info.value)
+
+
+def test_linear_code_is_the_deprecated_name_of_binary_linear_code():
+    import frugalml.ecc
+    import frugalml.ecc.codes
+
+    for module in (frugalml.ecc, frugalml.ecc.codes):
+        with pytest.warns(FrugalDeprecationWarning, match="BinaryLinearCode"):
+            assert module.LinearCode is BinaryLinearCode
+    with pytest.warns(FrugalDeprecationWarning):
+        from frugalml.ecc.codes import LinearCode
+    assert LinearCode is BinaryLinearCode
+    assert "LinearCode" not in frugalml.ecc.__all__
+    with pytest.raises(AttributeError):
+        _ = frugalml.ecc.codes.no_such_name

@@ -9,8 +9,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from frugalml.ecc.cascade import CascadeDecoder  # noqa: E402
 from frugalml.ecc.channel import ebn0_to_sigma  # noqa: E402
 from frugalml.ecc.codes import get_code  # noqa: E402
+from frugalml.ecc.decoder import Decoded  # noqa: E402
 from frugalml.ecc.ensemble import (  # noqa: E402
     AutomorphismEnsemble,
     frobenius_automorphisms,
@@ -18,7 +20,7 @@ from frugalml.ecc.ensemble import (  # noqa: E402
 )
 from frugalml.ecc.neural import SyndromeDecoder  # noqa: E402
 from frugalml.ecc.osd import OrderedStatistics  # noqa: E402
-from frugalml.errors import InvalidInputError  # noqa: E402
+from frugalml.errors import FrugalDeprecationWarning, InvalidInputError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +33,17 @@ def _noisy(code, ebn0, frames, seed):
     sigma = ebn0_to_sigma(ebn0, code.rate)
     y = 1.0 + sigma * np.random.default_rng(seed).standard_normal((frames, code.n))
     return y.astype(np.float32), sigma
+
+
+def _llr(y, sigma):
+    return y.astype(np.float64) * (2.0 / sigma**2)
+
+
+def _decode(ens, y, sigma):
+    """Bits of a decoder called by the convention on the LLRs of channel outputs y."""
+    out = ens(_llr(y, sigma), sigma=sigma)
+    assert isinstance(out, Decoded)
+    return out.bits
 
 
 def _syndrome_weight(code, x):
@@ -86,7 +99,7 @@ def _reference_member(dec, y, perm, window):
     try:
         for b in range(len(y)):
             yq = np.roll(yp[b], -s[b])  # yq[i] = yp[(i + s) mod n]
-            xq = dec.decode(yq.astype(np.float32))
+            xq = dec.decode_received(yq.astype(np.float32)).bits
             xp = np.roll(xq, s[b])
             out[b, perm] = xp
     finally:
@@ -104,9 +117,9 @@ def test_member_decode_matches_reference(bch, gru):
 
 
 def test_full_ensemble_keeps_the_most_likely_candidate(bch, gru):
-    y, _ = _noisy(bch, 3.0, 300, 6)
+    y, sigma = _noisy(bch, 3.0, 300, 6)
     ens = AutomorphismEnsemble(gru, windows=2, lazy=False)
-    out = ens(y)
+    out = _decode(ens, y, sigma)
     cands = np.stack([ens.member_decode(y, m) for m in range(len(ens))], axis=1)  # (B, E, n)
     for b in range(len(y)):
         sw = _syndrome_weight(bch, cands[b])
@@ -127,7 +140,7 @@ def test_selection_rule_on_planted_candidates(bch, gru, monkeypatch, lazy):
     distinct codewords per word): the kept output is the brute-force choice."""
     rng = np.random.default_rng(13)
     B = 200
-    y, _ = _noisy(bch, 2.0, B, 14)
+    y, sigma = _noisy(bch, 2.0, B, 14)
     ens = AutomorphismEnsemble(gru, windows=2, lazy=lazy)
     E = len(ens)
     cw = bch.encode(rng.integers(0, 2, size=(B, E, bch.k), dtype=np.uint8).reshape(-1, bch.k))
@@ -144,7 +157,7 @@ def test_selection_rule_on_planted_candidates(bch, gru, monkeypatch, lazy):
     for b in range(B):
         rows_of[y[b].tobytes()] = b
     monkeypatch.setattr(ens, "member_decode", planted)
-    out = ens(y)
+    out = _decode(ens, y, sigma)
     for b in range(B):
         sw = _syndrome_weight(bch, table[b])
         corr = (y[b].astype(np.float64) * (1.0 - 2.0 * table[b])).sum(axis=1)
@@ -161,28 +174,31 @@ def test_selection_rule_on_planted_candidates(bch, gru, monkeypatch, lazy):
 
 
 def test_lazy_runs_later_members_only_on_failures(bch, gru, monkeypatch):
-    y, _ = _noisy(bch, 3.5, 400, 7)
-    single = gru.decode(y)
+    y, sigma = _noisy(bch, 3.5, 400, 7)
+    single = gru.decode_received(y).bits
     first_fail = _syndrome_weight(bch, single) > 0
     assert 0 < first_fail.sum() < len(y)
     lazy = AutomorphismEnsemble(gru, windows=2)
     seen: list[int] = []
-    original = gru.decode
+    original = gru.decode_received
 
     def spy(arr, **kw):
         seen.append(len(arr))
         return original(arr, **kw)
 
-    monkeypatch.setattr(gru, "decode", spy)
-    out = lazy(y)
+    monkeypatch.setattr(gru, "decode_received", spy)
+    res = lazy(_llr(y, sigma), sigma=sigma)
+    out = res.bits
     monkeypatch.undo()
+    assert res.fallback_used is None
+    np.testing.assert_array_equal(res.valid, _syndrome_weight(bch, out) == 0)
     assert seen[0] == len(y) and seen[1] == first_fail.sum()
     assert all(a >= b for a, b in itertools.pairwise(seen[1:]))
     assert lazy.last_stats.decoder_words == sum(seen)
     # words whose first output is a codeword are left as they were
     assert np.array_equal(out[~first_fail], single[~first_fail])
     # the lazy ensemble finds a codeword exactly where the full one does
-    full = AutomorphismEnsemble(gru, windows=2, lazy=False)(y)
+    full = _decode(AutomorphismEnsemble(gru, windows=2, lazy=False), y, sigma)
     assert np.array_equal(_syndrome_weight(bch, out) == 0, _syndrome_weight(bch, full) == 0)
     assert lazy.last_stats.unresolved == int((_syndrome_weight(bch, out) > 0).sum())
 
@@ -190,9 +206,9 @@ def test_lazy_runs_later_members_only_on_failures(bch, gru, monkeypatch):
 def test_ensemble_lowers_ber_on_fixed_noise(bch, gru):
     """Monte-Carlo on 20000 fixed words at 4 dB: the single decoder's ~1e-2 BER leaves ~6e3
     bit errors, so a drop by more than 10% is far beyond the noise of the comparison."""
-    y, _ = _noisy(bch, 4.0, 20000, 8)
-    single = gru.decode(y).mean()
-    ens = AutomorphismEnsemble(gru, windows=2)(y).mean()
+    y, sigma = _noisy(bch, 4.0, 20000, 8)
+    single = gru.decode_received(y).bits.mean()
+    ens = _decode(AutomorphismEnsemble(gru, windows=2), y, sigma).mean()
     assert ens < 0.9 * single
 
 
@@ -200,27 +216,33 @@ def test_cascade_hands_unresolved_words_to_the_fallback(bch, gru):
     y, sigma = _noisy(bch, 3.0, 500, 9)
     osd = OrderedStatistics(bch, order=2)
     plain = AutomorphismEnsemble(gru)
-    ens = plain(y)
+    ens = _decode(plain, y, sigma)
     left = _syndrome_weight(bch, ens) > 0
     cascade = AutomorphismEnsemble(gru, fallback=osd)
-    out = cascade(y, sigma)
+    res = cascade(_llr(y, sigma), sigma=sigma)
+    out = res.bits
     assert np.array_equal(out[~left], ens[~left])
-    assert np.array_equal(out[left], osd(y[left], sigma))
+    assert np.array_equal(out[left], osd(y[left]).bits)
+    assert np.array_equal(res.fallback_used, left) and res.valid.all()
     assert cascade.last_stats.fallback_words == left.sum() > 0
     assert not _syndrome_weight(bch, out).any()  # OSD always returns codewords
+    # the same as the ensemble followed by a CascadeDecoder
+    two = CascadeDecoder(plain, osd)(_llr(y, sigma), sigma=sigma)
+    assert np.array_equal(two.bits, out) and np.array_equal(two.fallback_used, left)
 
 
 def test_identity_cascade_is_decoder_then_fallback(bch, gru):
     y, sigma = _noisy(bch, 3.5, 500, 15)
     osd = OrderedStatistics(bch, order=1)
-    single = gru.decode(y)
+    single = gru.decode_received(y).bits
     left = _syndrome_weight(bch, single) > 0
     cascade = AutomorphismEnsemble(gru, permutations="identity", fallback=osd)
     assert len(cascade) == 1
-    out = cascade(y, sigma)
+    out = _decode(cascade, y, sigma)
     assert np.array_equal(out[~left], single[~left])
-    assert np.array_equal(out[left], osd(y[left], sigma))
+    assert np.array_equal(out[left], osd(y[left]).bits)
     assert cascade.last_stats.decoder_words == len(y)
+    assert np.array_equal(_decode(CascadeDecoder(gru, osd), y, sigma), out)
 
 
 def test_invariance_on_random_codewords(bch, gru):
@@ -234,16 +256,35 @@ def test_invariance_on_random_codewords(bch, gru):
         AutomorphismEnsemble(gru, windows=2, lazy=False),
         AutomorphismEnsemble(gru, fallback=OrderedStatistics(bch, order=1)),
     ):
-        e0 = ens(y0, sigma)
-        ec = ens(yc, sigma) ^ c
+        e0 = _decode(ens, y0, sigma)
+        ec = _decode(ens, yc, sigma) ^ c
         assert np.array_equal(e0, ec)
 
 
 def test_single_word_and_empty_batch(bch, gru):
-    y, _ = _noisy(bch, 5.0, 3, 12)
+    y, sigma = _noisy(bch, 5.0, 3, 12)
     ens = AutomorphismEnsemble(gru, windows=2)
-    assert np.array_equal(ens(y[1]), ens(y)[1])
-    assert ens(np.zeros((0, bch.n), dtype=np.float32)).shape == (0, bch.n)
+    assert np.array_equal(_decode(ens, y[1], sigma), _decode(ens, y, sigma)[1])
+    assert _decode(ens, np.zeros((0, bch.n), dtype=np.float32), sigma).shape == (0, bch.n)
+    grid = ens(_llr(y[:2], sigma).reshape(1, 2, bch.n), sigma=sigma)
+    assert grid.bits.shape == (1, 2, bch.n) and grid.valid.shape == (1, 2)
+
+
+def test_deprecated_calls_on_channel_outputs(bch, gru):
+    y, sigma = _noisy(bch, 3.5, 200, 16)
+    osd = OrderedStatistics(bch, order=1)
+    ens = AutomorphismEnsemble(gru, windows=2, fallback=osd)
+    new = _decode(ens, y, sigma)
+    with pytest.warns(FrugalDeprecationWarning, match="ens"):
+        np.testing.assert_array_equal(ens(y, sigma), new)
+    with pytest.warns(FrugalDeprecationWarning, match="decode"):
+        np.testing.assert_array_equal(ens.decode(y, sigma), new)
+    with pytest.warns(FrugalDeprecationWarning, match="fallback"):
+        old_fb = AutomorphismEnsemble(gru, windows=2, fallback=lambda v, s: osd(v).bits)
+    np.testing.assert_array_equal(_decode(old_fb, y, sigma), new)
+    plain = AutomorphismEnsemble(gru)
+    with pytest.warns(FrugalDeprecationWarning):
+        np.testing.assert_array_equal(plain(y), _decode(plain, y, sigma))
 
 
 def test_bad_input(bch, gru):
@@ -264,12 +305,18 @@ def test_bad_input(bch, gru):
         AutomorphismEnsemble(gru, fallback="osd-2")
     ens = AutomorphismEnsemble(gru, fallback=OrderedStatistics(bch, order=1))
     with pytest.raises(InvalidInputError, match="sigma"):
+        ens(np.ones((2, bch.n)), sigma=0.0)
+    with pytest.warns(FrugalDeprecationWarning), pytest.raises(InvalidInputError, match="sigma"):
         ens(np.ones((2, bch.n), dtype=np.float32))
-    with pytest.raises(InvalidInputError, match="columns"):
-        AutomorphismEnsemble(gru)(np.ones((2, bch.n + 1), dtype=np.float32))
+    with pytest.raises(InvalidInputError, match="shape"):
+        AutomorphismEnsemble(gru)(np.ones((2, bch.n + 1)), sigma=1.0)
     bad = np.ones((2, bch.n), dtype=np.float32)
     bad[0, 0] = np.nan
     with pytest.raises(InvalidInputError):
-        AutomorphismEnsemble(gru)(bad)
+        AutomorphismEnsemble(gru)(bad, sigma=1.0)
     with pytest.raises(InvalidInputError, match="window"):
-        gru.decode(np.ones((1, bch.n), dtype=np.float32), window=bch.n)
+        gru.decode_received(np.ones((1, bch.n), dtype=np.float32), window=bch.n)
+    with pytest.raises(InvalidInputError, match="Decoder"):
+        CascadeDecoder(gru, "osd-2")
+    with pytest.raises(InvalidInputError, match="different codes"):
+        CascadeDecoder(gru, OrderedStatistics(get_code("bch-31-16"), order=1))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from frugalml.ecc import BeliefPropagation, OrderedStatistics, get_code, hard_decision, simulate
+from frugalml.ecc import BeliefPropagation, HardDecision, OrderedStatistics, get_code, simulate
 from frugalml.errors import InvalidInputError, TooLargeError
 from tests._pickles import write_malicious
 
@@ -28,9 +28,9 @@ def test_simulate_refuses_a_batch_that_does_not_fit(monkeypatch):
     code = get_code("bch-31-21")
     monkeypatch.setenv("FRUGALML_MEMORY_LIMIT", str(10**6))
     with pytest.raises(TooLargeError, match="batch"):
-        simulate(code, hard_decision, 4.0, batch=10**4, max_frames=10**4)
+        simulate(code, HardDecision(code), 4.0, batch=10**4, max_frames=10**4)
     # the batch is cut to max_frames: a small run with a large batch is fine
-    res = simulate(code, hard_decision, 4.0, batch=10**9, max_frames=100)
+    res = simulate(code, HardDecision(code), 4.0, batch=10**9, max_frames=100)
     assert res.frames == 100
 
 
@@ -69,12 +69,13 @@ def test_decoder_and_training_memory_guards(monkeypatch):
 
 def test_decoder_size_estimate_matches_the_real_parameter_count():
     pytest.importorskip("torch")
-    from frugalml.ecc.neural import SyndromeDecoder, _estimate
+    from frugalml.ecc.backbones import estimate_size
+    from frugalml.ecc.neural import SyndromeDecoder
 
     code = get_code("bch-31-21")
     for backbone in ("gru", "mlp", "transformer"):
         dec = SyndromeDecoder(code, backbone)
-        params, _ = _estimate(backbone, dec.config, dec.n, dec.k)
+        params, _ = estimate_size(backbone, dec.config, dec.n, dec.k)
         assert 0.5 <= params / dec.parameter_count() <= 2.0, backbone
 
 
@@ -94,7 +95,7 @@ def test_results_repr_by_shape_and_print_summary():
     text = repr(code)
     assert "H=array(shape=(18, 63)" in text and "[" not in text.split("H=")[1][:30]
     assert str(code) == code.summary()
-    res = simulate(code, hard_decision, 4.0, max_frames=50, batch=50)
+    res = simulate(code, HardDecision(code), 4.0, max_frames=50, batch=50)
     assert str(res) == res.summary() and repr(res).startswith("BERResult(")
 
 

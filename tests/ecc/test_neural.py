@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch")
 
 from frugalml.ecc.channel import ebn0_to_sigma, simulate  # noqa: E402
 from frugalml.ecc.codes import get_code  # noqa: E402
+from frugalml.ecc.decoder import Decoded, HardDecision  # noqa: E402
 from frugalml.ecc.neural import (  # noqa: E402
     SyndromeDecoder,
     code_identity,
@@ -18,7 +19,7 @@ from frugalml.ecc.neural import (  # noqa: E402
     tanner_mask,
     train_decoder,
 )
-from frugalml.errors import InvalidInputError  # noqa: E402
+from frugalml.errors import FrugalDeprecationWarning, InvalidInputError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -115,16 +116,16 @@ def test_permutation_is_undone_exactly(bch):
     y = _noisy(bch, 2.0, 500, seed=5)
     hard = (y < 0).astype(np.uint8)
     dec.net = _Probe(bch.n, "never")
-    np.testing.assert_array_equal(dec.decode(y), hard)
+    np.testing.assert_array_equal(dec.decode_received(y).bits, hard)
     dec.net = _Probe(bch.n, "echo")
     with torch.no_grad():
-        out = dec(torch.from_numpy(y))
+        out = dec.logits(torch.from_numpy(y))
     np.testing.assert_array_equal(out.numpy(), np.abs(y.astype(np.float32)))
     dec.net = _Probe(bch.n, "least")
     expect = hard.copy()
     rows = np.arange(y.shape[0])
     expect[rows, np.abs(y).argmin(1)] ^= 1
-    np.testing.assert_array_equal(dec.decode(y), expect)
+    np.testing.assert_array_equal(dec.decode_received(y).bits, expect)
     # gather then scatter with the same index is the identity
     idx = dec.shift_index(torch.from_numpy(np.abs(y)))
     yt = torch.from_numpy(y)
@@ -176,13 +177,27 @@ def test_gru_matches_torch_gru(bch):
 def test_backbones_shapes_and_decode(bch, backbone):
     dec = SyndromeDecoder(bch, backbone, rng=3)
     y = _noisy(bch, 3.0, 37, seed=7)
-    logits = dec(torch.from_numpy(y).float())
+    logits = dec.logits(torch.from_numpy(y).float())
     assert logits.shape == (37, bch.n)
-    bits = dec.decode(y, batch_size=10)
+    res = dec.decode_received(y, batch_size=10)
+    bits = res.bits
     assert bits.dtype == np.uint8 and bits.shape == y.shape
-    np.testing.assert_array_equal(bits, dec.decode(y))
-    np.testing.assert_array_equal(dec.decode(y[0]), bits[0])
-    assert dec.decode(np.zeros((0, bch.n))).shape == (0, bch.n)
+    np.testing.assert_array_equal(res.valid, bch.is_codeword(bits))
+    np.testing.assert_array_equal(bits, dec.decode_received(y).bits)
+    np.testing.assert_array_equal(dec.decode_received(y[0]).bits, bits[0])
+    assert dec.decode_received(np.zeros((0, bch.n))).bits.shape == (0, bch.n)
+    # the call convention: LLRs and sigma, any leading shape, NumPy or a tensor
+    sigma = ebn0_to_sigma(3.0, bch.rate)
+    llr = y * (2.0 / sigma**2)
+    out = dec(llr, sigma=sigma)
+    assert isinstance(out, Decoded)
+    np.testing.assert_array_equal(out.bits, bits)
+    np.testing.assert_array_equal(out.valid, res.valid)
+    grid = dec(llr[:36].reshape(4, 9, -1), sigma=sigma)
+    assert grid.bits.shape == (4, 9, bch.n) and grid.valid.shape == (4, 9)
+    np.testing.assert_array_equal(grid.bits, bits[:36].reshape(4, 9, -1))
+    np.testing.assert_array_equal(dec(llr[5], sigma=sigma).bits, bits[5])
+    np.testing.assert_array_equal(dec(torch.from_numpy(llr), sigma=sigma).bits, bits)
     # the init is seeded and leaves torch's global RNG alone
     state = torch.random.get_rng_state()
     twin = SyndromeDecoder(bch, backbone, rng=3)
@@ -211,9 +226,23 @@ def test_presets_and_validation(bch):
         SyndromeDecoder(bch, "gru", flip_prior=0.0)
     dec = SyndromeDecoder(bch, "mlp")
     with pytest.raises(InvalidInputError):
-        dec.decode(np.zeros((3, bch.n + 1)))
+        dec.decode_received(np.zeros((3, bch.n + 1)))
     with pytest.raises(InvalidInputError):
-        dec.decode(np.full((2, bch.n), np.nan))
+        dec.decode_received(np.full((2, bch.n), np.nan))
+    with pytest.raises(InvalidInputError, match="shape"):
+        dec(np.zeros((3, bch.n + 1)), sigma=1.0)
+    with pytest.raises(InvalidInputError, match="NaN or inf"):
+        dec(np.full((2, bch.n), np.nan), sigma=1.0)
+    with pytest.raises(InvalidInputError, match="NaN or inf"):
+        dec(torch.full((2, bch.n), float("nan")), sigma=1.0)
+    with pytest.raises(InvalidInputError, match="sigma"):
+        dec(np.zeros((2, bch.n)))  # the neural decoder needs sigma
+    with pytest.raises(InvalidInputError, match="sigma"):
+        dec(np.zeros((2, bch.n)), sigma=None)
+    with pytest.raises(InvalidInputError, match="sigma"):
+        dec(np.zeros((2, bch.n)), sigma=0.0)
+    with pytest.raises(InvalidInputError, match="device"):
+        SyndromeDecoder(bch, "mlp", device="tpu")
     with pytest.raises(InvalidInputError):
         train_decoder(dec, ebn0_range=(7.0, 4.0), steps=1)
     with pytest.raises(InvalidInputError):
@@ -234,8 +263,8 @@ def test_short_training_beats_hard_decision(bch, trained):
     assert result.final_loss < np.mean(result.losses[:20])
     for ebn0 in (4.0, 6.0):
         kw = {"min_frame_errors": 10**9, "max_frames": 20000, "batch": 5000, "rng": 11}
-        neural = simulate(bch, dec.decode, ebn0, **kw)
-        hard = simulate(bch, lambda y: (y < 0).astype(np.uint8), ebn0, **kw)  # same noise
+        neural = simulate(bch, dec, ebn0, **kw)
+        hard = simulate(bch, HardDecision(bch), ebn0, **kw)  # same noise
         assert neural.frames == hard.frames == 20000
         assert neural.ber < 0.75 * hard.ber, (ebn0, neural.ber, hard.ber)
         assert neural.fer < hard.fer
@@ -246,8 +275,8 @@ def test_error_pattern_is_codeword_independent(bch, trained):
     for ebn0, seed in ((3.0, 20), (5.0, 21)):
         y0 = _noisy(bch, ebn0, 4000, seed=seed)
         c, yc = _flip_codewords(bch, y0, seed=seed + 100)
-        err0 = dec.decode(y0)  # the zero codeword was sent: the decision is the error pattern
-        errc = dec.decode(yc) ^ c
+        err0 = dec.decode_received(y0).bits  # the zero codeword was sent: the error pattern
+        errc = dec.decode_received(yc).bits ^ c
         assert err0.any()
         np.testing.assert_array_equal(errc, err0)
 
@@ -255,8 +284,8 @@ def test_error_pattern_is_codeword_independent(bch, trained):
 def test_ber_on_random_codewords_matches_zero_codeword(bch, trained):
     dec, _ = trained
     kw = {"min_frame_errors": 10**9, "max_frames": 20000, "batch": 10000}
-    zero = simulate(bch, dec.decode, 4.5, zero_codeword=True, rng=31, **kw)
-    rand = simulate(bch, dec.decode, 4.5, zero_codeword=False, rng=32, **kw)
+    zero = simulate(bch, dec, 4.5, zero_codeword=True, rng=31, **kw)
+    rand = simulate(bch, dec, 4.5, zero_codeword=False, rng=32, **kw)
     p = (zero.ber + rand.ber) / 2
     sd = np.sqrt(2 * p * (1 - p) / (zero.frames * bch.n)) * 3  # errors cluster within frames
     assert abs(zero.ber - rand.ber) < 4 * sd, (zero.ber, rand.ber)
@@ -337,7 +366,7 @@ def test_save_load_round_trip(tmp_path, bch, polar, trained):
     for loaded in (load_decoder(path), load_decoder(path, code=bch)):
         assert loaded.config == dec.config and loaded.permute == dec.permute
         assert code_identity(loaded.code) == code_identity(bch)
-        np.testing.assert_array_equal(loaded.decode(y), dec.decode(y))
+        np.testing.assert_array_equal(loaded.decode_received(y).bits, dec.decode_received(y).bits)
     with pytest.raises(InvalidInputError):
         load_decoder(path, code=polar)
     with pytest.raises(InvalidInputError):
@@ -351,4 +380,23 @@ def test_save_load_round_trip(tmp_path, bch, polar, trained):
     train_decoder(small, batch=8, steps=2, checkpoint=ckpt, rng=0)
     back = load_decoder(ckpt)
     yp = _noisy(polar, 4.0, 20, seed=41)
-    np.testing.assert_array_equal(back.decode(yp), small.decode(yp))
+    np.testing.assert_array_equal(back.decode_received(yp).bits, small.decode_received(yp).bits)
+
+
+def test_deprecated_entry_points_give_the_same_output(bch, trained):
+    dec, _ = trained
+    y = _noisy(bch, 4.0, 50, seed=50)
+    bits = dec.decode_received(y).bits
+    with pytest.warns(FrugalDeprecationWarning, match="decode"):
+        np.testing.assert_array_equal(dec.decode(y), bits)
+    yt = torch.from_numpy(y).float()
+    with pytest.warns(FrugalDeprecationWarning, match="logits"), torch.no_grad():
+        torch.testing.assert_close(dec(yt), dec.logits(yt), rtol=0, atol=0)
+
+
+def test_decoder_on_the_device_it_is_given(bch):
+    dec = SyndromeDecoder(bch, "mlp", rng=4, device="cpu")
+    assert dec.device.type == "cpu"
+    ref = SyndromeDecoder(bch, "mlp", rng=4)
+    for a, b in zip(dec.state_dict().values(), ref.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

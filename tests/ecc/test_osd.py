@@ -12,40 +12,41 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from frugalml.ecc.codes import LinearCode, bch_code
+from frugalml.ecc.codes import bch_code
+from frugalml.ecc.linear_code import BinaryLinearCode
 from frugalml.ecc.osd import OrderedStatistics, hard_decision
-from frugalml.errors import InvalidInputError
+from frugalml.errors import FrugalDeprecationWarning, InvalidInputError
 
-from ._reference import code_from_h, noisy, nullspace
+from ._reference import code_from_h, llr_of, noisy, nullspace
 
 # -- codes built here, without the library ------------------------------------------------
 
 
-def code_from_g(name: str, g: list[list[int]]) -> LinearCode:
+def code_from_g(name: str, g: list[list[int]]) -> BinaryLinearCode:
     g_arr = np.array(g, dtype=np.uint8)
-    return LinearCode(name=name, n=g_arr.shape[1], k=len(g_arr), H=nullspace(g_arr), G=g_arr)
+    return BinaryLinearCode(name=name, n=g_arr.shape[1], k=len(g_arr), H=nullspace(g_arr), G=g_arr)
 
 
 HAMMING_H = [[1, 0, 1, 0, 1, 0, 1], [0, 1, 1, 0, 0, 1, 1], [0, 0, 0, 1, 1, 1, 1]]
 
 
-def hamming74() -> LinearCode:
+def hamming74() -> BinaryLinearCode:
     return code_from_h("hamming-7-4", HAMMING_H)
 
 
-def simplex73() -> LinearCode:
+def simplex73() -> BinaryLinearCode:
     return code_from_g("simplex-7-3", HAMMING_H)
 
 
-def repetition5() -> LinearCode:
+def repetition5() -> BinaryLinearCode:
     return code_from_g("repetition-5", [[1, 1, 1, 1, 1]])
 
 
-def k2_code() -> LinearCode:
+def k2_code() -> BinaryLinearCode:
     return code_from_g("k2-6", [[1, 1, 0, 1, 0, 1], [0, 1, 1, 1, 1, 0]])
 
 
-def golay23() -> LinearCode:
+def golay23() -> BinaryLinearCode:
     """The (23, 12) Golay code from g(x) = 1 + x^2 + x^4 + x^5 + x^6 + x^10 + x^11."""
     gpoly = [1, 0, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1]
     g = np.zeros((12, 23), dtype=np.uint8)
@@ -57,7 +58,7 @@ def golay23() -> LinearCode:
 # -- brute-force reference ----------------------------------------------------------------
 
 
-def all_codewords(code: LinearCode) -> np.ndarray:
+def all_codewords(code: BinaryLinearCode) -> np.ndarray:
     """Every codeword, packed: bit l of the uint64 is position l (needs n <= 64)."""
     g = np.asarray(code.G, dtype=np.uint64)
     rows = (g << np.arange(code.n, dtype=np.uint64)).sum(axis=1)  # distinct bits: sum == or
@@ -81,7 +82,7 @@ def weighted_popcount(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return total
 
 
-def greedy_mrb(code: LinearCode, llr: np.ndarray) -> list[int]:
+def greedy_mrb(code: BinaryLinearCode, llr: np.ndarray) -> list[int]:
     """Positions of the most reliable basis: scan by decreasing |llr| (stable), keep a
     column of G if it is independent of the kept ones (XOR basis of k-bit integers)."""
     cols = [int("".join(map(str, code.G[:, j])), 2) for j in range(code.n)]
@@ -109,7 +110,7 @@ def unpack(x: np.uint64, n: int) -> np.ndarray:
     return ((int(x) >> np.arange(n)) & 1).astype(np.uint8)
 
 
-def reference_osd(code: LinearCode, words: np.ndarray, llr: np.ndarray, order: int):
+def reference_osd(code: BinaryLinearCode, words: np.ndarray, llr: np.ndarray, order: int):
     """(codeword, discrepancy) of the brute-force OSD-``order`` answer for one frame."""
     z = pack((llr < 0).astype(np.uint8))
     diff = words ^ z
@@ -125,7 +126,7 @@ def discrepancy(bits: np.ndarray, llr: np.ndarray) -> np.ndarray:
     return np.where(bits.astype(bool) != (llr < 0), np.abs(llr), 0.0).sum(axis=-1)
 
 
-def is_codeword(code: LinearCode, bits: np.ndarray) -> np.ndarray:
+def is_codeword(code: BinaryLinearCode, bits: np.ndarray) -> np.ndarray:
     return ~((bits.astype(np.int64) @ np.asarray(code.H, dtype=np.int64).T) % 2).any(axis=-1)
 
 
@@ -152,14 +153,14 @@ def test_order_at_least_k_is_maximum_likelihood(make, order):
     words = all_codewords(code)
     _, y, sigma = noisy(code, 300, 0.0, seed=1)
     llr = 2 * y / sigma**2
-    out = OrderedStatistics(code, order)(y, sigma)
+    out = OrderedStatistics(code, order)(y).bits
     for b in range(len(y)):
         cost = weighted_popcount(words ^ pack((llr[b] < 0).astype(np.uint8)), np.abs(llr[b]))
         ml = unpack(words[int(np.argmin(cost))], code.n)
         np.testing.assert_array_equal(out[b], ml)
 
 
-def adversarial_llr(code: LinearCode, frames: int, seed: int) -> np.ndarray:
+def adversarial_llr(code: BinaryLinearCode, frames: int, seed: int) -> np.ndarray:
     """LLRs of random codewords whose 3 positions were flipped and made the most reliable:
     frames where the answer often needs MRB flips."""
     rng = np.random.default_rng(seed)
@@ -187,8 +188,12 @@ def test_matches_brute_force_osd(make, order):
         ]
     )
     osd = OrderedStatistics(code, order)
-    out = osd.decode_llr(llr)
-    np.testing.assert_array_equal(out[:100], osd(y, sigma))
+    out = osd(llr).bits
+    np.testing.assert_array_equal(out[:100], osd(y).bits)  # only the order of |llr| matters
+    with pytest.warns(FrugalDeprecationWarning, match="decode_llr"):
+        np.testing.assert_array_equal(osd.decode_llr(llr), out)
+    with pytest.warns(FrugalDeprecationWarning, match="osd"):
+        np.testing.assert_array_equal(osd(y, sigma), out[:100])
     for b in range(len(llr)):
         ref, cost = reference_osd(code, words, llr[b], order)
         np.testing.assert_array_equal(out[b], ref)
@@ -198,7 +203,7 @@ def test_matches_brute_force_osd(make, order):
 def test_bch31_matches_brute_force_osd(bch31):
     words = all_codewords(bch31)  # 2^21 codewords
     llr = adversarial_llr(bch31, 12, seed=0)
-    outs = [OrderedStatistics(bch31, order).decode_llr(llr) for order in (1, 2)]
+    outs = [OrderedStatistics(bch31, order)(llr).bits for order in (1, 2)]
     assert np.any(outs[0] != outs[1])  # the frames do tell order 1 from order 2
     for b in range(len(llr)):
         for order, out in zip((1, 2), outs, strict=True):
@@ -221,9 +226,9 @@ def test_order3_finds_weight3_mrb_pattern():
         llr[b, :12] = 1.0 + 0.01 * rng.random(12)
         llr[b, 12:] = (1.0 - 2.0 * c[12:]) * (0.95 + 0.01 * rng.random(11))
     expect = np.array([unpack(words[t], 23) for t in targets])
-    np.testing.assert_array_equal(OrderedStatistics(code, 3).decode_llr(llr), expect)
+    np.testing.assert_array_equal(OrderedStatistics(code, 3)(llr).bits, expect)
     for order in (0, 1, 2):
-        assert not np.any(np.all(OrderedStatistics(code, order).decode_llr(llr) == expect, axis=1))
+        assert not np.any(np.all(OrderedStatistics(code, order)(llr).bits == expect, axis=1))
     for b in range(3):
         np.testing.assert_array_equal(reference_osd(code, words, llr[b], 3)[0], expect[b])
 
@@ -233,7 +238,7 @@ def test_hamming_order3_close_to_maximum_likelihood():
     words = all_codewords(code)
     _, y, sigma = noisy(code, 400, 2.0, seed=5)
     llr = 2 * y / sigma**2
-    out = OrderedStatistics(code, 3).decode_llr(llr)
+    out = OrderedStatistics(code, 3)(llr).bits
     got = discrepancy(out, llr)
     ml = np.array(
         [
@@ -254,7 +259,7 @@ def test_output_is_always_a_codeword(bch63, order):
     _, y, sigma = noisy(bch63, frames, -2.0, seed=order)
     y[:5] = np.random.default_rng(0).standard_normal((5, 63)) * 10  # garbage
     y[5] = 0.0  # every position equally unreliable
-    out = OrderedStatistics(bch63, order)(y, sigma)
+    out = OrderedStatistics(bch63, order)(llr_of(y, sigma)).bits
     assert out.dtype == np.uint8 and out.shape == y.shape
     assert set(np.unique(out)) <= {0, 1}
     assert is_codeword(bch63, out).all()
@@ -263,7 +268,7 @@ def test_output_is_always_a_codeword(bch63, order):
 def test_higher_order_never_worse(bch63):
     _, y, sigma = noisy(bch63, 300, 2.0, seed=3)
     llr = 2 * y / sigma**2
-    d = [discrepancy(OrderedStatistics(bch63, i).decode_llr(llr), llr) for i in range(3)]
+    d = [discrepancy(OrderedStatistics(bch63, i)(llr).bits, llr) for i in range(3)]
     assert np.all(d[1] <= d[0] + 1e-9)
     assert np.all(d[2] <= d[1] + 1e-9)
     assert d[2].mean() < d[0].mean()
@@ -272,27 +277,27 @@ def test_higher_order_never_worse(bch63):
 def test_exact_at_high_snr(bch63):
     cw, y, sigma = noisy(bch63, 1000, 12.0, seed=7)
     for order in (0, 1, 2):
-        np.testing.assert_array_equal(OrderedStatistics(bch63, order)(y, sigma), cw)
+        np.testing.assert_array_equal(OrderedStatistics(bch63, order)(llr_of(y, sigma)).bits, cw)
 
 
 def test_corrects_errors_at_moderate_snr(bch63):
     cw, y, sigma = noisy(bch63, 500, 4.0, seed=8)
     hard_errors = np.count_nonzero(hard_decision(y) != cw)
-    osd_errors = np.count_nonzero(OrderedStatistics(bch63, 2)(y, sigma) != cw)
+    osd_errors = np.count_nonzero(OrderedStatistics(bch63, 2)(llr_of(y, sigma)).bits != cw)
     assert osd_errors < hard_errors / 10
 
 
 def test_batch_chunking_and_single_frame(bch63, monkeypatch):
     _, y, sigma = noisy(bch63, 50, 2.0, seed=9)
     osd = OrderedStatistics(bch63, 2)
-    full = osd(y, sigma)
+    full = osd(llr_of(y, sigma)).bits
     import frugalml.ecc.osd as osd_module
 
     monkeypatch.setattr(osd_module, "_ELIM_FRAMES", 3)  # several chunks
     monkeypatch.setattr(osd_module, "_SCORE_BYTES", 1)  # one frame per search block
-    np.testing.assert_array_equal(osd(y, sigma), full)
-    np.testing.assert_array_equal(osd(y[7], sigma), full[7])
-    assert osd(y[:0], sigma).shape == (0, 63)
+    np.testing.assert_array_equal(osd(llr_of(y, sigma)).bits, full)
+    np.testing.assert_array_equal(osd(llr_of(y[7], sigma)).bits, full[7])
+    assert osd(llr_of(y[:0], sigma)).bits.shape == (0, 63)
 
 
 def test_polar_code_outputs_codewords():
@@ -300,7 +305,7 @@ def test_polar_code_outputs_codewords():
 
     code = codes.polar_code(64, 32)
     _, y, sigma = noisy(code, 200, 1.0, seed=4)
-    out = OrderedStatistics(code, 2)(y, sigma)
+    out = OrderedStatistics(code, 2)(llr_of(y, sigma)).bits
     assert is_codeword(code, out).all()
 
 
@@ -325,24 +330,21 @@ def test_bad_inputs(bch63):
     osd = OrderedStatistics(bch63, 1)
     y = np.ones((4, 63))
     with pytest.raises(InvalidInputError, match="shape"):
-        osd(np.ones((4, 62)), 1.0)
-    with pytest.raises(InvalidInputError, match="dimension"):
-        osd(np.ones((2, 4, 63)), 1.0)
+        osd(np.ones((4, 62)))
+    assert osd(np.ones((2, 4, 63))).bits.shape == (2, 4, 63)  # any leading dimensions
     for bad in (np.nan, np.inf, -np.inf):
         z = y.copy()
         z[1, 3] = bad
         with pytest.raises(InvalidInputError, match="NaN or inf"):
-            osd(z, 1.0)
-        with pytest.raises(InvalidInputError, match="NaN or inf"):
-            osd.decode_llr(z)
+            osd(z)
         with pytest.raises(InvalidInputError, match="NaN or inf"):
             hard_decision(z)
     for sigma in (0.0, -1.0, np.nan):
         with pytest.raises(InvalidInputError, match="sigma"):
-            osd(y, sigma)
+            osd(y, sigma=sigma)
     with pytest.raises(InvalidInputError, match=r"numeric|real"):
-        osd(np.full((1, 63), "a"), 1.0)
-    with pytest.raises(InvalidInputError, match="LinearCode"):
+        osd(np.full((1, 63), "a"))
+    with pytest.raises(InvalidInputError, match="BinaryLinearCode"):
         OrderedStatistics(np.eye(3), 1)
 
 
@@ -350,15 +352,15 @@ def test_long_code_two_words_per_row():
     """n = 127 > 64: rows span two packed words."""
     code = bch_code(127, 99)
     cw, y, sigma = noisy(code, 200, 3.0, seed=12)
-    out = OrderedStatistics(code, 2)(y, sigma)
+    out = OrderedStatistics(code, 2)(llr_of(y, sigma)).bits
     assert is_codeword(code, out).all()
     assert np.count_nonzero(out != cw) < np.count_nonzero(hard_decision(y) != cw) / 4
     cw, y, sigma = noisy(code, 300, 12.0, seed=13)
-    np.testing.assert_array_equal(OrderedStatistics(code, 1)(y, sigma), cw)
+    np.testing.assert_array_equal(OrderedStatistics(code, 1)(llr_of(y, sigma)).bits, cw)
 
 
 def test_uncoded_k_equals_n():
-    code = LinearCode(name="uncoded-5", n=5, k=5, H=np.zeros((0, 5)), G=np.eye(5))
+    code = BinaryLinearCode(name="uncoded-5", n=5, k=5, H=np.zeros((0, 5)), G=np.eye(5))
     llr = np.random.default_rng(0).standard_normal((10, 5))
     for order in range(4):
-        np.testing.assert_array_equal(OrderedStatistics(code, order).decode_llr(llr), llr < 0)
+        np.testing.assert_array_equal(OrderedStatistics(code, order)(llr).bits, llr < 0)

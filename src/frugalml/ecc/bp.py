@@ -32,7 +32,7 @@ the cost of an iteration is proportional to the number of frames still decoding.
 Cost per iteration: O(B_active * E) arithmetic (four transcendental calls per edge for
 sum-product, none for min-sum). Memory: about eight (E, block) float64 buffers.
 
-LLR convention: llr = 2 y / sigma^2 for BPSK 0 -> +1, 1 -> -1; positive favours bit 0.
+LLRs follow :mod:`frugalml.ecc.decoder` (positive favours bit 0), as does the call convention.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._deprecation import warn_renamed
 from .._validate import (
     check_choice,
     check_int,
@@ -50,7 +51,8 @@ from .._validate import (
     check_positive_float,
 )
 from ..errors import InvalidInputError
-from .codes import LinearCode, check_frames
+from .decoder import Decoded, check_llr, llr_scale
+from .linear_code import BinaryLinearCode, check_code, check_frames
 
 __all__ = ["MAX_ITERATIONS", "VARIANTS", "BeliefPropagation"]
 
@@ -76,14 +78,6 @@ def _phi(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _check_code(code: Any) -> LinearCode:
-    if not isinstance(code, LinearCode):
-        raise InvalidInputError(
-            f"code must be a frugalml.ecc.codes.LinearCode, got {type(code).__name__}"
-        )
-    return code
-
-
 @dataclass(frozen=True, eq=False)
 class BeliefPropagation:
     """Flooding-schedule belief propagation on the Tanner graph of ``code.H``.
@@ -91,8 +85,8 @@ class BeliefPropagation:
     Parameters
     ----------
     code:
-        The :class:`~frugalml.ecc.codes.LinearCode`; its parity-check matrix H (n-k, n) defines
-        the graph.
+        The :class:`~frugalml.ecc.linear_code.BinaryLinearCode`; its parity-check matrix H
+        (n-k, n) defines the graph.
     iterations:
         Maximum number of flooding iterations (>= 1); decoding of a frame stops earlier as soon
         as its hard decisions satisfy every check.
@@ -104,14 +98,16 @@ class BeliefPropagation:
         Min-sum corrections, ``max(normalization * m - offset, 0)`` with normalization in
         (0, 1] and offset >= 0. Must stay at 1.0 / 0.0 for sum-product.
 
-    Calling ``bp(y, sigma)`` decodes BPSK/AWGN observations y (n,) or (B, n) (bit 0 -> +1) and
-    returns uint8 bits of the same shape. :meth:`decode_llr` takes LLRs and also returns which
-    frames converged to a codeword; :meth:`posterior_llr` runs all iterations without early
-    stopping and returns the a-posteriori LLRs (the exact bitwise MAP LLRs on a cycle-free
-    graph once ``iterations`` is at least its diameter).
+    ``bp(llr)`` decodes channel LLRs (..., n) (:mod:`frugalml.ecc.decoder`: positive favours
+    bit 0) and returns a :class:`~frugalml.ecc.decoder.Decoded` whose ``valid`` says which words
+    converged to a codeword and ``iterations`` how many iterations each took.
+    :meth:`posterior_llr` runs all iterations without early stopping and returns the
+    a-posteriori LLRs (the exact bitwise MAP LLRs on a cycle-free graph once ``iterations`` is
+    at least its diameter). The earlier ``bp(y, sigma)`` (channel outputs, returns bits) and
+    :meth:`decode_llr` (returns ``(bits, converged)``) are deprecated.
     """
 
-    code: LinearCode
+    code: BinaryLinearCode
     iterations: int = 50
     variant: str = "sum-product"
     damping: float = 0.0
@@ -125,7 +121,7 @@ class BeliefPropagation:
     _count_t: type = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        _check_code(self.code)
+        check_code(self.code)
         check_int(self.iterations, "iterations", low=1, high=MAX_ITERATIONS)
         object.__setattr__(self, "iterations", int(self.iterations))
         check_choice(self.variant, "variant", VARIANTS)
@@ -179,8 +175,26 @@ class BeliefPropagation:
             f"{self.n_edges} edges), up to {self.iterations} flooding iterations{extra}"
         )
 
-    def __call__(self, y: Any, sigma: float) -> np.ndarray:
-        """Decode BPSK/AWGN observations y (n,) or (B, n); returns uint8 bits, same shape."""
+    def __call__(self, llr: Any, *legacy: Any, sigma: float | None = None) -> Decoded:
+        """Decode channel LLRs (..., n); ``sigma`` is not used (checked when given).
+
+        Cost O(words x iterations run x E). ``bp(y, sigma)`` with two positional arguments is
+        the deprecated form: BPSK/AWGN channel outputs y (n,) or (B, n), returns uint8 bits.
+        """
+        if legacy:
+            if len(legacy) > 1 or sigma is not None:
+                raise InvalidInputError("call bp(llr) or bp(llr, sigma=...)")
+            warn_renamed("bp(y, sigma)", "bp(llr).bits", "BeliefPropagation")
+            return self._decode_observations(llr, legacy[0])  # type: ignore[return-value]
+        if sigma is not None:
+            llr_scale(sigma)
+        arr, lead = check_llr(llr, self.code.n)
+        total, converged, used = self._run(arr, early_stop=True)
+        bits = (total < 0).view(np.uint8)
+        return Decoded.from_flat(bits, converged, lead, iterations=used)
+
+    def _decode_observations(self, y: Any, sigma: float) -> np.ndarray:
+        """The deprecated ``bp(y, sigma)``: channel outputs (n,) or (B, n) -> uint8 bits."""
         sigma = check_positive_float(sigma, "sigma")
         arr, single = check_frames(y, "y", self.code.n)
         bits, _, _ = self._run(arr * (2.0 / sigma**2), early_stop=True)
@@ -188,11 +202,13 @@ class BeliefPropagation:
         return bits[0] if single else bits
 
     def decode_llr(self, llr: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Decode channel LLRs (n,) or (B, n) (positive favours 0).
+        """Deprecated: ``bp(llr)`` returns the same bits and ``valid`` (= converged).
 
-        Returns ``(bits, converged)``: uint8 bits of the input's shape and a bool array (B,)
-        (a scalar bool for one frame) that is True where the bits satisfy every check.
+        Returns ``(bits, converged)``: uint8 bits of the input's shape (n,) or (B, n) and a
+        bool array (B,) (a scalar bool for one frame) that is True where the bits satisfy every
+        check.
         """
+        warn_renamed("decode_llr(llr)", "bp(llr)", "BeliefPropagation")
         arr, single = check_frames(llr, "llr", self.code.n)
         total, converged, _ = self._run(arr, early_stop=True)
         bits = (total < 0).view(np.uint8)

@@ -32,7 +32,11 @@ costs ``1 + (E - 1) f`` decoder passes for a fraction ``f`` of detected failures
 Cascade. ``fallback`` (e.g. an :class:`~frugalml.ecc.osd.OrderedStatistics` or a
 :class:`~frugalml.ecc.bp.BeliefPropagation`) decodes the words that are still non-codewords after
 the ensemble: the neural decoder answers the easy majority fast and the expensive decoder sees
-only its detected failures.
+only its detected failures (as :class:`~frugalml.ecc.cascade.CascadeDecoder` does for any two
+decoders).
+
+Calling convention (:mod:`frugalml.ecc.decoder`): ``ens(llr, sigma=sigma) -> Decoded``; the
+members see the channel outputs ``y = llr / (2 / sigma^2)`` (float32), the fallback the LLRs.
 
 Every step is equivariant (automorphisms map codewords to codewords; correlation and syndrome of
 ``x xor c`` depend only on the noise), so the paper's codeword invariance holds for the ensemble
@@ -47,10 +51,13 @@ from typing import Any
 
 import numpy as np
 
+from .._deprecation import warn_renamed
 from .._results import ResultRepr
 from .._validate import check_array, check_int, check_positive_float
 from ..errors import InvalidInputError
-from .neural import SyndromeDecoder, is_cyclic
+from .decoder import Decoded, Decoder, check_llr, llr_scale
+from .linear_code import is_cyclic
+from .syndrome import SyndromeDecoder, check_device
 
 __all__ = ["AutomorphismEnsemble", "EnsembleStats", "frobenius_automorphisms", "is_automorphism"]
 
@@ -146,16 +153,22 @@ class AutomorphismEnsemble:
     lazy:
         Try later members only on words without a codeword yet (default) instead of on all.
     fallback:
-        Optional decoder ``fallback(y, sigma) -> bits`` (an ``OrderedStatistics``,
-        ``BeliefPropagation``, ...) for the words left as non-codewords.
+        Optional :class:`~frugalml.ecc.decoder.Decoder` (an ``OrderedStatistics``,
+        ``BeliefPropagation``, ...) for the words left as non-codewords. (A callable
+        ``fallback(y, sigma) -> bits`` on channel outputs is deprecated.)
     batch_size:
         Words per neural decoder batch.
+    device:
+        Where the decoder runs: ``None`` (default) leaves it where it is, else it is moved
+        there (in place, as :meth:`torch.nn.Module.to` does).
 
-    ``decode(y, sigma)`` / ``ens(y, sigma)`` map channel outputs (B, n) or (n,) to bits of the
-    same shape; ``sigma`` (the noise standard deviation) is passed to the fallback and is
-    required only with one. Cost: ``1 + (members - 1) f`` decoder passes per word when lazy
-    (``f``: fraction of words whose first output is not a codeword), ``members`` otherwise, plus
-    O(B n (n - k)) for the syndromes and the fallback on the unresolved words.
+    ``ens(llr, sigma=sigma)`` decodes channel LLRs (..., n) into a
+    :class:`~frugalml.ecc.decoder.Decoded` (``fallback_used`` tells which words went to the
+    fallback, when there is one); ``sigma`` is required (see the module docstring).
+    Cost: ``1 + (members - 1) f`` decoder passes per word when lazy (``f``: fraction of words
+    whose first output is not a codeword), ``members`` otherwise, plus O(B n (n - k)) for the
+    syndromes and the fallback on the unresolved words. The earlier ``ens(y, sigma)``,
+    ``ens(y)`` and :meth:`decode` on channel outputs, returning bits, are deprecated.
     """
 
     def __init__(
@@ -165,8 +178,9 @@ class AutomorphismEnsemble:
         permutations: Any = "frobenius",
         windows: int = 1,
         lazy: bool = True,
-        fallback: Callable[[np.ndarray, float], Any] | None = None,
+        fallback: Decoder | Callable[[np.ndarray, float], Any] | None = None,
         batch_size: int = 4096,
+        device: Any = None,
     ):
         if not isinstance(decoder, SyndromeDecoder):
             raise InvalidInputError(
@@ -206,8 +220,14 @@ class AutomorphismEnsemble:
                 "permute=True); use windows=1"
             )
         if fallback is not None and not callable(fallback):
-            raise InvalidInputError("fallback must be a decoder callable fallback(y, sigma)")
+            raise InvalidInputError("fallback must be a frugalml.ecc Decoder (e.g. OSD or BP)")
+        self._legacy_fallback = fallback is not None and not isinstance(fallback, Decoder)
+        if self._legacy_fallback:
+            warn_renamed("fallback(y, sigma) callable", "a Decoder", "AutomorphismEnsemble")
+        if device is not None:
+            decoder.to(check_device(device))
         self.decoder = decoder
+        self.code = code
         self.permutations = perms
         self.windows = windows
         self.lazy = bool(lazy)
@@ -236,9 +256,9 @@ class AutomorphismEnsemble:
         """Bits (B, n) in the code's order from member ``member`` on ``y`` (B, n) float32."""
         e, w = self.members[check_int(member, "member", low=0, high=len(self) - 1)]
         p = self.permutations[e]
-        xp = self.decoder.decode(
+        xp = self.decoder.decode_received(
             np.ascontiguousarray(y[:, p]), batch_size=self.batch_size, window=w
-        )
+        ).bits
         out = np.empty_like(xp)
         out[:, p] = xp
         return out
@@ -250,8 +270,32 @@ class AutomorphismEnsemble:
 
     # ---- decoding --------------------------------------------------------------------------
 
+    def __call__(self, llr: Any, *legacy: Any, sigma: float | None = None) -> Decoded:
+        """Decode channel LLRs (..., n) with ``sigma`` (see the class) into a Decoded.
+
+        Without ``sigma`` (``ens(y)``, ``ens(y, sigma)``) it is the deprecated call on channel
+        outputs y (n,) or (B, n), returning bits.
+        """
+        if sigma is None or legacy:
+            if len(legacy) > 1 or (legacy and sigma is not None):
+                raise InvalidInputError("call ens(llr, sigma=sigma)")
+            warn_renamed("ens(y, sigma)", "ens(llr, sigma=sigma)", "AutomorphismEnsemble")
+            return self._decode_observations(llr, legacy[0] if legacy else None)  # type: ignore[return-value]
+        scale = llr_scale(sigma)
+        arr, lead = check_llr(llr, self.decoder.n)
+        y = np.ascontiguousarray(arr / scale, dtype=np.float32)
+        bits, valid, used = self._run(y, arr, float(sigma))
+        return Decoded.from_flat(
+            bits, valid, lead, fallback_used=None if self.fallback is None else used
+        )
+
     def decode(self, y: Any, sigma: float | None = None) -> np.ndarray:
-        """Decode channel outputs ``y`` (B, n) or (n,) to uint8 bits (see the class)."""
+        """Deprecated: ``ens(llr, sigma=sigma).bits``. Channel outputs ``y`` (B, n) or (n,) to
+        uint8 bits; ``sigma`` is needed only with a fallback."""
+        warn_renamed("decode(y, sigma)", "ens(llr, sigma=sigma)", "AutomorphismEnsemble")
+        return self._decode_observations(y, sigma)
+
+    def _decode_observations(self, y: Any, sigma: float | None) -> np.ndarray:
         n = self.decoder.n
         arr = check_array(y, "y", ndim=(1, 2), dtype=np.float32, min_size=0)
         single = arr.ndim == 1
@@ -264,7 +308,15 @@ class AutomorphismEnsemble:
                     "pass sigma (the channel's noise standard deviation) for the fallback decoder"
                 )
             sigma = check_positive_float(sigma, "sigma")
-        arr = np.ascontiguousarray(arr)
+        best, _, _ = self._run(np.ascontiguousarray(arr), None, sigma)
+        return best[0] if single else best
+
+    def _run(
+        self, arr: np.ndarray, llr: np.ndarray | None, sigma: float | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Decode channel outputs ``arr`` (B, n) float32 (with their LLRs ``llr``, when given,
+        for the fallback); returns bits (B, n), valid (B,) and the fallback mask (B,)."""
+        n = self.decoder.n
         B = arr.shape[0]
         best = self.member_decode(arr, 0)
         synw, corr = self._score(arr, best)
@@ -287,21 +339,39 @@ class AutomorphismEnsemble:
             best[take] = x[better]
             synw[take] = sw[better]
             corr[take] = c[better]
-        unresolved = np.flatnonzero(synw > 0)
+        valid = synw == 0
+        unresolved = np.flatnonzero(~valid)
+        to_fallback = np.zeros(B, dtype=bool)
         fallback_words = 0
         if self.fallback is not None and unresolved.size:
-            fb = np.asarray(self.fallback(arr[unresolved], sigma))
+            if self._legacy_fallback:
+                fb = np.asarray(self.fallback(arr[unresolved], sigma))
+                fb_valid = None
+            else:
+                sub = (
+                    llr[unresolved]
+                    if llr is not None
+                    else arr[unresolved].astype(np.float64) * llr_scale(sigma)
+                )
+                out = self.fallback(sub, sigma=sigma)
+                if not isinstance(out, Decoded):
+                    raise InvalidInputError(
+                        f"the fallback decoder returned {type(out).__name__}, not a Decoded"
+                    )
+                fb, fb_valid = out.bits, out.valid
             if fb.shape != (unresolved.size, n):
                 raise InvalidInputError(
                     f"the fallback decoder returned shape {fb.shape}, expected "
                     f"({unresolved.size}, {n})"
                 )
             best[unresolved] = fb.astype(np.uint8)
+            if fb_valid is None:
+                fb_valid = ~np.any(self.code.syndrome(best[unresolved]), axis=-1)
+            valid[unresolved] = fb_valid
+            to_fallback[unresolved] = True
             fallback_words = int(unresolved.size)
         self.last_stats = EnsembleStats(B, int(used), int(unresolved.size), fallback_words)
-        return best[0] if single else best
-
-    __call__ = decode
+        return best, valid, to_fallback
 
 
 def _describe(obj: Any) -> str:

@@ -43,10 +43,12 @@ from typing import Any
 
 import numpy as np
 
+from .._deprecation import warn_renamed
 from .._validate import check_array, check_int, check_positive_float
 from ..errors import InvalidInputError, TooLargeError
-from .codes import LinearCode, check_frames
+from .decoder import Decoded, check_llr, llr_scale
 from .gf2 import gf2_rank
+from .linear_code import BinaryLinearCode, check_code, check_frames
 
 __all__ = ["MAX_ORDER", "MAX_PATTERNS", "OrderedStatistics", "hard_decision"]
 
@@ -77,22 +79,20 @@ def hard_decision(y: Any) -> np.ndarray:
 class OrderedStatistics:
     """Order-``order`` OSD for ``code`` (order in 0..3; 0, 1, 2 are the usual choices).
 
-    ``osd(y, sigma)`` decodes BPSK/AWGN observations y (n,) or (B, n) (bit 0 -> +1) and
-    returns uint8 codewords of the same shape; :meth:`decode_llr` does the same from LLRs
-    (only the order of |llr| and the signs matter, so sigma does not change the result).
-    Every output is a codeword. Patterns tested per frame: sum_{i <= order} C(k, i).
+    ``osd(llr)`` decodes channel LLRs (..., n) (:mod:`frugalml.ecc.decoder`) and returns a
+    :class:`~frugalml.ecc.decoder.Decoded`; only the order of |llr| and the signs matter, so
+    the LLRs' scale does not change the result. Every output is a codeword (``valid`` is all
+    True). Patterns tested per frame: sum_{i <= order} C(k, i). The earlier ``osd(y, sigma)``
+    and :meth:`decode_llr` (returning bits) are deprecated.
     """
 
-    code: LinearCode
+    code: BinaryLinearCode
     order: int = 2
     _gt: np.ndarray = field(init=False, repr=False)
     _words: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.code, LinearCode):
-            raise InvalidInputError(
-                f"code must be a frugalml.ecc.codes.LinearCode, got {type(self.code).__name__}"
-            )
+        check_code(self.code)
         object.__setattr__(self, "order", check_int(self.order, "order", low=0, high=MAX_ORDER))
         if self.patterns > MAX_PATTERNS:
             raise TooLargeError(
@@ -122,15 +122,29 @@ class OrderedStatistics:
             f"{self.patterns} candidate codewords per frame"
         )
 
-    def __call__(self, y: Any, sigma: float = 1.0) -> np.ndarray:
-        """Decode BPSK/AWGN observations y (n,) or (B, n); returns uint8 codewords."""
-        check_positive_float(sigma, "sigma")
-        arr, single = check_frames(y, "y", self.code.n)
-        out = self._decode(arr)
-        return out[0] if single else out
+    def __call__(self, llr: Any, *legacy: Any, sigma: float | None = None) -> Decoded:
+        """Decode channel LLRs (..., n); ``sigma`` is not used (checked when given).
+
+        ``osd(y, sigma)`` with two positional arguments is the deprecated form: channel
+        outputs y (n,) or (B, n), returns uint8 codewords.
+        """
+        if legacy:
+            if len(legacy) > 1 or sigma is not None:
+                raise InvalidInputError("call osd(llr) or osd(llr, sigma=...)")
+            warn_renamed("osd(y, sigma)", "osd(llr).bits", "OrderedStatistics")
+            check_positive_float(legacy[0], "sigma")
+            arr, single = check_frames(llr, "y", self.code.n)
+            out = self._decode(arr)
+            return out[0] if single else out  # type: ignore[return-value]
+        if sigma is not None:
+            llr_scale(sigma)
+        arr, lead = check_llr(llr, self.code.n)
+        bits = self._decode(arr)
+        return Decoded.from_flat(bits, np.ones(arr.shape[0], dtype=bool), lead)
 
     def decode_llr(self, llr: Any) -> np.ndarray:
-        """Decode LLRs (n,) or (B, n) (positive favours bit 0); returns uint8 codewords."""
+        """Deprecated: ``osd(llr).bits``. LLRs (n,) or (B, n) -> uint8 codewords."""
+        warn_renamed("decode_llr(llr)", "osd(llr).bits", "OrderedStatistics")
         arr, single = check_frames(llr, "llr", self.code.n)
         out = self._decode(arr)
         return out[0] if single else out
