@@ -10,7 +10,7 @@ import math
 import pytest
 
 from frugalml.cli import main
-from frugalml.ecc import OrderedStatistics, get_code, hard_decision, simulate
+from frugalml.ecc import CascadeDecoder, HardDecision, OrderedStatistics, get_code, simulate
 from frugalml.ecc.codes import CODE_NAME_FORMATS
 from tests._pickles import write_malicious
 
@@ -58,7 +58,7 @@ def test_eval_json_equals_simulate(capsys, random_codewords):
     assert payload["code"] == "bch-31-21" and (payload["n"], payload["k"]) == (31, 21)
     assert [d["name"] for d in payload["decoders"]] == ["hard", "osd-1"]
     bch = get_code("bch-31-21")
-    refs = {"hard": hard_decision, "osd-1": OrderedStatistics(bch, order=1)}
+    refs = {"hard": HardDecision(bch), "osd-1": OrderedStatistics(bch, order=1)}
     for row in payload["decoders"]:
         (got,) = row["results"]
         ref = simulate(
@@ -108,13 +108,14 @@ def test_train_then_eval(trained, tmp_path, capsys):
     rows = json.loads(out)["decoders"]
     assert rows[1]["kind"] == "neural" and rows[1]["name"] == str(model)
     bch = get_code("bch-15-7")
-    ref = simulate(bch, load_decoder(model, code=bch).decode, 4.0, rng=2, **SIM)
+    ref = simulate(bch, load_decoder(model, code=bch), 4.0, rng=2, **SIM)
     assert _without_seconds(rows[1]["results"][0]) == _without_seconds(ref.to_dict())
 
 
 def test_eval_ensemble_and_cascade_rows(trained, capsys):
-    """--ensemble / --fallback add one row per model that equals the library's ensemble."""
-    from frugalml.ecc import AutomorphismEnsemble, ebn0_to_sigma, load_decoder
+    """--ensemble / --fallback add one row per model that equals the library's ensemble
+    followed by a cascade to the fallback."""
+    from frugalml.ecc import AutomorphismEnsemble, load_decoder
 
     model, _ck = trained
     code, out, _ = run_cli(
@@ -126,12 +127,55 @@ def test_eval_ensemble_and_cascade_rows(trained, capsys):
     assert [r["name"] for r in rows] == ["osd-2", str(model), f"{model}+ensemble8->osd-2"]
     assert "automorphism ensemble of 8 members" in rows[2]["description"]
     bch = get_code("bch-15-7")
-    ens = AutomorphismEnsemble(
+    ens = AutomorphismEnsemble(load_decoder(model, code=bch), windows=2)
+    cascade = CascadeDecoder(ens, OrderedStatistics(bch, order=2))
+    ref = simulate(bch, cascade, 3.0, rng=4, **SIM)
+    assert _without_seconds(rows[2]["results"][0]) == _without_seconds(ref.to_dict())
+    # the same numbers as the ensemble's own fallback
+    inner = AutomorphismEnsemble(
         load_decoder(model, code=bch), windows=2, fallback=OrderedStatistics(bch, order=2)
     )
-    sigma = ebn0_to_sigma(3.0, bch.rate)
-    ref = simulate(bch, lambda y: ens(y, sigma), 3.0, rng=4, **SIM)
-    assert _without_seconds(rows[2]["results"][0]) == _without_seconds(ref.to_dict())
+    assert _without_seconds(simulate(bch, inner, 3.0, rng=4, **SIM).to_dict()) == (
+        _without_seconds(ref.to_dict())
+    )
+
+
+def test_eval_pretrained_and_cascade(capsys):
+    """pretrained-<backbone> and cascade name the decoders shipped with frugalml."""
+    pytest.importorskip("torch")
+    from frugalml.ecc import pretrained
+
+    sim = {"min_frame_errors": 10**9, "max_frames": 400, "batch": 200}
+    code, out, _ = run_cli(
+        capsys, "ecc", "eval", "--code", "bch-63-45", "--decoders",
+        "pretrained-gru,cascade,pretrained-mlp", "--ebn0", "4", "--min-frame-errors", 10**9,
+        "--max-frames", 400, "--batch", 200, "--seed", 5, "--fallback", "osd-1", "--json",
+    )  # fmt: skip
+    assert code == 0
+    rows = json.loads(out)["decoders"]
+    assert [r["name"] for r in rows] == [
+        "pretrained-gru", "pretrained-gru->osd-1", "cascade", "pretrained-mlp",
+        "pretrained-mlp->osd-1",
+    ]  # fmt: skip
+    assert rows[2]["kind"] == "cascade" and "OSD order 2" in rows[2]["description"]
+    bch = get_code("bch-63-45")
+    gru = pretrained("bch-63-45")
+    refs = {
+        "pretrained-gru": gru,
+        "cascade": CascadeDecoder(gru, OrderedStatistics(bch, order=2)),
+        "pretrained-mlp->osd-1": CascadeDecoder(
+            pretrained("bch-63-45", "mlp"), OrderedStatistics(bch, order=1)
+        ),
+    }
+    for row in rows:
+        if row["name"] in refs:
+            ref = simulate(bch, refs[row["name"]], 4.0, rng=5, **sim)
+            assert _without_seconds(row["results"][0]) == _without_seconds(ref.to_dict())
+    # a code without a shipped decoder: the error lists what there is
+    code, out, err = run_cli(
+        capsys, "ecc", "eval", "--code", "bch-31-21", "--decoders", "hard,cascade"
+    )
+    assert code == 2 and out == "" and "bch-63-45 (gru)" in _one_line_error(err)
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -46,6 +45,7 @@ PRESETS = ("fast", "paper")
 BASELINES = ("hard", "bp", "min-sum", "osd-0", "osd-1", "osd-2", "osd-3")
 FALLBACKS = BASELINES[1:]  # decoders a cascade may hand its detected failures to
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt")
+PRETRAINED = tuple(f"pretrained-{b}" for b in BACKBONES)  # frugalml.ecc.pretrained(code, b)
 CODE_EXAMPLES = (
     "bch-31-21",
     "bch-31-16",
@@ -200,10 +200,10 @@ def train_cmd(
 @dataclass
 class _Decoder:
     name: str  # as given on the command line
-    kind: str  # hard | bp | osd | neural
+    kind: str  # hard | bp | osd | neural | cascade
     description: str
-    make: Callable[[float], Callable[[np.ndarray], Any]]  # Eb/N0 -> simulate()'s decoder
-    model: Any = None  # the loaded SyndromeDecoder of a trained model
+    decoder: Any  # a frugalml.ecc Decoder: decoder(llr, sigma=...) -> Decoded
+    model: Any = None  # the SyndromeDecoder of a trained or pretrained model
 
     @property
     def label(self) -> str:
@@ -251,33 +251,44 @@ def _is_model_path(spec: str) -> bool:
 
 def _baseline(spec: str, code: Any, bp_iterations: int) -> _Decoder:
     from ..ecc.bp import BeliefPropagation
-    from ..ecc.channel import ebn0_to_sigma
-    from ..ecc.osd import OrderedStatistics, hard_decision
+    from ..ecc.decoder import HardDecision
+    from ..ecc.osd import OrderedStatistics
 
     if spec == "hard":
-        return _Decoder(spec, "hard", "hard decision (no decoding)", lambda e: hard_decision)
+        hard = HardDecision(code)
+        return _Decoder(spec, "hard", "hard decision (no decoding)", hard)
     if spec in ("bp", "min-sum"):
         variant = "sum-product" if spec == "bp" else "min-sum"
         bp = BeliefPropagation(code, iterations=bp_iterations, variant=variant)
-
-        def make_bp(ebn0: float) -> Callable[[np.ndarray], Any]:
-            sigma = ebn0_to_sigma(ebn0, code.rate)
-            return lambda y: bp(y, sigma)
-
-        return _Decoder(spec, "bp", bp.summary(), make_bp)
+        return _Decoder(spec, "bp", bp.summary(), bp)
     osd = OrderedStatistics(code, order=int(spec.split("-")[1]))
-    return _Decoder(spec, "osd", osd.summary(), lambda e: osd)
+    return _Decoder(spec, "osd", osd.summary(), osd)
 
 
 def _neural(spec: str, code: Any, device: str) -> _Decoder:
-    from ..ecc.neural import load_decoder
+    """A trained model: a file, or ``pretrained-<backbone>`` (shipped with frugalml)."""
+    from ..ecc.checkpoint import load_decoder, pretrained
 
+    if spec in PRETRAINED:
+        decoder = pretrained(code.name, spec.removeprefix("pretrained-"), device=device)
+        return _Decoder(spec, "neural", decoder.summary(), decoder, decoder)
     path = Path(spec)
     if not path.is_file():
         raise InvalidInputError(f"--decoders: no model file at {spec}")
     with _one_line_errors(path):
         decoder = load_decoder(path, code=code, device=device)
-    return _Decoder(spec, "neural", decoder.summary(), lambda e: decoder.decode, decoder)
+    return _Decoder(spec, "neural", decoder.summary(), decoder, decoder)
+
+
+def _cascade(code: Any, device: str) -> _Decoder:
+    """``cascade``: the shipped GRU, then OSD-2 on its detected failures."""
+    from ..ecc.cascade import CascadeDecoder
+    from ..ecc.checkpoint import pretrained
+    from ..ecc.osd import OrderedStatistics
+
+    gru = pretrained(code.name, "gru", device=device)
+    cascade = CascadeDecoder(gru, OrderedStatistics(code, order=2))
+    return _Decoder("cascade", "cascade", cascade.summary(), cascade, gru)
 
 
 def _derived(
@@ -285,29 +296,24 @@ def _derived(
 ) -> _Decoder:
     """The automorphism ensemble and/or cascade to a baseline over a loaded neural decoder."""
     from ..ecc.bp import BeliefPropagation
-    from ..ecc.channel import ebn0_to_sigma
+    from ..ecc.cascade import CascadeDecoder
     from ..ecc.ensemble import AutomorphismEnsemble
     from ..ecc.osd import OrderedStatistics
 
-    decoder = neural.model
-    fb: Any = None
+    decoder: Any = neural.model
+    name = neural.name
+    if ensemble:
+        decoder = AutomorphismEnsemble(decoder, windows=ensemble)
+        name += f"+ensemble{len(decoder)}"
     if fallback in ("bp", "min-sum"):
         variant = "sum-product" if fallback == "bp" else "min-sum"
-        fb = BeliefPropagation(code, iterations=bp_iterations, variant=variant)
+        fb: Any = BeliefPropagation(code, iterations=bp_iterations, variant=variant)
     elif fallback is not None:
         fb = OrderedStatistics(code, order=int(fallback.split("-")[1]))
-    if ensemble:
-        ens = AutomorphismEnsemble(decoder, windows=ensemble, fallback=fb)
-    else:
-        ens = AutomorphismEnsemble(decoder, permutations="identity", fallback=fb)
-    name = neural.name + (f"+ensemble{len(ens)}" if ensemble else "")
-    name += f"->{fallback}" if fallback else ""
-
-    def make(ebn0: float) -> Callable[[np.ndarray], Any]:
-        sigma = ebn0_to_sigma(ebn0, code.rate)
-        return lambda y: ens(y, sigma)
-
-    return _Decoder(name, "neural", ens.summary(), make)
+    if fallback is not None:
+        decoder = CascadeDecoder(decoder, fb)
+        name += f"->{fallback}"
+    return _Decoder(name, "neural", decoder.summary(), decoder)
 
 
 def _decoders(
@@ -323,9 +329,10 @@ def _decoders(
         raise InvalidInputError(f"--decoders must be a comma-separated list; got {text!r}")
     if len(set(specs)) != len(specs):
         raise InvalidInputError(f"--decoders lists a decoder twice: {text!r}")
+    named = (*BASELINES, *PRETRAINED, "cascade")
     for spec in specs:
-        if spec not in BASELINES and not _is_model_path(spec):
-            listed = ", ".join(BASELINES)
+        if spec not in named and not _is_model_path(spec):
+            listed = ", ".join(named)
             raise InvalidInputError(
                 f"unknown decoder {spec!r}; expected one of {listed} or a path to a trained "
                 "model (.pt)"
@@ -338,14 +345,18 @@ def _decoders(
         raise InvalidInputError(
             f"--fallback must be one of {', '.join(FALLBACKS)}; got {fallback!r}"
         )
-    if (ensemble or fallback) and all(spec in BASELINES for spec in specs):
+    models = [spec for spec in specs if spec not in BASELINES and spec != "cascade"]
+    if (ensemble or fallback) and not models:
         raise InvalidInputError(
-            "--ensemble and --fallback apply to trained models: list a model path in --decoders"
+            "--ensemble and --fallback apply to trained models: list a model path or a "
+            "pretrained-<backbone> in --decoders"
         )
     out = []
     for spec in specs:
         if spec in BASELINES:
             out.append(_baseline(spec, code, bp_iterations))
+        elif spec == "cascade":
+            out.append(_cascade(code, device))
         else:
             neural = _neural(spec, code, device)
             out.append(neural)
@@ -383,8 +394,9 @@ def eval_cmd(
     decoders: str = typer.Option(
         "hard,bp,min-sum,osd-1,osd-2",
         "--decoders",
-        help="Comma-separated: hard, bp (sum-product), min-sum, osd-0..osd-3, or a trained "
-        "model path (.pt).",
+        help="Comma-separated: hard, bp (sum-product), min-sum, osd-0..osd-3, "
+        "pretrained-gru|mlp|transformer (shipped with frugalml), cascade (pretrained GRU, "
+        "then OSD-2 on its detected failures), or a trained model path (.pt).",
     ),
     ebn0: str = typer.Option(
         "4,5,6", "--ebn0", help="Eb/N0 values in dB: 4,5,6 or start:stop:step (stop included)."
@@ -432,7 +444,7 @@ def eval_cmd(
     code = _code(code_name)
     points = _parse_ebn0(ebn0, code.rate)
     decs = _decoders(decoders, code, bp_iterations, device, ensemble, fallback)
-    if any(d.kind == "neural" for d in decs):
+    if any(d.kind in ("neural", "cascade") for d in decs):
         _torch_threads(blas_threads)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
@@ -442,17 +454,12 @@ def eval_cmd(
             results = []
             for e in points:
 
-                def progress(r, dec=dec, e=e, done=done) -> None:
-                    frac = max(r.frames / max_frames, r.frame_errors / min_frame_errors)
-                    bar.update(
-                        done + min(frac, 1.0),
-                        f"{dec.label} @ {e:g} dB: {r.frame_errors} frame errors / "
-                        f"{r.frames} frames",
-                    )
+                def progress(message: str, fraction: float, dec=dec, done=done) -> None:
+                    bar.update(done + fraction, f"{dec.label}: {message}")
 
                 res = simulate(
                     code,
-                    dec.make(e),
+                    dec.decoder,
                     e,
                     min_frame_errors=min_frame_errors,
                     max_frames=max_frames,
