@@ -109,7 +109,7 @@ class NewtonResult(ResultRepr):
     history: tuple[tuple[float, float, float, int], ...] = field(repr=False)
     sizes: tuple[int, ...] = ()
     corrections: tuple[tuple[float, float], ...] = ()
-    #: per iteration, the seconds the master waited for the workers (``Gathered.elapsed``:
+    #: per iteration, the seconds the master waited for the workers (``Gathered.seconds``:
     #: simulated seconds when the executor runs on a simulated clock)
     round_seconds: tuple[float, ...] = ()
     #: per iteration, bytes of the task calls sent to the workers (all ``q`` tasks together;

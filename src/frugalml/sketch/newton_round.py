@@ -76,10 +76,10 @@ def averaged_direction(
                 sum(wk * (sizes[i] - d_lam + 1.0) / sizes[i] for wk, i in zip(w, arrived,
                                                                                 strict=True))
             )  # fmt: skip
-        return direction, len(arrived), float(got.elapsed), moved, worker_dlam
+        return direction, len(arrived), float(got.seconds), moved, worker_dlam
     if weights == "size":
         w = np.array([max(sizes[i] - d_lam, 1.0) for i in arrived])
     else:
         w = np.ones(len(arrived))
     w = w / w.sum()
-    return w @ dirs, len(arrived), float(got.elapsed), moved, worker_dlam
+    return w @ dirs, len(arrived), float(got.seconds), moved, worker_dlam
