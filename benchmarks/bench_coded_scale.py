@@ -7,7 +7,8 @@ local thread executor with N workers, ``chunk_rows`` rows at a time. Reports thr
 the uncoded scheme (N blocks, waits for all), with and without injected straggler delays.
 
 Usage: python benchmarks/bench_coded_scale.py [--rows R] [--features F] [--classes C]
-Writes benchmarks/results/coded_scale.json.
+[--chunk-rows N] [--workers N] [--workdir DIR] [--out DIR]
+Writes DIR/coded_scale.json (DIR: benchmarks/results). A script only, not a report area.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from frugalml.runtime import BimodalStragglers, FaultInjector, ShiftedExponentia
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark; returns what it writes to ``coded_scale.json``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_281_167)
     parser.add_argument("--features", type=int, default=2048)
@@ -40,7 +42,8 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=65_536)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--workdir", type=Path, default=None, help="where the memmap goes")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON")
+    args = parser.parse_args(argv)
     limit_blas_threads(1)
     console = Console(width=140)
     rng = np.random.default_rng(0)
@@ -102,9 +105,11 @@ def main() -> None:
         )
         payload = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs,
                    "table": table.as_dict(), "machine": machine_info()}  # fmt: skip
-        atomic_write_text(RESULTS / "coded_scale.json", json.dumps(payload, indent=2))
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out / "coded_scale.json", json.dumps(payload, indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return payload
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ sampling, m = 8d, q = 4 workers on the local thread executor) against exact Newt
 L-BFGS-B that scikit-learn uses (timed per iteration) and LogisticRegression(lbfgs), all in
 this run on this machine. Needs ~12 GB of memory.
 
-Usage: python benchmarks/bench_second_order_scale.py [--n N] [--d D]
-Writes benchmarks/results/second-order-scale.json and prints the table.
+Usage: python benchmarks/bench_second_order_scale.py [--n N] [--d D] [--q Q] [--m-factor F]
+[--sketch NAME] [--out DIR]
+Writes DIR/second-order-scale.json (DIR: benchmarks/results) and prints the table. A script
+only, not a report area.
 """
 
 from __future__ import annotations
@@ -26,15 +28,18 @@ from frugalml.report.results import BenchResult, Table, machine_info
 from frugalml.runtime import make_executor
 from frugalml.sketch.newton import distributed_newton
 
+RESULTS = Path(__file__).resolve().parent / "results"
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--d", type=int, default=500)
     parser.add_argument("--q", type=int, default=4)
     parser.add_argument("--m-factor", type=int, default=8, help="sketch size m = factor * d")
     parser.add_argument("--sketch", default="uniform")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON")
+    args = parser.parse_args(argv)
     limit_blas_threads(2)
     from rich.console import Console
     from sklearn.linear_model import LogisticRegression
@@ -134,8 +139,10 @@ def main() -> None:
     )
     result = replace(result, machine=machine_info())
     Console().print(rich_table(result.tables[0]))
-    written = save_result(result, Path(__file__).resolve().parent / "results")
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = save_result(result, args.out)
     print("wrote", ", ".join(str(p) for p in written.values()))
+    return result
 
 
 if __name__ == "__main__":
