@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: report test test-all bench bench-slow lint install install-dev clean
+.PHONY: report test test-all bench bench-slow bench-smoke lint install install-dev clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# the report runs the benchmarks of this checkout (benchmarks/bench_*.py with REPORT_AREA)
 report: $(VENV)/.installed
 	$(BIN)/frugalml report --quick
 
@@ -37,6 +38,10 @@ bench: $(VENV)/.installed
 		case $$b in *_scale.py) continue;; esac; \
 		echo "== $$b"; $(BIN)/python $$b || exit 1; \
 	done
+
+# Every benchmark script at tiny size, results in temporary directories (its smoke tests).
+bench-smoke: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m "slow or not slow" tests/benchmarks
 
 # Scale benchmarks: large data on disk (e.g. 10.5 GB of ImageNet-size features), tens of minutes.
 bench-slow: $(VENV)/.installed
