@@ -11,10 +11,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from .._deprecation import REMOVED_IN
 from ..errors import InvalidInputError
 from ..report import get, registered, run_report
-from ..report.discovery import BENCHMARKS_ENV, NOT_FOUND_HINT
+from ..report.discovery import BENCHMARKS_ENV
 from ..report.outdir import prepare_output
 from ..report.output import TERMINAL_WIDTH, rich_table
-from ..report.registry import RENAMED_AREAS
+from ..report.registry import RENAMED_AREAS, no_areas_message
 from ._common import BLAS_OPTION, JSON_OPTION, console, emit_json, limit_blas_threads
 
 __all__ = ["report"]
@@ -52,7 +52,7 @@ def report(
         else [b.name for b in registered(benchmarks)]
     )
     if not names:
-        raise InvalidInputError(f"no report areas found: {NOT_FOUND_HINT}")
+        raise InvalidInputError(f"no report areas: {no_areas_message(benchmarks)}")
     prepare_output(out, force=force)  # before any benchmark: a clear error, no wasted work
     with Progress(
         TextColumn("{task.description}"),

@@ -33,6 +33,7 @@ __all__ = [
     "Progress",
     "area_name",
     "get",
+    "no_areas_message",
     "register",
     "registered",
 ]
@@ -105,6 +106,14 @@ def get(name: str, benchmarks: str | Path | None = None) -> AreaBenchmark:
     name = area_name(name)
     areas = {b.name: b for b in registered(benchmarks)}
     if not areas:
-        raise InvalidInputError(f"no report area {name!r}: no benchmarks found; {NOT_FOUND_HINT}")
+        raise InvalidInputError(f"no report area {name!r}: {no_areas_message(benchmarks)}")
     check_choice(name, "area", areas)
     return areas[name]
+
+
+def no_areas_message(benchmarks: str | Path | None = None) -> str:
+    """Why there is no area: an empty benchmarks directory, or none found."""
+    directory = find_benchmarks(benchmarks)
+    if directory is not None:
+        return f"{directory} holds no bench_*.py that declares REPORT_AREA"
+    return f"no benchmarks found; {NOT_FOUND_HINT}"

@@ -9,11 +9,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import InvalidInputError
-from .discovery import NOT_FOUND_HINT
 from .html import render_index
 from .outdir import prepare_output
 from .output import PLOT_EXTRA_NOTE, plotting_available, result_files
-from .registry import AreaBenchmark, Progress, get, registered
+from .registry import AreaBenchmark, Progress, get, no_areas_message, registered
 from .results import BenchResult, Table, machine_info
 
 __all__ = ["ReportOutcome", "run_report"]
@@ -63,7 +62,7 @@ def run_report(
         [get(a, benchmarks) for a in areas] if areas else registered(benchmarks)
     )
     if not benches:
-        raise InvalidInputError(f"no report areas found: {NOT_FOUND_HINT}")
+        raise InvalidInputError(f"no report areas: {no_areas_message(benchmarks)}")
     out = prepare_output(out_dir, force=force)
     machine = machine_info()
     results: list[BenchResult] = []
