@@ -59,7 +59,7 @@ BAD = [
     (["coded", "simulate", "--workers", "1048576"], "would need about"),
     (["coded", "simulate", "--workers", "256", "--trials", "1000000000"], "would need about"),
     (["coded", "simulate", "--workers", "12"], "power of two"),
-    (["coded", "simulate", "--stragglers", "weibull"], "must be one of"),
+    (["coded", "simulate", "--stragglers", "weibull"], "stragglers must be one of"),
     (["coded", "matmul", "--stragglers", "weibull"], "stragglers must be one of"),
     (["coded", "simulate", "--seed", "-1"], "seed must be >= 0"),
     (["coded", "es", "--dim", "100000000"], "would need about"),

@@ -24,7 +24,7 @@ def run_cli(capsys, *args):
         (["--trials", "10000000000"], "would need about"),
         (["--workers", "1000000", "--trials", "100000"], "would need about"),
         (["--workers", "0"], "workers must be >= 1"),
-        (["--stragglers", "weibull"], "must be one of"),
+        (["--stragglers", "weibull"], "stragglers must be one of"),
         (["--blas-threads", "0"], "--blas-threads"),
         (["--trials", "1"], "trials must be >= 2"),
     ],

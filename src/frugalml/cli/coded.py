@@ -33,6 +33,7 @@ from ..runtime import (
     model_from_spec,
 )
 from ..runtime.local import check_pool_size
+from ..runtime.stragglers import MODEL_NAMES
 from ._common import (
     BLAS_OPTION,
     JSON_OPTION,
@@ -205,6 +206,7 @@ def simulate(
         raise InvalidInputError(f"--workers must be a power of two (polar code), got {n}")
     k = max(1, n // 2) if k is None else check_int(k, "k", low=1, high=n)
     trials = check_int(trials, "trials", low=1)
+    check_choice(stragglers, "stragglers", MODEL_NAMES)
     given = {"shift": shift, "rate": rate, "p_slow": p_slow, "slowdown": slowdown}
     strag = model_from_spec(stragglers, **{key: v for key, v in given.items() if v is not None})
     # the trials x N completion times (3 copies), the codes' generators and the N x N

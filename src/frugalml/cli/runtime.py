@@ -15,6 +15,7 @@ from .._validate import check_choice, check_int
 from ..errors import InvalidInputError
 from ..runtime import BACKENDS, backend_info, make_executor, model_from_spec
 from ..runtime.simulate import simulate_first_k
+from ..runtime.stragglers import MODEL_NAMES
 from ._common import (
     BLAS_OPTION,
     JSON_OPTION,
@@ -137,6 +138,7 @@ def simulate(
     check_int(seed, "seed", low=0)
     n = check_int(workers, "workers", low=1)
     check_int(trials, "trials", low=2)
+    check_choice(stragglers, "stragglers", MODEL_NAMES)
     given = {"shift": shift, "rate": rate, "scale": scale, "alpha": alpha}
     given.update(p_slow=p_slow, slowdown=slowdown)
     m = model_from_spec(stragglers, **{key: v for key, v in given.items() if v is not None})

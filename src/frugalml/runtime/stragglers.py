@@ -38,6 +38,7 @@ from .._validate import (
 from ..errors import InvalidInputError
 
 __all__ = [
+    "MODEL_NAMES",
     "BimodalStragglers",
     "Pareto",
     "ShiftedExponential",
@@ -323,6 +324,10 @@ _SPEC_PARAMS: dict[str, tuple[str, ...]] = {
     "pareto": ("scale", "alpha"),
     "bimodal": ("shift", "rate", "p_slow", "slowdown"),
 }
+
+
+#: the names :func:`model_from_spec` accepts (the CLI's ``--stragglers``)
+MODEL_NAMES: tuple[str, ...] = tuple(_SPEC_PARAMS)
 
 
 def model_from_spec(name: str, **params: float) -> StragglerModel:
