@@ -211,7 +211,7 @@ def test_subspace_saddle_tiny(tmp_path):
 
 @pytest.mark.slow
 def test_subspace_train_tiny(tmp_path):
-    """Real data-parallel runs: 4 gloo processes (about a minute on 2 busy cores)."""
+    """Real data-parallel runs: 4 gloo processes (15-60 s on 2 cores, with the load)."""
     data = _run_tiny("subspace-train", tmp_path)
     _check("subspace-train", data, tmp_path)
 
