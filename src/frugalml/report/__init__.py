@@ -1,4 +1,5 @@
-"""The HTML report: runs every registered area benchmark (see :mod:`.registry`)."""
+"""The HTML report: runs the area benchmarks of a checkout (found by :mod:`.discovery`) and
+the registered ones (:mod:`.registry`), and writes the page (:mod:`.runner`)."""
 
 from .registry import AreaBenchmark, get, register, registered
 from .results import BenchResult, Table, machine_info
