@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ def test_version(capsys):
 
 def test_simulate_json_matches_closed_form(capsys):
     code, out, _ = run_cli(
-        capsys, "runtime", "simulate", "--n", "20", "--k", "5", "--k", "20",
+        capsys, "runtime", "simulate", "--workers", "20", "--k", "5", "--k", "20",
         "--shift", "0.5", "--rate", "2", "--trials", "4000", "--seed", "1", "--json",
     )  # fmt: skip
     assert code == 0
@@ -39,8 +40,8 @@ def test_simulate_json_matches_closed_form(capsys):
 def test_simulate_writes_plot(tmp_path, capsys):
     png = tmp_path / "sim.png"
     code, _, _ = run_cli(
-        capsys, "runtime", "simulate", "--model", "pareto", "--n", "8", "--trials", "200",
-        "--plot", str(png),
+        capsys, "runtime", "simulate", "--stragglers", "pareto", "--workers", "8",
+        "--trials", "200", "--plot", str(png),
     )  # fmt: skip
     assert code == 0 and png.read_bytes().startswith(b"\x89PNG")
 
@@ -48,13 +49,13 @@ def test_simulate_writes_plot(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["runtime", "simulate", "--n", "0"], "n must be >= 1"),
-        (["runtime", "simulate", "--n", "4", "--k", "5"], "k=5 exceeds n=4"),
-        (["runtime", "simulate", "--model", "weibull"], "model must be one of"),
+        (["runtime", "simulate", "--workers", "0"], "workers must be >= 1"),
+        (["runtime", "simulate", "--workers", "4", "--k", "5"], "k=5 exceeds n=4"),
+        (["runtime", "simulate", "--stragglers", "weibull"], "stragglers must be one of"),
         (["runtime", "simulate", "--rate", "-1"], "rate must be > 0"),
         (["runtime", "simulate", "--nope"], "No such option"),
         (["runtime", "simulate", "--alpha", "3"], "has no parameter(s) alpha"),
-        (["runtime", "simulate", "--n", "abc"], "--n"),
+        (["runtime", "simulate", "--workers", "abc"], "--workers"),
         (["runtime", "check", "--backend", "slurm"], "backend must be one of"),
         (["report", "--area", "nope"], "area must be one of"),
         (["frobnicate"], "No such command"),
@@ -63,7 +64,7 @@ def test_simulate_writes_plot(tmp_path, capsys):
         (["coded", "matmul", "--backend", "mpi"], "backend must be one of"),
         (["coded", "matmul", "--code", "ldpc"], "code must be one of"),
         (["coded", "matmul", "--a", "/nonexistent.npy"], "does not exist"),
-        (["coded", "simulate", "--model", "weibull"], "model must be one of"),
+        (["coded", "simulate", "--stragglers", "weibull"], "stragglers must be one of"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, args, needle):
@@ -88,9 +89,11 @@ def test_runtime_check_table_output(capsys):
 
 
 def test_runtime_simulate_and_report_table_output(tmp_path, capsys, monkeypatch):
-    code, out, _ = run_cli(capsys, "runtime", "simulate", "--n", "8", "--trials", "50")
+    code, out, _ = run_cli(capsys, "runtime", "simulate", "--workers", "8", "--trials", "50")
     assert code == 0 and "first k of n=8" in out
     monkeypatch.setattr(registry, "_REGISTRY", {})
+    (tmp_path / "nobench").mkdir()  # no checkout benchmarks: only the registered tiny area
+    monkeypatch.setenv("FRUGALML_BENCHMARKS", str(tmp_path / "nobench"))
     registry.register("tiny", "Tiny", f"{__name__}:_tiny")
     code, out, _ = run_cli(capsys, "report", "--out", str(tmp_path / "r"))
     assert code == 0 and "Summary" in out and "report written to" in out
@@ -104,6 +107,8 @@ def _tiny(*, quick: bool, progress=None):
 
 def test_report_command_json(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", {})
+    (tmp_path / "nobench").mkdir()  # no checkout benchmarks: only the registered tiny area
+    monkeypatch.setenv("FRUGALML_BENCHMARKS", str(tmp_path / "nobench"))
     registry.register("tiny", "Tiny", f"{__name__}:_tiny")
     code, out, _ = run_cli(capsys, "report", "--out", str(tmp_path / "r"), "--json")
     assert code == 0
@@ -130,14 +135,14 @@ def test_coded_matmul_reads_npy(tmp_path, capsys):
     np.save(tmp_path / "b.npy", rng.standard_normal((6, 2)))
     code, out, _ = run_cli(
         capsys, "coded", "matmul", "--a", str(tmp_path / "a.npy"), "--b", str(tmp_path / "b.npy"),
-        "--workers", "4", "--model", "none", "--code", "mds", "--json",
+        "--workers", "4", "--stragglers", "none", "--code", "mds", "--json",
     )  # fmt: skip
     assert code == 0 and json.loads(out)["relative_error"] < 1e-12
 
 
 def test_coded_simulate_json(capsys):
     code, out, _ = run_cli(
-        capsys, "coded", "simulate", "--n", "16", "--trials", "60", "--seed", "2", "--json"
+        capsys, "coded", "simulate", "--workers", "16", "--trials", "60", "--seed", "2", "--json"
     )
     assert code == 0
     by = {r["name"]: r for r in json.loads(out)["schemes"]}
@@ -147,3 +152,20 @@ def test_coded_simulate_json(capsys):
     # codes at the same load need >= K arrivals: none finishes before the ideal MDS code
     for name in ("gaussian-mds", "polar"):
         assert by[name]["mean"] >= by["ideal-mds"]["mean"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runtime", "simulate", "--workers", "8", "--trials", "10"],
+        ["coded", "simulate", "--workers", "16", "--trials", "5"],
+        ["subspace", "saddle", "--problem", "bilinear", "--dim", "10"],
+        ["ecc", "eval", "--code", "bch-31-16", "--decoders", "hard", "--max-frames", "100"],
+    ],
+)
+def test_plot_without_matplotlib_fails_before_the_work(tmp_path, capsys, monkeypatch, args):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the `plot` extra is not installed
+    png = tmp_path / "p.png"
+    code, out, err = run_cli(capsys, *args, "--plot", str(png))
+    assert code == 2 and out == ""  # nothing computed, nothing printed
+    assert "pip install 'frugalml[plot]'" in err and not png.exists()

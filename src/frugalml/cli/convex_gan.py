@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from .._io import check_output_path
+from .._plot import require_plotting
 from .._validate import check_choice
 from ..errors import InvalidInputError
 from ._common import BLAS_OPTION, JSON_OPTION, WorkBar, console, emit_json, limit_blas_threads
@@ -128,6 +129,8 @@ def sample_cmd(
     if out.suffix not in (".png", ".npy"):
         raise InvalidInputError(f"--out must end in .png or .npy, got {out.name!r}")
     out = check_output_path(out, "--out")
+    if out.suffix == ".png":
+        require_plotting("a PNG sample grid")
     S = _load_model(model).sample(n, rng=seed)
     if out.suffix == ".png":
         save_sample_grid(S, out, ncols=ncols)

@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .._io import check_output_path
+from .._plot import require_plotting
 from .._threads import default_blas_threads
 from .._validate import check_choice
 from ..errors import InvalidInputError
@@ -441,6 +442,8 @@ def eval_cmd(
 
     limit_blas_threads(blas_threads)
     _check_out_path(plot, "--plot")
+    if plot is not None:
+        require_plotting("--plot")
     code = _code(code_name)
     points = _parse_ebn0(ebn0, code.rate)
     decs = _decoders(decoders, code, bp_iterations, device, ensemble, fallback)

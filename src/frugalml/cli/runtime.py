@@ -10,6 +10,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from .._io import check_output_path
+from .._plot import require_plotting
 from .._resources import check_memory
 from .._validate import check_choice, check_int
 from ..errors import InvalidInputError
@@ -135,6 +136,7 @@ def simulate(
     limit_blas_threads(blas_threads)
     if plot is not None:
         plot = check_output_path(plot, "--plot")
+        require_plotting("--plot")
     check_int(seed, "seed", low=0)
     n = check_int(workers, "workers", low=1)
     check_int(trials, "trials", low=2)

@@ -11,6 +11,7 @@ import numpy as np
 import typer
 
 from .._io import atomic_write_bytes, check_output_path
+from .._plot import require_plotting
 from .._validate import check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
 from ._common import BLAS_OPTION, JSON_OPTION, WorkBar, console, emit_json, limit_blas_threads
@@ -75,6 +76,7 @@ def saddle_cmd(
 
     if plot is not None:
         plot = check_output_path(plot, "--plot")
+        require_plotting("--plot")
     limit_blas_threads(blas_threads)
     check_choice(problem, "--problem", PROBLEMS)
     check_choice(inner, "--inner", ("min_residual", "exact_quadratic"))

@@ -8,7 +8,6 @@ returns no figures, and the report is written with its tables only (and a note s
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_bytes
-from ..errors import BackendUnavailableError
+from .._plot import plotting_available, pyplot, require_plotting
 from .results import BenchResult, Table
 
 __all__ = [
@@ -35,39 +34,6 @@ __all__ = [
 
 #: what a report says in place of its figures when matplotlib is missing
 PLOT_EXTRA_NOTE = "figures need matplotlib: pip install 'frugalml[plot]'"
-
-
-def plotting_available() -> bool:
-    """Whether matplotlib can be imported (the ``plot`` extra is installed)."""
-    try:
-        return importlib.util.find_spec("matplotlib") is not None
-    except (ImportError, ValueError):  # sys.modules["matplotlib"] = None, a broken spec
-        return False
-
-
-def require_plotting(what: str = "plotting") -> None:
-    """Raise :class:`BackendUnavailableError` (extra ``plot``) unless matplotlib is installed.
-
-    Call it before the work whose result is to be plotted (e.g. as soon as a ``--plot`` option
-    is given), so that a missing extra is reported before minutes of computation.
-    """
-    if not plotting_available():
-        raise BackendUnavailableError(what, "matplotlib", "plot")
-
-
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed).
-
-    Raises :class:`BackendUnavailableError` naming the ``plot`` extra without matplotlib.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise BackendUnavailableError("plotting", "matplotlib", "plot", detail=str(exc)) from exc
-    return plt
 
 
 def optional_figures(

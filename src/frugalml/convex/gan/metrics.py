@@ -26,6 +26,7 @@ import numpy as np
 
 from ..._io import atomic_write_bytes, check_output_path
 from ..._optional import require
+from ..._plot import pyplot
 from ..._resources import check_memory
 from ..._results import ResultRepr
 from ..._validate import RngLike, check_array, check_int, check_positive_float, check_rng
@@ -247,7 +248,7 @@ def save_sample_grid(
             f"{MAX_GRID_PIXELS // GRID_CELL_PIXELS} per side); draw fewer samples (--samples), use "
             "more columns (--ncols), or write the array (.npy)"
         )
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows), squeeze=False)
     for i, ax in enumerate(axes.ravel()):
         ax.set_axis_off()
@@ -263,12 +264,3 @@ def save_sample_grid(
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
