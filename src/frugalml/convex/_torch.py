@@ -9,16 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidInputError
+from .._device import check_device
 
 __all__ = ["torch_device"]
 
 
 def torch_device(torch: Any, device: Any) -> Any:
-    """``torch.device(device)`` (``None``: the CPU), or
-    :class:`~frugalml.errors.InvalidInputError` for a string torch does not know."""
-    try:
-        return torch.device(device or "cpu")
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise InvalidInputError(f"device must be a torch device such as 'cpu' or 'cuda', got "
-                                f"{device!r}") from exc  # fmt: skip
+    """``device`` as a ``torch.device`` (``None``: the CPU); see
+    :func:`frugalml._device.check_device`."""
+    del torch  # kept for the callers' signature: torch is already imported
+    return check_device(device)

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from .._deprecation import warn_renamed
+from .._device import check_device as _check_device
 from .._optional import require
 from .._resources import check_memory
 from .._validate import (
@@ -89,17 +90,9 @@ def torch_seed(rng: RngLike, name: str = "rng") -> int:
 
 
 def check_device(device: str | torch.device) -> torch.device:
-    """``device`` as a :class:`torch.device` of type cpu or an available cuda."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InvalidInputError(f"device must be 'cpu' or 'cuda[:i]', got {device!r}") from exc
-    check_choice(dev.type, "device type", ("cpu", "cuda"))
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(
-            "device='cuda' was requested but torch.cuda.is_available() is False"
-        )
-    return dev
+    """``device`` as a :class:`torch.device` of type cpu or an available cuda
+    (:func:`frugalml._device.check_device`)."""
+    return _check_device(device)
 
 
 class SyndromeDecoder(nn.Module):

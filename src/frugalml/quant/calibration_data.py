@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from .._device import check_device
 from .._optional import require
 from ..errors import InvalidInputError
 
@@ -117,20 +118,10 @@ def tensors_in(value: Any) -> list[torch.Tensor]:
 
 
 def as_device(device: Any, name: str = "device") -> torch.device:
-    """``device`` (``"cpu"``, ``"cuda:0"``, a ``torch.device``) as a ``torch.device``; anything
-    else raises :class:`~frugalml.errors.InvalidInputError` naming ``name``. The device need
-    not be available: using it raises torch's own error."""
-    if isinstance(device, torch.device):
-        return device
-    if not isinstance(device, str) or not device:
-        raise InvalidInputError(
-            f"{name} must be a torch device string like 'cpu' or 'cuda', or a torch.device; "
-            f"got {device!r}"
-        )
-    try:
-        return torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise InvalidInputError(f"{name}: {device!r} is not a torch device ({exc})") from None
+    """``device`` (``"cpu"``, ``"cuda:0"``, a ``torch.device``) as a ``torch.device``; see
+    :func:`frugalml._device.check_device` (anything else, or CUDA without a GPU, raises
+    :class:`~frugalml.errors.InvalidInputError` naming ``name``)."""
+    return check_device(device, name)
 
 
 def model_device(model: nn.Module) -> torch.device | None:

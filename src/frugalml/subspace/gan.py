@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._deprecation import renamed_parameters
+from .._device import check_device
 from .._optional import require
 from .._resources import check_memory
 from .._validate import (
@@ -30,7 +31,6 @@ from .._validate import (
     check_rng,
     seed_from_rng,
 )
-from ..errors import InvalidInputError
 from .saddle_problem import NonFiniteError
 
 __all__ = ["GANProblem", "adam_gda", "mixture_gan", "mode_metrics"]
@@ -115,18 +115,6 @@ class GANProblem:
         return mode_metrics(self.sample(x, count, rng=rng), self.centers, self.std)
 
 
-def _check_device(torch: Any, device: Any) -> Any:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InvalidInputError(f"device must be 'cpu' or 'cuda[:i]', got {device!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(
-            "device='cuda' was requested but torch.cuda.is_available() is False"
-        )
-    return dev
-
-
 def mixture_gan(
     *,
     modes: int = 8,
@@ -149,7 +137,7 @@ def mixture_gan(
     the same on every device.
     """
     torch = require("torch", what="the mixture-of-Gaussians GAN", extra="torch")
-    device = _check_device(torch, device)
+    device = check_device(device)
     modes = check_int(modes, "modes", low=1)
     radius = check_positive_float(radius, "radius")
     std = check_positive_float(std, "std")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..._device import check_device as _check_device
 from ..._optional import require
-from ..._validate import check_choice
-from ...errors import InvalidInputError
 
 __all__ = ["check_device", "torch_module"]
 
@@ -23,17 +22,7 @@ def torch_module() -> Any:
 
 
 def check_device(device: Any) -> Any:
-    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``) as a
-    ``torch.device``; raises :class:`~frugalml.errors.InvalidInputError` for anything else or
-    for CUDA when torch has none."""
-    torch = torch_module()
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InvalidInputError(f"device must be 'cpu' or 'cuda[:i]', got {device!r}") from exc
-    check_choice(dev.type, "device type", ("cpu", "cuda"))
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(
-            "device='cuda' was requested but torch.cuda.is_available() is False"
-        )
-    return dev
+    """``device`` as a ``torch.device`` (:func:`frugalml._device.check_device`), after checking
+    that torch (the ``dfo`` extra) is installed."""
+    torch_module()
+    return _check_device(device)
