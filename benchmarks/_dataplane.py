@@ -113,7 +113,7 @@ class _SimClock:
 
     def gather(self, handles: Any, **kwargs: Any) -> Any:
         got = self.inner.gather(handles, **kwargs)
-        self.seconds += got.elapsed
+        self.seconds += got.seconds
         return got
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:

@@ -119,7 +119,7 @@ def run(
                 keys.append((t, b, m, None))
     timing = {4: _timing_blocks(tasks, batches, rounds)}
     out, times = train_and_time(
-        jobs, timing[4], n_workers=4, rounds=rounds, timeout=3000, seed=seed
+        jobs, timing[4], n_workers=4, rounds=rounds, time_limit=3000, rng=seed
     )
     step_ms: dict[tuple[str, int, str], float] = {}
     _record_times(step_ms, 4, timing[4], times)
@@ -170,8 +170,8 @@ def run(
             blocks,
             n_workers=n,
             rounds=rounds,
-            timeout=3000,
-            seed=seed,
+            time_limit=3000,
+            rng=seed,
         )
         _record_times(step_ms, n, blocks, times)
         for (key, _), res in zip(items, out, strict=True):

@@ -68,15 +68,15 @@ def main(argv: list[str] | None = None) -> dict:
         ref = np.asarray(a[check], dtype=np.float64) @ b.astype(np.float64)
         for stragglers in (False, True):
             for code in ("uncoded", "polar"):
-                with make_executor("local-thread", max_workers=args.workers) as ex:
+                with make_executor("local-thread", workers=args.workers) as ex:
                     runner = FaultInjector(ex, stragglers=delays, rng=1) if stragglers else ex
                     label = f"{code}, stragglers={stragglers}"
                     with console.status(label) as status:
                         res = streamed_matmul(
                             a, b, runner, chunk_rows=args.chunk_rows, code=code,
                             n_workers=args.workers, rng=0,
-                            progress=lambda done, total, lab=label, st=status: st.update(
-                                f"{lab}: {done}/{total} rows"
+                            progress=lambda msg, f, lab=label, st=status: st.update(
+                                f"{lab}: {msg}"
                             ),
                         )  # fmt: skip
                 err = float(np.linalg.norm(res.value[check] - ref) / np.linalg.norm(ref))

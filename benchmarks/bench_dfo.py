@@ -142,7 +142,7 @@ def _optimisation(seeds: int, quick: bool) -> tuple[list[tuple], dict[str, Any]]
             its, times, evals, walls, reached = [], [], [], [], 0
             for seed in range(seeds):
                 res = _make(method, f, seed, kw).run(max_iter, target=target)
-                walls.append(res.total_wall_time)
+                walls.append(res.total_wall_seconds)
                 t = res.iterations_to(target)
                 if t is not None:
                     reached += 1
@@ -150,7 +150,7 @@ def _optimisation(seeds: int, quick: bool) -> tuple[list[tuple], dict[str, Any]]
                     times.append(res.time_to(target))
                     evals.append(res.evaluations_to(target))
                 if seed == 0 and pname.startswith("quadratic"):
-                    traces[method] = (np.cumsum(res.sim_times).tolist(), res.losses[1:].tolist())
+                    traces[method] = (np.cumsum(res.sim_seconds).tolist(), res.losses[1:].tolist())
             med_t = float(np.median(times)) if times else float("inf")
             if method == "ES wait-all":
                 ref_time = med_t
@@ -182,15 +182,16 @@ def _attack_sim(
             for m, r in res.items():
                 both = r.success & wait.success
                 ratio = (
-                    float(wait.sim_times[both].mean() / r.sim_times[both].mean())
-                    if both.any() and r.sim_times[both].mean() > 0
+                    float(wait.sim_seconds[both].mean() / r.sim_seconds[both].mean())
+                    if both.any() and r.sim_seconds[both].mean() > 0
                     else float("nan")
                 )
                 if m == "coded":
                     ratios[f"{dataset}/N={n}"] = ratio
                 rows.append((dataset, f"{clf.test_accuracy:.3f}", eps, n, m,
                              r.n_directions, r.success_rate, r.mean_queries_success,
-                             r.mean_time_success, ratio, float(r.wall_times.sum())))  # fmt: skip
+                             r.mean_sim_seconds_success, ratio,
+                             float(r.wall_seconds.sum())))  # fmt: skip
     return rows, ratios
 
 
@@ -213,8 +214,8 @@ def _attack_real(n_examples: int, epochs: int | None = None) -> list[tuple]:
             r = run_attack(clf, method=method, n_examples=n_examples, eps=0.15, n_workers=n,
                            max_iter=10, executor=inj, rng=3)  # fmt: skip
         rows.append(("digits", "local-thread (wall clock)", n, method, r.success_rate,
-                     r.mean_queries_success, r.mean_wall_success,
-                     float(r.wall_times.sum())))  # fmt: skip
+                     r.mean_queries_success, r.mean_wall_seconds_success,
+                     float(r.wall_seconds.sum())))  # fmt: skip
     return rows
 
 

@@ -51,7 +51,7 @@ QUICK_SWEEP = (8, 32, 128)
 
 def attack_runs(size: int, n: int, k: int, iters: int, eps: float, seed: int) -> dict:
     """Interleaved steps of the four coded ES variants on the photo of side ``size``."""
-    clf = photo_classifier(size, seed=seed)
+    clf = photo_classifier(size, rng=seed)
     obj = MarginObjective(LogitsOracle(clf.model), clf.x_test[0], int(clf.y_test[0]),
                           clip=clf.clip, full_resolution=True)  # fmt: skip
     d = obj.dim
@@ -71,8 +71,8 @@ def attack_runs(size: int, n: int, k: int, iters: int, eps: float, seed: int) ->
             if it == 0:
                 continue
             for p in PHASES:
-                times[key][p].append(getattr(info, f"{p}_time"))
-            times[key]["total"].append(info.wall_time)
+                times[key][p].append(getattr(info, f"{p}_seconds"))
+            times[key]["total"].append(info.wall_seconds)
     out = {"size": size, "d": d, "test_accuracy": clf.test_accuracy, "runs": {}}
     for (directions, encoding), es in variants.items():
         med = {p: float(np.median(v)) for p, v in times[(directions, encoding)].items()}

@@ -10,8 +10,10 @@ Sections (same run):
    transformer on the first code only), all on the same seeded noise; Monte-Carlo until 100
    frame errors or a frame cap. Over the GRU: its automorphism ensemble (cyclic codes: Frobenius
    maps x 3 preprocessing windows, lazy) and the cascade that hands the GRU's detected failures
-   (non-codeword outputs) to OSD-2 (:mod:`frugalml.ecc.ensemble`); a larger tagged GRU
-   (``<code>-gru-medium.pt``) on the first code when it was trained.
+   (non-codeword outputs) to OSD-2 (:mod:`frugalml.ecc.ensemble`, :mod:`frugalml.ecc.cascade`);
+   a larger tagged GRU (``<code>-gru-medium.pt``) on the first code when it was trained.
+   Every decoder is called the same way, on the channel LLRs:
+   ``decoder(llr, sigma=sigma) -> Decoded`` (:mod:`frugalml.ecc.decoder`).
 2. Decoding throughput (codewords per second, batch 4096, at 5 dB) on this machine's CPU.
 3. The paper's invariance: BER of the neural decoders (and the cascade) on random codewords vs
    the all-zero one.
@@ -122,13 +124,15 @@ def _neural(
 def _decoders(
     code, cfg, say, at: float, first: bool, skipped: list[str] | None = None
 ) -> list[tuple[str, Any, str]]:
-    """(name, y -> bits given sigma, note) for every decoder of the comparison; a missing
-    larger model is described in ``skipped``."""
+    """(name, decoder, note) for every decoder of the comparison, each a
+    :class:`~frugalml.ecc.decoder.Decoder` (``decoder(llr, sigma=sigma) -> Decoded``); a
+    missing larger model is described in ``skipped``."""
     model_dir = Path(cfg.get("model_dir", MODEL_DIR))
     from frugalml.ecc.bp import BeliefPropagation
-    from frugalml.ecc.osd import OrderedStatistics, hard_decision
+    from frugalml.ecc.decoder import HardDecision
+    from frugalml.ecc.osd import OrderedStatistics
 
-    out: list[tuple[str, Any, str]] = [("hard decision", lambda y, s: hard_decision(y), "")]
+    out: list[tuple[str, Any, str]] = [("hard decision", HardDecision(code), "")]
     sp = BeliefPropagation(code, iterations=50, variant="sum-product")
     ms = BeliefPropagation(code, iterations=50, variant="min-sum")
     out += [("BP sum-product", sp, "50 it."), ("BP min-sum", ms, "50 it.")]
@@ -137,7 +141,7 @@ def _decoders(
         if not first and bb in cfg["slow_backbones_first_code_only"]:
             continue
         dec, note = _neural(code, bb, cfg["train_steps"], say, at, model_dir=model_dir)
-        out.append((f"syndrome {bb}", lambda y, s, dec=dec: dec.decode(y), note))
+        out.append((f"syndrome {bb}", dec, note))
         if bb == "gru":
             out += _ensembles(code, dec, "gru", note, cfg)
     if first:  # larger models from the longer run, when they were trained
@@ -151,13 +155,14 @@ def _decoders(
                 )
             if path.exists():
                 dec, note = _neural(code, bb, 0, say, at, path=path)
-                out.append((f"syndrome {bb}-{tag}", lambda y, s, dec=dec: dec.decode(y), note))
+                out.append((f"syndrome {bb}-{tag}", dec, note))
                 out += _ensembles(code, dec, f"{bb}-{tag}", note, cfg)
     return out
 
 
 def _ensembles(code, dec, label: str, note: str, cfg) -> list[tuple[str, Any, str]]:
     """The automorphism ensemble (cyclic codes) and the cascade to OSD-2 over ``dec``."""
+    from frugalml.ecc.cascade import CascadeDecoder
     from frugalml.ecc.ensemble import AutomorphismEnsemble
     from frugalml.ecc.osd import OrderedStatistics
 
@@ -165,9 +170,7 @@ def _ensembles(code, dec, label: str, note: str, cfg) -> list[tuple[str, Any, st
     if dec.permute:
         ens = AutomorphismEnsemble(dec, windows=cfg["ensemble_windows"])
         out.append((f"syndrome {label} + ensemble {len(ens)}", ens, note))
-    cascade = AutomorphismEnsemble(
-        dec, permutations="identity", fallback=OrderedStatistics(code, order=2)
-    )
+    cascade = CascadeDecoder(dec, OrderedStatistics(code, order=2))
     out.append((f"cascade {label} -> OSD-2", cascade, f"{note}; OSD-2 on detected failures"))
     return out
 
@@ -175,7 +178,7 @@ def _ensembles(code, dec, label: str, note: str, cfg) -> list[tuple[str, Any, st
 def _ber_section(cfg, say, frac):
     import torch
 
-    from frugalml.ecc.channel import ebn0_to_sigma, simulate
+    from frugalml.ecc.channel import bpsk_llr, ebn0_to_sigma, simulate
     from frugalml.ecc.codes import get_code
 
     rows, records, throughput, invariance, skipped = [], [], [], [], []
@@ -190,7 +193,7 @@ def _ber_section(cfg, say, frac):
             for dname, dec, note in decs:
                 res = simulate(
                     code,
-                    lambda y, dec=dec, s=sigma: dec(y, s),
+                    dec,
                     ebn0,
                     min_frame_errors=MIN_FRAME_ERRORS,
                     max_frames=cfg["max_frames"],
@@ -228,14 +231,15 @@ def _ber_section(cfg, say, frac):
         sigma = ebn0_to_sigma(5.0, code.rate)
         gen = np.random.default_rng(1)
         y = 1.0 + sigma * gen.standard_normal((cfg["throughput_batch"], code.n))
+        llr = bpsk_llr(y, sigma)  # the channel's LLRs, every decoder's input
         torch.set_num_threads(2)  # the throughput goal is for 2 CPU cores
         for dname, dec, _ in decs:
-            dec(y[:64], sigma)  # warm-up
+            dec(llr[:64], sigma=sigma)  # warm-up
             reps, t0 = 0, time.perf_counter()
             while time.perf_counter() - t0 < cfg.get("throughput_seconds", 1.0) or reps < 2:
-                dec(y, sigma)
+                dec(llr, sigma=sigma)
                 reps += 1
-            cps = reps * y.shape[0] / (time.perf_counter() - t0)
+            cps = reps * llr.shape[0] / (time.perf_counter() - t0)
             throughput.append((code.name, dname, cps))
         torch.set_num_threads(1)
         if ci == 0:
@@ -246,7 +250,7 @@ def _ber_section(cfg, say, frac):
                 for zero in (True, False):
                     ber[zero] = simulate(
                         code,
-                        lambda y, dec=dec, s=sigma: dec(y, s),
+                        dec,
                         5.0,
                         min_frame_errors=10**9,
                         max_frames=cfg["max_frames"] // 2,
@@ -307,8 +311,9 @@ def run(
             title="Decoding throughput (codewords / s, batch 4096, Eb/N0 5 dB)",
             columns=("code", "decoder", "codewords / s"),
             rows=tuple(throughput),
-            note="this machine's CPU, torch with 2 threads, NumPy decoders single-threaded. "
-            "Goal: >= 1e5 codewords/s for n = 63.",
+            note="this machine's CPU, torch with 2 threads, NumPy decoders single-threaded; "
+            "each decoder called on the channel LLRs, decoder(llr, sigma=sigma) (hard "
+            "decision: the bits and their syndrome check). Goal: >= 1e5 codewords/s for n = 63.",
         ),
         Table(
             title="Invariance: neural decoder BER on the zero codeword vs random codewords",

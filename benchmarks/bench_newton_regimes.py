@@ -120,7 +120,7 @@ def run_newton(a, y, lam, cap: float = float("inf"), **kw) -> tuple[Trace, float
             raise _Stop
 
     with contextlib.suppress(_Stop):
-        distributed_newton(a, y, loss="logistic", lam=lam, tol=1e-10, callback=record, **kw)
+        distributed_newton(a, y, loss="logistic", lam=lam, tol=1e-10, on_step=record, **kw)
     return trace, time.perf_counter() - t0, len(trace) - 1
 
 
@@ -180,7 +180,7 @@ def compare(
     # the q workers share the cores the baselines' BLAS threads use: min(q, threads) of them
     # in parallel, one BLAS thread each (the master's passes too)
     workers = max(1, min(q, threads))
-    with make_executor("local-thread", max_workers=workers) as ex, threadpool_limits(1):
+    with make_executor("local-thread", workers=workers) as ex, threadpool_limits(1):
         tr, tot, its = run_newton(a, y, lam, cap, averaging="debiased", sketch="uniform", q=q,
                                   m=m, executor=ex, max_iter=200, rng=3)  # fmt: skip
     runs["Newton sketch (debiased)"] = {"trace": tr, "total": tot, "iterations": its}

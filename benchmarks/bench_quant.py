@@ -102,15 +102,15 @@ def _cnn_section(cfg, say, frac, rng: int):
 
     rows, res_rows, records, layer_rows = [], [], [], []
     tasks = [
-        ("digits", DigitsCNN, lambda: load_digits_images(rng)),
-        ("mnist1d", MNIST1DCNN, lambda: load_mnist1d(rng, n=cfg["mnist1d_n"])),
+        ("digits", DigitsCNN, lambda: load_digits_images(rng=rng)),
+        ("mnist1d", MNIST1DCNN, lambda: load_mnist1d(n=cfg["mnist1d_n"], rng=rng)),
     ]
     lo, hi = frac
     for ti, (name, cls, load) in enumerate(tasks):
         say(f"quant: training the {name} CNN", lo + (hi - lo) * ti / len(tasks))
         split = load()
         recipe = {**RECIPES[name], **({"epochs": cfg["epochs"]} if "epochs" in cfg else {})}
-        trained = train_classifier(cls(seed=rng), split.train, split.test, seed=rng, **recipe)
+        trained = train_classifier(cls(rng=rng), split.train, split.test, rng=rng, **recipe)
         model = trained.model
         X_te, y_te = split.test
         calib = split.X_train[:CALIB_SAMPLES]

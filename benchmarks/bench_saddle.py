@@ -32,6 +32,7 @@ from frugalml.report.output import optional_figures, pyplot
 from frugalml.report.results import MET, NOT_CHECKED, NOT_MET, BenchResult, Table
 from frugalml.report.script import bench_main
 from frugalml.subspace import (
+    SaddleResult,
     adam_gda,
     admm_equality_ls,
     bilinear_game,
@@ -44,7 +45,6 @@ from frugalml.subspace import (
     proximal_point,
     quadratic_game,
 )
-from frugalml.subspace.saddle import SaddleResult
 
 __all__ = ["ADMM_CG_TOLS", "ADMM_RHOS", "REPORT_AREA", "REPORT_TITLE", "main", "run"]
 

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> BenchResult:
                  None, t_sk, (loss(sk.coef_.ravel()) - f_star) / abs(f_star)))  # fmt: skip
     m = args.m_factor * d
     # two workers in parallel with one BLAS thread each: the two cores the baselines use
-    with make_executor("local-thread", max_workers=2) as ex, threadpool_limits(1):
+    with make_executor("local-thread", workers=2) as ex, threadpool_limits(1):
         for avg in ("debiased", "naive"):
             t0 = time.perf_counter()
             res = distributed_newton(a, y, loss="logistic", lam=lam, q=args.q, m=m,
