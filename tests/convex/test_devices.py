@@ -44,7 +44,7 @@ def test_bad_device_is_invalid_input():
         lambda: first_order_sdp(X, y, a=1.0, b=0.5, c=0.0, beta=0.1, device="nope"),
     ]  # fmt: skip
     for call in calls:
-        with pytest.raises(InvalidInputError, match="device must be .cpu., .cuda."):
+        with pytest.raises(InvalidInputError, match="device must be 'cpu', 'cuda'"):
             call()
 
 
