@@ -209,20 +209,27 @@ def _compensate(
     return Q.T
 
 
+def _weight_and_scale(W: Any, scale: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``W`` ``(out, in)`` and its per-row ``scale`` ``(out,)`` as checked float64 tensors,
+    ``scale`` on ``W``'s device."""
+    Wt = _tensor(W, "W", 2)
+    s = _tensor(scale, "scale", 1).to(Wt.device)
+    if s.shape != (Wt.shape[0],):
+        raise InvalidInputError(f"scale must have shape ({Wt.shape[0]},), got {tuple(s.shape)}")
+    return Wt, s
+
+
 def _validated(
     W: Any, H: Any, scale: Any, grid: Any, damp: Any, block: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Grid, float, int]:
     grid = _check_grid(grid)
     damp = check_nonnegative_float(damp, "damp")
     block = check_int(block, "block", low=1)
-    Wt = _tensor(W, "W", 2)
+    Wt, s = _weight_and_scale(W, scale)
     Ht = _tensor(H, "H", 2).to(Wt.device)
-    s = _tensor(scale, "scale", 1).to(Wt.device)
-    out, n = Wt.shape
+    n = Wt.shape[1]
     if Ht.shape != (n, n):
         raise InvalidInputError(f"H must have shape ({n}, {n}) for W of shape {tuple(Wt.shape)}")
-    if s.shape != (out,):
-        raise InvalidInputError(f"scale must have shape ({out},), got {tuple(s.shape)}")
     if bool((s < 0).any()):
         raise InvalidInputError("scale must be >= 0")
     return Wt, Ht, s, grid, damp, block
@@ -238,10 +245,7 @@ def nearest_codes(W: Any, scale: Any, grid: Grid) -> np.ndarray:
     """Round-to-nearest codes ``clip(rint(W / s_k), qmin, qmax)`` per row (0 where
     ``s_k == 0``), ``int8`` ``(out, in)``: the paper's rounding, for comparison."""
     grid = _check_grid(grid)
-    Wt = _tensor(W, "W", 2)
-    s = _tensor(scale, "scale", 1).to(Wt.device)
-    if s.shape != (Wt.shape[0],):
-        raise InvalidInputError(f"scale must have shape ({Wt.shape[0]},), got {tuple(s.shape)}")
+    Wt, s = _weight_and_scale(W, scale)
     return _nearest(Wt, s, grid).to(torch.int8).cpu().numpy()
 
 
