@@ -93,6 +93,14 @@ class _seeded:
             torch.random.set_rng_state(self.state)
 
 
+def _head_options(hidden: Any, n_classes: Any, device: Any) -> tuple[int, int, torch.device]:
+    """The checked options the CNNs share: ``hidden`` (>= 1), ``n_classes`` (>= 2) and the
+    ``torch.device`` of ``device``."""
+    hidden = check_int(hidden, "hidden", low=1)
+    n_classes = check_int(n_classes, "n_classes", low=2)
+    return hidden, n_classes, as_device(device)
+
+
 class DigitsCNN(nn.Module):
     """CNN for ``(N, 1, 8, 8)`` images: conv3x3(1->c1)-ReLU-conv3x3(c1->c2)-ReLU-maxpool2
     -fc(c2*16->hidden)-ReLU-fc(hidden->n_classes). Returns logits ``(N, n_classes)``.
@@ -116,9 +124,7 @@ class DigitsCNN(nn.Module):
     ) -> None:
         super().__init__()
         c1, c2 = (check_int(c, "channels", low=1) for c in channels)
-        hidden = check_int(hidden, "hidden", low=1)
-        n_classes = check_int(n_classes, "n_classes", low=2)
-        dev = as_device(device)
+        hidden, n_classes, dev = _head_options(hidden, n_classes, device)
         with _seeded(rng):
             self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
             self.conv2 = nn.Conv2d(c1, c2, 3, padding=1)
@@ -153,9 +159,7 @@ class MNIST1DCNN(nn.Module):
     ) -> None:
         super().__init__()
         c = check_int(channels, "channels", low=1)
-        hidden = check_int(hidden, "hidden", low=1)
-        n_classes = check_int(n_classes, "n_classes", low=2)
-        dev = as_device(device)
+        hidden, n_classes, dev = _head_options(hidden, n_classes, device)
         with _seeded(rng):
             self.conv1 = nn.Conv1d(1, c, 5, stride=2, padding=1)
             self.conv2 = nn.Conv1d(c, c, 3, stride=2, padding=1)
