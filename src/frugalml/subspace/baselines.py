@@ -92,99 +92,95 @@ def _first_order(
     return rec.result(x, y, lr=lr)
 
 
-def gda(
-    problem: SaddleProblem,
-    x0: Any,
-    y0: Any,
-    *,
-    lr: float | None = None,
-    tol: float = 1e-8,
-    max_iter: int = 100_000,
-    max_evals: int | None = None,
-    target: str | None = None,
-    callback: Callback | None = None,
-    progress: Progress | None = None,
-    history_every: int = 1,
-) -> SaddleResult:
+def _first_order_method(
+    method: str, lr_factor: float, make_step: Callable[[SaddleProblem, float], Step], doc: str
+) -> Callable[..., SaddleResult]:
+    """Build the public solver ``method`` from its update ``make_step(problem, lr)``: one
+    signature and one driver (:func:`_first_order`) for all the gradient baselines."""
+
+    def solver(
+        problem: SaddleProblem,
+        x0: Any,
+        y0: Any,
+        *,
+        lr: float | None = None,
+        tol: float = 1e-8,
+        max_iter: int = 100_000,
+        max_evals: int | None = None,
+        target: str | None = None,
+        callback: Callback | None = None,
+        progress: Progress | None = None,
+        history_every: int = 1,
+    ) -> SaddleResult:
+        opts = dict(tol=tol, max_iter=max_iter, max_evals=max_evals, target=target,
+                    callback=callback, progress=progress, history_every=history_every)  # fmt: skip
+        return _first_order(
+            problem, x0, y0, method, lambda lr: make_step(problem, lr), lr, lr_factor, opts
+        )
+
+    solver.__name__ = solver.__qualname__ = method
+    solver.__doc__ = doc
+    return solver
+
+
+def _gda_step(problem: SaddleProblem, lr: float) -> Step:
+    return lambda x, y, gx, gy: (x - lr * gx, y + lr * gy)
+
+
+def _extragradient_step(problem: SaddleProblem, lr: float) -> Step:
+    def step(x, y, gx, gy):
+        hx, hy = problem.gradients(x - lr * gx, y + lr * gy)
+        return x - lr * hx, y + lr * hy
+
+    return step
+
+
+def _optimistic_step(problem: SaddleProblem, lr: float) -> Step:
+    previous: list[tuple[np.ndarray, np.ndarray]] = []  # G(z-), G(z) itself at the start
+
+    def step(x, y, gx, gy):
+        px, py = previous[0] if previous else (gx, gy)
+        previous[:] = [(gx, gy)]
+        return x - lr * (2 * gx - px), y + lr * (2 * gy - py)
+
+    return step
+
+
+gda = _first_order_method(
+    "gda",
+    0.5,
+    _gda_step,
     """Simultaneous gradient descent-ascent ``x -= lr grad_x``, ``y += lr grad_y``.
 
+    ``gda(problem, x0, y0, *, lr=None, tol=1e-8, max_iter=100_000, max_evals=None,
+    target=None, callback=None, progress=None, history_every=1) -> SaddleResult``.
     One gradient evaluation per iteration; ``lr`` defaults to ``0.5 / L``. Stops at
     ``tol`` on the target metric, at ``max_iter``/``max_evals``, or when the target grew by a
     factor 1e8 (``diverged=True``). O(cost of a gradient) per iteration.
-    """
+    """,
+)
 
-    def make_step(lr: float) -> Step:
-        return lambda x, y, gx, gy: (x - lr * gx, y + lr * gy)
-
-    opts = dict(tol=tol, max_iter=max_iter, max_evals=max_evals, target=target,
-                callback=callback, progress=progress, history_every=history_every)  # fmt: skip
-    return _first_order(problem, x0, y0, "gda", make_step, lr, 0.5, opts)
-
-
-def extragradient(
-    problem: SaddleProblem,
-    x0: Any,
-    y0: Any,
-    *,
-    lr: float | None = None,
-    tol: float = 1e-8,
-    max_iter: int = 100_000,
-    max_evals: int | None = None,
-    target: str | None = None,
-    callback: Callback | None = None,
-    progress: Progress | None = None,
-    history_every: int = 1,
-) -> SaddleResult:
+extragradient = _first_order_method(
+    "extragradient",
+    0.9,
+    _extragradient_step,
     """Extragradient: ``w = z - lr G(z)``, ``z+ = z - lr G(w)`` (2 evaluations / iteration).
 
-    Converges on bilinear games for ``lr < 1/L`` at rate ``1 - O(1/kappa^2)`` per iteration;
-    ``lr`` defaults to ``0.9 / L``.
-    """
+    Arguments and stopping rules as :func:`gda`. Converges on bilinear games for
+    ``lr < 1/L`` at rate ``1 - O(1/kappa^2)`` per iteration; ``lr`` defaults to ``0.9 / L``.
+    """,
+)
 
-    def make_step(lr: float) -> Step:
-        def step(x, y, gx, gy):
-            hx, hy = problem.gradients(x - lr * gx, y + lr * gy)
-            return x - lr * hx, y + lr * hy
-
-        return step
-
-    opts = dict(tol=tol, max_iter=max_iter, max_evals=max_evals, target=target,
-                callback=callback, progress=progress, history_every=history_every)  # fmt: skip
-    return _first_order(problem, x0, y0, "extragradient", make_step, lr, 0.9, opts)
-
-
-def optimistic_gda(
-    problem: SaddleProblem,
-    x0: Any,
-    y0: Any,
-    *,
-    lr: float | None = None,
-    tol: float = 1e-8,
-    max_iter: int = 100_000,
-    max_evals: int | None = None,
-    target: str | None = None,
-    callback: Callback | None = None,
-    progress: Progress | None = None,
-    history_every: int = 1,
-) -> SaddleResult:
+optimistic_gda = _first_order_method(
+    "optimistic_gda",
+    0.45,
+    _optimistic_step,
     """Optimistic GDA ``z+ = z - lr (2 G(z) - G(z-))`` (1 evaluation / iteration).
 
-    Converges on bilinear games for ``lr <= 1/(2L)``; ``lr`` defaults to ``0.45 / L``.
-    """
-
-    def make_step(lr: float) -> Step:
-        previous: list[tuple[np.ndarray, np.ndarray]] = []  # G(z-), G(z) itself at the start
-
-        def step(x, y, gx, gy):
-            px, py = previous[0] if previous else (gx, gy)
-            previous[:] = [(gx, gy)]
-            return x - lr * (2 * gx - px), y + lr * (2 * gy - py)
-
-        return step
-
-    opts = dict(tol=tol, max_iter=max_iter, max_evals=max_evals, target=target,
-                callback=callback, progress=progress, history_every=history_every)  # fmt: skip
-    return _first_order(problem, x0, y0, "optimistic_gda", make_step, lr, 0.45, opts)
+    Arguments and stopping rules as :func:`gda`. Converges on bilinear games for
+    ``lr <= 1/(2L)``; ``lr`` defaults to ``0.45 / L``.
+    """,
+)
 
 
 def proximal_point(
