@@ -73,12 +73,13 @@ def finite_difference(
     """One worker's output: (f(x + s w) - f(x - s w)) / (2 s), or (f(x + s w) - f0) / s.
 
     Module-level (picklable) so that process and serverless executors can run it.
+    :func:`evaluate_differences` on the single direction ``w`` (the same points, the same
+    arithmetic).
     """
-    if antithetic:
-        vals = call_objective(objective, np.stack([x + sigma * w, x - sigma * w]), batched)
-        return float((vals[0] - vals[1]) / (2.0 * sigma))
-    val = call_objective(objective, (x + sigma * w)[None, :], batched)[0]
-    return float((val - f0) / sigma)
+    diffs = evaluate_differences(
+        objective, x, w[None, :], sigma, antithetic=antithetic, f0=f0, batched=batched
+    )
+    return float(diffs[0])
 
 
 def evaluate_differences(
