@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -17,11 +18,15 @@ __all__ = [
     "BLAS_OPTION",
     "JSON_OPTION",
     "PROGRESS_COLUMNS",
+    "SEED_OPTION",
+    "TAIL_RATE_OPTION",
     "WorkBar",
+    "checked_plot_path",
     "console",
     "emit_json",
     "err_console",
     "limit_blas_threads",
+    "straggler_model_from_options",
 ]
 
 console = Console()
@@ -33,6 +38,11 @@ JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 BLAS_OPTION = typer.Option(
     None, "--blas-threads", min=1, help="BLAS threads (default $FRUGALML_BLAS_THREADS or 1)."
 )
+
+#: ``--seed`` of the commands that draw random numbers (an int seed, default 0)
+SEED_OPTION = typer.Option(0, help="Random seed.")
+#: ``--rate`` of a straggler model whose defaults live in the model (None: the model's default)
+TAIL_RATE_OPTION = typer.Option(None, help="Rate of the exponential tail [default 1].")
 
 
 def emit_json(payload: Any) -> None:
@@ -80,3 +90,28 @@ class WorkBar:
     def callback(self, message: str, fraction: float) -> None:
         """``progress(message, fraction)`` with ``fraction`` in [0, 1] (bar total 1)."""
         self.update(min(max(fraction, 0.0), 1.0), message)
+
+
+def checked_plot_path(plot: Path | None, option: str = "--plot") -> Path | None:
+    """``plot`` checked as a writable PNG destination, with the plotting extra installed
+    (None stays None), before any work starts."""
+    if plot is None:
+        return None
+    from .._io import check_output_path
+    from .._plot import require_plotting
+
+    plot = check_output_path(plot, option)
+    require_plotting(option)
+    return plot
+
+
+def straggler_model_from_options(name: str, **options: float | None):
+    """The straggler model ``name`` (``--stragglers``, one of
+    :data:`frugalml.runtime.stragglers.MODEL_NAMES`) built from the options given on the
+    command line; options left at None take the model's defaults."""
+    from .._validate import check_choice
+    from ..runtime import model_from_spec
+    from ..runtime.stragglers import MODEL_NAMES
+
+    check_choice(name, "stragglers", MODEL_NAMES)
+    return model_from_spec(name, **{key: v for key, v in options.items() if v is not None})

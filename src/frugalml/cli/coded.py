@@ -16,8 +16,6 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from .._io import check_output_path
-from .._plot import require_plotting
 from .._resources import check_memory
 from .._validate import (
     check_choice,
@@ -34,14 +32,17 @@ from ..runtime import (
     model_from_spec,
 )
 from ..runtime.local import check_pool_size
-from ..runtime.stragglers import MODEL_NAMES
 from ._common import (
     BLAS_OPTION,
     JSON_OPTION,
     PROGRESS_COLUMNS,
+    SEED_OPTION,
+    TAIL_RATE_OPTION,
+    checked_plot_path,
     console,
     emit_json,
     limit_blas_threads,
+    straggler_model_from_options,
 )
 from .coded_dfo import STRAGGLER_MODELS, STRAGGLERS_HELP, attack, es
 
@@ -84,7 +85,7 @@ def matmul(
     rate: float = typer.Option(20.0, help="Straggler model: rate of the exponential tail."),
     mode: str = typer.Option("exact", help="exact | anytime"),
     deadline: float = typer.Option(None, help="Seconds to wait (required for anytime)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:
@@ -186,11 +187,11 @@ def simulate(
     k: int = typer.Option(None, help="K data blocks (default N/2)."),
     stragglers: str = typer.Option("bimodal", "--stragglers", help=STRAGGLERS_HELP),
     shift: float = typer.Option(None, help="Minimum task time [default 1]."),
-    rate: float = typer.Option(None, help="Rate of the exponential tail [default 1]."),
+    rate: float = TAIL_RATE_OPTION,
     p_slow: float = typer.Option(None, help="Fraction of heavy stragglers [default 0.1]."),
     slowdown: float = typer.Option(None, help="Slow-down of heavy stragglers [default 10]."),
     trials: int = typer.Option(500, help="Monte-Carlo trials."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SEED_OPTION,
     plot: Path = typer.Option(None, help="Write a PNG of the completion-time CDFs here."),
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
@@ -199,18 +200,16 @@ def simulate(
     from ..coded.simulate import default_schemes, simulate_latency
 
     limit_blas_threads(blas_threads)
-    if plot is not None:
-        plot = check_output_path(plot, "--plot")
-        require_plotting("--plot")
+    plot = checked_plot_path(plot)
     check_int(seed, "seed", low=0)
     n = check_int(workers, "workers", low=1)
     if n & (n - 1):
         raise InvalidInputError(f"--workers must be a power of two (polar code), got {n}")
     k = max(1, n // 2) if k is None else check_int(k, "k", low=1, high=n)
     trials = check_int(trials, "trials", low=1)
-    check_choice(stragglers, "stragglers", MODEL_NAMES)
-    given = {"shift": shift, "rate": rate, "p_slow": p_slow, "slowdown": slowdown}
-    strag = model_from_spec(stragglers, **{key: v for key, v in given.items() if v is not None})
+    strag = straggler_model_from_options(
+        stragglers, shift=shift, rate=rate, p_slow=p_slow, slowdown=slowdown
+    )
     # the trials x N completion times (3 copies), the codes' generators and the N x N
     # prefixes of the polar decodability scan
     check_memory(

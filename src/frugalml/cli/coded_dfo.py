@@ -34,6 +34,7 @@ from ._common import (
     BLAS_OPTION,
     JSON_OPTION,
     PROGRESS_COLUMNS,
+    SEED_OPTION,
     console,
     emit_json,
     limit_blas_threads,
@@ -93,7 +94,7 @@ def es(
     backend: str = typer.Option(
         "none", help="none (in process, simulated clock) | local-thread | local | ray | ..."
     ),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:
@@ -219,7 +220,7 @@ def attack(
     stragglers: str = typer.Option("bimodal", "--stragglers", help=STRAGGLERS_HELP),
     p_slow: float = typer.Option(0.2, help="Bimodal: fraction of slow workers."),
     slowdown: float = typer.Option(10.0, help="Bimodal: slow-down of slow workers."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:

@@ -9,21 +9,22 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from .._io import check_output_path
-from .._plot import require_plotting
 from .._resources import check_memory
 from .._validate import check_choice, check_int
 from ..errors import InvalidInputError
-from ..runtime import BACKENDS, backend_info, make_executor, model_from_spec
+from ..runtime import BACKENDS, backend_info, make_executor
 from ..runtime.simulate import simulate_first_k
-from ..runtime.stragglers import MODEL_NAMES
 from ._common import (
     BLAS_OPTION,
     JSON_OPTION,
     PROGRESS_COLUMNS,
+    SEED_OPTION,
+    TAIL_RATE_OPTION,
+    checked_plot_path,
     console,
     emit_json,
     limit_blas_threads,
+    straggler_model_from_options,
 )
 
 __all__ = ["runtime_app"]
@@ -117,7 +118,7 @@ def simulate(
     shift: float = typer.Option(
         None, help="Minimum task time [default 1] (shifted-exponential, bimodal)."
     ),
-    rate: float = typer.Option(None, help="Rate of the exponential tail [default 1]."),
+    rate: float = TAIL_RATE_OPTION,
     scale: float = typer.Option(None, help="Pareto scale [default 1]."),
     alpha: float = typer.Option(None, help="Pareto tail index [default 2]."),
     p_slow: float = typer.Option(
@@ -127,23 +128,21 @@ def simulate(
         None, help="Slow-down of heavy stragglers [default 10] (bimodal)."
     ),
     trials: int = typer.Option(2000, help="Monte-Carlo trials."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SEED_OPTION,
     plot: Path = typer.Option(None, help="Write a PNG plot of latency versus k here."),
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:
     """Latency of first-k versus all-n under a straggler model (exact and Monte-Carlo)."""
     limit_blas_threads(blas_threads)
-    if plot is not None:
-        plot = check_output_path(plot, "--plot")
-        require_plotting("--plot")
+    plot = checked_plot_path(plot)
     check_int(seed, "seed", low=0)
     n = check_int(workers, "workers", low=1)
     check_int(trials, "trials", low=2)
-    check_choice(stragglers, "stragglers", MODEL_NAMES)
-    given = {"shift": shift, "rate": rate, "scale": scale, "alpha": alpha}
-    given.update(p_slow=p_slow, slowdown=slowdown)
-    m = model_from_spec(stragglers, **{key: v for key, v in given.items() if v is not None})
+    m = straggler_model_from_options(
+        stragglers, shift=shift, rate=rate, scale=scale, alpha=alpha, p_slow=p_slow,
+        slowdown=slowdown,
+    )  # fmt: skip
     ks = k or sorted({max(1, n // 4), max(1, n // 2), max(1, 3 * n // 4), n})
     check_memory(
         2 * 8.0 * n * trials,

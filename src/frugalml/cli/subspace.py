@@ -10,11 +10,19 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from .._io import atomic_write_bytes, check_output_path
-from .._plot import require_plotting
+from .._io import atomic_write_bytes
 from .._validate import check_choice, check_int, check_positive_float
 from ..errors import InvalidInputError
-from ._common import BLAS_OPTION, JSON_OPTION, WorkBar, console, emit_json, limit_blas_threads
+from ._common import (
+    BLAS_OPTION,
+    JSON_OPTION,
+    SEED_OPTION,
+    WorkBar,
+    checked_plot_path,
+    console,
+    emit_json,
+    limit_blas_threads,
+)
 from .subspace_train import train
 
 __all__ = ["subspace_app"]
@@ -65,7 +73,7 @@ def saddle_cmd(
     ),
     tol: float = typer.Option(1e-8, help="Target relative distance (constrained: KKT error)."),
     max_evals: int = typer.Option(200_000, min=1, help="Gradient-evaluation budget per method."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SEED_OPTION,
     plot: Path = typer.Option(None, "--plot", help="Write a convergence plot (PNG) here."),
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
@@ -74,9 +82,7 @@ def saddle_cmd(
     from .. import subspace as ss
     from ..subspace.pd_sesop import SADDLE_DIRECTIONS
 
-    if plot is not None:
-        plot = check_output_path(plot, "--plot")
-        require_plotting("--plot")
+    plot = checked_plot_path(plot)
     limit_blas_threads(blas_threads)
     check_choice(problem, "--problem", PROBLEMS)
     check_choice(inner, "--inner", ("min_residual", "exact_quadratic"))
