@@ -23,6 +23,7 @@ from ..runtime import BACKENDS, concurrent_options, make_executor
 from ._common import (
     BLAS_OPTION,
     JSON_OPTION,
+    SEED_OPTION,
     WorkBar,
     console,
     emit_json,
@@ -54,6 +55,24 @@ def _save(path: Path | None, x: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, x)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _emit_solution(
+    payload: dict, x: np.ndarray, out: Path | None, json_out: bool, *lines: object,
+    note_out: bool = True,
+) -> None:  # fmt: skip
+    """Save ``x`` to ``--out`` (if given), then print the result: with ``--json`` the payload
+    plus ``x`` (the list, or the ``--out`` path); else ``lines`` and, with ``note_out``,
+    where ``x`` was written."""
+    _save(out, x)
+    if json_out:
+        payload["x"] = x.tolist() if out is None else str(out)
+        emit_json(payload)
+        return
+    for line in lines:
+        console.print(line)
+    if note_out and out is not None:
+        console.print(f"x written to {out}")
 
 
 def _reference(a, b, lam):
@@ -93,7 +112,7 @@ def lstsq_cmd(
         help="sketch-and-precondition only: mixed (float32 factor) | double (default mixed "
         "with cg, double otherwise).",
     ),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SEED_OPTION,
     target: int = TARGET_OPTION,
     compare: bool = typer.Option(False, help="Also solve with LAPACK (gelsd) and compare."),
     out: Path = OUT_OPTION,
@@ -140,20 +159,14 @@ def lstsq_cmd(
         payload["relative_residual_error"] = float(
             np.linalg.norm(a @ (res.x - ref)) / max(np.linalg.norm(r_ref), 1e-300)
         )
-    _save(out, res.x)
-    if json_out:
-        payload["x"] = res.x.tolist() if out is None else str(out)
-        emit_json(payload)
-    else:
-        console.print(res.summary())
-        if compare:
-            console.print(
-                f"vs LAPACK gelsd ({payload['lapack_seconds']:.3g}s): relative solution error "
-                f"{payload['relative_solution_error']:.3g}, ||A(x - x*)||/||b - A x*|| = "
-                f"{payload['relative_residual_error']:.3g}"
-            )
-        if out is not None:
-            console.print(f"x written to {out}")
+    lines: list[object] = [res.summary()]
+    if compare:
+        lines.append(
+            f"vs LAPACK gelsd ({payload['lapack_seconds']:.3g}s): relative solution error "
+            f"{payload['relative_solution_error']:.3g}, ||A(x - x*)||/||b - A x*|| = "
+            f"{payload['relative_residual_error']:.3g}"
+        )
+    _emit_solution(payload, res.x, out, json_out, *lines)
     return 0
 
 
@@ -170,7 +183,7 @@ def distributed_cmd(
     deadline: float = typer.Option(None, help="Average what arrived by this many seconds."),
     lam: float = typer.Option(0.0, help="Ridge parameter lambda >= 0."),
     weights: str = typer.Option("inverse-variance", help="inverse-variance | uniform"),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SEED_OPTION,
     target: int = TARGET_OPTION,
     out: Path = OUT_OPTION,
     json_out: bool = JSON_OPTION,
@@ -195,7 +208,6 @@ def distributed_cmd(
             a, b, workers, size, sketch=sketch, executor=ex, k=k, deadline=deadline, lam=lam,
             weights=weights, rng=seed,
         )  # fmt: skip
-    _save(out, res.x)
     payload = {
         "q": workers, "m": size, "sketch": sketch, "backend": backend,
         "arrived": list(res.arrived),
@@ -204,12 +216,9 @@ def distributed_cmd(
         "bytes_placed": res.bytes_placed, "bytes_sent": res.bytes_sent,
         "bytes_received": res.bytes_received,
     }  # fmt: skip
-    if json_out:
-        payload["x"] = res.x.tolist() if out is None else str(out)
-        emit_json(payload)
-    else:
-        console.print(res.summary())
-        console.print(res.gathered.summary())
+    _emit_solution(
+        payload, res.x, out, json_out, res.summary(), res.gathered.summary(), note_out=False
+    )
     return 0
 
 
@@ -251,7 +260,7 @@ def newton_cmd(
         50, "--steps", help="Newton steps (the most it runs when --tol stops it earlier)."
     ),
     tol: float = typer.Option(1e-10, help="Stop when ||g|| <= tol ||g_0||."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SEED_OPTION,
     target: int = TARGET_OPTION,
     out: Path = OUT_OPTION,
     json_out: bool = JSON_OPTION,
@@ -275,7 +284,6 @@ def newton_cmd(
             averaging=averaging, weights=weights, executor=ex, k=k, deadline=deadline,
             max_iter=steps, tol=tol, rng=seed, progress=bar.callback,
         )  # fmt: skip
-    _save(out, res.x)
     payload = {
         "loss": loss, "lam": lam, "q": workers, "m": list(res.sizes), "sketch": sketch,
         "averaging": averaging, "iterations": res.iterations, "converged": res.converged,
@@ -285,13 +293,7 @@ def newton_cmd(
         "history": [{"f": f, "grad_norm": gn, "seconds": s, "workers": w}
                     for f, gn, s, w in res.history],
     }  # fmt: skip
-    if json_out:
-        payload["x"] = res.x.tolist() if out is None else str(out)
-        emit_json(payload)
-    else:
-        console.print(res.summary())
-        if out is not None:
-            console.print(f"x written to {out}")
+    _emit_solution(payload, res.x, out, json_out, res.summary())
     return 0
 
 
