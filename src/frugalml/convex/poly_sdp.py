@@ -194,20 +194,13 @@ def _solve_lifted(
     moments: np.ndarray,
     X: np.ndarray,
     y: np.ndarray,
-    *,
-    activation: Polynomial,
-    beta: float,
-    loss: str,
-    solver: str,
-    huber_delta: float,
-    eps: float | None,
-    verbose: bool,
-    solver_options: dict | None,
-    filter_size: int | None,
-    stride: int | None,
+    opts: _Options,
     t_start: float,
-    progress: Progress | None,
+    filter_size: int | None = None,
+    stride: int | None = None,
 ) -> PolySDPSolution:
+    activation, beta, loss, solver = opts.activation, opts.beta, opts.loss, opts.solver
+    huber_delta, eps, progress = opts.huber_delta, opts.eps, opts.progress
     say = progress or _quiet
     say("building SDP", 0.0)
     cp = import_cvxpy()
@@ -230,7 +223,7 @@ def _solve_lifted(
         Zps.append(Zp)
     problem = cp.Problem(cp.Minimize(cp.sum(objective_terms)), constraints)
     build_seconds = time.perf_counter() - t_start
-    kwargs = solver_kwargs(cp, solver, eps, solver_options)
+    kwargs = solver_kwargs(cp, solver, eps, opts.solver_options)
     other = "scs" if solver == "clarabel" else "clarabel"
     say(f"solving ({solver})", 0.1)
     t_solve = time.perf_counter()
@@ -238,7 +231,7 @@ def _solve_lifted(
         with warnings.catch_warnings():
             # CVXPY's generic notice; an inaccurate status gets our own warning below
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            problem.solve(verbose=verbose, **kwargs)
+            problem.solve(verbose=opts.verbose, **kwargs)
     except TypeError as exc:  # an option the solver does not know
         raise InvalidInputError(f"bad solver_options for {solver}: {exc}") from exc
     except cp.error.SolverError as exc:
@@ -305,12 +298,12 @@ def _solve_lifted(
     )
 
 
-def _solve_first_order(
-    X, y, activation, beta, loss, huber_delta, eps, t0, options, progress
-) -> PolySDPSolution:
+def _solve_first_order(X: np.ndarray, y: np.ndarray, opts: _Options, t0: float) -> PolySDPSolution:
     from .first_order import first_order_sdp
 
-    say = progress or _quiet
+    activation, beta, loss, huber_delta = opts.activation, opts.beta, opts.loss, opts.huber_delta
+    eps, options = opts.eps, opts.solver_options
+    say = opts.progress or _quiet
     say("solving (first-order)", 0.0)
     res = first_order_sdp(
         X, y, a=activation.a, b=activation.b, c=activation.c, beta=beta, loss=loss,
@@ -336,14 +329,33 @@ def _solve_first_order(
     )
 
 
-def _check_common(
+@dataclass(frozen=True)
+class _Options:
+    """The validated options that :func:`solve_poly_sdp` and :func:`solve_poly_conv_sdp`
+    share, as the solvers (:func:`_solve_lifted`, :func:`_solve_first_order`) take them."""
+
+    activation: Polynomial
+    beta: float
+    loss: str
+    solver: str
+    huber_delta: float
+    eps: float | None
+    verbose: bool
+    solver_options: dict | None
+    progress: Progress | None
+
+
+def _check_options(
     activation: Any,
     beta: Any,
     loss: str,
     solver: str,
     huber_delta: Any,
     eps: Any,
-) -> tuple[Polynomial, float, float, float | None]:
+    verbose: bool,
+    solver_options: dict | None,
+    progress: Progress | None,
+) -> _Options:
     activation = check_activation(activation)
     beta = check_positive_float(beta, "beta")
     check_choice(loss, "loss", LOSSES)
@@ -356,7 +368,9 @@ def _check_common(
     huber_delta = check_positive_float(huber_delta, "huber_delta")
     if eps is not None:
         eps = check_positive_float(eps, "eps")
-    return activation, beta, huber_delta, eps
+    return _Options(
+        activation, beta, loss, solver, huber_delta, eps, verbose, solver_options, progress
+    )
 
 
 # ------------------------------------------------------------------------- public API
@@ -417,34 +431,15 @@ def solve_poly_sdp(
     :class:`~frugalml.errors.BackendUnavailableError` without CVXPY.
     """
     t0 = time.perf_counter()
-    activation, beta, huber_delta, eps = _check_common(
-        activation, beta, loss, solver, huber_delta, eps
+    opts = _check_options(
+        activation, beta, loss, solver, huber_delta, eps, verbose, solver_options, progress
     )
     X, y = check_data(X, y, loss)
     k = 1 if y.ndim == 1 else y.shape[1]
     check_lift_size(X.shape[1] + 1, k, solver, "d", X.shape[0])
     if solver == "first-order":
-        return _solve_first_order(
-            X, y, activation, beta, loss, huber_delta, eps, t0, solver_options, progress
-        )
-    moments = lifted_moments(X)
-    return _solve_lifted(
-        moments,
-        X,
-        y,
-        activation=activation,
-        beta=beta,
-        loss=loss,
-        solver=solver,
-        huber_delta=huber_delta,
-        eps=eps,
-        verbose=verbose,
-        solver_options=solver_options,
-        filter_size=None,
-        stride=None,
-        t_start=t0,
-        progress=progress,
-    )
+        return _solve_first_order(X, y, opts, t0)
+    return _solve_lifted(lifted_moments(X), X, y, opts, t0)
 
 
 def solve_poly_conv_sdp(
@@ -474,8 +469,8 @@ def solve_poly_conv_sdp(
     arguments are those of :func:`solve_poly_sdp`.
     """
     t0 = time.perf_counter()
-    activation, beta, huber_delta, eps = _check_common(
-        activation, beta, loss, solver, huber_delta, eps
+    opts = _check_options(
+        activation, beta, loss, solver, huber_delta, eps, verbose, solver_options, progress
     )
     check_choice(pooling, "pooling", _POOLINGS)
     if solver == "first-order":
@@ -495,20 +490,4 @@ def solve_poly_conv_sdp(
         fix="use a larger stride or fewer samples",
     )
     moments = lifted_moments(X, filter_size, stride)
-    return _solve_lifted(
-        moments,
-        X,
-        y,
-        activation=activation,
-        beta=beta,
-        loss=loss,
-        solver=solver,
-        huber_delta=huber_delta,
-        eps=eps,
-        verbose=verbose,
-        solver_options=solver_options,
-        filter_size=filter_size,
-        stride=stride,
-        t_start=t0,
-        progress=progress,
-    )
+    return _solve_lifted(moments, X, y, opts, t0, filter_size, stride)
