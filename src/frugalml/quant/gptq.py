@@ -69,7 +69,7 @@ import torch  # noqa: E402
 from .baselines import SCALE_METHODS  # noqa: E402
 from .gram import GramAccumulator, input_columns  # noqa: E402
 from .residual import ResidualTensor  # noqa: E402
-from .uniform import Grid  # noqa: E402
+from .uniform import Grid, check_grid  # noqa: E402
 
 __all__ = [
     "DEFAULT_BLOCK",
@@ -117,14 +117,6 @@ def _tensor(x: Any, name: str, ndim: int) -> torch.Tensor:
     if not bool(torch.isfinite(t).all()):
         raise InvalidInputError(f"{name} contains NaN or inf")
     return t
-
-
-def _check_grid(grid: Any) -> Grid:
-    if not isinstance(grid, Grid):
-        raise InvalidInputError(
-            f"grid must be a frugalml.quant.uniform.Grid, got {type(grid).__name__}"
-        )
-    return grid
 
 
 # --------------------------------------------------------------------- internal (tensors)
@@ -222,7 +214,7 @@ def _weight_and_scale(W: Any, scale: Any) -> tuple[torch.Tensor, torch.Tensor]:
 def _validated(
     W: Any, H: Any, scale: Any, grid: Any, damp: Any, block: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Grid, float, int]:
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     damp = check_nonnegative_float(damp, "damp")
     block = check_int(block, "block", low=1)
     Wt, s = _weight_and_scale(W, scale)
@@ -244,7 +236,7 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
 def nearest_codes(W: Any, scale: Any, grid: Grid) -> np.ndarray:
     """Round-to-nearest codes ``clip(rint(W / s_k), qmin, qmax)`` per row (0 where
     ``s_k == 0``), ``int8`` ``(out, in)``: the paper's rounding, for comparison."""
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     Wt, s = _weight_and_scale(W, scale)
     return _nearest(Wt, s, grid).to(torch.int8).cpu().numpy()
 

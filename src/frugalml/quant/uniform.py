@@ -36,6 +36,7 @@ __all__ = [
     "MSEEvaluator",
     "as_channels",
     "check_bits",
+    "check_grid",
     "dequantize",
     "expand_channels",
     "fake_quantize",
@@ -97,7 +98,8 @@ class Grid:
         return f"{self.bits}-bit {kind} grid [{self.qmin}, {self.qmax}]"
 
 
-def _check_grid(grid: Any) -> Grid:
+def check_grid(grid: Any) -> Grid:
+    """``grid`` itself if it is a :class:`Grid`, else :class:`InvalidInputError`."""
     if not isinstance(grid, Grid):
         raise InvalidInputError(
             f"grid must be a frugalml.quant.uniform.Grid, got {type(grid).__name__}; "
@@ -150,7 +152,7 @@ def quantize(x: Any, scale: Any, grid: Grid, zero_point: Any = 0) -> np.ndarray:
     ``scale`` (``> 0``) and ``zero_point`` broadcast to ``x`` (per channel: shape
     ``(C, 1, ..., 1)``). ``O(x.size)``.
     """
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     xa = check_array(x, "x", dtype=None, min_size=0)
     s = _check_scale(scale)
     z = _check_zero_point(zero_point, grid)
@@ -168,7 +170,7 @@ def dequantize(codes: Any, scale: Any, grid: Grid, zero_point: Any = 0) -> np.nd
 
     Returns ``float32`` when ``scale`` is ``float32``, else ``float64``.
     """
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     c = check_array(codes, "codes", dtype=None, min_size=0)
     if c.size and (np.any(c != np.rint(c)) or c.min() < grid.qmin or c.max() > grid.qmax):
         raise InvalidInputError(
@@ -216,7 +218,7 @@ def quant_mse(
     reused buffers of 8 MiB, so the memory stays bounded for any ``m`` and any size of ``x``.
     Cost ``O(m * x.size)`` time, ``O(x.size)`` extra memory.
     """
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     check_choice(axis, "axis", (None, 0))
     xa = check_array(x, "x", dtype=np.float64)
     s = _check_scale(scales, "scales")
