@@ -286,6 +286,21 @@ def _layer_table(report, show_all: bool) -> Any:
     return table
 
 
+def _settings_json(
+    w_bits, a_bits, method, residual, act_residual, rounding, weights_only
+) -> dict[str, Any]:
+    """The quantization options as recorded in an export's meta and in ``--json`` output
+    (``a_bits`` None when only weights are quantized)."""
+    return {
+        "w_bits": w_bits,
+        "a_bits": None if weights_only else a_bits,
+        "method": method,
+        "residual": residual,
+        "act_residual": act_residual,
+        "rounding": rounding,
+    }
+
+
 def _layers_json(report) -> list[dict[str, Any]]:
     return [
         {
@@ -364,12 +379,9 @@ def model_cmd(
             if hasattr(mod, "export") and hasattr(mod, "w_codes")
         },
         "meta": {
-            "w_bits": w_bits,
-            "a_bits": None if weights_only else a_bits,
-            "method": method,
-            "residual": residual,
-            "act_residual": act_residual,
-            "rounding": rounding,
+            **_settings_json(
+                w_bits, a_bits, method, residual, act_residual, rounding, weights_only
+            ),
             "paper": "arXiv 1902.06822",
         },
     }
@@ -478,12 +490,7 @@ def eval_cmd(
         quant = evaluate(report.model, _stage(update, 0.8, 1.0))
     payload = {
         "model": model,
-        "w_bits": w_bits,
-        "a_bits": None if weights_only else a_bits,
-        "method": method,
-        "residual": residual,
-        "act_residual": act_residual,
-        "rounding": rounding,
+        **_settings_json(w_bits, a_bits, method, residual, act_residual, rounding, weights_only),
         "fp32": fp32,
         "quantized": quant,
         "extra_mac_fraction": report.extra_mac_fraction,
