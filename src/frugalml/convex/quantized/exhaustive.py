@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..._validate import check_choice, check_int, check_positive_float
+from ..._validate import check_int
 from ...errors import InvalidInputError
 from .network import QuantizedNetwork, refit_output_weights
-from .problem import LOSSES, SOLVERS, as_activation, check_quantized_data, is_even
+from .problem import check_quantized_problem, is_even
 
 __all__ = ["MAX_EXHAUSTIVE_D", "all_sign_neurons", "exhaustive_quantized"]
 
@@ -65,11 +65,9 @@ def exhaustive_quantized(
     Returns ``(objective, network)``. Raises :class:`InvalidInputError` for ``d > 12``.
     Cost: ``O(n d 2^d)`` for the dictionary and one conic solve with ``2^d`` weights.
     """
-    loss = check_choice(loss, "loss", LOSSES)
-    solver = check_choice(solver, "solver", SOLVERS)
-    beta = check_positive_float(beta, "beta")
-    act = as_activation(activation, a, b, c)
-    Xa, ya = check_quantized_data(X, y, loss)
+    Xa, ya, act, beta, loss, solver = check_quantized_problem(
+        X, y, activation=activation, a=a, b=b, c=c, beta=beta, loss=loss, solver=solver
+    )
     d = Xa.shape[1]
     if d > MAX_EXHAUSTIVE_D:
         raise InvalidInputError(

@@ -16,14 +16,12 @@ from typing import Any
 import numpy as np
 
 from ..._results import ResultRepr
-from ..._validate import check_array, check_choice, check_nonnegative_float, check_positive_float
+from ..._validate import check_array, check_nonnegative_float
 from ...errors import InvalidInputError
 from ..activation import Polynomial
 from .problem import (
-    LOSSES,
-    SOLVERS,
-    as_activation,
     check_quantized_data,
+    check_quantized_problem,
     import_cvxpy,
     quantized_cvx_loss,
     quantized_loss,
@@ -135,12 +133,10 @@ def refit_output_weights(
     ``beta``).
     Returns the network with ``train_objective`` set. Cost: one conic solve with ``m`` weights.
     """
-    loss = check_choice(loss, "loss", LOSSES)
-    solver = check_choice(solver, "solver", SOLVERS)
-    beta = check_positive_float(beta, "beta")
+    Xa, ya, act, beta, loss, solver = check_quantized_problem(
+        X, y, activation=activation, a=a, b=b, c=c, beta=beta, loss=loss, solver=solver
+    )
     prune_tol = check_nonnegative_float(prune_tol, "prune_tol")
-    act = as_activation(activation, a, b, c)
-    Xa, ya = check_quantized_data(X, y, loss)
     Ua = check_array(U, "U", ndim=2, shape=(Xa.shape[1], None), min_size=0)
     if not np.all(np.isin(Ua, (-1.0, 1.0))):
         raise InvalidInputError("U must have entries in {-1, +1}")

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..._highs import before_highspy
 from ..._optional import require
-from ..._validate import check_array
+from ..._validate import check_array, check_choice, check_positive_float
 from ...errors import InvalidInputError, SolverFailedError
 from ..activation import Polynomial
 
@@ -30,6 +30,7 @@ __all__ = [
     "SOLVERS",
     "as_activation",
     "check_quantized_data",
+    "check_quantized_problem",
     "import_cvxpy",
     "is_even",
     "quantized_cvx_loss",
@@ -104,6 +105,32 @@ def check_quantized_data(X: Any, y: Any, loss: str) -> tuple[np.ndarray, np.ndar
     if loss in CLASSIFICATION_LOSSES and not np.all(np.isin(ya, (-1.0, 1.0))):
         raise InvalidInputError(f"the {loss} loss needs labels in {{-1, +1}}; map y first")
     return Xa, ya
+
+
+def check_quantized_problem(
+    X: Any,
+    y: Any,
+    *,
+    activation: Any,
+    a: Any,
+    b: Any,
+    c: Any,
+    beta: Any,
+    loss: str,
+    solver: str,
+) -> tuple[np.ndarray, np.ndarray, Polynomial, float, str, str]:
+    """The checks shared by the solvers of the quantized problem, in this order: ``loss`` in
+    :data:`LOSSES`, ``solver`` in :data:`SOLVERS`, ``beta > 0``, the activation
+    (:func:`as_activation`) and the data (:func:`check_quantized_data`).
+
+    Returns ``(X (n, d), y (n,), activation, beta, loss, solver)``. ``O(n d)``.
+    """
+    loss = check_choice(loss, "loss", LOSSES)
+    solver = check_choice(solver, "solver", SOLVERS)
+    beta = check_positive_float(beta, "beta")
+    act = as_activation(activation, a, b, c)
+    Xa, ya = check_quantized_data(X, y, loss)
+    return Xa, ya, act, beta, loss, solver
 
 
 def import_cvxpy() -> Any:

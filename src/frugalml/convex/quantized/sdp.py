@@ -19,15 +19,12 @@ from typing import Any
 import numpy as np
 
 from ..._results import ResultRepr
-from ..._validate import check_array, check_choice, check_positive_float
+from ..._validate import check_array
 from ...progress import Progress
 from ..activation import Polynomial
 from ..lift import check_lift_size, lifted_features, lifted_moments
 from .problem import (
-    LOSSES,
-    SOLVERS,
-    as_activation,
-    check_quantized_data,
+    check_quantized_problem,
     import_cvxpy,
     quantized_cvx_loss,
     solve_program,
@@ -116,11 +113,9 @@ def solve_quantized_sdp(
     Raises :class:`~frugalml.errors.InvalidInputError` on bad input and
     :class:`~frugalml.errors.SolverFailedError` when the solver gives no solution.
     """
-    loss = check_choice(loss, "loss", LOSSES)
-    solver = check_choice(solver, "solver", SOLVERS)
-    beta = check_positive_float(beta, "beta")
-    act = as_activation(activation, a, b, c)
-    Xa, ya = check_quantized_data(X, y, loss)
+    Xa, ya, act, beta, loss, solver = check_quantized_problem(
+        X, y, activation=activation, a=a, b=b, c=c, beta=beta, loss=loss, solver=solver
+    )
     n, d = Xa.shape
     check_lift_size(d + 1, 1, solver, "d", n)
     say = progress or _quiet
