@@ -61,23 +61,19 @@ def _check_problem(problem: Any) -> SaddleProblem:
 Step = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def _first_order(
+def _iterate(
     problem: SaddleProblem,
-    x0: Any,
-    y0: Any,
+    x: np.ndarray,
+    y: np.ndarray,
     method: str,
-    make_step: Callable[[float], Step],
-    lr: float | None,
-    lr_factor: float,
+    step: Step,
     opts: dict[str, Any],
+    params: dict[str, float],
 ) -> SaddleResult:
-    """Shared driver of the gradient baselines: ``make_step(lr)`` returns the update
+    """Shared loop of the gradient baselines and the proximal point: ``step`` is the update
     ``(x, y, grad_x, grad_y) -> (x+, y+)`` (it may call ``problem.gradients`` for extra
-    evaluations, which the problem counts); the gradient at the new point is evaluated here."""
-    problem = _check_problem(problem)
-    x, y = problem.check_point(x0, y0)
-    lr = _default_lr(problem, lr, lr_factor, method)
-    step = make_step(lr)
+    evaluations, which the problem counts); the gradient at the new point is evaluated here.
+    ``opts`` are the :class:`~.recorder.Recorder` options, ``params`` go into the result."""
     rec = Recorder(problem, method, **opts)
     try:
         gx, gy = problem.gradients(x, y)
@@ -89,7 +85,7 @@ def _first_order(
             stop = rec.record(x, y, _norm2(gx, gy))
     except FloatingPointError as exc:
         raise rec.fail(exc) from None
-    return rec.result(x, y, lr=lr)
+    return rec.result(x, y, **params)
 
 
 def _first_order_method(
@@ -114,9 +110,10 @@ def _first_order_method(
     ) -> SaddleResult:
         opts = dict(tol=tol, max_iter=max_iter, max_evals=max_evals, target=target,
                     callback=callback, progress=progress, history_every=history_every)  # fmt: skip
-        return _first_order(
-            problem, x0, y0, method, lambda lr: make_step(problem, lr), lr, lr_factor, opts
-        )
+        problem = _check_problem(problem)
+        x, y = problem.check_point(x0, y0)
+        lr = _default_lr(problem, lr, lr_factor, method)
+        return _iterate(problem, x, y, method, make_step(problem, lr), opts, {"lr": lr})
 
     solver.__name__ = solver.__qualname__ = method
     solver.__doc__ = doc
@@ -217,22 +214,14 @@ def proximal_point(
     jac, off = problem.linear_system
     n = problem.n
     lu = scipy.linalg.lu_factor(np.eye(jac.shape[0]) + eta * jac)
-    rec = Recorder(problem, "proximal_point", tol=tol, max_iter=max_iter, max_evals=max_evals,
-                   target=target, callback=callback, progress=progress,
-                   history_every=history_every)  # fmt: skip
-    try:
-        gx, gy = problem.gradients(x, y)
-        stop = rec.record(x, y, _norm2(gx, gy))
-        z = np.concatenate([x, y])
-        while not stop:
-            z = scipy.linalg.lu_solve(lu, z - eta * off)
-            x, y = z[:n], z[n:]
-            rec.iterations += 1
-            gx, gy = problem.gradients(x, y)
-            stop = rec.record(x, y, _norm2(gx, gy))
-    except FloatingPointError as exc:
-        raise rec.fail(exc) from None
-    return rec.result(x, y, eta=eta)
+
+    def step(x, y, gx, gy):
+        z = scipy.linalg.lu_solve(lu, np.concatenate([x, y]) - eta * off)
+        return z[:n], z[n:]
+
+    opts = dict(tol=tol, max_iter=max_iter, max_evals=max_evals, target=target,
+                callback=callback, progress=progress, history_every=history_every)  # fmt: skip
+    return _iterate(problem, x, y, "proximal_point", step, opts, {"eta": eta})
 
 
 def admm_equality_ls(
