@@ -127,6 +127,20 @@ def check_gather_args(
     return handles, k, deadline
 
 
+def gather_stop_reason(k: int, n_ok: int, n_left: int, *, want_all: bool) -> StopReason | None:
+    """Why a gather stops after an arrival, or None to keep waiting (shared by every
+    executor): ``"all"`` when every task was to be waited for (``want_all``, ``k=None``) and
+    none is left; else ``"k"`` once ``n_ok`` tasks succeeded (``n_ok >= k``), ``"exhausted"``
+    once the ``n_left`` tasks still out cannot bring the successes to ``k``. O(1)."""
+    if want_all:
+        return "all" if n_left == 0 else None
+    if n_ok >= k:
+        return "k"
+    if n_ok + n_left < k:
+        return "exhausted"
+    return None
+
+
 class BaseExecutor(ABC):
     """Shared implementation of the :class:`Executor` protocol.
 
@@ -385,13 +399,9 @@ class BaseExecutor(ABC):
                         i, outcome.error_type, self._name_refs(outcome.message), outcome.traceback
                     )
                 if stopped_by is None:
-                    if want_all:
-                        if not remaining:
-                            stopped_by = "all"
-                    elif len(results) >= k:
-                        stopped_by = "k"
-                    elif len(results) + len(remaining) < k:
-                        stopped_by = "exhausted"
+                    stopped_by = gather_stop_reason(
+                        k, len(results), len(remaining), want_all=want_all
+                    )
                 if stopped_by is not None:
                     break
         return Gathered(

@@ -40,6 +40,7 @@ from .base import (
     TaskHandle,
     TaskTiming,
     check_gather_args,
+    gather_stop_reason,
 )
 from .comm import CommModel
 from .stragglers import StragglerModel
@@ -284,13 +285,8 @@ class FaultInjector:
             else:
                 f = real.failures[0]
                 failures[i] = TaskFailure(i, f.error_type, f.message, f.traceback)
-            if want_all:
-                continue
-            if len(results) >= k:
-                stopped_by = "k"
-                break
-            if len(results) + (n - len(arrivals)) < k:
-                stopped_by = "exhausted"
+            stopped_by = gather_stop_reason(k, len(results), n - len(arrivals), want_all=want_all)
+            if stopped_by is not None:
                 break
         else:  # every task arrived
             stopped_by = "all"
