@@ -88,36 +88,22 @@ def _iterate(
     return rec.result(x, y, **params)
 
 
-def _first_order_method(
-    method: str, lr_factor: float, make_step: Callable[[SaddleProblem, float], Step], doc: str
-) -> Callable[..., SaddleResult]:
-    """Build the public solver ``method`` from its update ``make_step(problem, lr)``: one
-    signature and one driver (:func:`_first_order`) for all the gradient baselines."""
-
-    def solver(
-        problem: SaddleProblem,
-        x0: Any,
-        y0: Any,
-        *,
-        lr: float | None = None,
-        tol: float = 1e-8,
-        max_iter: int = 100_000,
-        max_evals: int | None = None,
-        target: str | None = None,
-        callback: Callback | None = None,
-        progress: Progress | None = None,
-        history_every: int = 1,
-    ) -> SaddleResult:
-        opts = dict(tol=tol, max_iter=max_iter, max_evals=max_evals, target=target,
-                    callback=callback, progress=progress, history_every=history_every)  # fmt: skip
-        problem = _check_problem(problem)
-        x, y = problem.check_point(x0, y0)
-        lr = _default_lr(problem, lr, lr_factor, method)
-        return _iterate(problem, x, y, method, make_step(problem, lr), opts, {"lr": lr})
-
-    solver.__name__ = solver.__qualname__ = method
-    solver.__doc__ = doc
-    return solver
+def _first_order(
+    method: str,
+    lr_factor: float,
+    make_step: Callable[[SaddleProblem, float], Step],
+    problem: Any,
+    x0: Any,
+    y0: Any,
+    lr: float | None,
+    opts: dict[str, Any],
+) -> SaddleResult:
+    """The one driver of the gradient baselines: check the problem and start, pick the default
+    step ``lr_factor / L``, and run :func:`_iterate` with the update ``make_step(problem, lr)``."""
+    problem = _check_problem(problem)
+    x, y = problem.check_point(x0, y0)
+    lr = _default_lr(problem, lr, lr_factor, method)
+    return _iterate(problem, x, y, method, make_step(problem, lr), opts, {"lr": lr})
 
 
 def _gda_step(problem: SaddleProblem, lr: float) -> Step:
@@ -143,41 +129,77 @@ def _optimistic_step(problem: SaddleProblem, lr: float) -> Step:
     return step
 
 
-gda = _first_order_method(
-    "gda",
-    0.5,
-    _gda_step,
+def gda(
+    problem: SaddleProblem,
+    x0: Any,
+    y0: Any,
+    *,
+    lr: float | None = None,
+    tol: float = 1e-8,
+    max_iter: int = 100_000,
+    max_evals: int | None = None,
+    target: str | None = None,
+    callback: Callback | None = None,
+    progress: Progress | None = None,
+    history_every: int = 1,
+) -> SaddleResult:
     """Simultaneous gradient descent-ascent ``x -= lr grad_x``, ``y += lr grad_y``.
 
-    ``gda(problem, x0, y0, *, lr=None, tol=1e-8, max_iter=100_000, max_evals=None,
-    target=None, callback=None, progress=None, history_every=1) -> SaddleResult``.
     One gradient evaluation per iteration; ``lr`` defaults to ``0.5 / L``. Stops at
     ``tol`` on the target metric, at ``max_iter``/``max_evals``, or when the target grew by a
     factor 1e8 (``diverged=True``). O(cost of a gradient) per iteration.
-    """,
-)
+    """
+    opts = dict(tol=tol, max_iter=max_iter, max_evals=max_evals, target=target,
+                callback=callback, progress=progress, history_every=history_every)  # fmt: skip
+    return _first_order("gda", 0.5, _gda_step, problem, x0, y0, lr, opts)
 
-extragradient = _first_order_method(
-    "extragradient",
-    0.9,
-    _extragradient_step,
+
+def extragradient(
+    problem: SaddleProblem,
+    x0: Any,
+    y0: Any,
+    *,
+    lr: float | None = None,
+    tol: float = 1e-8,
+    max_iter: int = 100_000,
+    max_evals: int | None = None,
+    target: str | None = None,
+    callback: Callback | None = None,
+    progress: Progress | None = None,
+    history_every: int = 1,
+) -> SaddleResult:
     """Extragradient: ``w = z - lr G(z)``, ``z+ = z - lr G(w)`` (2 evaluations / iteration).
 
     Arguments and stopping rules as :func:`gda`. Converges on bilinear games for
     ``lr < 1/L`` at rate ``1 - O(1/kappa^2)`` per iteration; ``lr`` defaults to ``0.9 / L``.
-    """,
-)
+    """
+    opts = dict(tol=tol, max_iter=max_iter, max_evals=max_evals, target=target,
+                callback=callback, progress=progress, history_every=history_every)  # fmt: skip
+    return _first_order("extragradient", 0.9, _extragradient_step, problem, x0, y0, lr, opts)
 
-optimistic_gda = _first_order_method(
-    "optimistic_gda",
-    0.45,
-    _optimistic_step,
+
+def optimistic_gda(
+    problem: SaddleProblem,
+    x0: Any,
+    y0: Any,
+    *,
+    lr: float | None = None,
+    tol: float = 1e-8,
+    max_iter: int = 100_000,
+    max_evals: int | None = None,
+    target: str | None = None,
+    callback: Callback | None = None,
+    progress: Progress | None = None,
+    history_every: int = 1,
+) -> SaddleResult:
     """Optimistic GDA ``z+ = z - lr (2 G(z) - G(z-))`` (1 evaluation / iteration).
 
     Arguments and stopping rules as :func:`gda`. Converges on bilinear games for
     ``lr <= 1/(2L)``; ``lr`` defaults to ``0.45 / L``.
-    """,
-)
+    """
+    opts = dict(tol=tol, max_iter=max_iter, max_evals=max_evals, target=target,
+                callback=callback, progress=progress, history_every=history_every)  # fmt: skip
+    return _first_order("optimistic_gda", 0.45, _optimistic_step, problem, x0, y0, lr, opts)
 
 
 def proximal_point(
