@@ -141,7 +141,22 @@ def gather_stop_reason(k: int, n_ok: int, n_left: int, *, want_all: bool) -> Sto
     return None
 
 
-class BaseExecutor(ABC):
+class ExecutorConveniences:
+    """``map`` and the context manager of an executor, from its ``submit`` and ``close``
+    (shared by :class:`BaseExecutor` and :class:`~frugalml.runtime.faults.FaultInjector`)."""
+
+    def map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[TaskHandle]:
+        """Submit ``fn(item)`` for every item; returns the handles in order."""
+        return [self.submit(fn, item) for item in items]  # type: ignore[attr-defined]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()  # type: ignore[attr-defined]
+
+
+class BaseExecutor(ExecutorConveniences, ABC):
     """Shared implementation of the :class:`Executor` protocol.
 
     Parameters
@@ -200,7 +215,7 @@ class BaseExecutor(ABC):
         """Place ``value`` where the workers can read it; return its reference."""
         raise FrugalError(f"the {self.backend} executor cannot share values")
 
-    def _unplace(self, ref: Shared) -> None:  # noqa: B027 - optional hook
+    def _unplace(self, ref: Shared) -> None:
         """Free what :meth:`_place` placed (best effort; never raises)."""
 
     def _prepare_args(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -330,10 +345,6 @@ class BaseExecutor(ABC):
             nbytes=nbytes,
         )
 
-    def map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[TaskHandle]:
-        """Submit ``fn(item)`` for every item; returns the handles in order."""
-        return [self.submit(fn, item) for item in items]
-
     def gather(
         self,
         handles: Sequence[TaskHandle],
@@ -444,12 +455,6 @@ class BaseExecutor(ABC):
     def _check_open(self) -> None:
         if self._closed:
             raise FrugalError(f"this {self.backend} executor is closed; create a new one")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

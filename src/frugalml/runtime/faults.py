@@ -32,6 +32,7 @@ from ..errors import InvalidInputError
 from ._task import InjectedFailure, payload_nbytes
 from .base import (
     Executor,
+    ExecutorConveniences,
     Gathered,
     OnResult,
     Shared,
@@ -96,7 +97,7 @@ class _Faulty:
         return self.fn(*args, **kwargs)
 
 
-class FaultInjector:
+class FaultInjector(ExecutorConveniences):
     """Wrap an executor with straggler delays and failures (see module docstring).
 
     Parameters
@@ -181,9 +182,6 @@ class FaultInjector:
             # a thread pool copies nothing, but the simulated platform would ship the call
             self._sent[handle] = max(payload_nbytes((fn, args, kwargs)), 0)
         return handle
-
-    def map(self, fn: Callable[..., Any], items: Iterable[Any]) -> list[TaskHandle]:
-        return [self.submit(fn, item) for item in items]
 
     def share(self, value: Any) -> Shared:
         """Place ``value`` with the wrapped executor (see ``BaseExecutor.share``)."""
@@ -312,9 +310,3 @@ class FaultInjector:
 
     def close(self) -> None:
         self.executor.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
