@@ -4,6 +4,7 @@ when there are none."""
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -128,6 +129,18 @@ def test_report_runs_a_discovered_benchmark_with_its_helper_in_a_process_pool(
     assert res.headline == "square 49" and res.tables[0].rows == ((True, 49),)
     assert str(bench) not in sys.path  # only while loading
     assert out.summary.rows[0][:2] == ("toy", "ok")
+
+
+def test_dask_workers_import_a_discovered_benchmark_by_name(tmp_path, no_registrations):
+    """Dask pickles an importable function by reference: its workers must be able to import the
+    benchmark's modules, and only while the benchmark runs."""
+    pytest.importorskip("distributed")
+    bench = _write_benchmarks(tmp_path / "benchmarks", backend="dask")
+    before = os.environ.get("PYTHONPATH")
+    out = run_report(tmp_path / "rep", benchmarks=bench)
+    assert out.ok, out.failures
+    assert out.results[0].headline == "square 49"
+    assert str(bench) not in sys.path and os.environ.get("PYTHONPATH") == before
 
 
 def test_discovered_and_registered_areas_together(tmp_path, no_registrations):

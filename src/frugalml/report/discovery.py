@@ -42,6 +42,7 @@ __all__ = [
     "NOT_FOUND_HINT",
     "DiscoveredBenchmark",
     "find_benchmarks",
+    "importable",
     "load_benchmark",
     "scan",
 ]
@@ -149,6 +150,28 @@ def _on_sys_path(directory: str) -> Iterator[None]:
         if added:
             with contextlib.suppress(ValueError):
                 sys.path.remove(directory)
+
+
+@contextlib.contextmanager
+def importable(directory: str | Path) -> Iterator[None]:
+    """While the block runs, ``directory`` is importable here and in every worker process the
+    block starts: first on ``sys.path`` (spawned process pools, Dask's nanny workers inherit
+    it) and on ``$PYTHONPATH`` (Ray and Lithops workers start from the environment). Pickling
+    by value alone is not enough: Dask pickles an importable function by reference first, and
+    its workers then fail with ``ModuleNotFoundError``. Both are restored afterwards."""
+    directory = str(Path(directory).resolve())
+    before = os.environ.get("PYTHONPATH")
+    parts = [p for p in (before or "").split(os.pathsep) if p]
+    if directory not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([directory, *parts])
+    try:
+        with _on_sys_path(directory):
+            yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
 
 
 def _pickle_by_value(directory: Path) -> None:

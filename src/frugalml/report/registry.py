@@ -15,16 +15,18 @@ imported only when run. Area names are the command paths joined by ``-`` (``code
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .._deprecation import warn_renamed
 from .._validate import check_choice
 from ..errors import InvalidInputError
 from ..progress import Progress
-from .discovery import NOT_FOUND_HINT, find_benchmarks, load_benchmark, scan
+from .discovery import NOT_FOUND_HINT, find_benchmarks, importable, load_benchmark, scan
 from .results import BenchResult
 
 __all__ = [
@@ -60,9 +62,17 @@ class AreaBenchmark:
     def load(self) -> Callable[..., BenchResult]:
         """The benchmark function (imports its module, or the benchmark file by path)."""
         module, _, func = self.target.partition(":")
-        if self.path is not None:
-            return getattr(load_benchmark(self.path), func)
-        return getattr(importlib.import_module(module), func)
+        if self.path is None:
+            return getattr(importlib.import_module(module), func)
+        run = getattr(load_benchmark(self.path), func)
+        directory = self.path.parent
+
+        @functools.wraps(run)
+        def run_importable(*args: Any, **kwargs: Any) -> BenchResult:
+            with importable(directory):  # its tasks' workers can import it by name
+                return run(*args, **kwargs)
+
+        return run_importable
 
 
 _REGISTRY: dict[str, AreaBenchmark] = {}
