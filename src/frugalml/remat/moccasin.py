@@ -38,6 +38,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any
@@ -51,9 +52,9 @@ from .._validate import check_choice, check_int, check_positive_float, seed_from
 from ..errors import InvalidInputError
 from ..progress import Progress
 from ._interrupt import SolveInterrupt
-from .evaluate import evaluate_schedule
+from .evaluate import ScheduleReport, evaluate_schedule
 from .graph import RematGraph
-from .greedy import greedy_schedule
+from .greedy import best_greedy_schedule
 from .solution import (
     RematSolution,
     SolutionCallback,
@@ -63,7 +64,7 @@ from .solution import (
     solution_reporter,
 )
 
-__all__ = ["MoccasinSolver", "moccasin"]
+__all__ = ["MoccasinSolver", "check_hints", "moccasin", "stage_form"]
 
 
 def _gcd(values: np.ndarray) -> int:
@@ -94,6 +95,10 @@ class _Copy:
     end: Any
     present: Any  # BoolVar or True
     stage: Any  # IntVar or int (recomputation copies)
+
+
+#: graphs of at least this many nodes are solved with a light CP-SAT presolve
+LIGHT_PRESOLVE_NODES = 500
 
 
 class _OutOfTime(Exception):
@@ -271,6 +276,7 @@ class MoccasinSolver:
         feasibility_fraction: float = 1.0,
         rng: int | np.random.Generator = 0,
         warm_start: bool = True,
+        hints: Sequence[Sequence[int] | np.ndarray] = (),
     ) -> RematSolution:
         """Minimise total compute within ``budget`` bytes (already resolved, see
         :func:`~frugalml.remat.solution.resolve_budget`).
@@ -279,8 +285,18 @@ class MoccasinSolver:
         may use up to ``feasibility_fraction`` of it (default all: it stops by itself as soon as
         a schedule fits, and without one there is nothing to optimise) and the optimisation
         phase the rest.
-        ``warm_start``: try :func:`~frugalml.remat.greedy.greedy_schedule` first and skip the
-        CP feasibility phase when it fits. ``threads``: CP-SAT search workers (its
+        ``warm_start``: try the greedy heuristics
+        (:func:`~frugalml.remat.greedy.best_greedy_schedule`) first and skip the CP feasibility
+        phase when one fits. ``hints``: seed schedules (sequences of node indices, e.g. the
+        schedules of other solvers or of other budgets); each is checked by
+        :func:`~frugalml.remat.evaluate.evaluate_schedule` (an invalid one raises
+        :class:`~frugalml.errors.InvalidInputError` naming its index). The cheapest schedule
+        that fits the budget, among the hints and the greedy ones, is the warm start of the
+        optimisation phase and the feasibility phase is skipped; when none fits, the hint of
+        least peak (instead of the plain order) seeds the feasibility phase. A hint the model
+        cannot express (first computations out of the graph's order, more than ``C``
+        computations of a node, see :func:`stage_form`) is still kept: the result is never
+        costlier than the cheapest fitting hint. ``threads``: CP-SAT search workers (its
         ``num_workers``; default: the CPU count). ``rng``: CP-SAT's ``random_seed``, an ``int``
         used as is (``0`` by default; with one thread the search is then deterministic) or a
         Generator that draws one (:func:`~frugalml._validate.seed_from_rng`).
@@ -302,6 +318,7 @@ class MoccasinSolver:
         if rng is not None and not isinstance(rng, np.random.Generator):
             rng = check_int(rng, "rng", low=0, high=2**31 - 1)  # CP-SAT's random_seed: int32
         seed = seed_from_rng(rng)
+        hint_list = check_hints(self.graph, hints)
         check_memory(
             self.model_bytes(threads),
             f"the MOCCASIN model of {self.graph.n} nodes and {len(self.graph.edges)} edges with "
@@ -316,7 +333,7 @@ class MoccasinSolver:
             try:
                 sol = self._solve(cp_model, guard, run, budget, time_limit, threads, notify,
                                   expand_reservoir_constraints, feasibility_fraction, seed,
-                                  warm_start)  # fmt: skip
+                                  warm_start, hint_list)  # fmt: skip
             except KeyboardInterrupt:
                 if not guard.interrupted:
                     raise
@@ -341,7 +358,8 @@ class MoccasinSolver:
         """The time limit passed while building a CP model: the greedy schedule if it fits
         (status ``"feasible"``), else no schedule (``"timeout"``)."""
         info = {**run["info"], "reason": "the time limit passed while building the CP model"
-                + ("; the greedy schedule is returned" if warm is not None else "")}  # fmt: skip
+                + ("; the best greedy or hinted schedule is returned" if warm is not None
+                   else "")}  # fmt: skip
         seconds = time.perf_counter() - run["t0"]
         if warm is None:
             return scored(self.graph, "moccasin", "timeout", budget, None,
@@ -361,6 +379,11 @@ class MoccasinSolver:
             schedule = warm[1] if warm is not None and warm[0] is values else self._schedule(values)
             if evaluate_schedule(self.graph, schedule).peak_memory > budget:
                 schedule, values = None, None
+        fallback = run.get("fallback")
+        if fallback is not None and (
+            schedule is None or fallback[0] < evaluate_schedule(self.graph, schedule).total_cost
+        ):
+            schedule = fallback[1]
         return scored(
             self.graph, "moccasin", "interrupted", budget, schedule,
             solve_seconds=time.perf_counter() - run["t0"],
@@ -383,17 +406,40 @@ class MoccasinSolver:
         feasibility_fraction: float,
         seed: int,
         warm_start: bool,
+        hint_list: list[tuple[np.ndarray, Any]],
     ) -> RematSolution:
         t0 = run["t0"]
         deadline = None if time_limit is None else t0 + time_limit
-        # the greedy heuristic first (milliseconds): a schedule to fall back on
-        warm = greedy_schedule(self.graph, budget, copies=self.copies) if warm_start else None
-        if warm is not None and evaluate_schedule(self.graph, warm).peak_memory > budget:
-            warm = None
+        # the greedy heuristics first (milliseconds) and the hints: schedules to fall back on
+        seeds: list[tuple[str, np.ndarray, Any]] = [
+            (f"hint {i}", h, rep) for i, (h, rep) in enumerate(hint_list)
+        ]
+        if warm_start:
+            g_sched = best_greedy_schedule(self.graph, budget, copies=self.copies)
+            if g_sched is not None:
+                seeds.append(("greedy", g_sched, evaluate_schedule(self.graph, g_sched)))
+        # the model's own form of each seed (None: the model cannot express it)
+        forms: list[tuple[str, np.ndarray, Any]] = []
+        for what, sched, _ in seeds:
+            form = self._model_form(sched)
+            if form is not None:
+                forms.append((what, form, evaluate_schedule(self.graph, form)))
+        fitting = [x for x in seeds if x[2].peak_memory <= budget]
+        fit_forms = [x for x in forms if x[2].peak_memory <= budget]
+        best_seed = min(fitting, key=lambda x: (x[2].total_cost, x[2].peak_memory), default=None)
+        warm_seed = min(fit_forms, key=lambda x: (x[2].total_cost, x[2].peak_memory),
+                        default=None)  # fmt: skip
+        warm = None if warm_seed is None else warm_seed[1]
+        if best_seed is not None and (
+            warm_seed is None or best_seed[2].total_cost < warm_seed[2].total_cost
+        ):
+            # a fitting hint the model cannot express, cheaper than any it can: returned
+            # unless the search finds better
+            run["fallback"] = (best_seed[2].total_cost, best_seed[1])
         try:
             model, copies = self._build(budget, cp_model, deadline=deadline)
         except _OutOfTime:
-            return self._out_of_time(run, budget, warm)
+            return self._out_of_time(run, budget, None if best_seed is None else best_seed[1])
         build_s = time.perf_counter() - t0
         run["info"] = self._info(model, build_s)
         n_base = float(self.graph.total_cost)
@@ -432,6 +478,13 @@ class MoccasinSolver:
             p.random_seed = int(seed)
             p.expand_reservoir_constraints = bool(expand_reservoir_constraints)
             p.catch_sigint_signal = False  # SolveInterrupt stops the search and says so
+            if self.graph.n >= LIGHT_PRESOLVE_NODES:
+                # measured on a 1000-node random graph: full presolve (probing, symmetry) took
+                # > 30 s before the hinted schedule was even loaded; light presolve loads it
+                # in ~3 s and leaves the time to the LNS workers that improve it
+                p.cp_model_probing_level = 0
+                p.symmetry_level = 0
+                p.max_presolve_iterations = 1
             if limit is not None:
                 p.max_time_in_seconds = max(limit, 0.01)
             return solver
@@ -441,11 +494,17 @@ class MoccasinSolver:
         # order (always a solution) down to the budget, which it finds far more easily than
         # a bare feasibility search.
         phase1_peak = None
-        if warm is not None:
-            warm_values = self._values_from_schedule(warm, copies)
-            record(warm_values, None)
-            run["warm"] = (warm_values, warm)  # (its model values are a hint, not exact)
-            status_name = "GREEDY"
+        fallback = run.get("fallback")
+        if warm is not None or fallback is not None:
+            status_name = "GREEDY" if best_seed is not None and best_seed[0] == "greedy" else "HINT"
+            if warm is not None:
+                warm_values = self._values_from_schedule(warm, copies)
+                record(warm_values, None)
+                run["warm"] = (warm_values, warm)  # (its model values are a hint, not exact)
+            if fallback is not None:
+                trace.append((time.perf_counter() - t0, fallback[0]))
+                if notify is not None:
+                    notify(time.perf_counter() - t0, fallback[0], None)
         else:
             plain = evaluate_schedule(self.graph, np.arange(self.graph.n)).peak_memory
             try:
@@ -455,8 +514,10 @@ class MoccasinSolver:
             except _OutOfTime:
                 return self._out_of_time(run, budget, None)
             model1.minimize(model1.peak)
-            self._hint(model1, copies1, self._values_from_schedule(np.arange(self.graph.n),
-                                                                   copies1))  # fmt: skip
+            # from the seed of least peak the model can express (else the plain order)
+            start = min(forms, key=lambda x: (x[2].peak_memory, x[2].total_cost), default=None)
+            start_sched = np.arange(self.graph.n) if start is None else start[1]
+            self._hint(model1, copies1, self._values_from_schedule(start_sched, copies1))
             cap_units = budget // self.mem_unit
             lowest = {"peak": None}
             outer = self
@@ -488,7 +549,7 @@ class MoccasinSolver:
                       "reason": f"no schedule with at most {self.copies} computations per node "
                       "fits the budget (raise the budget or the copies C)"},
             )  # fmt: skip
-        if best["values"] is None:
+        if best["values"] is None and run.get("fallback") is None:
             return scored(
                 self.graph, "moccasin", "timeout", budget, None,
                 solve_seconds=time.perf_counter() - t0, bound=n_base,
@@ -497,7 +558,8 @@ class MoccasinSolver:
             )  # fmt: skip
         # phase 2: minimise total compute, hinted with the best schedule so far
         model.minimize(self._objective(copies))
-        self._hint(model, copies, best["values"])
+        if best["values"] is not None:
+            self._hint(model, copies, best["values"])
         left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)
         s2 = params(left)
         with guard.solving(s2.stop_search):
@@ -514,14 +576,37 @@ class MoccasinSolver:
             bound = n_base + s2.best_objective_bound * self.cost_unit
         status = "optimal" if name2 == "OPTIMAL" else "feasible"
         values = best["values"]
-        schedule = self._schedule(values)
+        fallback = run.get("fallback")
+        if values is not None and (fallback is None or self._model_cost(values) <= fallback[0]):
+            schedule, objective = self._schedule(values), self._model_cost(values)
+        else:  # the hint the model cannot express is still the cheapest
+            assert fallback is not None
+            schedule, objective = fallback[1], fallback[0]
+            if status == "optimal":  # optimal within the model, which this hint lies outside
+                status = "feasible"
         return scored(
             self.graph, "moccasin", status, budget, schedule,
-            objective=self._model_cost(values),
+            objective=objective,
             bound=bound, solve_seconds=time.perf_counter() - t0,
             seconds_to_best=trace[-1][0] if trace else None, trace=tuple(trace),
             info={**self._info(model, build_s), "phase1": status_name, "phase2": name2},
         )  # fmt: skip
+
+    # -- hints --------------------------------------------------------------------------------
+    def _model_form(self, schedule: np.ndarray) -> np.ndarray | None:
+        """``schedule`` as this model can express it (:func:`stage_form`, at most ``C``
+        computations of a node, one of a node nobody reads), or ``None``."""
+        form = stage_form(self.graph, schedule)
+        if form is None:
+            return None
+        counts = np.bincount(form, minlength=self.graph.n)
+        if counts.max() > self.copies:
+            return None
+        succs = self.graph.succs
+        n = self.graph.n
+        if any(counts[v] > 1 for v in range(n) if not succs[v] or v == n - 1):
+            return None
+        return form
 
     # -- helpers ------------------------------------------------------------------------------
     def _info(self, model: Any, build_s: float) -> dict[str, Any]:
@@ -568,14 +653,16 @@ class MoccasinSolver:
         next first computation after it)."""
         g, n = self.graph, self.graph.n
         seen = np.zeros(n, dtype=bool)
+        first = np.zeros(len(schedule), dtype=bool)  # the first computation of its node
+        for p, v in enumerate(schedule):
+            if not seen[v]:
+                first[p] = seen[v] = True
         stage_of = np.empty(len(schedule), dtype=np.int64)
         nxt = n - 1
         for p in range(len(schedule) - 1, -1, -1):
-            v = int(schedule[p])
-            if not seen[v] and not np.any(schedule[:p] == v):
-                nxt = v
+            if first[p]:
+                nxt = int(schedule[p])
             stage_of[p] = nxt
-            seen[v] = True
         occ: list[list[int]] = [[] for _ in range(n)]
         cur = np.full(n, -1, dtype=np.int64)  # occurrence index of the live copy of each node
         last = {}
@@ -618,6 +705,71 @@ class MoccasinSolver:
                 k += 1
 
 
+def check_hints(
+    graph: RematGraph, hints: Sequence[Sequence[int] | np.ndarray]
+) -> list[tuple[np.ndarray, ScheduleReport]]:
+    """Each hint as an int64 array with its :func:`~frugalml.remat.evaluate.evaluate_schedule`
+    report; raises :class:`~frugalml.errors.InvalidInputError` naming the index of the first
+    invalid one. ``O(total hint length + |E|)`` per hint."""
+    if isinstance(hints, (str, bytes)) or not isinstance(hints, (Sequence, np.ndarray)):
+        raise InvalidInputError(
+            f"hints must be a sequence of schedules, got {type(hints).__name__}"
+        )
+    out = []
+    for i, h in enumerate(hints):
+        try:
+            arr = np.asarray(h)
+            rep = evaluate_schedule(graph, arr)
+        except (InvalidInputError, ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"hint {i} is not a valid schedule of {graph.name or 'this graph'}: {exc} "
+                "(a hint is a sequence of node indices, e.g. RematSolution.schedule; pass "
+                "hints=[schedule] for one)"
+            ) from exc
+        out.append((arr.astype(np.int64), rep))
+    return out
+
+
+def stage_form(graph: RematGraph, schedule: Sequence[int] | np.ndarray) -> np.ndarray | None:
+    """``schedule`` reordered into MOCCASIN's stage form, or ``None`` if it has none.
+
+    In stage form the first computations follow the graph's order and every recomputation
+    sits in the stage that ends with the next first computation after it, the recomputations
+    of a stage in increasing node order. A schedule has a stage form iff its first
+    computations are ``0, 1, ..., n - 1`` in that order, no node is recomputed after the
+    first computation of node ``n - 1``, and the reordered sequence is still valid (it is
+    checked with :func:`~frugalml.remat.evaluate.evaluate_schedule`; the reordering can change
+    the peak, so callers re-evaluate it). Schedules of the greedy heuristics, of MOCCASIN and
+    expanded coarse schedules of :mod:`frugalml.remat.coarsen` are in stage form already
+    (returned unchanged). ``O(len(schedule) log len(schedule))``.
+    """
+    sched = np.asarray(schedule, dtype=np.int64).reshape(-1)
+    n = graph.n
+    first = np.zeros(sched.size, dtype=bool)
+    seen = np.zeros(n, dtype=bool)
+    for p, v in enumerate(sched):
+        if not seen[v]:
+            first[p] = True
+            seen[v] = True
+    if not seen.all() or not np.array_equal(sched[first], np.arange(n)):
+        return None
+    # the stage of each step: the next first computation at or after it
+    stage = np.empty(sched.size, dtype=np.int64)
+    nxt = -1
+    for p in range(sched.size - 1, -1, -1):
+        if first[p]:
+            nxt = int(sched[p])
+        stage[p] = nxt
+    if np.any(stage < 0):
+        return None  # a recomputation after the last first computation
+    form = sched[np.lexsort((sched, stage))]
+    try:
+        evaluate_schedule(graph, form)
+    except InvalidInputError:
+        return None
+    return form
+
+
 @renamed_parameters(workers="threads", seed="rng")
 def moccasin(
     graph: RematGraph,
@@ -630,12 +782,14 @@ def moccasin(
     on_solution: SolutionCallback | None = None,
     expand_reservoir_constraints: bool = False,
     rng: int | np.random.Generator = 0,
+    hints: Sequence[Sequence[int] | np.ndarray] = (),
 ) -> RematSolution:
     """One call: build :class:`MoccasinSolver` and solve at ``budget`` bytes (see
-    :meth:`MoccasinSolver.solve` for ``threads``, ``rng`` and the callbacks). Cost: one CP
-    model build (``O(n C + |E| C^2)``) and up to ``time_limit`` seconds of CP-SAT search."""
+    :meth:`MoccasinSolver.solve` for ``threads``, ``rng``, ``hints`` and the callbacks). Cost:
+    one CP model build (``O(n C + |E| C^2)``) and up to ``time_limit`` seconds of CP-SAT
+    search."""
     return MoccasinSolver(graph, copies=copies).solve(
         budget, time_limit=time_limit, threads=threads, progress=progress,
         on_solution=on_solution, expand_reservoir_constraints=expand_reservoir_constraints,
-        rng=rng,
+        rng=rng, hints=hints,
     )  # fmt: skip
