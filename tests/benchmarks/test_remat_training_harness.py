@@ -103,6 +103,7 @@ def test_every_method_trains_eagers_parameters(rb, harness):
 def test_checkpointing_a_gpt2_with_dropout_keeps_eagers_parameters(rb):
     """GPT-2 (default dropout 0.1): the checkpoints restore the RNG state for the
     recomputation, so from one seed the masks, and the trained parameters, are eager's."""
+    pytest.importorskip("transformers")  # extra remat-bench
     (model, _, loss_fn, blocks), batch = rb.remat_models.build("gpt2-quick")
     ref = rb.train_params(rb.eager(model, loss_fn, batch, blocks), steps=2)
     for factory in (rb.checkpoint_per_block, rb.selective_checkpointing):
