@@ -445,3 +445,121 @@ def test_vgg16_train_at_09_is_solved_to_optimality():
         sum(float(raw["nodes"][g.ids[int(v)]]["cost_cpu"]) for v in sol.schedule), rel=1e-12
     )
     assert rep.total_cost >= g.total_cost and sol.bound <= rep.total_cost * (1 + 1e-9)
+
+
+# -- hints -----------------------------------------------------------------------------------------
+def test_a_fitting_hint_skips_phase_one_and_the_optimum_follows():
+    from frugalml.remat.moccasin import stage_form
+
+    for name in ("dag1", "dag42", "layered7", "gap"):
+        g = dict(cases())[name]
+        scored = scored_case(name)
+        least = min(p for p, _, _ in scored)
+        # the costliest schedule that fits the least peak: a poor but valid hint
+        worst = max((x for x in scored if x[0] <= least), key=lambda x: x[1])
+        calls: list[float] = []
+        sol = moccasin(g, least, time_limit=TIME_LIMIT, threads=1, hints=[worst[2]],
+                       on_solution=lambda s, c, b, calls=calls: calls.append(c))  # fmt: skip
+        assert sol.info["phase1"] in ("HINT", "GREEDY")
+        check_solution(g, sol, least, brute_optimum(scored, least))
+        assert calls[0] <= worst[1]  # the first incumbent is the hint or the cheaper greedy
+        # without the greedy start the hint is the incumbent
+        solver = MoccasinSolver(g)
+        sol = solver.solve(least, time_limit=TIME_LIMIT, threads=1, warm_start=False,
+                           hints=[np.arange(g.n), worst[2]])  # fmt: skip
+        assert sol.info["phase1"] == "HINT" and sol.trace[0][1] == worst[1]
+        check_solution(g, sol, least, brute_optimum(scored, least))
+        # stage-form schedules are their own stage form
+        assert stage_form(g, worst[2]).tolist() == list(worst[2])
+
+
+def test_hints_that_do_not_fit_seed_the_feasibility_phase():
+    g = dict(cases())["dag4"]
+    scored = scored_case("dag4")
+    least = min(p for p, _, _ in scored)
+    over = [s for p, _, s in scored if p > least][:3]
+    sol = MoccasinSolver(g).solve(least, time_limit=TIME_LIMIT, threads=1, warm_start=False,
+                                  hints=over)  # fmt: skip
+    assert sol.info["phase1"] not in ("HINT", "GREEDY")
+    check_solution(g, sol, least, brute_optimum(scored, least))
+
+
+def test_a_hint_outside_the_model_is_kept():
+    """Two branches a1 -> a2 and b1 -> b2 joined by s. In the graph's order (a1, b1, a2, b2, s)
+    both big values meet (peak 21); the order a1, a2, b1, b2, s peaks at 12 at no extra cost,
+    while with first computations in the graph's order a peak of 12 needs both big values
+    recomputed (cost 7 instead of 5). The cheaper hint, outside the model, is returned."""
+    from frugalml.remat.moccasin import stage_form
+
+    g = RematGraph(cost=np.ones(5), memory=np.array([10, 10, 1, 1, 1]),
+                   preds=((), (), (0,), (1,), (2, 3)))  # fmt: skip
+    hint = [0, 2, 1, 3, 4]
+    rep = evaluate_schedule(g, hint)
+    assert rep.peak_memory == 12 and plain_peak(g) == 21 and rep.total_cost == 5
+    assert stage_form(g, hint) is None
+    assert brute_optimum(scored_schedules(g, 2), 12) == 7
+    sol = moccasin(g, 12, time_limit=TIME_LIMIT, threads=1, hints=[hint])
+    assert sol.status == "feasible" and sol.schedule.tolist() == hint
+    assert sol.report.total_cost == g.total_cost == sol.objective == 5
+    alone = moccasin(g, 12, time_limit=TIME_LIMIT, threads=1)
+    assert alone.status == "optimal" and alone.report.total_cost == 7
+
+
+def test_stage_form_reorders_a_stage_and_rejects_what_it_cannot_express():
+    from frugalml.remat.moccasin import stage_form
+
+    g = dict(cases())["dag1"]
+    n = g.n
+    base = list(range(n))
+    # recompute 0 and 1 in the last stage, in reverse order: the stage form sorts them
+    sched = [*base[:-1], 1, 0, n - 1]
+    evaluate_schedule(g, sched)  # valid: 0 and 1 were computed before
+    form = stage_form(g, sched)
+    assert form.tolist() == [*base[:-1], 0, 1, n - 1]
+    assert stage_form(g, [*base, 0]) is None  # a recomputation after the last stage
+    assert stage_form(g, base).tolist() == base
+
+
+def test_bad_hints_name_their_index():
+    g = dict(cases())["dag1"]
+    plain = plain_peak(g)
+    with pytest.raises(InvalidInputError, match="hint 1"):
+        moccasin(g, plain, threads=1, hints=[np.arange(g.n), [g.n - 1, 0]])
+    with pytest.raises(InvalidInputError, match="hint 0"):
+        moccasin(g, plain, threads=1, hints=[[0, 1, 99]])
+    with pytest.raises(InvalidInputError, match="hint 0"):
+        moccasin(g, plain, threads=1, hints=[0, 1, 2])  # one schedule, not wrapped in a list
+    with pytest.raises(InvalidInputError, match="hints"):
+        moccasin(g, plain, threads=1, hints=5)
+
+
+def test_hinted_model_values_satisfy_the_model():
+    """The model values of a stage-form schedule satisfy every constraint: with all variables
+    fixed to them CP-SAT finds that very solution (before the stage of a first computation that
+    is recomputed later was mis-assigned, and CP-SAT rejected such hints as infeasible)."""
+    from ortools.sat.python import cp_model
+
+    checked = 0
+    for seed in range(12):
+        g = random_layered_graph(int(12 + 3 * seed), rng=seed)
+        solver = MoccasinSolver(g, precedence=MODES[seed % 3])
+        plain = plain_peak(g)
+        for b in np.linspace(g.min_budget, plain, 6).astype(int)[1:-1]:
+            sched = greedy_schedule(g, int(b))
+            if sched is None or len(sched) == g.n:
+                continue
+            model, copies = solver._build(int(b), cp_model)
+            model.minimize(solver._objective(copies))
+            solver._hint(model, copies, solver._values_from_schedule(sched, copies))
+            cp = cp_model.CpSolver()
+            cp.parameters.fix_variables_to_their_hinted_value = True
+            cp.parameters.num_workers = 1
+            cp.parameters.max_time_in_seconds = 10.0
+            status = cp.solve(model)
+            assert cp.status_name(status) in ("OPTIMAL", "FEASIBLE"), (seed, b)
+            rep = evaluate_schedule(g, sched)
+            assert cp.objective_value * solver.cost_unit == pytest.approx(
+                rep.total_cost - g.total_cost
+            )
+            checked += 1
+    assert checked >= 10

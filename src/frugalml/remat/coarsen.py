@@ -23,7 +23,8 @@ them all until the last of those uses.
 *exported* members (read by a node after ``S``) are its output: ``memory[S] = E(S)``, their total
 size. Its *working* memory ``W(S)`` is the largest, over the members' steps, of the member's
 output plus the members computed earlier and still needed (exported, or read by a later
-member). When ``W(S) > E(S)`` a zero-cost *transient* node ``T(S)`` of size ``W(S) - E(S)``,
+member). A super-node nobody reads is freed right after its step, so its size is ``W(S)``.
+Otherwise, when ``W(S) > E(S)``, a zero-cost *transient* node ``T(S)`` of size ``W(S) - E(S)``,
 with ``S``'s inputs, is put right before ``S`` and ``S`` reads it; so the evaluator's memory at
 ``S``'s step is at least ``held + inputs + W(S)``, while after the step only ``E(S)`` stays.
 Hence, for every coarse schedule ``s``: ``expand(s)`` is a valid fine schedule and
@@ -141,7 +142,9 @@ def coarsen_chains(
         ins = sorted({int(node_of_chain[chain_of[u]]) for x in ch for u in preds[x]
                       if chain_of[u] != k})  # fmt: skip
         label = graph.names[ch[0]] if len(ch) == 1 else f"{graph.names[ch[0]]}..{graph.names[end]}"
-        if work > e_bytes:
+        if not exported:  # nothing reads S: the evaluator frees it right after its step
+            e_bytes = work
+        elif work > e_bytes:
             cost.append(0.0)
             memory.append(work - e_bytes)
             cpreds.append(tuple(ins))
