@@ -34,12 +34,13 @@ are set to ``None`` first, so the step's own gradient buffers count in its peak)
 under ``torch.utils.flop_counter.FlopCounterMode`` (the FLOPs of matmuls, convolutions and
 attention, counted when they run: a recomputed convolution counts twice; recomputed pointwise
 ops and normalisations count 0 FLOPs, so selective checkpointing shows no FLOP overhead), and
-the median wall-clock time of ``repeats`` steps. :func:`train_params` runs 5 SGD steps from
-``torch.manual_seed(rng)`` and returns the parameters, to check that every method computes
-eager's gradients.
+the median wall-clock time of ``repeats`` steps (5 in the benchmark), each followed by an
+untimed SGD update, from ``torch.manual_seed(rng)``: the parameters after them, compared with
+eager's, check that every method computes eager's gradients (:func:`train_params` does the
+same SGD steps alone).
 
 Usage: python benchmarks/remat_baselines.py [--quick] [--models a,b] [--budgets 0.5,0.3,0.1]
-[--repeats 3] [--out DIR]. Prints the table and writes DIR/remat_baselines.json (DIR:
+[--repeats 5] [--out DIR]. Prints the table and writes DIR/remat_baselines.json (DIR:
 benchmarks/results). Torch runs on 1 thread (:data:`THREADS`).
 """
 
@@ -237,15 +238,24 @@ def min_cut(budget: float, *, bn_running_stats: bool = True) -> Factory:
     return factory
 
 
-def measure(step: Callable[[], Any], *, repeats: int = 3) -> dict[str, Any]:
+def measure(
+    step: Callable[[], Any], *, repeats: int = 3, sgd_lr: float | None = None, rng: int = 0
+) -> dict[str, Any]:
     """Warm-up, allocator peak, FLOPs and median time of a training step (see the module
     docstring). ``step`` is a :class:`TrainStep` (its model's gradients are set to ``None``
-    before the measured step) or any callable."""
+    before the measured step) or any callable.
+
+    The ``repeats`` timed steps run after ``torch.manual_seed(rng)``. With ``sgd_lr`` (a
+    :class:`TrainStep` only), each is followed by an untimed SGD update ``p -= sgd_lr * grad``
+    and the result has ``"params"``, the parameters after them: with ``repeats=5`` the same
+    as :func:`train_params` ``(step, steps=5, lr=sgd_lr, rng=rng)``, at no extra step."""
     from torch.utils.flop_counter import FlopCounterMode
 
     if repeats < 1:
         raise InvalidInputError(f"repeats must be at least 1, got {repeats}")
     model = getattr(step, "model", None)
+    if sgd_lr is not None and model is None:
+        raise InvalidInputError("sgd_lr needs a TrainStep (a step with a .model to update)")
 
     def clear() -> None:
         if model is not None:
@@ -262,13 +272,16 @@ def measure(step: Callable[[], Any], *, repeats: int = 3) -> dict[str, Any]:
             step()
         flops = counter.get_total_flops()
         times = []
+        torch.manual_seed(rng)
         for _ in range(repeats):
             clear()
             t0 = time.perf_counter()
             step()
             times.append(time.perf_counter() - t0)
+            if sgd_lr is not None:
+                _sgd_update(model, sgd_lr)
         clear()
-    return {
+    out = {
         "peak_bytes": peak.peak_bytes,
         "net_bytes": peak.net_bytes,
         "flops": int(flops),
@@ -277,6 +290,16 @@ def measure(step: Callable[[], Any], *, repeats: int = 3) -> dict[str, Any]:
         "first_seconds": first,
         "loss": float(peak.result) if isinstance(peak.result, torch.Tensor) else None,
     }
+    if sgd_lr is not None:
+        out["params"] = [p.detach().clone() for p in model.parameters()]
+    return out
+
+
+def _sgd_update(model: nn.Module, lr: float) -> None:
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p.sub_(lr * p.grad)
 
 
 def train_params(
@@ -288,10 +311,7 @@ def train_params(
         torch.manual_seed(rng)
         for _ in range(steps):
             step()
-            with torch.no_grad():
-                for p in step.model.parameters():
-                    if p.grad is not None:
-                        p.sub_(lr * p.grad)
+            _sgd_update(step.model, lr)
     step.model.zero_grad(set_to_none=True)
     return [p.detach().clone() for p in step.model.parameters()]
 
@@ -305,6 +325,8 @@ def params_diff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
     return num / max(den, 1e-12)
 
 
+#: the learning rate of the parameter check's SGD steps
+SGD_LR = 1e-3
 #: a method's parameters "equal" eager's when params_diff is at most this (float32 rounding
 #: of a different but equivalent evaluation order, e.g. a compiled graph)
 PARAMS_RTOL = 1e-5
@@ -333,8 +355,8 @@ def _run_method(name, factory, spec, batch, repeats, eager_params, dropout, say)
         step = factory(model, loss_fn, batch, blocks)
         record["method"] = step.method
         record["notes"] = list(step.notes)
-        record.update(measure(step, repeats=repeats))
-        params = train_params(step)
+        record.update(measure(step, repeats=repeats, sgd_lr=SGD_LR))
+        params = record.pop("params")
     except Exception as exc:  # a method that fails on a model is a result, not a crash
         record["status"] = "failed"
         record["error"] = _error(exc)
@@ -354,7 +376,7 @@ def run(
     models: Sequence[str] = FULL_MODELS,
     *,
     budgets: Sequence[float] = BUDGETS,
-    repeats: int = 3,
+    repeats: int = 5,
     rng: int = 0,
     say: Callable[[str], None] = lambda s: None,
 ) -> dict[str, Any]:
@@ -362,8 +384,9 @@ def run(
 
     Returns ``{"records": [...], "threads": THREADS, ...}``: one record per (model, method)
     with the measurements of :func:`measure`, ``status`` ("ok" or "failed" with ``error``),
-    ``params_rel_diff`` / ``params_equal`` against eager after 5 SGD steps (``params_check``
-    "required" for models without dropout, "informative (dropout)" otherwise), and the
+    ``params_rel_diff`` / ``params_equal`` against eager after the ``repeats`` SGD steps
+    (``params_check`` "required" for models without dropout, "informative (dropout)"
+    otherwise), and the
     ratios to eager: ``peak_ratio`` and ``flop_overhead`` (extra FLOPs / eager's FLOPs).
     On a model with BatchNorm, a min-cut budget that fails is rerun with the running
     statistics off (:func:`min_cut`, ``bn_running_stats=False``)."""
@@ -429,7 +452,7 @@ def table_rows(records: Sequence[dict]) -> list[tuple]:
 
 
 COLUMNS = ("model", "method", "grads MiB", "peak MiB", "peak / eager", "GFLOP", "FLOP overhead %",
-           "median s", "time / eager", "params after 5 SGD steps vs eager")  # fmt: skip
+           "median s", "time / eager", "params after the SGD steps vs eager")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -440,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="the -quick workloads")
     parser.add_argument("--models", default=None, help="comma-separated workload names")
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     models = (
@@ -464,8 +487,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"CPU, float32, torch.set_num_threads({THREADS}); peak: allocator peak above the "
         "level before the step (parameters, buffers, batch resident; the step's gradients "
         "count); FLOPs: FlopCounterMode (matmul/conv/attention only); time: median of "
-        f"{args.repeats} steps after a warm-up; params: max|p - p_eager| / max|p_eager| after "
-        "5 SGD steps (lr 1e-3, same seed), equal when <= "
+        f"{args.repeats} steps after a warm-up, each followed by an untimed SGD update (lr "
+        f"{SGD_LR:g}, same seed for every method); params: max|p - p_eager| / max|p_eager| "
+        f"after those {args.repeats} SGD steps, equal when <= "
         f"{PARAMS_RTOL:g}. Load average before/after: {load_before[0]:.2f} / "
         f"{machine['loadavg_after'][0]:.2f} (2 cores shared: timings are noisy when high)."
     )

@@ -35,7 +35,10 @@ Architectures:
   configurations (``GPT2Config()`` / ``BertConfig()``: hidden size 768, 12 heads, vocabulary
   50257 / 30522) with ``n_layer`` transformer layers, random initialisation (the library's
   ``_init_weights``), the default dropout (0.1), the attention implementation ``"sdpa"``
-  (``torch.nn.functional.scaled_dot_product_attention``; ``"eager"`` runs as well). The loss is
+  (``torch.nn.functional.scaled_dot_product_attention``, which with attention dropout in train
+  mode on the CPU runs its math path: ``bmm``, ``_safe_softmax``, dropout, ``bmm``; ``"eager"``
+  runs as well; checked with transformers 5.23 and torch 2.13 CPU). GPT-2 is called with
+  ``use_cache=False``, as training does. The loss is
   computed inside the model from ``labels``: causal language modelling for GPT-2
   (``GPT2LMHeadModel``, the labels are the inputs), masked language modelling for BERT
   (``BertForMaskedLM``, 15% of the positions masked, the others labelled -100).

@@ -113,6 +113,17 @@ def test_checkpointing_a_gpt2_with_dropout_keeps_eagers_parameters(rb):
     assert rb.params_diff([p.detach() for p in model.parameters()], ref) > 0
 
 
+def test_measure_with_sgd_is_train_params(rb):
+    """The timed steps of measure(sgd_lr=...) are train_params' SGD steps."""
+    (model, _, loss_fn, blocks), batch = rb.remat_models.build(MODEL)
+    measured = rb.measure(rb.eager(model, loss_fn, batch, blocks), repeats=2, sgd_lr=1e-3)
+    ref = rb.train_params(rb.eager(model, loss_fn, batch, blocks), steps=2, lr=1e-3)
+    assert len(measured["seconds"]) == 2
+    assert rb.params_diff(measured["params"], ref) == 0.0
+    untrained = [p.detach() for p in model.parameters()]
+    assert rb.params_diff(untrained, ref) > 0
+
+
 def test_train_params_detects_a_different_gradient(rb):
     """The parameter check can fail: a step with a perturbed loss trains other parameters."""
     (model, _, loss_fn, blocks), batch = rb.remat_models.build(MODEL)
