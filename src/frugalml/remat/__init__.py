@@ -4,9 +4,11 @@ Paper: Bartan, Li, Teague, Lott, Dilkina, "Moccasin: Efficient Tensor Rematerial
 Neural Networks" (ICML 2023, arXiv 2304.14463); baseline: Jain et al., "Checkmate: Breaking the
 Memory Wall with Optimal Tensor Rematerialization" (MLSys 2020).
 
-The PyTorch front end (``extract_graph``, ``execute_schedule``, ``measure_graph``,
-``partitioner_schedule``, the model builders) is exported lazily: ``frugalml.remat`` imports
-without torch, and those names import it on first use (extra ``remat``).
+Training under a memory budget: ``rematerialize(model, example_inputs, budget=...)``. The
+PyTorch front end (``rematerialize``, ``extract_graph``, ``execute_schedule``,
+``measure_graph``, ``partitioner_schedule``, ``allocator_peak``, the model builders) is
+exported lazily: ``frugalml.remat`` imports without torch, and those names import it on first
+use (extra ``remat``).
 """
 
 from .._optional import lazy_exports
@@ -34,6 +36,11 @@ _LAZY = {
     "mlp": "models",
     "resnet_cnn": "models",
     "transformer_encoder": "models",
+    "rematerialize": "training",
+    "remat_plans": "training",
+    "RematPlan": "training",
+    "RematBackend": "training",
+    "allocator_peak": "torch_memory",
 }
 
 __all__ = [
@@ -42,11 +49,14 @@ __all__ = [
     "GraphMeasurement",
     "MoccasinSolver",
     "PartitionerResult",
+    "RematBackend",
     "RematGraph",
+    "RematPlan",
     "RematSolution",
     "ScheduleReport",
     "SolutionCallback",
     "TorchRematGraph",
+    "allocator_peak",
     "chain_checkpointing",
     "checkmate_lp_rounding",
     "checkmate_milp",
@@ -64,6 +74,8 @@ __all__ = [
     "partitioner_schedule",
     "plain_peak",
     "random_layered_graph",
+    "remat_plans",
+    "rematerialize",
     "resnet_cnn",
     "resolve_budget",
     "save_graph",
