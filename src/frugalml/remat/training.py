@@ -24,9 +24,11 @@ Dynamo's guards (each plan is kept in :func:`remat_plans`). Random ops that the 
 recomputes replay their first draw's generator state.
 
 Budgets: a fraction in ``(0, 1]`` of the modelled plain peak or bytes (``> 1``), counting
-what the step allocates (activations, saved tensors, gradients, outputs), not the parameters,
-buffers and inputs resident before it. Below the minimum feasible budget the first call raises
-:class:`~frugalml.errors.InfeasibleError` with the minimum.
+what the step allocates (activations, saved tensors, gradients, outputs, each op's scratch
+memory), not the parameters, buffers and inputs resident before it, nor the loss computed
+outside the model, nor the 5 KB generator state kept per recomputed random op. Below the
+minimum feasible budget the first call raises :class:`~frugalml.errors.InfeasibleError` with
+the minimum.
 
 Paper: Bartan, Li, Teague, Lott, Dilkina, "Moccasin: Efficient Tensor Rematerialization for
 Neural Networks" (ICML 2023, arXiv 2304.14463); the compiler stack is PyTorch 2's (Ansel et
@@ -381,13 +383,28 @@ def rematerialize(
     )
     if isinstance(model.__dict__.get("forward"), _Call):
         raise InvalidInputError("this model is already rematerialised; pass the original model")
-    compiled = torch.compile(model.forward, backend=backend, fullgraph=True, dynamic=False)
+    compiled = torch.compile(
+        _own_code(model.forward), backend=backend, fullgraph=True, dynamic=False
+    )
     # an instance attribute: model(...) still runs the module's hooks, then the compiled forward
     model.forward = _Call(compiled)
     setattr(model, _ATTR, backend)
     if example_inputs is not None:
         _warm_up(model, as_input_tuple(example_inputs))
     return model
+
+
+def _own_code(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """``forward`` behind a function with a code object of its own. Dynamo caches compiled
+    graphs per code object and counts every entry against its recompile limit (8): without
+    this, all models of one class (every ``nn.Sequential``) would share one cache, and the
+    ninth rematerialised model would fail to compile."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return forward(*args, **kwargs)
+
+    call.__code__ = call.__code__.replace()  # a new code object, same code
+    return call
 
 
 def _warm_up(model: nn.Module, inputs: tuple[Any, ...]) -> None:
