@@ -449,7 +449,7 @@ def test_vgg16_train_at_09_is_solved_to_optimality():
 
 # -- hints -----------------------------------------------------------------------------------------
 def test_a_fitting_hint_skips_phase_one_and_the_optimum_follows():
-    from frugalml.remat.moccasin import stage_form
+    from frugalml.remat.greedy import stage_form
 
     for name in ("dag1", "dag42", "layered7", "gap"):
         g = dict(cases())[name]
@@ -489,7 +489,7 @@ def test_a_hint_outside_the_model_is_kept():
     both big values meet (peak 21); the order a1, a2, b1, b2, s peaks at 12 at no extra cost,
     while with first computations in the graph's order a peak of 12 needs both big values
     recomputed (cost 7 instead of 5). The cheaper hint, outside the model, is returned."""
-    from frugalml.remat.moccasin import stage_form
+    from frugalml.remat.greedy import stage_form
 
     g = RematGraph(cost=np.ones(5), memory=np.array([10, 10, 1, 1, 1]),
                    preds=((), (), (0,), (1,), (2, 3)))  # fmt: skip
@@ -506,7 +506,7 @@ def test_a_hint_outside_the_model_is_kept():
 
 
 def test_stage_form_reorders_a_stage_and_rejects_what_it_cannot_express():
-    from frugalml.remat.moccasin import stage_form
+    from frugalml.remat.greedy import stage_form
 
     g = dict(cases())["dag1"]
     n = g.n
@@ -563,3 +563,42 @@ def test_hinted_model_values_satisfy_the_model():
             )
             checked += 1
     assert checked >= 10
+
+
+# -- the local search ------------------------------------------------------------------------------
+def test_repair_schedules_fit_and_are_never_better_than_the_optimum():
+    from frugalml.remat.greedy import repair_schedule, stage_form
+
+    found = 0
+    for name, g in cases():
+        scored = scored_case(name)
+        for budget in budgets_for(g, scored):
+            sched = repair_schedule(g, budget, time_limit=None)
+            if sched is None:
+                continue
+            found += 1
+            rep = evaluate_schedule(g, sched)
+            assert rep.peak_memory <= budget
+            assert np.bincount(sched, minlength=g.n).max() <= 2
+            assert stage_form(g, sched).tolist() == sched.tolist()
+            assert rep.total_cost >= brute_optimum(scored, budget) - 1e-9
+    assert found >= 20
+
+
+def test_repair_reaches_budgets_the_eviction_rules_miss():
+    from frugalml.remat.greedy import cascading_schedule, repair_schedule
+
+    path = DATA / "random_layered_n100_w0.27_nlv0.75_ed0.2_scd0.14.json"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    g = load_graph(path)
+    budget = int(0.8 * plain_peak(g))
+    assert greedy_schedule(g, budget) is None and cascading_schedule(g, budget) is None
+    sched = repair_schedule(g, budget, time_limit=None)
+    rep = evaluate_schedule(g, sched)
+    assert rep.peak_memory <= budget and rep.recomputations > 0
+    assert np.bincount(sched, minlength=g.n).max() <= 2
+    # the moccasin warm start uses it: no feasibility phase needed
+    sol = moccasin(g, budget, time_limit=2, threads=1)
+    assert sol.info["phase1"] == "GREEDY" and sol.report.peak_memory <= budget
+    assert sol.report.total_cost <= rep.total_cost

@@ -18,21 +18,37 @@ recomputation closure (DTR's ``e*`` heuristic), and a value whose closure would 
 more than ``C`` times, or spans more than ``max_closure`` nodes, is not evicted. It reaches
 lower budgets than the pinning rule on the published training graphs (ResNet-50 down to 40%
 of the plain peak instead of 60%), the pinning rule does better where inputs are cheap to
-keep. :func:`best_greedy_schedule` runs both and keeps the cheaper schedule that fits.
+keep.
+
+:func:`repair_schedule` is a local search on whole schedules: at the step of highest memory,
+free a value held across it and recompute it right before its next read, choosing the move that
+most reduces the memory over budget summed over all steps. It reaches 80% of the plain peak on
+the published 1000-node random layered graph (+3.6% compute) where both eviction rules get
+stuck. :func:`best_greedy_schedule` runs all three and keeps the cheapest schedule that fits.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
 from .._validate import check_int
+from ..errors import InvalidInputError
 from .evaluate import evaluate_schedule
 from .graph import RematGraph
 from .solution import RematSolution, check_budget, scored
 
-__all__ = ["best_greedy_schedule", "cascading_schedule", "greedy", "greedy_schedule"]
+__all__ = [
+    "best_greedy_schedule",
+    "cascading_schedule",
+    "greedy",
+    "greedy_schedule",
+    "repair_schedule",
+    "stage_form",
+]
 
 
 def greedy_schedule(graph: RematGraph, budget: int, *, copies: int = 2) -> np.ndarray | None:
@@ -226,19 +242,196 @@ def cascading_schedule(
     return np.array(order, dtype=np.int64)
 
 
-def best_greedy_schedule(graph: RematGraph, budget: int, *, copies: int = 2) -> np.ndarray | None:
-    """The cheaper of :func:`greedy_schedule` and :func:`cascading_schedule` among those that
-    fit ``budget`` (checked by :func:`~frugalml.remat.evaluate.evaluate_schedule`), or
-    ``None``."""
+def best_greedy_schedule(
+    graph: RematGraph, budget: int, *, copies: int = 2, time_limit: float | None = 5.0
+) -> np.ndarray | None:
+    """The cheapest of :func:`greedy_schedule`, :func:`cascading_schedule` and
+    :func:`repair_schedule` (from the plain order, for at most ``time_limit`` seconds) among
+    those that fit ``budget`` (checked by :func:`~frugalml.remat.evaluate.evaluate_schedule`),
+    or ``None``."""
     best: tuple[float, np.ndarray] | None = None
-    for rule in (greedy_schedule, cascading_schedule):
-        sched = rule(graph, budget, copies=copies)
+    for rule in (greedy_schedule, cascading_schedule, repair_schedule):
+        if rule is repair_schedule:
+            sched = repair_schedule(graph, budget, copies=copies, time_limit=time_limit)
+        else:
+            sched = rule(graph, budget, copies=copies)
         if sched is None:
             continue
         rep = evaluate_schedule(graph, sched)
         if rep.peak_memory <= budget and (best is None or rep.total_cost < best[0]):
             best = (rep.total_cost, sched)
     return None if best is None else best[1]
+
+
+def stage_form(graph: RematGraph, schedule: Sequence[int] | np.ndarray) -> np.ndarray | None:
+    """``schedule`` reordered into MOCCASIN's stage form, or ``None`` if it has none.
+
+    In stage form the first computations follow the graph's order and every recomputation
+    sits in the stage that ends with the next first computation after it, the recomputations
+    of a stage in increasing node order. A schedule has a stage form iff its first
+    computations are ``0, 1, ..., n - 1`` in that order, no node is recomputed after the
+    first computation of node ``n - 1``, and the reordered sequence is still valid (it is
+    checked with :func:`~frugalml.remat.evaluate.evaluate_schedule`; the reordering can change
+    the peak, so callers re-evaluate it). Schedules of the greedy heuristics, of MOCCASIN and
+    expanded coarse schedules of :mod:`frugalml.remat.coarsen` are in stage form already
+    (returned unchanged). ``O(len(schedule) log len(schedule))``.
+    """
+    sched = np.asarray(schedule, dtype=np.int64).reshape(-1)
+    n = graph.n
+    first = np.zeros(sched.size, dtype=bool)
+    seen = np.zeros(n, dtype=bool)
+    for p, v in enumerate(sched):
+        if not seen[v]:
+            first[p] = True
+            seen[v] = True
+    if not seen.all() or not np.array_equal(sched[first], np.arange(n)):
+        return None
+    # the stage of each step: the next first computation at or after it
+    stage = np.empty(sched.size, dtype=np.int64)
+    nxt = -1
+    for p in range(sched.size - 1, -1, -1):
+        if first[p]:
+            nxt = int(sched[p])
+        stage[p] = nxt
+    if np.any(stage < 0):
+        return None  # a recomputation after the last first computation
+    form = sched[np.lexsort((sched, stage))]
+    try:
+        evaluate_schedule(graph, form)
+    except InvalidInputError:
+        return None
+    return form
+
+
+def _liveness(
+    graph: RematGraph, sched: np.ndarray
+) -> tuple[np.ndarray, list[list[int]], np.ndarray]:
+    """``end[t]``: the last step reading the value computed at step ``t`` (``t`` if none);
+    ``reads[t]``: the steps reading it; ``profile``: as in
+    :func:`~frugalml.remat.evaluate.evaluate_schedule` (whose memory model this follows)."""
+    steps = len(sched)
+    latest = np.full(graph.n, -1, dtype=np.int64)
+    end = np.arange(steps, dtype=np.int64)
+    reads: list[list[int]] = [[] for _ in range(steps)]
+    preds = graph.preds
+    for t, v in enumerate(sched.tolist()):
+        for u in preds[v]:
+            s = latest[u]
+            end[s] = t
+            reads[s].append(t)
+        latest[v] = t
+    sizes = graph.memory[sched]
+    delta = np.zeros(steps + 1, dtype=np.int64)
+    np.add.at(delta, np.arange(steps), sizes)
+    np.add.at(delta, end + 1, -sizes)
+    return end, reads, np.cumsum(delta[:-1])
+
+
+def repair_schedule(
+    graph: RematGraph,
+    budget: int,
+    *,
+    start: Sequence[int] | np.ndarray | None = None,
+    copies: int = 2,
+    time_limit: float | None = 5.0,
+    top: int = 4,
+    patience: int = 20,
+) -> np.ndarray | None:
+    """Bring a schedule's peak down to ``budget`` by inserting recomputations (local search).
+
+    From ``start`` (a stage-form schedule; default the plain order), repeat: at the step of
+    highest memory ``p``, every value held across ``p`` but not read there (a *candidate*)
+    could instead be freed after its last read before ``p`` and recomputed right before its
+    first read after it (its inputs are then held until that recomputation). The candidates
+    are ranked by the memory over budget summed over all steps (``sum_t max(0, profile_t -
+    budget)``) after the move, computed incrementally from the liveness intervals; the best
+    ``top`` are put in stage form (:func:`stage_form`) and scored exactly, and the best is
+    taken, ties to the cheaper recomputation. Moves that do not reduce the overflow are
+    allowed ``patience`` times in a row (a plateau), then the search stops; it also stops at
+    ``time_limit`` seconds. A node runs at most ``copies`` times.
+
+    Returns a stage-form schedule within ``budget`` (checked by
+    :func:`~frugalml.remat.evaluate.evaluate_schedule`), or ``None``. Each move costs
+    ``O(k (L + deg))`` for ``k`` candidates and a schedule of ``L`` steps (``L`` grows by one a
+    move). Measured (2 cores): the published 1000-node random layered graph at 80% of its plain
+    peak in about 1 s, where both eviction rules get stuck.
+    """
+    t0 = time.perf_counter()
+    mem, preds, cost = graph.memory, graph.preds, graph.cost
+    sched = np.arange(graph.n, dtype=np.int64) if start is None else stage_form(graph, start)
+    if sched is None:
+        return None
+    counts = np.bincount(sched, minlength=graph.n)
+    end, reads, prof = _liveness(graph, sched)
+
+    def overflow(profile: np.ndarray) -> int:
+        return int(np.maximum(profile - budget, 0).sum())
+
+    cur = overflow(prof)
+    best = (cur, sched)
+    stalled = 0
+    while cur > 0:
+        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+            break
+        p = int(np.argmax(prof))
+        steps = len(sched)
+        pinned = set(preds[int(sched[p])])
+        # where each node's computations are, to find the copy of an input before a step
+        where: list[list[int]] = [[] for _ in range(graph.n)]
+        for t, v in enumerate(sched.tolist()):
+            where[v].append(t)
+        cands = []
+        for s in range(p):
+            if end[s] <= p:
+                continue
+            u = int(sched[s])
+            if u in pinned or counts[u] >= copies:
+                continue
+            rs = reads[s]
+            k = bisect.bisect_right(rs, p)
+            q = rs[k]
+            r = rs[k - 1] if k > 0 else s
+            d = np.zeros(steps + 1, dtype=np.int64)
+            d[r + 1] -= mem[u]  # u is freed after its last read before p ...
+            d[q] += mem[u]  # ... and held again from its recomputation
+            held_inputs = 0
+            for w in preds[u]:
+                pos = where[w]
+                cw = pos[bisect.bisect_left(pos, q) - 1]
+                if end[cw] < q:  # the input is held until the recomputation
+                    d[end[cw] + 1] += mem[w]
+                    d[q] -= mem[w]
+                    held_inputs += int(mem[w])
+            new = prof + np.cumsum(d[:-1])
+            at_new = int(prof[q] - mem[sched[q]] + held_inputs)
+            cands.append((overflow(new) + max(at_new - budget, 0), float(cost[u]), q, u))
+        if not cands:
+            break
+        cands.sort()
+        pick = None
+        for _, c, q, u in cands[:top]:
+            form = stage_form(graph, np.insert(sched, q, u))
+            if form is None:
+                continue
+            live = _liveness(graph, form)
+            score = (overflow(live[2]), c)
+            if pick is None or score < pick[0]:
+                pick = (score, form, live)
+        if pick is None:
+            break
+        sched = pick[1]
+        end, reads, prof = pick[2]
+        counts = np.bincount(sched, minlength=graph.n)
+        cur = pick[0][0]
+        if cur < best[0]:
+            best, stalled = (cur, sched), 0
+        else:
+            stalled += 1
+            if stalled > patience:
+                break
+    if best[0] > 0 or evaluate_schedule(graph, best[1]).peak_memory > budget:
+        return None
+    return best[1]
 
 
 def greedy(graph: RematGraph, budget: int, *, copies: int = 2) -> RematSolution:

@@ -54,7 +54,7 @@ from ..progress import Progress
 from ._interrupt import SolveInterrupt
 from .evaluate import ScheduleReport, evaluate_schedule
 from .graph import RematGraph
-from .greedy import best_greedy_schedule
+from .greedy import best_greedy_schedule, stage_form
 from .solution import (
     RematSolution,
     SolutionCallback,
@@ -64,7 +64,7 @@ from .solution import (
     solution_reporter,
 )
 
-__all__ = ["MoccasinSolver", "check_hints", "moccasin", "stage_form"]
+__all__ = ["MoccasinSolver", "check_hints", "moccasin"]
 
 
 def _gcd(values: np.ndarray) -> int:
@@ -286,8 +286,9 @@ class MoccasinSolver:
         a schedule fits, and without one there is nothing to optimise) and the optimisation
         phase the rest.
         ``warm_start``: try the greedy heuristics
-        (:func:`~frugalml.remat.greedy.best_greedy_schedule`) first and skip the CP feasibility
-        phase when one fits. ``hints``: seed schedules (sequences of node indices, e.g. the
+        (:func:`~frugalml.remat.greedy.best_greedy_schedule`, its local search for at most a
+        quarter of ``time_limit`` and 5 s) first and skip the CP feasibility phase when one
+        fits. ``hints``: seed schedules (sequences of node indices, e.g. the
         schedules of other solvers or of other budgets); each is checked by
         :func:`~frugalml.remat.evaluate.evaluate_schedule` (an invalid one raises
         :class:`~frugalml.errors.InvalidInputError` naming its index). The cheapest schedule
@@ -295,11 +296,12 @@ class MoccasinSolver:
         optimisation phase and the feasibility phase is skipped; when none fits, the hint of
         least peak (instead of the plain order) seeds the feasibility phase. A hint the model
         cannot express (first computations out of the graph's order, more than ``C``
-        computations of a node, see :func:`stage_form`) is still kept: the result is never
-        costlier than the cheapest fitting hint. ``threads``: CP-SAT search workers (its
-        ``num_workers``; default: the CPU count). ``rng``: CP-SAT's ``random_seed``, an ``int``
-        used as is (``0`` by default; with one thread the search is then deterministic) or a
-        Generator that draws one (:func:`~frugalml._validate.seed_from_rng`).
+        computations of a node, see :func:`~frugalml.remat.greedy.stage_form`) is still
+        kept: the result is never costlier than the cheapest fitting hint. ``threads``: CP-SAT
+        search workers (its ``num_workers``; default: the CPU count). ``rng``: CP-SAT's
+        ``random_seed``, an ``int`` used as is (``0`` by default; with one thread the search is
+        then deterministic) or a Generator that draws one
+        (:func:`~frugalml._validate.seed_from_rng`).
         ``progress(message, fraction)`` is called on every improving schedule and once with
         fraction 1 at the end, ``on_solution(seconds, cost, bound)`` on every improving
         schedule (see :mod:`frugalml.remat.solution`). Status ``"optimal"`` means proven
@@ -415,7 +417,10 @@ class MoccasinSolver:
             (f"hint {i}", h, rep) for i, (h, rep) in enumerate(hint_list)
         ]
         if warm_start:
-            g_sched = best_greedy_schedule(self.graph, budget, copies=self.copies)
+            g_sched = best_greedy_schedule(
+                self.graph, budget, copies=self.copies,
+                time_limit=5.0 if time_limit is None else min(5.0, 0.25 * time_limit),
+            )  # fmt: skip
             if g_sched is not None:
                 seeds.append(("greedy", g_sched, evaluate_schedule(self.graph, g_sched)))
         # the model's own form of each seed (None: the model cannot express it)
@@ -594,7 +599,7 @@ class MoccasinSolver:
 
     # -- hints --------------------------------------------------------------------------------
     def _model_form(self, schedule: np.ndarray) -> np.ndarray | None:
-        """``schedule`` as this model can express it (:func:`stage_form`, at most ``C``
+        """``schedule`` as this model can express it (its stage form, at most ``C``
         computations of a node, one of a node nobody reads), or ``None``."""
         form = stage_form(self.graph, schedule)
         if form is None:
@@ -728,46 +733,6 @@ def check_hints(
             ) from exc
         out.append((arr.astype(np.int64), rep))
     return out
-
-
-def stage_form(graph: RematGraph, schedule: Sequence[int] | np.ndarray) -> np.ndarray | None:
-    """``schedule`` reordered into MOCCASIN's stage form, or ``None`` if it has none.
-
-    In stage form the first computations follow the graph's order and every recomputation
-    sits in the stage that ends with the next first computation after it, the recomputations
-    of a stage in increasing node order. A schedule has a stage form iff its first
-    computations are ``0, 1, ..., n - 1`` in that order, no node is recomputed after the
-    first computation of node ``n - 1``, and the reordered sequence is still valid (it is
-    checked with :func:`~frugalml.remat.evaluate.evaluate_schedule`; the reordering can change
-    the peak, so callers re-evaluate it). Schedules of the greedy heuristics, of MOCCASIN and
-    expanded coarse schedules of :mod:`frugalml.remat.coarsen` are in stage form already
-    (returned unchanged). ``O(len(schedule) log len(schedule))``.
-    """
-    sched = np.asarray(schedule, dtype=np.int64).reshape(-1)
-    n = graph.n
-    first = np.zeros(sched.size, dtype=bool)
-    seen = np.zeros(n, dtype=bool)
-    for p, v in enumerate(sched):
-        if not seen[v]:
-            first[p] = True
-            seen[v] = True
-    if not seen.all() or not np.array_equal(sched[first], np.arange(n)):
-        return None
-    # the stage of each step: the next first computation at or after it
-    stage = np.empty(sched.size, dtype=np.int64)
-    nxt = -1
-    for p in range(sched.size - 1, -1, -1):
-        if first[p]:
-            nxt = int(sched[p])
-        stage[p] = nxt
-    if np.any(stage < 0):
-        return None  # a recomputation after the last first computation
-    form = sched[np.lexsort((sched, stage))]
-    try:
-        evaluate_schedule(graph, form)
-    except InvalidInputError:
-        return None
-    return form
 
 
 @renamed_parameters(workers="threads", seed="rng")

@@ -60,7 +60,7 @@ def min_feasible_budget(graph: RematGraph) -> int:
 
 
 def lowest_schedulable_budget(
-    graph: RematGraph, *, copies: int = 2, tol: float = 1e-3
+    graph: RematGraph, *, copies: int = 2, tol: float = 1e-3, time_limit: float = 20.0
 ) -> tuple[int, np.ndarray]:
     """The least budget (bytes) at which the greedy heuristics
     (:func:`~frugalml.remat.greedy.best_greedy_schedule`) find a schedule, and that schedule.
@@ -68,23 +68,27 @@ def lowest_schedulable_budget(
     Bisection between :func:`min_feasible_budget` and the plain peak (where the plain order
     always fits), to a relative precision ``tol`` of the plain peak; the heuristics are not
     monotone in the budget, so this is the least budget *found*, an upper bound on the least
-    feasible one. ``O(log(1 / tol))`` greedy runs.
+    feasible one. ``O(log(1 / tol))`` heuristic runs, their local searches sharing
+    ``time_limit`` seconds.
     """
     if not isinstance(graph, RematGraph):
         raise InvalidInputError(f"graph must be a RematGraph, got {type(graph).__name__}")
     copies = check_int(copies, "copies", low=1)
     tol = check_positive_float(tol, "tol")
+    time_limit = check_positive_float(time_limit, "time_limit")
     hi = plain_peak(graph)
+    runs = max(1, math.ceil(math.log2(1.0 / tol))) + 1
+    each = time_limit / runs
     best = (hi, np.arange(graph.n, dtype=np.int64))
     lo = graph.min_budget - 1  # infeasible
-    sched = best_greedy_schedule(graph, graph.min_budget, copies=copies)
+    sched = best_greedy_schedule(graph, graph.min_budget, copies=copies, time_limit=each)
     if sched is not None:
         return graph.min_budget, sched
     lo = graph.min_budget
     step = max(1, int(tol * hi))
     while best[0] - lo > step:
         mid = (lo + best[0]) // 2
-        sched = best_greedy_schedule(graph, mid, copies=copies)
+        sched = best_greedy_schedule(graph, mid, copies=copies, time_limit=each)
         if sched is None:
             lo = mid
         else:  # the schedule may be well under mid: use its own peak
@@ -169,15 +173,17 @@ def budget_sweep(
 
     # 1. the plain order and the greedy heuristics at every budget (milliseconds each)
     add(np.arange(graph.n, dtype=np.int64), "plain order")
+    # (a quarter of the time at most for the heuristics' local search)
+    quick = min(5.0, time_limit / (4.0 * max(len(levels), 1)))
     for b in levels:
         if b < plain:
-            add(best_greedy_schedule(graph, b, copies=copies), f"greedy at {b}")
+            add(best_greedy_schedule(graph, b, copies=copies, time_limit=quick), f"greedy at {b}")
     coarse = None
     if graph.n > coarsen_above:
         coarse = coarsen_chains(graph, max_chain=max_chain)
         for b in levels:
             if coarse.graph.min_budget <= b < plain:
-                cs = best_greedy_schedule(coarse.graph, b, copies=copies)
+                cs = best_greedy_schedule(coarse.graph, b, copies=copies, time_limit=quick)
                 if cs is not None:
                     add(coarse.expand(cs), f"coarse greedy at {b}")
     # 2. MOCCASIN from the lowest budget up, each seeded with everything found so far
@@ -195,8 +201,11 @@ def budget_sweep(
         if coarse is not None and coarse.graph.min_budget <= b:
             # the coarse graph first, its expanded schedule a seed of the fine solve
             started = time.perf_counter()
-            coarse_seeds = [cs for cs in (best_greedy_schedule(coarse.graph, b, copies=copies),)
-                            if cs is not None]  # fmt: skip
+            coarse_seeds = [
+                cs
+                for cs in (best_greedy_schedule(coarse.graph, b, copies=copies, time_limit=quick),)
+                if cs is not None
+            ]
             cs = MoccasinSolver(coarse.graph, copies=copies).solve(
                 b, time_limit=share if share < 2 * REFINE_SECONDS else share / 2.0,
                 threads=threads, rng=rng, hints=coarse_seeds,
