@@ -318,6 +318,17 @@ def _capture_error(exc: BaseException) -> InvalidInputError | None:
     return None
 
 
+def _logging_functions() -> set[Any]:
+    """The ``logging.Logger`` methods Dynamo skips while tracing (a model that logs in its
+    forward, as Hugging Face models do, would otherwise not be captured as one graph); the
+    messages are not printed during the trace."""
+    import logging
+
+    names = ("debug", "info", "warning", "warn", "error", "critical", "log", "warning_once",
+             "info_once")  # fmt: skip
+    return {getattr(logging.Logger, n) for n in names if hasattr(logging.Logger, n)}
+
+
 class _Call:
     """The compiled ``forward`` of a rematerialised module, with errors made readable."""
 
@@ -326,7 +337,8 @@ class _Call:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return self.compiled(*args, **kwargs)
+            with torch._dynamo.config.patch(ignore_logging_functions=_logging_functions()):
+                return self.compiled(*args, **kwargs)
         except FrugalError:
             raise
         except Exception as exc:
@@ -358,8 +370,10 @@ def rematerialize(
     ``example_inputs`` (a tensor or a tuple of tensors: the forward's positional arguments) the
     graph is traced and solved now, with the model's buffers and the random state restored
     afterwards, so errors surface here and the first training step does not wait for the
-    solver; without them, on the first call. ``budget``: a fraction of the modelled plain
-    peak or bytes (see the module doc). The other options are :class:`RematBackend`'s.
+    solver; without them, on the first call. A dict of ``example_inputs`` is passed as keyword
+    arguments (e.g. ``{"input_ids": ids, "labels": ids}`` for a Hugging Face model).
+    ``budget``: a fraction of the modelled plain peak or bytes (see the module doc). The other
+    options are :class:`RematBackend`'s.
 
     Raises :class:`InvalidInputError` for a model in eval mode (call ``model.train()``), a
     model Dynamo cannot capture as one graph (the message names the reason), and
@@ -390,8 +404,23 @@ def rematerialize(
     model.forward = _Call(compiled)
     setattr(model, _ATTR, backend)
     if example_inputs is not None:
-        _warm_up(model, as_input_tuple(example_inputs))
+        if isinstance(example_inputs, dict):
+            _warm_up(model, (), _check_kwargs(example_inputs))
+        else:
+            _warm_up(model, as_input_tuple(example_inputs), {})
     return model
+
+
+def _check_kwargs(inputs: dict[str, Any]) -> dict[str, Any]:
+    for key, value in inputs.items():
+        if not isinstance(key, str):
+            raise InvalidInputError(f"example_inputs keys must be argument names, got {key!r}")
+        if not isinstance(value, (torch.Tensor, bool, int, float, str, type(None))):
+            raise InvalidInputError(
+                f"example input {key!r} is a {type(value).__name__}; pass tensors and plain "
+                "values (bool, int, float, str, None)"
+            )
+    return inputs
 
 
 def _own_code(forward: Callable[..., Any]) -> Callable[..., Any]:
@@ -407,14 +436,15 @@ def _own_code(forward: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _warm_up(model: nn.Module, inputs: tuple[Any, ...]) -> None:
-    """Trace and solve on ``inputs`` without changing the model (buffers, RNG)."""
+def _warm_up(model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Trace and solve on ``model(*inputs, **kwargs)`` without changing the model (buffers,
+    RNG)."""
     buffers = [b.detach().clone() for b in model.buffers()]
     cpu_state = torch.get_rng_state()
     cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     try:
         with torch.enable_grad():
-            model(*inputs)
+            model(*inputs, **kwargs)
     finally:
         with torch.no_grad():
             for b, saved in zip(model.buffers(), buffers, strict=True):
