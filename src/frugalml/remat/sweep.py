@@ -50,6 +50,12 @@ COARSEN_ABOVE = 1000
 REFINE_SECONDS = 10.0
 
 
+def _margin(n: int, seconds: float) -> float:
+    """Seconds kept back from a solve of an ``n``-node model so the sweep ends on time (CP-SAT
+    overruns its limit while loading a large model: ~2 s at 4000 nodes)."""
+    return min(0.1 * seconds, 0.5 + n / 2000.0)
+
+
 def min_feasible_budget(graph: RematGraph) -> int:
     """The least budget (bytes) any schedule can meet: ``max_i memory[i] + sum
     memory[preds[i]]`` (:attr:`RematGraph.min_budget`, the bound
@@ -79,8 +85,7 @@ def lowest_schedulable_budget(
     hi = plain_peak(graph)
     runs = max(1, math.ceil(math.log2(1.0 / tol))) + 1
     each = time_limit / runs
-    best = (hi, np.arange(graph.n, dtype=np.int64))
-    lo = graph.min_budget - 1  # infeasible
+    best = (hi, np.arange(graph.n, dtype=np.int64))  # the plain order fits its own peak
     sched = best_greedy_schedule(graph, graph.min_budget, copies=copies, time_limit=each)
     if sched is not None:
         return graph.min_budget, sched
@@ -179,11 +184,15 @@ def budget_sweep(
         if b < plain:
             add(best_greedy_schedule(graph, b, copies=copies, time_limit=quick), f"greedy at {b}")
     coarse = None
+    coarse_seeds: dict[int, list[np.ndarray]] = {}
     if graph.n > coarsen_above:
         coarse = coarsen_chains(graph, max_chain=max_chain)
         for b in levels:
             if coarse.graph.min_budget <= b < plain:
-                cs = best_greedy_schedule(coarse.graph, b, copies=copies, time_limit=quick)
+                # (the local search only where the fine heuristics found nothing)
+                limit = quick if not fitting(b) else 0.0
+                cs = best_greedy_schedule(coarse.graph, b, copies=copies, time_limit=limit)
+                coarse_seeds[b] = [] if cs is None else [cs]
                 if cs is not None:
                     add(coarse.expand(cs), f"coarse greedy at {b}")
     # 2. MOCCASIN from the lowest budget up, each seeded with everything found so far
@@ -201,29 +210,27 @@ def budget_sweep(
         if coarse is not None and coarse.graph.min_budget <= b:
             # the coarse graph first, its expanded schedule a seed of the fine solve
             started = time.perf_counter()
-            coarse_seeds = [
-                cs
-                for cs in (best_greedy_schedule(coarse.graph, b, copies=copies, time_limit=quick),)
-                if cs is not None
-            ]
+            t_coarse = share if share < 2 * REFINE_SECONDS else share / 2.0
             cs = MoccasinSolver(coarse.graph, copies=copies).solve(
-                b, time_limit=share if share < 2 * REFINE_SECONDS else share / 2.0,
-                threads=threads, rng=rng, hints=coarse_seeds,
+                b, time_limit=max(t_coarse - _margin(coarse.graph.n, t_coarse), 0.05),
+                threads=threads, rng=rng, hints=coarse_seeds.get(b, []), warm_start=False,
             )  # fmt: skip
             if cs.schedule is not None:
                 add(coarse.expand(cs.schedule), f"coarse moccasin at {b}")
                 seeds = [x[2] for x in fitting(b)[:3]]
             left = share - (time.perf_counter() - started)
-            if left < REFINE_SECONDS:  # too little for the fine model: keep the coarse result
-                continue
-        sol = solver.solve(b, time_limit=max(left, 0.05), threads=threads, rng=rng, hints=seeds)
-        solved[b] = sol
-        if sol.schedule is not None:
-            add(sol.schedule, f"moccasin at {b}")
-            if sol.status == "optimal":
-                proven[b] = sol
+        if coarse is None or left >= REFINE_SECONDS:  # else too little for the fine model
+            # (the heuristics ran above: no warm start again)
+            sol = solver.solve(b, time_limit=max(left - _margin(graph.n, left), 0.05),
+                               threads=threads, rng=rng, hints=seeds, warm_start=False)  # fmt: skip
+            solved[b] = sol
+            if sol.schedule is not None:
+                add(sol.schedule, f"moccasin at {b}")
+                if sol.status == "optimal":
+                    proven[b] = sol
         if progress is not None:
-            what = "no schedule" if sol.report is None else f"cost {sol.report.total_cost:.4g}"
+            best_b = fitting(b)
+            what = "no schedule" if not best_b else f"cost {best_b[0][0]:.4g}"
             progress(f"budget {b}: {what}", (k + 1) / (len(todo) + 1))
     # 3. at each budget the cheapest schedule found at or below it
     out: list[RematSolution] = []
