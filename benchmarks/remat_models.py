@@ -44,8 +44,9 @@ Architectures:
   (``BertForMaskedLM``, 15% of the positions masked, the others labelled -100).
 
 Sizes: :data:`WORKLOADS` names each model with the batch the benchmark uses (one training step
-of 0.2-2 s on one thread of this machine) and a ``-quick`` variant (small images and sequences)
-for the tests.
+of about 1-2 s on one thread of this machine), a ``-quick`` variant (small images and
+sequences) for the tests, and ``gpt2-long`` / ``bert-long`` (sequences of 512) where the
+transformer layers' activations, not the gradients, make the peak.
 """
 
 from __future__ import annotations
@@ -358,6 +359,10 @@ WORKLOADS: dict[str, Workload] = {
         Workload("mobilenet_v2", mobilenet_v2, 8, {"image_size": 224}),
         Workload("gpt2", gpt2, 2, {"n_layer": 4, "seq_len": 128}, dropout=True),
         Workload("bert", bert, 2, {"n_layer": 4, "seq_len": 128}, dropout=True),
+        # longer sequences, where the layers' activations outweigh the gradients (not in the
+        # default run: ~5x the step time)
+        Workload("gpt2-long", gpt2, 2, {"n_layer": 4, "seq_len": 512}, dropout=True),
+        Workload("bert-long", bert, 2, {"n_layer": 4, "seq_len": 512}, dropout=True),
         Workload("resnet18-quick", resnet18, 4, {"image_size": 96, "num_classes": 10}),
         Workload("mobilenet_v2-quick", mobilenet_v2, 2, {"image_size": 64, "num_classes": 10}),
         Workload("gpt2-quick", gpt2, 1, {"n_layer": 2, "seq_len": 16}, dropout=True),
