@@ -23,9 +23,13 @@ Methods (each a factory ``(model, loss_fn, batch, blocks) -> TrainStep``):
   run the FX graphs as they are (``aot_eager``-like: no Inductor, no fusion, so the memory
   difference is the partition's alone) and whose ``partition_fn`` is
   ``min_cut_rematerialization_partition`` under
-  ``torch._functorch.config.activation_memory_budget = budget``. Inductor does work on this
-  machine (a C++ compiler is installed) but took 17 s to compile a one-line function on these
-  2 cores; its fusion would also change the memory for reasons other than the partition.
+  ``torch._functorch.config.activation_memory_budget = budget``. The graphs are called with
+  AOTAutograd's boxed convention, so each saved tensor is freed at its last use in the
+  backward (``frugalml.remat.training.boxed_call``, as ``rematerialize`` does; functorch's
+  ``make_boxed_func`` would hold every saved tensor to the end of the backward and overstate
+  the partitioner's peak). Inductor does work on this machine (a C++ compiler is installed)
+  but took 17 s to compile a one-line function on these 2 cores; its fusion would also change
+  the memory for reasons other than the partition.
 
 :func:`measure` runs a step once to warm it up (``torch.compile`` compiles then), then measures
 one step with :func:`frugalml.remat.torch_memory.allocator_peak` (the allocator's peak above
@@ -33,11 +37,12 @@ the level before the step, which holds the parameters, the buffers and the batch
 are set to ``None`` first, so the step's own gradient buffers count in its peak), one step
 under ``torch.utils.flop_counter.FlopCounterMode`` (the FLOPs of matmuls, convolutions and
 attention, counted when they run: a recomputed convolution counts twice; recomputed pointwise
-ops and normalisations count 0 FLOPs, so selective checkpointing shows no FLOP overhead), and
-the median wall-clock time of ``repeats`` steps (5 in the benchmark), each followed by an
-untimed SGD update, from ``torch.manual_seed(rng)``: the parameters after them, compared with
-eager's, check that every method computes eager's gradients (:func:`train_params` does the
-same SGD steps alone).
+ops and normalisations count 0 FLOPs, so selective checkpointing shows no FLOP overhead; a
+compiled method's FLOPs are counted on its forward and backward graphs instead, since under
+``FlopCounterMode`` ``torch.compile`` falls back to eager), and the median wall-clock time of
+``repeats`` steps (5 in the benchmark), each followed by an untimed SGD update, from
+``torch.manual_seed(rng)``: the parameters after them, compared with eager's, check that every
+method computes eager's gradients (:func:`train_params` does the same SGD steps alone).
 
 Usage: python benchmarks/remat_baselines.py [--quick] [--models a,b] [--budgets 0.5,0.3,0.1]
 [--repeats 5] [--out DIR]. Prints the table and writes DIR/remat_baselines.json (DIR:
@@ -53,6 +58,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +125,11 @@ class TrainStep:
     loss_fn: Callable[[Any, Any], torch.Tensor]
     batch: Any
     notes: list[str] = field(default_factory=list)
+    #: FLOPs of each compiled graph (forward and backward) of a compiled method, counted on the
+    #: graphs: under FlopCounterMode, torch.compile falls back to eager
+    graph_flops: list[int] = field(default_factory=list)
+    #: more fields for the method's record (e.g. what a solver decided)
+    info: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self) -> torch.Tensor:
         self.model.zero_grad(set_to_none=True)
@@ -185,17 +196,22 @@ def selective_checkpointing(
     return TrainStep("selective checkpointing", clone, clone, loss_fn, batch)
 
 
-def _min_cut_backend(budget: float) -> Any:
-    from functorch.compile import make_boxed_func
+def _min_cut_backend(budget: float, graph_flops: list[int]) -> Any:
     from torch._dynamo.backends.common import aot_autograd
     from torch._functorch.partitioners import min_cut_rematerialization_partition
+
+    from frugalml.remat.joint_graph import node_flops
+    from frugalml.remat.training import boxed_call
 
     def partition(*args: Any, **kwargs: Any) -> Any:
         with torch._functorch.config.patch(activation_memory_budget=budget):
             return min_cut_rematerialization_partition(*args, **kwargs)
 
     def run_as_is(gm: torch.fx.GraphModule, example_inputs: Any) -> Any:
-        return make_boxed_func(gm.forward)
+        graph_flops.append(sum(node_flops(n) for n in gm.graph.nodes if n.op == "call_function"))
+        # the boxed convention that frees each saved tensor at its last use in the backward
+        # (functorch's make_boxed_func keeps every argument alive to the end of the call)
+        return boxed_call(gm)
 
     return aot_autograd(fw_compiler=run_as_is, bw_compiler=run_as_is, partition_fn=partition)
 
@@ -232,8 +248,9 @@ def min_cut(budget: float, *, bn_running_stats: bool = True) -> Factory:
             name += " (BN stats off)"
             notes.append("BatchNorm running statistics not tracked")
         torch._dynamo.reset()  # a fresh compilation for this budget
-        runner = torch.compile(clone, backend=_min_cut_backend(float(budget)))
-        return TrainStep(name, clone, runner, loss_fn, batch, notes)
+        step = TrainStep(name, clone, clone, loss_fn, batch, notes)
+        step.runner = torch.compile(clone, backend=_min_cut_backend(budget, step.graph_flops))
+        return step
 
     return factory
 
@@ -268,9 +285,13 @@ def measure(
         clear()
         peak = allocator_peak(step)
         clear()
-        with FlopCounterMode(display=False) as counter:
-            step()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # compiled steps run eagerly here
+            with FlopCounterMode(display=False) as counter:
+                step()
         flops = counter.get_total_flops()
+        if getattr(step, "graph_flops", None):  # a compiled step: its graphs' FLOPs
+            flops = sum(step.graph_flops)
         times = []
         torch.manual_seed(rng)
         for _ in range(repeats):
@@ -347,7 +368,7 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:160] if text else ''}"
 
 
-def _run_method(name, factory, spec, batch, repeats, eager_params, dropout, say) -> dict:
+def run_method(name, factory, spec, batch, repeats, eager_params, dropout, say) -> dict:
     model, _, loss_fn, blocks = spec
     say(f"  {name}")
     record: dict[str, Any] = {"method": name}
@@ -355,6 +376,7 @@ def _run_method(name, factory, spec, batch, repeats, eager_params, dropout, say)
         step = factory(model, loss_fn, batch, blocks)
         record["method"] = step.method
         record["notes"] = list(step.notes)
+        record.update(step.info)
         record.update(measure(step, repeats=repeats, sgd_lr=SGD_LR))
         params = record.pop("params")
     except Exception as exc:  # a method that fails on a model is a result, not a crash
@@ -401,7 +423,7 @@ def run(
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         base: dict | None = None
         for mname, factory in _methods(budgets):
-            rec = _run_method(mname, factory, spec, batch, repeats,
+            rec = run_method(mname, factory, spec, batch, repeats,
                               None if base is None else base["_params"], workload.dropout,
                               say)  # fmt: skip
             if base is None:
@@ -411,7 +433,7 @@ def run(
             tries = [rec]
             if rec["status"] == "failed" and mname.startswith("min-cut") and has_bn:
                 budget = float(mname.split()[-1])
-                tries.append(_run_method(f"{mname} (BN stats off)",
+                tries.append(run_method(f"{mname} (BN stats off)",
                                          min_cut(budget, bn_running_stats=False), spec,
                                          batch, repeats, base["_params"], workload.dropout,
                                          say))  # fmt: skip

@@ -61,7 +61,7 @@ import torch.fx  # noqa: E402
 from torch.multiprocessing.reductions import StorageWeakRef  # noqa: E402
 from torch.utils import _pytree as pytree  # noqa: E402
 
-__all__ = ["BOUNDARY", "SINK", "JointRematGraph", "is_random", "joint_remat_graph"]
+__all__ = ["BOUNDARY", "SINK", "JointRematGraph", "is_random", "joint_remat_graph", "node_flops"]
 
 #: name of the boundary node (every forward output before, every tangent reader after)
 BOUNDARY = "<boundary>"
@@ -107,6 +107,12 @@ def _tensors(value: Any) -> list[Any]:
 
 def _storage(t: Any) -> Any:
     return StorageWeakRef(t.untyped_storage())
+
+
+def node_flops(node: Any, formulas: dict[Any, Any] | None = None) -> int:
+    """FLOPs of an FX node from its traced values (``torch.utils.flop_counter``'s formulas,
+    the counts ``FlopCounterMode`` gives when the op runs; 0 for ops without a formula)."""
+    return _flops(node, node.meta.get("val"), _formulas() if formulas is None else formulas)
 
 
 def _flops(node: Any, out: Any, formulas: dict[Any, Any]) -> int:
@@ -215,6 +221,7 @@ def joint_remat_graph(
     nodes: list[Any] = []
     memory: dict[Any, int] = {}
     cost: dict[Any, float] = {}
+    flops: dict[Any, int] = {}
     preds: dict[Any, set[Any]] = {}
     random: set[Any] = set()
     first_tangent_reader: int | None = None
@@ -279,7 +286,8 @@ def joint_remat_graph(
                 owner_of[largest] = fx_node
             memory[fx_node] = fresh.get(largest, 0) if largest is not None else 0
             moved = sum(logical_bytes(a.meta.get("val")) for a in inputs) + sum(fresh.values())
-            cost[fx_node] = max(1.0, _flops(fx_node, val, formulas) + bytes_weight * moved)
+            flops[fx_node] = _flops(fx_node, val, formulas)
+            cost[fx_node] = max(1.0, flops[fx_node] + bytes_weight * moved)
             preds[fx_node] = in_owners
             if is_random(fx_node.target):
                 random.add(fx_node)
@@ -361,6 +369,7 @@ def joint_remat_graph(
             "block": _blocks(ordered[: index[BOUNDARY]], n),
             "expensive": [isinstance(v, torch.fx.Node) and _expensive(v) for v in ordered],
             "scratch_of": scratch_of,
+            "flops": [flops.get(v, 0) for v in ordered],
         },
     )
     return JointRematGraph(

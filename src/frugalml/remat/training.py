@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -80,7 +81,9 @@ class RematPlan(ResultRepr):
     (flops + bytes moved). ``status``: the solver's status, or ``"plain"`` when the budget
     needs no rematerialisation. ``solve_seconds``: time to trace the model, solve and generate.
     ``random_recomputed``: recomputations of random ops (replayed with their first draw's
-    generator state). ``graph`` and ``schedule``: the solved graph and the schedule run.
+    generator state). ``flops``: FLOPs of the step as scheduled (``FlopCounterMode``'s
+    formulas on every computation, recomputations included). ``graph`` and ``schedule``: the
+    solved graph and the schedule run.
     """
 
     input_shapes: tuple[tuple[int, ...], ...]
@@ -95,6 +98,7 @@ class RematPlan(ResultRepr):
     status: str
     solve_seconds: float
     random_recomputed: int = 0
+    flops: int = 0
     graph: RematGraph | None = None
     schedule: np.ndarray | None = None
 
@@ -226,6 +230,7 @@ class RematBackend:
                 status=status,
                 solve_seconds=time.perf_counter() - t0,
                 random_recomputed=int(sum(np.isin(schedule, list(jg.random)))) - len(jg.random),
+                flops=int(np.asarray(graph.meta["flops"], dtype=np.int64)[schedule].sum()),
                 graph=graph,
                 schedule=schedule,
             )
@@ -332,10 +337,23 @@ def _logging_functions() -> set[Any]:
 class _Call:
     """The compiled ``forward`` of a rematerialised module, with errors made readable."""
 
-    def __init__(self, compiled: Callable[..., Any]) -> None:
+    def __init__(self, compiled: Callable[..., Any], eager: Callable[..., Any]) -> None:
         self.compiled = compiled
+        self.eager = eager
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+        if _get_current_dispatch_mode() is not None:
+            # Dynamo does not run under a dispatch mode (FlopCounterMode, ...): say so and run
+            # the model's own forward, without rematerialisation
+            warnings.warn(
+                "a torch dispatch mode is active (e.g. FlopCounterMode); the rematerialised "
+                "model runs its eager forward, without rematerialisation, inside it",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return self.eager(*args, **kwargs)
         try:
             with torch._dynamo.config.patch(ignore_logging_functions=_logging_functions()):
                 return self.compiled(*args, **kwargs)
@@ -397,11 +415,10 @@ def rematerialize(
     )
     if isinstance(model.__dict__.get("forward"), _Call):
         raise InvalidInputError("this model is already rematerialised; pass the original model")
-    compiled = torch.compile(
-        _own_code(model.forward), backend=backend, fullgraph=True, dynamic=False
-    )
+    eager = model.forward
+    compiled = torch.compile(_own_code(eager), backend=backend, fullgraph=True, dynamic=False)
     # an instance attribute: model(...) still runs the module's hooks, then the compiled forward
-    model.forward = _Call(compiled)
+    model.forward = _Call(compiled, eager)
     setattr(model, _ATTR, backend)
     if example_inputs is not None:
         if isinstance(example_inputs, dict):
