@@ -274,6 +274,15 @@ def _split(
             after.remove(node)
             before.append(node)
             in_before.add(node)
+    # computations after the cut that nothing after it reads (e.g. a forward output the
+    # schedule recomputed to hold it to the end of the step; the caller already has it)
+    live = {o for o in bw_outputs if isinstance(o, torch.fx.Node)}
+    kept = []
+    for node in reversed(after):
+        if node in live or _is_tangent(node):
+            kept.append(node)
+            live.update(node.all_input_nodes)
+    after = kept[::-1]
     saved: list[Any] = []
     taken: set[Any] = set()
     for node in after:
