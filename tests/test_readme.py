@@ -233,6 +233,21 @@ A = X
         "replace": {"time_limit=120": "time_limit=10"},
         "check": "assert sol.feasible and sol.report.within(sol.budget)",
     },
+    "model = frugalml.remat.rematerialize(": {
+        "setup": """
+import torch, frugalml.remat
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+                            torch.nn.ReLU(), torch.nn.Linear(64, 2))
+example_inputs = torch.randn(32, 8)
+loader = [(torch.randn(32, 8), torch.randint(0, 2, (32,))) for _ in range(3)]
+loss_fn = torch.nn.functional.cross_entropy
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+""",
+        "replace": {"budget=0.6)": "budget=0.9, time_limit=5)"},  # a tiny MLP: min 78%
+        "check": "assert frugalml.remat.remat_plans(model)[0].peak_bytes <= "
+        "frugalml.remat.remat_plans(model)[0].budget_bytes",
+    },
     "from frugalml.convex import Polynomial": {
         "setup": """
 import numpy as np

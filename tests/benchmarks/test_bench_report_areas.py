@@ -28,6 +28,12 @@ AREAS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
     "sketch": ("bench_sketch", "sketch", ("sklearn",), ("sketch", "seconds", "GB/s of A")),
     "sketch-newton": ("bench_second_order", "second-order", ("sklearn",), ("method", "m")),
     "remat": ("bench_remat", "remat", ("ortools", "torch"), ("graph", "n", "budget", "solver")),
+    "remat-training": (
+        "bench_remat_training",
+        "remat-training",
+        ("ortools", "torch"),
+        ("model", "method", "peak MiB", "peak / eager"),
+    ),
     "convex": ("bench_convex", "convex", ("cvxpy", "torch", "sklearn"), ()),
     "convex-gan": ("bench_convex_gan", "convex-gan", ("cvxpy", "torch"), ("goal", "measured")),
     "quant": (
@@ -146,6 +152,18 @@ def test_remat_tiny(tmp_path):
     assert "graphs: generated (tiny)" in data["tables"][0]["note"]
     models = _rows(data, "PyTorch models")
     assert {r["model"] for r in models} == {"mlp"}
+
+
+@pytest.mark.slow  # compiles eight training steps of a ResNet-18 (about 90 s on 2 cores)
+def test_remat_training_tiny(tmp_path):
+    data = _run_tiny("remat-training", tmp_path)
+    _check("remat-training", data, tmp_path)
+    rows = _rows(data, "Training step")
+    ok = [r for r in rows if r["peak MiB"] is not None]
+    assert {"eager", "moccasin plain"} <= {r["method"] for r in ok}
+    assert all(r["params vs eager"] == "0.0e+00" for r in ok)  # no dropout: bit-identical
+    fidelity = _rows(data, "Memory model")
+    assert all(abs(r["modelled / eager"] - 1) < 0.05 for r in fidelity)
 
 
 def test_convex_tiny(tmp_path):

@@ -15,13 +15,21 @@ from .._optional import lazy_exports
 from .api import SOLVERS, solve
 from .baselines import chain_checkpointing, checkpoint_schedule, no_remat
 from .checkmate import checkmate_lp_rounding, checkmate_milp
+from .coarsen import Coarsening, coarsen_chains, refine
 from .evaluate import ScheduleReport, evaluate_schedule, topological_schedule
 from .formats import load_graph, save_graph
 from .generate import random_layered_graph
 from .graph import RematGraph
-from .greedy import greedy, greedy_schedule
+from .greedy import (
+    best_greedy_schedule,
+    cascading_schedule,
+    greedy,
+    greedy_schedule,
+    repair_schedule,
+)
 from .moccasin import MoccasinSolver, moccasin
 from .solution import RematSolution, SolutionCallback, plain_peak, resolve_budget
+from .sweep import budget_sweep, lowest_schedulable_budget, min_feasible_budget
 
 #: torch-backed names, imported on first access
 _LAZY = {
@@ -45,6 +53,7 @@ _LAZY = {
 
 __all__ = [
     "SOLVERS",
+    "Coarsening",
     "ExecutionResult",
     "GraphMeasurement",
     "MoccasinSolver",
@@ -57,25 +66,33 @@ __all__ = [
     "SolutionCallback",
     "TorchRematGraph",
     "allocator_peak",
+    "best_greedy_schedule",
+    "budget_sweep",
+    "cascading_schedule",
     "chain_checkpointing",
     "checkmate_lp_rounding",
     "checkmate_milp",
     "checkpoint_schedule",
+    "coarsen_chains",
     "evaluate_schedule",
     "execute_schedule",
     "extract_graph",
     "greedy",
     "greedy_schedule",
     "load_graph",
+    "lowest_schedulable_budget",
     "measure_graph",
+    "min_feasible_budget",
     "mlp",
     "moccasin",
     "no_remat",
     "partitioner_schedule",
     "plain_peak",
     "random_layered_graph",
+    "refine",
     "remat_plans",
     "rematerialize",
+    "repair_schedule",
     "resnet_cnn",
     "resolve_budget",
     "save_graph",

@@ -6,7 +6,10 @@ Paper: Bartan et al., "Moccasin" (ICML 2023, arXiv 2304.14463); baselines from J
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
+
+import numpy as np
 
 from .._deprecation import renamed_parameters
 from .._validate import RngLike, check_choice
@@ -33,6 +36,7 @@ def solve(
     progress: Progress | None = None,
     on_solution: SolutionCallback | None = None,
     rng: RngLike = None,
+    hints: Sequence[Sequence[int] | np.ndarray] = (),
 ) -> RematSolution:
     """Minimise total compute of ``graph`` within a memory ``budget``.
 
@@ -49,7 +53,9 @@ def solve(
     ``progress(message, fraction)``: at every improving schedule of MOCCASIN and the Checkmate
     MILP, and once with fraction 1 when any solver is done; ``on_solution(seconds, cost,
     bound)``: at every improving schedule of MOCCASIN and the Checkmate MILP (see
-    :mod:`frugalml.remat.solution`). The old keyword ``workers=`` still works, with a
+    :mod:`frugalml.remat.solution`). ``hints``: seed schedules of MOCCASIN (e.g. checkpointing
+    schedules; the cheapest that fits is its warm start, so the result is never costlier).
+    The old keyword ``workers=`` still works, with a
     deprecation warning. Raises :class:`~frugalml.errors.InfeasibleError` below the minimum
     budget.
     """
@@ -62,7 +68,9 @@ def solve(
 
         return moccasin(graph, b, copies=copies, time_limit=time_limit, threads=threads,
                         progress=progress, on_solution=on_solution,
-                        rng=0 if rng is None else rng)  # fmt: skip
+                        rng=0 if rng is None else rng, hints=hints)  # fmt: skip
+    if len(hints):
+        raise InvalidInputError(f"hints are seed schedules of MOCCASIN, not of solver {solver!r}")
     if solver == "checkmate":
         from .checkmate import checkmate_milp
 
