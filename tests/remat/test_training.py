@@ -199,3 +199,39 @@ def test_warm_up_leaves_buffers_and_random_state_unchanged():
     assert torch.equal(torch.get_rng_state(), state)
     for a, b in zip(before, model.buffers(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_schedule_that_repeats_the_free_boundary_and_sink_runs():
+    """The boundary and the sink cost 0, so a solver may schedule them twice (found on GPT-2):
+    the step is cut at the first boundary and gives eager's gradients."""
+    from frugalml.remat.joint_codegen import schedule_modules
+
+    captured = {}
+    x = torch.randn(4, 3, 16, 16)
+    model = rematerialize(cnn(), x, budget=1.0)
+    backend = model._frugalml_remat
+    original = backend.partition
+
+    def spy(joint, **kw):
+        from frugalml.remat.joint_graph import joint_remat_graph
+
+        jg = joint_remat_graph(joint, kw["num_fwd_outputs"])
+        plain = np.arange(jg.graph.n)
+        twice = np.concatenate([plain[: jg.boundary + 1], [jg.boundary],
+                                plain[jg.boundary + 1 :], [jg.sink]])  # fmt: skip
+        evaluate_schedule(jg.graph, twice)  # a valid schedule of the model
+        captured["modules"] = schedule_modules(jg, twice)
+        return captured["modules"]
+
+    backend.partition = spy
+    y = torch.randint(0, 10, (3,))
+    torch.manual_seed(3)  # the same dropout mask for both
+    loss = nn.functional.cross_entropy(model(x[:3]), y)  # a new shape: partitioned by the spy
+    loss.backward()
+    backend.partition = original
+    eager = cnn()
+    torch.manual_seed(3)
+    nn.functional.cross_entropy(eager(x[:3]), y).backward()
+    assert "modules" in captured
+    for p, q in zip(eager.parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-6)

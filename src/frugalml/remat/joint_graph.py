@@ -276,11 +276,10 @@ def joint_remat_graph(
             if not fresh and _tensors(val) and not is_random(fx_node.target):
                 # a view: owned by whatever owns the storage it aliases (None: resident)
                 owners = {owner_of[_storage(t)] for t in _tensors(val)} - {None}
-                owner[fx_node] = next(iter(owners)) if len(owners) == 1 else (owners or None)
-                if isinstance(owner[fx_node], set):  # aliases several computed storages
-                    owner.pop(fx_node)
-                else:
+                if len(owners) <= 1:
+                    owner[fx_node] = next(iter(owners), None)
                     continue
+                # aliases several computed storages (rare): a zero-byte node reading them all
             largest = max(fresh, key=fresh.__getitem__) if fresh else None
             if largest is not None:
                 owner_of[largest] = fx_node
