@@ -51,6 +51,31 @@ __all__ = [
 ]
 
 
+def _stage_run(
+    t: int,
+    preds: Sequence[Sequence[int]],
+    resident: Sequence[bool] | np.ndarray,
+    used: Sequence[int] | np.ndarray,
+    copies: int,
+) -> list[int] | None:
+    """What stage ``t`` must run: node ``t`` and its evicted inputs (recursively), in index
+    order; ``None`` when one of them has used up its ``copies`` computations."""
+    need: set[int] = set()
+    stack = [t]
+    while stack:
+        v = stack.pop()
+        if v in need:
+            continue
+        need.add(v)
+        for u in preds[v]:
+            if not resident[u] and u not in need:
+                stack.append(u)
+    run = sorted(need)
+    if any(v != t and used[v] >= copies for v in run):
+        return None
+    return run
+
+
 def greedy_schedule(graph: RematGraph, budget: int, *, copies: int = 2) -> np.ndarray | None:
     """A stage-form schedule within ``budget`` bytes using at most ``copies`` computations per
     node, or ``None`` if the greedy rule gets stuck."""
@@ -73,21 +98,9 @@ def greedy_schedule(graph: RematGraph, budget: int, *, copies: int = 2) -> np.nd
         return s[k] if k < len(s) else -1
 
     for t in range(n):
-        # what must run this stage: t, and evicted inputs (recursively), in index order
-        need: set[int] = set()
-        stack = [t]
-        while stack:
-            v = stack.pop()
-            if v in need:
-                continue
-            need.add(v)
-            for u in preds[v]:
-                if not resident[u] and u not in need:
-                    stack.append(u)
-        run = sorted(need)
-        for v in run:
-            if v != t and used[v] >= copies:
-                return None
+        run = _stage_run(t, preds, resident, used, copies)
+        if run is None:
+            return None
         remaining_inputs: dict[int, int] = {}
         for v in run:
             for u in preds[v]:
@@ -184,20 +197,9 @@ def cascading_schedule(
         return total
 
     for t in range(n):
-        need: set[int] = set()
-        stack = [t]
-        while stack:
-            v = stack.pop()
-            if v in need:
-                continue
-            need.add(v)
-            for u in preds[v]:
-                if not resident[u] and u not in need:
-                    stack.append(u)
-        run = sorted(need)
-        for v in run:
-            if v != t and used[v] >= copies:
-                return None
+        run = _stage_run(t, preds, resident, used, copies)
+        if run is None:
+            return None
         remaining: dict[int, int] = {}
         for v in run:
             for u in preds[v]:
