@@ -57,9 +57,10 @@ def _stage_run(
     resident: Sequence[bool] | np.ndarray,
     used: Sequence[int] | np.ndarray,
     copies: int,
-) -> list[int] | None:
+) -> tuple[list[int], dict[int, int]] | None:
     """What stage ``t`` must run: node ``t`` and its evicted inputs (recursively), in index
-    order; ``None`` when one of them has used up its ``copies`` computations."""
+    order, and how many reads of each input the run makes; ``None`` when one of them has used
+    up its ``copies`` computations."""
     need: set[int] = set()
     stack = [t]
     while stack:
@@ -73,7 +74,11 @@ def _stage_run(
     run = sorted(need)
     if any(v != t and used[v] >= copies for v in run):
         return None
-    return run
+    reads: dict[int, int] = {}
+    for v in run:
+        for u in preds[v]:
+            reads[u] = reads.get(u, 0) + 1
+    return run, reads
 
 
 def greedy_schedule(graph: RematGraph, budget: int, *, copies: int = 2) -> np.ndarray | None:
@@ -98,13 +103,10 @@ def greedy_schedule(graph: RematGraph, budget: int, *, copies: int = 2) -> np.nd
         return s[k] if k < len(s) else -1
 
     for t in range(n):
-        run = _stage_run(t, preds, resident, used, copies)
-        if run is None:
+        stage = _stage_run(t, preds, resident, used, copies)
+        if stage is None:
             return None
-        remaining_inputs: dict[int, int] = {}
-        for v in run:
-            for u in preds[v]:
-                remaining_inputs[u] = remaining_inputs.get(u, 0) + 1
+        run, remaining_inputs = stage
         for idx, v in enumerate(run):
             pinned = set(preds[v])
             for w in run[idx:]:
@@ -197,13 +199,10 @@ def cascading_schedule(
         return total
 
     for t in range(n):
-        run = _stage_run(t, preds, resident, used, copies)
-        if run is None:
+        stage = _stage_run(t, preds, resident, used, copies)
+        if stage is None:
             return None
-        remaining: dict[int, int] = {}
-        for v in run:
-            for u in preds[v]:
-                remaining[u] = remaining.get(u, 0) + 1
+        run, remaining = stage
         for idx, v in enumerate(run):
             if held + mem[v] > budget:
                 pinned: set[int] = set()
