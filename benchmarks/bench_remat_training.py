@@ -97,10 +97,7 @@ def moccasin(budget: float, *, time_limit: float) -> RB.Factory:
 def _moccasin_row(budget, spec, batch, repeats, eager, eager_params, dropout, time_limit, say):
     rec = RB.run_method(f"moccasin {budget:g}", moccasin(budget, time_limit=time_limit), spec,
                         batch, repeats, eager_params, dropout, say)  # fmt: skip
-    if rec["status"] == "ok":
-        rec["peak_ratio"] = rec["peak_bytes"] / eager["peak_bytes"]
-        rec["flop_overhead"] = rec["flops"] / eager["flops"] - 1
-        rec["time_ratio"] = rec["median_seconds"] / eager["median_seconds"]
+    RB.add_ratios(rec, eager)
     rec.pop("_params", None)
     return rec
 
@@ -117,12 +114,12 @@ def run_model(
     """The baselines of :func:`remat_baselines.run` and MOCCASIN at the plain order, at each
     baseline's measured peak (calibrated: when the measured peak exceeds the target, solved
     once more at ``budget * target / measured``) and below the lowest one."""
-    records = RB.run([workload], budgets=budgets, repeats=repeats, say=say)["records"]
+    records = RB.run([workload], budgets=budgets, repeats=repeats, say=say, keep_params=True)
+    records = records["records"]
     eager = next(r for r in records if r["method"] == "eager")
+    eager_params = eager.pop("_params")  # after the same SGD steps: the reference
     spec, batch = RM.build(workload)
     dropout = RM.WORKLOADS[workload].dropout
-    eager_params = RB.train_params(RB.eager(spec[0], spec[2], batch, spec[3]), steps=repeats,
-                                   lr=RB.SGD_LR, rng=0)  # fmt: skip
     kw = dict(spec=spec, batch=batch, repeats=repeats, eager=eager, eager_params=eager_params,
               dropout=dropout, time_limit=time_limit, say=say)  # fmt: skip
     plain = _moccasin_row(1.0, **kw)

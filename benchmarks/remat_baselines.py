@@ -401,6 +401,7 @@ def run(
     repeats: int = 5,
     rng: int = 0,
     say: Callable[[str], None] = lambda s: None,
+    keep_params: bool = False,
 ) -> dict[str, Any]:
     """Every method on every model of ``models`` (names of :data:`remat_models.WORKLOADS`).
 
@@ -411,7 +412,9 @@ def run(
     otherwise), and the
     ratios to eager: ``peak_ratio`` and ``flop_overhead`` (extra FLOPs / eager's FLOPs).
     On a model with BatchNorm, a min-cut budget that fails is rerun with the running
-    statistics off (:func:`min_cut`, ``bn_running_stats=False``)."""
+    statistics off (:func:`min_cut`, ``bn_running_stats=False``). ``keep_params``: eager's
+    record keeps its parameters after the SGD steps (``"_params"``), the reference of further
+    methods."""
     torch.set_num_threads(THREADS)
     records = []
     for name in models:
@@ -440,15 +443,21 @@ def run(
             for r in tries:
                 r.update(model=name, workload=workload.describe(), params=n_params,
                          param_bytes=4 * n_params)  # fmt: skip
-                if r["status"] == "ok":
-                    r["peak_ratio"] = r["peak_bytes"] / base["peak_bytes"]
-                    r["flop_overhead"] = r["flops"] / base["flops"] - 1
-                    r["time_ratio"] = r["median_seconds"] / base["median_seconds"]
+                add_ratios(r, base)
                 records.append(r)
         del base
     for r in records:
-        r.pop("_params", None)
+        if not keep_params or r["method"] != "eager":
+            r.pop("_params", None)
     return {"records": records, "threads": THREADS, "budgets": list(budgets), "repeats": repeats}
+
+
+def add_ratios(record: dict, eager: dict) -> None:
+    """A successful record's ``peak_ratio``, ``flop_overhead`` and ``time_ratio`` to eager."""
+    if record["status"] == "ok":
+        record["peak_ratio"] = record["peak_bytes"] / eager["peak_bytes"]
+        record["flop_overhead"] = record["flops"] / eager["flops"] - 1
+        record["time_ratio"] = record["median_seconds"] / eager["median_seconds"]
 
 
 def _mib(b: float | None) -> float | None:

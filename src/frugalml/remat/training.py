@@ -37,6 +37,7 @@ al., ASPLOS 2024).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
@@ -242,7 +243,6 @@ class RematBackend:
         schedule within the budget wins, so the result is never worse than a seed."""
         from .api import solve
         from .baselines import chain_checkpointing
-        from .moccasin import moccasin
 
         check_budget(graph, budget)
         seeds: dict[str, np.ndarray] = {}
@@ -253,14 +253,10 @@ class RematBackend:
         chain = chain_checkpointing(graph, budget)
         if chain.schedule is not None:
             seeds["chain-checkpointing"] = chain.schedule
-        if self.solver == "moccasin":
-            sol = moccasin(graph, budget, time_limit=self.time_limit, threads=self.threads,
-                           progress=self.progress, rng=self.rng,
-                           hints=list(seeds.values()))  # fmt: skip
-        else:
-            sol = solve(graph, budget, solver=self.solver,  # type: ignore[arg-type]
-                        time_limit=self.time_limit, threads=self.threads,
-                        progress=self.progress, rng=self.rng)  # fmt: skip
+        hints = list(seeds.values()) if self.solver == "moccasin" else []
+        sol = solve(graph, budget, solver=self.solver,  # type: ignore[arg-type]
+                    time_limit=self.time_limit, threads=self.threads,
+                    progress=self.progress, rng=self.rng, hints=hints)  # fmt: skip
         best: tuple[float, np.ndarray, str] | None = None
         if sol.schedule is not None:
             best = (sol.report.total_cost, np.asarray(sol.schedule, dtype=np.int64), sol.status)
@@ -323,7 +319,8 @@ def _capture_error(exc: BaseException) -> InvalidInputError | None:
     return None
 
 
-def _logging_functions() -> set[Any]:
+@functools.cache
+def _logging_functions() -> frozenset[Any]:
     """The ``logging.Logger`` methods Dynamo skips while tracing (a model that logs in its
     forward, as Hugging Face models do, would otherwise not be captured as one graph); the
     messages are not printed during the trace."""
@@ -331,7 +328,7 @@ def _logging_functions() -> set[Any]:
 
     names = ("debug", "info", "warning", "warn", "error", "critical", "log", "warning_once",
              "info_once")  # fmt: skip
-    return {getattr(logging.Logger, n) for n in names if hasattr(logging.Logger, n)}
+    return frozenset(getattr(logging.Logger, n) for n in names if hasattr(logging.Logger, n))
 
 
 class _Call:
@@ -355,7 +352,7 @@ class _Call:
             )
             return self.eager(*args, **kwargs)
         try:
-            with torch._dynamo.config.patch(ignore_logging_functions=_logging_functions()):
+            with torch._dynamo.config.patch(ignore_logging_functions=set(_logging_functions())):
                 return self.compiled(*args, **kwargs)
         except FrugalError:
             raise
