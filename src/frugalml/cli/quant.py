@@ -1,4 +1,5 @@
-"""``frugalml quant model | eval``: MMSE post-training quantization of PyTorch models.
+"""``frugalml quant model | eval``: MMSE post-training quantization of PyTorch models and of
+Hugging Face text encoders (``--hf DIR|minilm`` with calibration texts).
 
 Paper: Choukroun, Kravchik, Yang, Kisilev, "Low-bit Quantization of Neural Networks for Efficient
 Inference" (arXiv 1902.06822).
@@ -57,8 +58,28 @@ WEIGHTS_ONLY = typer.Option(False, "--weights-only", help="Keep activations in f
 ALL_LAYERS = typer.Option(
     False, "--all", help="List every layer (default: the worst-quantized ones)."
 )
+ACT_MODE = typer.Option(
+    "static",
+    "--act-mode",
+    help="static (per-tensor activation scales from calibration) | dynamic (scales computed "
+    "at run time).",
+)
+GROUP_SIZE = typer.Option(
+    None, "--group-size", help="Weight scales per group of this many input channels."
+)
+SMOOTH = typer.Option(
+    None, "--smooth", help="Move activation outliers into the weights: mmse | an alpha in [0, 1]."
+)
+HF = typer.Option(
+    None,
+    "--hf",
+    help="A Hugging Face text encoder: a local directory (sentence-transformers or "
+    "transformers; nothing is downloaded) or 'minilm' (the bundled all-MiniLM-L6-v2).",
+)
+BATCH_SIZE = typer.Option(32, "--batch-size", min=1, help="Texts per batch (with --hf).")
 #: layers the table shows without --all (the worst by relative weight MSE)
 WORST_LAYERS = 12
+ACT_MODES = ("static", "dynamic")
 
 
 def _stage(update: Progress, lo: float, hi: float) -> Progress:
@@ -205,10 +226,56 @@ def _model_bytes(model: Any) -> int:
     return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
 
 
-def _check_options(w_bits, a_bits, method, residual, act_residual, rounding, weights_only):
+def _extra_options(act_mode: str, group_size: int | None, smooth: str | None) -> dict[str, Any]:
+    """quantize_model's keyword arguments for --act-mode, --group-size and --smooth, only those
+    that differ from the defaults (so that a default run works with any quantize_model)."""
+    check_choice(act_mode, "--act-mode", ACT_MODES)
+    extra: dict[str, Any] = {}
+    if act_mode != "static":
+        extra["act_mode"] = act_mode
+    if group_size is not None:
+        if isinstance(group_size, bool) or group_size < 1:
+            raise InvalidInputError(f"--group-size must be a positive integer, got {group_size}")
+        extra["group_size"] = int(group_size)
+    if smooth is not None:
+        value = smooth.strip().lower()
+        if value == "mmse":
+            extra["smooth"] = "mmse"
+        else:
+            try:
+                alpha = float(value)
+            except ValueError:
+                raise InvalidInputError(
+                    f"--smooth must be mmse or a number in [0, 1], got {smooth!r}"
+                ) from None
+            if not 0.0 <= alpha <= 1.0:
+                raise InvalidInputError(f"--smooth alpha must be in [0, 1], got {alpha}")
+            extra["smooth"] = alpha
+    if extra:
+        import inspect
+
+        from ..quant.convert import quantize_model
+
+        accepted = inspect.signature(quantize_model).parameters
+        missing = [k for k in extra if k not in accepted]
+        if missing:
+            flags = ", ".join("--" + k.replace("_", "-") for k in missing)
+            raise InvalidInputError(
+                f"{flags}: this version of frugalml.quant.quantize_model does not support "
+                "it yet; leave it out"
+            )
+    return extra
+
+
+def _check_options(
+    w_bits, a_bits, method, residual, act_residual, rounding, weights_only, extra=None
+):
     """The quantization options, checked before any file is read or model trained."""
+    import inspect
+
     from ..quant.convert import check_options
 
+    accepted = inspect.signature(check_options).parameters
     try:
         check_options(
             w_bits=w_bits,
@@ -218,9 +285,13 @@ def _check_options(w_bits, a_bits, method, residual, act_residual, rounding, wei
             residual=residual,
             act_residual=act_residual,
             quantize_activations=not weights_only,
+            **{k: v for k, v in (extra or {}).items() if k in accepted},
         )
     except InvalidInputError as exc:  # name the CLI options, not the Python arguments
-        names = ("act_residual", "w_bits", "a_bits", "method", "rounding", "residual")
+        names = (
+            "act_residual", "w_bits", "a_bits", "method", "rounding", "residual", "act_mode",
+            "group_size", "smooth",
+        )  # fmt: skip
         text = re.sub(
             r"^\w+", lambda m: "--" + m[0].replace("_", "-") if m[0] in names else m[0], str(exc)
         )
@@ -231,7 +302,17 @@ def _check_options(w_bits, a_bits, method, residual, act_residual, rounding, wei
 
 
 def _quantize(
-    model, calib, w_bits, a_bits, method, residual, act_residual, rounding, weights_only, progress
+    model,
+    calib,
+    w_bits,
+    a_bits,
+    method,
+    residual,
+    act_residual,
+    rounding,
+    weights_only,
+    progress,
+    extra=None,
 ):
     from ..quant.convert import quantize_model
 
@@ -246,6 +327,7 @@ def _quantize(
         rounding=rounding,
         quantize_activations=not weights_only,
         progress=progress,
+        **(extra or {}),
     )
 
 
@@ -287,10 +369,11 @@ def _layer_table(report, show_all: bool) -> Any:
 
 
 def _settings_json(
-    w_bits, a_bits, method, residual, act_residual, rounding, weights_only
+    w_bits, a_bits, method, residual, act_residual, rounding, weights_only, extra=None
 ) -> dict[str, Any]:
     """The quantization options as recorded in an export's meta and in ``--json`` output
     (``a_bits`` None when only weights are quantized)."""
+    extra = extra or {}
     return {
         "w_bits": w_bits,
         "a_bits": None if weights_only else a_bits,
@@ -298,6 +381,9 @@ def _settings_json(
         "residual": residual,
         "act_residual": act_residual,
         "rounding": rounding,
+        "act_mode": extra.get("act_mode", "static"),
+        "group_size": extra.get("group_size"),
+        "smooth": extra.get("smooth"),
     }
 
 
@@ -317,11 +403,197 @@ def _layers_json(report) -> list[dict[str, Any]]:
     ]
 
 
+def _export_torch(report, meta: dict[str, Any], out: Path) -> None:
+    """``--out X.pt``: the quantized layers' integer codes and scales, with the settings."""
+    import torch
+
+    export = {
+        "layers": {
+            name: mod.export()
+            for name, mod in report.model.named_modules()
+            if hasattr(mod, "export") and hasattr(mod, "w_codes")
+        },
+        "meta": {**meta, "paper": "arXiv 1902.06822"},
+    }
+    buf = io.BytesIO()
+    torch.save(export, buf)
+    atomic_write_bytes(out, buf.getvalue())
+
+
+def _is_onnx(out: Path) -> bool:
+    return out.suffix.lower() == ".onnx"
+
+
+def _onnx_exporter() -> Any:
+    """``frugalml.quant.export_onnx``, or a one-line error when this version lacks it."""
+    from .. import quant
+
+    try:
+        return quant.export_onnx
+    except AttributeError:
+        raise InvalidInputError(
+            "--out *.onnx: this version of frugalml.quant has no ONNX export; write a .pt "
+            "export instead"
+        ) from None
+
+
+def _check_sources(model_path: Path | None, hf: str | None) -> None:
+    if model_path is not None and hf is not None:
+        raise InvalidInputError(
+            f"give a model file (MODEL_PATH {model_path}) or --hf {hf}, not both"
+        )
+    if model_path is None and hf is None:
+        raise InvalidInputError(
+            "no model: give MODEL_PATH (a torch model file) or --hf DIR|minilm (a Hugging Face "
+            "text encoder)"
+        )
+
+
+def _print_warnings(caught: list[Any]) -> list[str]:
+    """Each distinct warning message once, on stderr; returns them."""
+    messages = list(dict.fromkeys(str(w.message) for w in caught))
+    for message in messages:
+        err_console.print(f"[yellow]warning:[/] {escape(message)}")
+    return messages
+
+
+def _load_texts(path: Path, option: str, minimum: int = 1) -> list[str]:
+    from ..quant.hf import read_texts
+
+    texts = read_texts(path, what=option)
+    if len(texts) < minimum:
+        raise InvalidInputError(
+            f"{option} {path} holds {len(texts)} text(s); give at least {minimum} (one a line)"
+        )
+    return texts
+
+
+def _load_hf(source: str, update: Progress, blas_threads: int | None) -> Any:
+    """The Hugging Face encoder of ``--hf``, after a memory check for quantizing it."""
+    import torch
+
+    from ..quant.hf import load_hf
+
+    torch.set_num_threads(blas_threads or 1)
+    hf = load_hf(source, progress=update)
+    nbytes = _model_bytes(hf.encoder)
+    check_memory(
+        3 * nbytes,
+        f"quantizing the {nbytes / 4:.3g}-parameter model (a copy plus float64 weights per layer)",
+        fix="quantize a smaller model",
+    )
+    return hf
+
+
+def _onnx_signature(hf: Any) -> dict[str, Any]:
+    """input/output names and dynamic (batch, sequence) axes of a TextEncoder's ONNX graph."""
+    names = list(hf.input_names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes["embedding"] = {0: "batch"}
+    return {"input_names": names, "output_names": ["embedding"], "dynamic_axes": axes}
+
+
+def _model_file(
+    model_path, calib, trust_pickle, calib_call, out, settings, quant_args, json_out
+) -> tuple[Any, list[Any]]:
+    """``quant model MODEL_PATH``: (report, caught warnings)."""
+    import torch
+
+    data = _load_calib(calib)
+    if _is_onnx(out) and not isinstance(data, torch.Tensor):
+        raise InvalidInputError(
+            "--out *.onnx with MODEL_PATH needs --calib holding one array (the model's one "
+            "input); write a .pt export instead"
+        )
+    model = _load_model(model_path, trust_pickle)
+    check_memory(
+        3 * _model_bytes(model),
+        f"quantizing the {_model_bytes(model) / 4:.3g}-parameter model (a copy plus float64 "
+        "weights per layer)",
+        fix="quantize a smaller model",
+    )
+    torch.set_num_threads(quant_args["blas_threads"] or 1)
+    calib_data = _calib_arguments(data, calib_call)
+    onnx = _is_onnx(out)
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        WorkBar("quantizing", 1.0, disable=json_out) as bar,
+    ):
+        warnings.simplefilter("always")
+        report = _quantize(
+            model, calib_data, *settings, _stage(bar.callback, 0.0, 0.8 if onnx else 1.0),
+            quant_args["extra"],
+        )  # fmt: skip
+        if onnx:
+            _onnx_exporter()(
+                report.model, (data[:1],), out, progress=_stage(bar.callback, 0.8, 1.0)
+            )
+    return report, caught
+
+
+def _hf_model(
+    hf_source, calib, eval_path, out, settings, quant_args, json_out
+) -> tuple[Any, list[Any], Any]:
+    """``quant model --hf``: (report, caught warnings, agreement on --eval texts or None)."""
+    from ..quant.hf import evaluate
+
+    texts = _load_texts(calib, "--calib")
+    held_out = _load_texts(eval_path, "--eval", 2) if eval_path is not None else None
+    onnx = _is_onnx(out)
+    # stages of the bar: load, tokenize + quantize, export, evaluation
+    cut = (0.1, 0.75 if held_out else 0.9) if onnx else (0.1, 0.8 if held_out else 1.0)
+    agreement = None
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        WorkBar(f"quant model {hf_source}", 1.0, disable=json_out) as bar,
+    ):
+        warnings.simplefilter("always")
+        update = bar.callback
+        hf = _load_hf(hf_source, _stage(update, 0.0, cut[0]), quant_args["blas_threads"])
+        batches = hf.batches(texts, quant_args["batch_size"], what="calibration texts")
+        report = _quantize(
+            hf.encoder, batches, *settings, _stage(update, cut[0], cut[1]), quant_args["extra"]
+        )
+        end = 0.9 if held_out else 1.0
+        if onnx:
+            example = tuple(t[:2] for t in batches[0])
+            _onnx_exporter()(
+                report.model, example, out, progress=_stage(update, cut[1], end),
+                **_onnx_signature(hf),
+            )  # fmt: skip
+        else:
+            _export_torch(report, {**quant_args["meta"], "hf": hf.source}, out)
+        if held_out is not None:
+            agreement = evaluate(
+                hf, report.model, held_out, batch_size=quant_args["batch_size"],
+                progress=_stage(update, end if onnx else cut[1], 1.0),
+            )  # fmt: skip
+    return report, caught, agreement
+
+
 @quant_app.command("model")
 def model_cmd(
-    model_path: Path = typer.Argument(..., help="A whole torch model saved with torch.save."),
-    calib: Path = typer.Option(..., help="Unlabeled calibration inputs: .pt, .npy or .npz."),
-    out: Path = typer.Option(..., "--out", help="Write the integer export (.pt) here."),
+    model_path: Path = typer.Argument(
+        None, help="A whole torch model saved with torch.save (or give --hf)."
+    ),
+    hf: str = HF,
+    calib: Path = typer.Option(
+        ...,
+        help="Unlabeled calibration inputs: .pt, .npy or .npz for MODEL_PATH; with --hf a UTF-8 "
+        "text file, one text a line.",
+    ),
+    eval_path: Path = typer.Option(
+        None,
+        "--eval",
+        help="With --hf: held-out texts (one a line) on which to compare the quantized "
+        "encoder with FP32.",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Write the export here: X.onnx (a runnable integer ONNX model) or X.pt (int8 "
+        "codes + scales).",
+    ),
     trust_pickle: bool = typer.Option(
         False,
         "--trust-pickle",
@@ -342,67 +614,69 @@ def model_cmd(
     act_residual: float = ACT_RESIDUAL,
     rounding: str = ROUNDING,
     weights_only: bool = WEIGHTS_ONLY,
+    act_mode: str = ACT_MODE,
+    group_size: int = GROUP_SIZE,
+    smooth: str = SMOOTH,
+    batch_size: int = BATCH_SIZE,
     show_all: bool = ALL_LAYERS,
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:
-    """Quantize a saved model's Linear/Conv1d/Conv2d layers and export int8 codes + scales."""
+    """Quantize a saved model's, or a Hugging Face text encoder's, Linear/Conv1d/Conv2d layers
+    and export them (integer ONNX model, or int8 codes + scales)."""
     limit_blas_threads(blas_threads)
-    _check_options(w_bits, a_bits, method, residual, act_residual, rounding, weights_only)
+    _check_sources(model_path, hf)
+    extra = _extra_options(act_mode, group_size, smooth)
+    settings = (w_bits, a_bits, method, residual, act_residual, rounding, weights_only)
+    _check_options(*settings, extra)
     check_choice(calib_call, "--calib-call", ("kwargs", "positional"))
+    if hf is not None and trust_pickle:
+        raise InvalidInputError("--trust-pickle applies to MODEL_PATH only, not to --hf")
+    if hf is None and eval_path is not None:
+        raise InvalidInputError("--eval (held-out texts) applies to --hf only")
     out = check_output_path(out, "--out")
-    import torch
-
-    data = _load_calib(calib)
-    model = _load_model(model_path, trust_pickle)
-    check_memory(
-        3 * _model_bytes(model),
-        f"quantizing the {_model_bytes(model) / 4:.3g}-parameter model (a copy plus float64 "
-        "weights per layer)",
-        fix="quantize a smaller model",
-    )
-    torch.set_num_threads(blas_threads or 1)
-    calib_data = _calib_arguments(data, calib_call)
-    with (
-        warnings.catch_warnings(record=True) as caught,
-        WorkBar("quantizing", 1.0, disable=json_out) as bar,
-    ):
-        warnings.simplefilter("always")
-        report = _quantize(
-            model, calib_data, w_bits, a_bits, method, residual, act_residual, rounding,
-            weights_only, bar.callback,
-        )  # fmt: skip
-    export = {
-        "layers": {
-            name: mod.export()
-            for name, mod in report.model.named_modules()
-            if hasattr(mod, "export") and hasattr(mod, "w_codes")
-        },
-        "meta": {
-            **_settings_json(
-                w_bits, a_bits, method, residual, act_residual, rounding, weights_only
-            ),
-            "paper": "arXiv 1902.06822",
-        },
-    }
-    buf = io.BytesIO()
-    torch.save(export, buf)
-    atomic_write_bytes(out, buf.getvalue())
-    payload = {
+    if _is_onnx(out):
+        _onnx_exporter()
+    meta = _settings_json(*settings, extra)
+    quant_args = {"extra": extra, "blas_threads": blas_threads, "batch_size": batch_size}
+    agreement = None
+    if hf is None:
+        report, caught = _model_file(
+            model_path, calib, trust_pickle, calib_call, out, settings, quant_args, json_out
+        )
+        if not _is_onnx(out):
+            _export_torch(report, meta, out)
+    else:
+        report, caught, agreement = _hf_model(
+            hf, calib, eval_path, out, settings, {**quant_args, "meta": meta}, json_out
+        )
+    payload: dict[str, Any] = {
         "out": str(out),
+        "format": "onnx" if _is_onnx(out) else "pt",
+        **({"hf": hf} if hf is not None else {}),
+        **meta,
         "layers": _layers_json(report),
         "skipped": list(report.skipped),
         "extra_mac_fraction": report.extra_mac_fraction,
         "seconds": report.seconds,
-        "warnings": [str(w.message) for w in caught],
+        "warnings": list(dict.fromkeys(str(w.message) for w in caught)),
     }
+    if agreement is not None:
+        payload["eval"] = {
+            "mean_cosine": agreement.mean_cosine,
+            "nn_agreement": agreement.nn_top1_agreement,
+        }
     if json_out:
         emit_json(payload)
-    else:
-        for w in caught:
-            err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
-        console.print(_layer_table(report, show_all))
-        console.print(f"wrote {escape(str(out))}")
+        return 0
+    _print_warnings(caught)
+    console.print(_layer_table(report, show_all))
+    if agreement is not None:
+        console.print(
+            f"quantized vs FP32 on {eval_path.name}: mean cosine {agreement.mean_cosine:.4f}, "
+            f"nearest-neighbour agreement {agreement.nn_top1_agreement:.4f}"
+        )
+    console.print(f"wrote {escape(str(out))}")
     return 0
 
 
@@ -453,9 +727,41 @@ def _builtin(name: str, seed: int, say: Progress) -> tuple[Any, Any, Any]:
     return trained.model, split.X_train[:256], evaluate
 
 
+def _hf_eval(hf_source, calib, texts_path, settings, extra, batch_size, blas_threads, json_out):
+    """``quant eval --hf``: (report, agreement, caught warnings, calibration and held-out
+    text counts)."""
+    from ..quant.hf import evaluate
+
+    texts = _load_texts(calib, "--calib")
+    held_out = _load_texts(texts_path, "--texts", 2)
+    # stages of the bar: load, tokenize + quantize, evaluation (FP32 and quantized)
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        WorkBar(f"quant eval {hf_source}", 1.0, disable=json_out) as bar,
+    ):
+        warnings.simplefilter("always")
+        update = bar.callback
+        hf = _load_hf(hf_source, _stage(update, 0.0, 0.1), blas_threads)
+        batches = hf.batches(texts, batch_size, what="calibration texts")
+        report = _quantize(hf.encoder, batches, *settings, _stage(update, 0.1, 0.8), extra)
+        agreement = evaluate(
+            hf, report.model, held_out, batch_size=batch_size, progress=_stage(update, 0.8, 1.0)
+        )
+    return report, agreement, caught, len(texts), len(held_out)
+
+
 @quant_app.command("eval")
 def eval_cmd(
-    model: str = typer.Option("digits-cnn", help="digits-cnn | mnist1d-cnn | minilm"),
+    model: str = typer.Option(
+        None, help="digits-cnn | mnist1d-cnn | minilm (default digits-cnn; or give --hf)"
+    ),
+    hf: str = HF,
+    calib: Path = typer.Option(
+        None, "--calib", help="With --hf: calibration texts, UTF-8, one text a line."
+    ),
+    texts: Path = typer.Option(
+        None, "--texts", help="With --hf: held-out texts (at least 2) to compare on."
+    ),
     w_bits: int = W_BITS,
     a_bits: int = A_BITS,
     method: str = METHOD,
@@ -463,15 +769,67 @@ def eval_cmd(
     act_residual: float = ACT_RESIDUAL,
     rounding: str = ROUNDING,
     weights_only: bool = WEIGHTS_ONLY,
+    act_mode: str = ACT_MODE,
+    group_size: int = GROUP_SIZE,
+    smooth: str = SMOOTH,
+    batch_size: int = BATCH_SIZE,
     seed: int = typer.Option(0, min=0, help="Seed of the CNN's training and data split."),
     show_all: bool = ALL_LAYERS,
     json_out: bool = JSON_OPTION,
     blas_threads: int = BLAS_OPTION,
 ) -> int:
-    """Quantize a built-in model and compare it with FP32 (accuracy, or embedding agreement)."""
+    """Quantize a built-in model, or a Hugging Face text encoder (--hf), and compare it with
+    FP32 (accuracy, or embedding agreement: mean cosine and nearest-neighbour agreement)."""
     limit_blas_threads(blas_threads)
-    check_choice(model, "--model", BUILTIN)
-    _check_options(w_bits, a_bits, method, residual, act_residual, rounding, weights_only)
+    if hf is not None:
+        if model is not None:
+            raise InvalidInputError(f"give --model {model} or --hf {hf}, not both")
+        if calib is None or texts is None:
+            raise InvalidInputError(
+                "--hf needs --calib (calibration texts) and --texts (held-out texts), UTF-8 "
+                "text files with one text a line"
+            )
+    elif calib is not None or texts is not None:
+        raise InvalidInputError("--calib and --texts apply to --hf only")
+    model = "digits-cnn" if model is None and hf is None else model
+    if hf is None:
+        check_choice(model, "--model", BUILTIN)
+    extra = _extra_options(act_mode, group_size, smooth)
+    settings = (w_bits, a_bits, method, residual, act_residual, rounding, weights_only)
+    _check_options(*settings, extra)
+    if hf is not None:
+        report, agreement, caught, n_calib, n_texts = _hf_eval(
+            hf, calib, texts, settings, extra, batch_size, blas_threads, json_out
+        )
+        quant = {"mean_cosine": agreement.mean_cosine, "nn_agreement": agreement.nn_top1_agreement}
+        payload = {
+            "hf": hf,
+            **_settings_json(*settings, extra),
+            "calib_texts": n_calib,
+            "texts": n_texts,
+            "reference": "fp32",
+            "quantized": quant,
+            "extra_mac_fraction": report.extra_mac_fraction,
+            "quantize_seconds": report.seconds,
+            "skipped": list(report.skipped),
+            "layers": _layers_json(report),
+            "warnings": list(dict.fromkeys(str(w.message) for w in caught)),
+        }
+        if json_out:
+            emit_json(payload)
+            return 0
+        _print_warnings(caught)
+        console.print(_layer_table(report, show_all))
+        console.print(
+            f"quantized vs FP32 on {n_texts} held-out texts: mean cosine "
+            f"{agreement.mean_cosine:.4f}, nearest-neighbour agreement "
+            f"{agreement.nn_top1_agreement:.4f}"
+        )
+        console.print(
+            f"extra MACs {100 * report.extra_mac_fraction:.1f}%, quantized in "
+            f"{report.seconds:.1f} s"
+        )
+        return 0
     import torch
 
     torch.set_num_threads(blas_threads or 1)
@@ -479,18 +837,15 @@ def eval_cmd(
     # stages of the bar: prepare (train / load), FP32 evaluation, quantization, evaluation
     with WorkBar(f"quant eval {model}", 1.0, disable=json_out) as bar:
         update = bar.callback
-        net, calib, evaluate = _builtin(model, seed, _stage(update, 0.0, 0.3))
+        net, calib_data, evaluate = _builtin(model, seed, _stage(update, 0.0, 0.3))
         fp32 = evaluate(net, _stage(update, 0.3, 0.5))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # LayerNorm/Embedding stay float (listed in JSON)
-            report = _quantize(
-                net, calib, w_bits, a_bits, method, residual, act_residual, rounding,
-                weights_only, _stage(update, 0.5, 0.8),
-            )  # fmt: skip
+            report = _quantize(net, calib_data, *settings, _stage(update, 0.5, 0.8), extra)
         quant = evaluate(report.model, _stage(update, 0.8, 1.0))
     payload = {
         "model": model,
-        **_settings_json(w_bits, a_bits, method, residual, act_residual, rounding, weights_only),
+        **_settings_json(*settings, extra),
         "fp32": fp32,
         "quantized": quant,
         "extra_mac_fraction": report.extra_mac_fraction,
