@@ -381,6 +381,32 @@ def _load_sentence_transformer(path: Path) -> tuple[Any, Any, Any, int | None]:
     return model, tokenizer, config, getattr(model, "max_seq_length", None)
 
 
+#: files one of which a saved tokenizer has (transformers 5 makes an empty tokenizer without)
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+
+
+def _check_tokenizer(tokenizer: Any, config: Any, where: Path) -> None:
+    """Refuse a tokenizer without a padding token, or whose ids exceed the model's vocabulary."""
+    if getattr(tokenizer, "pad_token", None) is None:
+        raise InvalidInputError(
+            f"the tokenizer of {where} has no padding token, so texts cannot be batched; "
+            "give an encoder whose tokenizer pads (BERT-like models do)"
+        )
+    vocab = getattr(config, "vocab_size", None)
+    if isinstance(vocab, int) and len(tokenizer) > vocab:
+        raise InvalidInputError(
+            f"the tokenizer of {where} has {len(tokenizer)} tokens but the model's vocabulary "
+            f"only {vocab}; save the model's own tokenizer with it"
+        )
+
+
 def _load_transformers(path: Path) -> tuple[Any, Any, Any]:
     """(model, tokenizer, config) of a plain transformers directory."""
     tf = require("transformers", what="Hugging Face models", extra=_EXTRA)
@@ -394,6 +420,11 @@ def _load_transformers(path: Path) -> tuple[Any, Any, Any]:
             f"give {_SUPPORTED}"
         ) from None
     _check_config(config, str(path))
+    if not any((path / name).is_file() for name in _TOKENIZER_FILES):
+        raise InvalidInputError(
+            f"{path} has no tokenizer files ({', '.join(_TOKENIZER_FILES)}); save the model's "
+            "tokenizer next to it (tokenizer.save_pretrained(DIR))"
+        )
     try:
         tokenizer = tf.AutoTokenizer.from_pretrained(
             str(path), local_files_only=True, trust_remote_code=False
@@ -470,11 +501,7 @@ def load_hf(source: str | os.PathLike[str], *, progress: Progress | None = None)
     finally:
         if bars:
             tlog.enable_progress_bar()
-    if getattr(tokenizer, "pad_token", None) is None:
-        raise InvalidInputError(
-            f"the tokenizer of {path} has no padding token, so texts cannot be batched; "
-            "give an encoder whose tokenizer pads (BERT-like models do)"
-        )
+    _check_tokenizer(tokenizer, config, path)
     model.eval()
     given = set(getattr(tokenizer, "model_input_names", ()) or ())
     names = ["input_ids", "attention_mask"]
