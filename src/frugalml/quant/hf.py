@@ -155,7 +155,8 @@ class HFEncoder:
         self, texts: Sequence[str], batch_size: int = 32, *, what: str = "texts"
     ) -> list[tuple[torch.Tensor, ...]]:
         """Token tensors of ``texts`` as positional tuples, one per batch of ``batch_size``
-        texts (in order; padded to the batch's longest text; truncated to ``max_length``): the
+        texts (grouped longest first, which limits padding; each batch padded to its longest
+        text; truncated to ``max_length``): the
         ``calib_data`` form :func:`~frugalml.quant.convert.quantize_model` runs as
         ``encoder(*batch)``. Warns once (:class:`~frugalml.quant.report.QuantizationWarning`)
         with how many texts were longer than the context and were truncated; ``what`` names
