@@ -59,6 +59,7 @@ def test_torchao_w8a8_beats_w4a16_and_int4_is_what_it_says(qp, split):
         assert 0.5 < r["mean_cosine"] <= 1 + 1e-6
         assert 0 <= r["nn_agreement"] <= 1
         assert r["quantized"].startswith("37 Linear")
+        assert r["quantize_seconds"] >= 0 and r["quantize_cpu_seconds"] >= 0
     assert rows[0]["mean_cosine"] > rows[1]["mean_cosine"]
 
     # an independent int4 fake quantization (symmetric, groups of 128 input channels) of the
@@ -120,7 +121,7 @@ def test_missing_or_failing_peer_gives_a_status_row(qp, split, monkeypatch):
     assert rows[1]["status"] == "failed: RuntimeError: boom"
     for r in rows:
         assert r["mean_cosine"] is None and r["nn_agreement"] is None
-        assert r["quantize_seconds"] is None
+        assert r["quantize_seconds"] is None and r["quantize_cpu_seconds"] is None
 
 
 def test_format_rows_lists_every_row(qp):
@@ -134,6 +135,7 @@ def test_format_rows_lists_every_row(qp):
             mean_cosine=0.91234,
             nn_agreement=0.5,
             quantize_seconds=1.25,
+            quantize_cpu_seconds=1.0,
             status="ok",
         ),
         dict(
@@ -145,6 +147,7 @@ def test_format_rows_lists_every_row(qp):
             mean_cosine=None,
             nn_agreement=None,
             quantize_seconds=None,
+            quantize_cpu_seconds=None,
             status="skipped: x",
         ),
     ]
