@@ -357,6 +357,18 @@ def test_smooth_layers_bad_inputs():
     assert not any(m._forward_pre_hooks for m in prepared.model.modules())
 
 
+def test_failing_choice_leaves_the_model_unchanged():
+    model, x = _mlp_and_data()
+    prepared = prepare_model(model)
+    with torch.no_grad():
+        prepared.modules["fc2"].weight[0, 0] = float("nan")  # no smoothed layer reads fc2's output
+    w1 = prepared.modules["fc1"].weight.detach().clone()
+    with pytest.raises(InvalidInputError, match="'fc2'"):
+        smooth_layers(prepared, x, w_bits=8, a_bits=8)
+    torch.testing.assert_close(prepared.modules["fc1"].weight.detach(), w1, rtol=0, atol=0)
+    assert not any(m._forward_pre_hooks for m in prepared.model.modules())
+
+
 # --------------------------------------------------------------------------- MiniLM
 
 _HAVE_MODEL = all(

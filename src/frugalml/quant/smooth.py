@@ -608,13 +608,12 @@ def smooth_layers(
     }
     _run_calibration(prepared, calib_data, samples, say)
     called = [name for name in names if samples[name].seen > 0]
-    choices: dict[str, SmoothChoice] = {}
-    for k, name in enumerate(called):
-        layer = prepared.modules[name]
+    chosen: dict[str, SmoothChoice] = {}
+    for k, name in enumerate(called):  # choose everything first: an error leaves no change
         sample = samples.pop(name)
-        W = layer.weight.detach().to(torch.float64).cpu().numpy()
+        W = prepared.modules[name].weight.detach().to(torch.float64).cpu().numpy()
         try:
-            choice = choose_alpha(
+            chosen[name] = choose_alpha(
                 sample.rows,
                 W,
                 w_bits=wb,
@@ -627,15 +626,18 @@ def smooth_layers(
             )
         except InvalidInputError as exc:
             raise InvalidInputError(f"layer {name!r}: {exc}") from exc
+        say(f"smoothing {name}", 0.5 + 0.5 * (k + 1) / len(called))
+    choices: dict[str, SmoothChoice] = {}
+    for name, choice in chosen.items():
         if choice.alpha is not None:
+            layer = prepared.modules[name]
+            w = layer.weight
             with torch.no_grad():
-                w = layer.weight
                 w.mul_(torch.as_tensor(choice.scales, dtype=w.dtype, device=w.device))
-            inv = torch.as_tensor(choice.in_scale, dtype=torch.float32, device=layer.weight.device)
+            inv = torch.as_tensor(choice.in_scale, dtype=torch.float32, device=w.device)
             handle = layer.register_forward_pre_hook(_make_scaling_hook(inv), with_kwargs=True)
             choice = dataclasses.replace(choice, handle=handle)
         choices[name] = choice
-        say(f"smoothing {name}", 0.5 + 0.5 * (k + 1) / len(called))
     return choices
 
 
