@@ -103,6 +103,7 @@ def test_eval_hf_plain_transformers_prints_metrics(texts, tiny_dir, capsys):
     )  # fmt: skip
     payload = json.loads(stdout)
     assert payload["texts"] == 16 and payload["calib_texts"] == 9
+    assert payload["seconds"] >= payload["quantize_seconds"] > 0
     assert len(payload["layers"]) == 13
     cos = payload["quantized"]["mean_cosine"]
     assert 0.5 < cos < 1.0 and 0.0 <= payload["quantized"]["nn_agreement"] <= 1.0

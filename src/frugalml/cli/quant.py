@@ -798,6 +798,7 @@ def eval_cmd(
     settings = (w_bits, a_bits, method, residual, act_residual, rounding, weights_only)
     _check_options(*settings, extra)
     if hf is not None:
+        t0 = time.perf_counter()
         report, agreement, caught, n_calib, n_texts = _hf_eval(
             hf, calib, texts, settings, extra, batch_size, blas_threads, json_out
         )
@@ -811,6 +812,7 @@ def eval_cmd(
             "quantized": quant,
             "extra_mac_fraction": report.extra_mac_fraction,
             "quantize_seconds": report.seconds,
+            "seconds": time.perf_counter() - t0,
             "skipped": list(report.skipped),
             "layers": _layers_json(report),
             "warnings": list(dict.fromkeys(str(w.message) for w in caught)),
