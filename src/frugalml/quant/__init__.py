@@ -24,6 +24,14 @@ for Efficient Inference", ICCV Workshops 2019 (arXiv 1902.06822).
   inputs, :mod:`.observers`, :mod:`.calibration_data`), :mod:`.plan` (weight scales, codes,
   residual choice), the conversion itself and :mod:`.input_residual`; reports in
   :mod:`.report`.
+* :mod:`.dynamic` (torch) — per-token activation scales computed at run time
+  (``act_mode="dynamic"``); :mod:`.groups` — group-wise weight scales (``group_size=``);
+  :mod:`.smooth` (torch) — SmoothQuant-style migration of input outliers into the weights,
+  its strength chosen per layer by the MMSE criterion (``smooth="mmse"``).
+* :mod:`.onnx_export` (torch) — :func:`export_onnx`: an ONNX file ONNX Runtime runs with
+  integer kernels (QDQ / ``MatMulInteger``, packed int4 weights; the layer subgraphs are built
+  in :mod:`.onnx_lower`); :mod:`.artifact` — :func:`load` gives it back as a runnable
+  :class:`QuantizedOnnxModel`, refusing corrupted or foreign files (no unpickling).
 * :mod:`.data`, :mod:`.models`, :mod:`.minilm` — evaluation data, in-house CNNs and the
   all-MiniLM-L6-v2 sentence encoder (offline).
 
@@ -56,11 +64,16 @@ _LAZY = {
     "quantize_layer": "modules",
     "GramAccumulator": "gram",
     "error_compensated_codes": "gptq",
+    "export_onnx": "onnx_export",
+    "ExportReport": "onnx_export",
+    "load": "artifact",
+    "QuantizedOnnxModel": "artifact",
 }
 
 __all__ = [
     "SCALE_METHODS",
     "ActivationHistogram",
+    "ExportReport",
     "GramAccumulator",
     "Grid",
     "LayerReport",
@@ -70,6 +83,7 @@ __all__ = [
     "QuantizedConv1d",
     "QuantizedConv2d",
     "QuantizedLinear",
+    "QuantizedOnnxModel",
     "ResidualPlan",
     "ResidualTensor",
     "ScaleResult",
@@ -77,8 +91,10 @@ __all__ = [
     "calibrate_activation",
     "dequantize",
     "error_compensated_codes",
+    "export_onnx",
     "fake_quantize",
     "histogram_observer_scale",
+    "load",
     "minmax_scale",
     "mmse_from_histogram",
     "mmse_scale",

@@ -103,10 +103,12 @@ from torch import nn  # noqa: E402
 from .baselines import SCALE_METHODS  # noqa: E402
 from .calibration_data import CALIB_BATCH_SIZE, as_device  # noqa: E402
 from .calibration_pass import Calibration, calibrate_layers  # noqa: E402
+from .dynamic import ACT_MODES  # noqa: E402
 from .gptq_layer import fit_layer_residual, layer_output_error  # noqa: E402
+from .groups import check_group_size  # noqa: E402
 from .input_residual import add_input_residuals  # noqa: E402
 from .modules import QuantizedLayer, quantize_layer  # noqa: E402
-from .plan import WeightPlan, plan_weights  # noqa: E402
+from .plan import WeightPlan, plan_weights, weight_method  # noqa: E402
 from .prepare import PreparedModel, describe_modules, prepare_model  # noqa: E402
 from .report import LayerReport, QuantizationReport, QuantizationWarning  # noqa: E402
 from .scale_result import ScaleResult  # noqa: E402
@@ -118,6 +120,7 @@ __all__ = [
     "LayerReport",
     "QuantizationReport",
     "QuantizationWarning",
+    "check_deploy_options",
     "check_options",
     "convert_layers",
     "quantize_model",
@@ -150,10 +153,15 @@ def check_options(
     residual_mse: Any = None,
     act_residual: Any = None,
     quantize_activations: Any = True,
+    act_mode: Any = "static",
+    group_size: Any = None,
+    smooth: Any = None,
 ) -> tuple[int, int, float | None, float | None, float | None]:
     """Validate :func:`quantize_model`'s options without a model (a CLI checks them before it
     loads any file); returns ``(w_bits, a_bits, residual, residual_mse, act_residual)``
-    normalised. Raises :class:`~frugalml.errors.InvalidInputError` naming the bad option."""
+    normalised (``act_mode``, ``group_size`` and ``smooth`` are checked, see
+    :func:`check_deploy_options`). Raises :class:`~frugalml.errors.InvalidInputError` naming
+    the bad option."""
     w_bits = _check_bits(w_bits, "w_bits")
     a_bits = _check_bits(a_bits, "a_bits")
     check_choice(method, "method", SCALE_METHODS)
@@ -176,7 +184,45 @@ def check_options(
         raise InvalidInputError(
             f"quantize_activations must be True or False, got {quantize_activations!r}"
         )
+    act_mode, group_size, smooth = check_deploy_options(
+        act_mode=act_mode, group_size=group_size, smooth=smooth
+    )
+    if act_mode == "dynamic" and act_residual is not None:
+        raise InvalidInputError(
+            'act_residual needs static input scales (act_mode="static"); per-token scales '
+            "already follow each input"
+        )
+    if group_size is not None and (residual is not None or residual_mse is not None):
+        raise InvalidInputError(
+            "residual tensors need per-kernel weight scales; use group_size=None with "
+            "residual= or residual_mse="
+        )
+    if smooth is not None and not quantize_activations:
+        raise InvalidInputError(
+            "smooth= migrates activation outliers; it needs activation "
+            "quantization (quantize_activations=True)"
+        )
     return w_bits, a_bits, residual, residual_mse, act_residual
+
+
+def check_deploy_options(
+    *, act_mode: Any = "static", group_size: Any = None, smooth: Any = None
+) -> tuple[str, int | None, str | float | None]:
+    """``(act_mode, group_size, smooth)`` checked: ``act_mode`` one of
+    :data:`~frugalml.quant.dynamic.ACT_MODES`; ``group_size`` ``None`` or an integer ``>= 2``
+    (that it divides each layer's inputs is checked per layer); ``smooth`` ``None``,
+    ``"mmse"`` or a migration strength ``alpha`` in ``[0, 1]``."""
+    if not isinstance(act_mode, str):
+        raise InvalidInputError(f"act_mode must be one of 'static', 'dynamic'; got {act_mode!r}")
+    check_choice(act_mode, "act_mode", ACT_MODES)
+    group_size = check_group_size(group_size)
+    if smooth is not None and not (isinstance(smooth, str) and smooth == "mmse"):
+        if isinstance(smooth, str):
+            raise InvalidInputError(
+                f"smooth must be None, 'mmse' or a number in [0, 1]; got {smooth!r}"
+            )
+        smooth = check_probability(smooth, "smooth")
+    return act_mode, group_size, smooth
 
 
 def swap_layers(model: nn.Module, replacement: dict[int, nn.Module]) -> nn.Module:
@@ -202,6 +248,9 @@ def convert_layers(
     method: str = "mmse",
     rounding: str = "nearest",
     quantize_activations: bool = True,
+    act_mode: str = "static",
+    group_size: int | None = None,
+    input_scales: dict[str, np.ndarray] | None = None,
     progress: Progress | None = None,
 ) -> tuple[nn.Module, list[LayerReport], dict[str, QuantizedLayer]]:
     """Build the quantized layers of ``plan`` and swap them into ``prepared.model``.
@@ -213,6 +262,11 @@ def convert_layers(
     :func:`~frugalml.quant.gptq_layer.fit_layer_residual`; otherwise inside
     :func:`~frugalml.quant.modules.quantize_layer`), the quantized layer and its
     :class:`~frugalml.quant.report.LayerReport`. Each layer's Gram matrix is freed once used.
+    With ``act_mode="dynamic"`` the Linear layers get per-token scales (convolutions keep a
+    static one); ``group_size`` gives the Linear layers group-wise weight scales (as planned
+    by :func:`~frugalml.quant.plan.plan_weights` with the same ``group_size``);
+    ``input_scales[name]`` ``(in,)`` is a multiplier of the layer's input (the ``1 / s`` of
+    smoothing, whose ``s`` the float weight already carries).
     Returns ``(model, reports, layers by name)``; options as for :func:`quantize_model`,
     assumed validated. ``progress(message, fraction)`` after each layer. Cost: ``O(weights)``
     per layer plus the residual fits.
@@ -227,8 +281,10 @@ def convert_layers(
     for j, name in enumerate(layers):
         m = modules[name]
         ob = calibration.observers[name]
+        linear = type(m) is nn.Linear
+        dynamic = quantize_activations and act_mode == "dynamic" and linear
         a_res: ScaleResult | None = None
-        if quantize_activations:
+        if quantize_activations and not dynamic:
             a_res = ob.activation_scale(method, a_bits)
         mask = plan.masks.get(name)
         W = m.weight.detach().to(device="cpu", dtype=torch.float64).numpy()
@@ -245,7 +301,11 @@ def convert_layers(
             residual_method=w_method,
             codes=plan.codes.get(name),
             residual_fit=fit,
+            group_size=group_size if linear else None,
+            dynamic_bits=a_bits if dynamic else None,
         )
+        if input_scales is not None and name in input_scales:
+            q.set_input_scale(input_scales[name])
         q.train(m.training)
         replacement[id(m)] = q
         deq = q.dequantized_weight(torch.float64).cpu().numpy()
@@ -269,7 +329,7 @@ def convert_layers(
                 kind=type(m).__name__,
                 weight_shape=tuple(W.shape),
                 w_bits=w_bits,
-                a_bits=a_bits if a_res is not None else None,
+                a_bits=a_bits if (a_res is not None or dynamic) else None,
                 weight_mse=sq / W.size,
                 weight_rel_mse=sq / norm if norm > 0 else 0.0,
                 base_weight_mse=base_sq / W.size,
@@ -304,6 +364,9 @@ def quantize_model(
     residual_mse: float | None = None,
     act_residual: float | None = None,
     quantize_activations: bool = True,
+    act_mode: str = "static",
+    group_size: int | None = None,
+    smooth: str | float | None = None,
     skip: Sequence[str] = (),
     progress: Progress | None = None,
     device: str | torch.device | None = None,
@@ -347,6 +410,21 @@ def quantize_model(
         weights, to activations, where low-bit (A4) error concentrates.
     quantize_activations:
         ``False`` quantizes weights only (``a_bits`` is then ignored but still validated).
+    act_mode:
+        ``"static"`` (default, the paper's): one calibrated scale per layer input;
+        ``"dynamic"``: the Linear layers quantize their input per token (row) with a scale
+        computed at run time, ``max |x_t| / (2^(a_bits-1) - 1)``
+        (:mod:`frugalml.quant.dynamic`); convolutions keep a static scale.
+    group_size:
+        ``None`` (default): one weight scale per output channel; an integer ``g``: one scale
+        per output channel and group of ``g`` consecutive inputs of each Linear layer
+        (:mod:`frugalml.quant.groups`; must divide ``in_features``; not with residuals).
+    smooth:
+        ``None`` (default), ``"mmse"`` or a number ``alpha`` in ``[0, 1]``: SmoothQuant-style
+        migration of activation outliers into the Linear weights (Xiao et al. 2023),
+        ``x W^T = (x / s)(W s)^T`` with ``s_j = max|x_j|^alpha / max|W_j|^(1-alpha)``; with
+        ``"mmse"`` each layer's ``alpha`` (or none) minimises the quantized layer's output
+        error on the calibration data (:mod:`frugalml.quant.smooth`).
     skip:
         module names to leave in float (a name also covers the modules under it).
     progress:
@@ -380,6 +458,12 @@ def quantize_model(
         residual_mse=residual_mse,
         act_residual=act_residual,
         quantize_activations=quantize_activations,
+        act_mode=act_mode,
+        group_size=group_size,
+        smooth=smooth,
+    )
+    act_mode, group_size, smooth = check_deploy_options(
+        act_mode=act_mode, group_size=group_size, smooth=smooth
     )
     if isinstance(skip, str):
         skip = (skip,)
@@ -412,6 +496,29 @@ def quantize_model(
             stacklevel=2,
         )
 
+    # ---- 1b. smoothing (migrates input outliers into the float weights of the copy)
+    input_scales: dict[str, np.ndarray] = {}
+    smoothing = None
+    if smooth is not None:
+        from .smooth import smooth_layers
+
+        smoothing = smooth_layers(
+            prepared,
+            calib_data,
+            w_bits=w_bits,
+            a_bits=a_bits,
+            act_mode=act_mode,
+            group_size=group_size,
+            method=weight_method(method),
+            alpha=smooth,
+            progress=_stage(say, 0.0, 0.2),
+        )
+        input_scales = {
+            name: (1.0 / np.asarray(ch.scales, dtype=np.float64)).astype(np.float32)
+            for name, ch in smoothing.items()
+            if ch.alpha is not None
+        }
+
     # ---- 2. calibration
     calibration = calibrate_layers(
         prepared,
@@ -440,6 +547,7 @@ def quantize_model(
         rounding=rounding,
         residual=residual,
         residual_mse=residual_mse,
+        group_size=group_size,
         progress=_stage(say, 0.5, 0.75),
     )
 
@@ -453,8 +561,12 @@ def quantize_model(
         method=method,
         rounding=rounding,
         quantize_activations=quantize_activations,
+        act_mode=act_mode,
+        group_size=group_size,
+        input_scales=input_scales,
         progress=_stage(say, 0.75, 1.0),
     )
+
     if act_residual is not None and reports:
         say("input residuals", 1.0)
         reports = add_input_residuals(

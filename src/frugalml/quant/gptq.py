@@ -79,6 +79,7 @@ __all__ = [
     "error_compensated_codes",
     "error_compensated_residual",
     "fit_layer",
+    "fit_layer_grouped",
     "input_columns",
     "nearest_codes",
     "output_error",
@@ -168,18 +169,22 @@ def _inverse_factor(H: torch.Tensor, lam: float) -> torch.Tensor:
 
 
 def _nearest(W: torch.Tensor, s: torch.Tensor, grid: Grid) -> torch.Tensor:
-    safe = torch.where(s > 0, s, torch.ones_like(s))[:, None]
+    """Round-to-nearest with per-row ``s`` ``(out,)`` or per-entry ``s`` ``(out, in)``."""
+    s2 = s[:, None] if s.dim() == 1 else s
+    safe = torch.where(s2 > 0, s2, torch.ones_like(s2))
     q = torch.clamp(torch.round(W / safe), grid.qmin, grid.qmax)
-    return q.masked_fill_((s <= 0)[:, None], 0.0)
+    return q.masked_fill_((s2 <= 0).expand_as(q), 0.0)
 
 
 def _compensate(
     W: torch.Tensor, U: torch.Tensor, s: torch.Tensor, grid: Grid, block: int
 ) -> torch.Tensor:
-    """The OBQ / GPTQ column sweep with lazy block updates; float64 codes ``(out, n)``."""
+    """The OBQ / GPTQ column sweep with lazy block updates; float64 codes ``(out, n)``.
+    ``s``: per-row scales ``(out,)``, or per-entry ``(out, n)`` (group-wise scales)."""
     n = W.shape[1]
-    zero_rows = s <= 0
-    safe = torch.where(zero_rows, torch.ones_like(s), s)
+    per_entry = s.dim() == 2
+    zero = s <= 0
+    safe_all = torch.where(zero, torch.ones_like(s), s)
     qmin, qmax = float(grid.qmin), float(grid.qmax)
     R = W.T.contiguous()  # input columns as contiguous rows of length `out`
     Q = torch.empty_like(R)
@@ -190,9 +195,13 @@ def _compensate(
         Eb = torch.empty_like(Rb)
         for i in range(i2 - i1):
             w = Rb[i]
+            col = i1 + i
+            sc = s[:, col] if per_entry else s
+            safe = safe_all[:, col] if per_entry else safe_all
+            zero_rows = zero[:, col] if per_entry else zero
             q = torch.clamp(torch.round(w / safe), qmin, qmax).masked_fill_(zero_rows, 0.0)
-            Q[i1 + i] = q
-            e = (w - q * s) / Ub[i, i]
+            Q[col] = q
+            e = (w - q * sc) / Ub[i, i]
             Eb[i] = e
             if i + 1 < i2 - i1:
                 Rb[i + 1 :].addr_(Ub[i, i + 1 :], e, alpha=-1.0)
@@ -420,6 +429,51 @@ def fit_layer(
         row_err=torch.clamp(power + rest, min=0.0).cpu().numpy(),
         row_err_nearest=torch.clamp(power + near, min=0.0).cpu().numpy(),
         row_power=power.cpu().numpy(),
+    )
+
+
+def fit_layer_grouped(
+    W: Any,
+    H: Any,
+    scale: Any,
+    grid: Grid,
+    *,
+    damp: float = DEFAULT_DAMP,
+    block: int = DEFAULT_BLOCK,
+) -> LayerFit:
+    """:func:`fit_layer` (without scale refit) for per-entry scales ``scale`` ``(out, in)``:
+    group-wise weight scales expanded to every column (:mod:`frugalml.quant.groups`). The
+    sweep rounds column ``j`` with ``scale[:, j]``. ``LayerFit.scale`` is ``scale`` itself;
+    ``row_err`` / ``row_err_nearest`` are ``e_k^T H e_k`` of ``W - scale * codes``. Cost as
+    :func:`error_compensated_codes`."""
+    grid = check_grid(grid)
+    damp = check_nonnegative_float(damp, "damp")
+    block = check_int(block, "block", low=1)
+    Wt = _tensor(W, "W", 2)
+    s = _tensor(scale, "scale", 2).to(Wt.device)
+    if s.shape != Wt.shape:
+        raise InvalidInputError(
+            f"scale must have W's shape {tuple(Wt.shape)}, got {tuple(s.shape)}"
+        )
+    if bool((s < 0).any()):
+        raise InvalidInputError("scale must be >= 0")
+    Ht = _tensor(H, "H", 2).to(Wt.device)
+    n = Wt.shape[1]
+    if Ht.shape != (n, n):
+        raise InvalidInputError(f"H must have shape ({n}, {n}) for W of shape {tuple(Wt.shape)}")
+    Hs, lam = _symmetric_damping(Ht, damp)
+    if Wt.numel() == 0:
+        Q = torch.zeros_like(Wt)
+    else:
+        Q = _compensate(Wt, _inverse_factor(Hs, lam), s, grid, block)
+    Qn = _nearest(Wt, s, grid)
+    E, En = Wt - s * Q, Wt - s * Qn
+    return LayerFit(
+        codes=Q.to(torch.int8).cpu().numpy(),
+        scale=s.cpu().numpy(),
+        row_err=((E @ Hs) * E).sum(1).cpu().numpy(),
+        row_err_nearest=((En @ Hs) * En).sum(1).cpu().numpy(),
+        row_power=((Wt @ Hs) * Wt).sum(1).cpu().numpy(),
     )
 
 

@@ -28,8 +28,9 @@ require("torch", what="frugalml.quant.quantize_model", extra="quant")
 
 import torch  # noqa: E402
 
-from .gptq import error_compensated_residual, fit_layer  # noqa: E402
+from .gptq import error_compensated_residual, fit_layer, fit_layer_grouped  # noqa: E402
 from .gram import GramAccumulator  # noqa: E402
+from .groups import group_rows  # noqa: E402
 from .residual import ResidualTensor  # noqa: E402
 from .scale_result import ScaleResult  # noqa: E402
 
@@ -72,13 +73,19 @@ def group_slices(out: int, groups: int) -> list[slice]:
     return [slice(g * per, (g + 1) * per) for g in range(groups)]
 
 
-def fit_layer_weights(W2: np.ndarray, res: ScaleResult, gram: GramAccumulator) -> LayerGptqFit:
+def fit_layer_weights(
+    W2: np.ndarray, res: ScaleResult, gram: GramAccumulator, group_size: int | None = None
+) -> LayerGptqFit:
     """Error-compensated codes of ``W2`` ``(out, -1)`` with ``res``'s scales (one Gram matrix
     per group, :func:`~frugalml.quant.gptq.fit_layer` without scale refit) and the
-    output-space errors of both roundings. ``O(groups (d^3 + rows d^2))`` for ``d`` inputs per
-    kernel and ``rows`` kernels per group."""
+    output-space errors of both roundings. With ``group_size`` (Linear), ``res`` holds one
+    scale per kernel and group of inputs (kernel-major) and the result keeps them.
+    ``O(groups (d^3 + rows d^2))`` for ``d`` inputs per kernel and ``rows`` kernels per
+    group."""
     grid = res.grid
     out = W2.shape[0]
+    if group_size is not None:
+        return _fit_grouped(W2, res, gram, group_size)
     # the quantized layer stores float32 scales: round with those
     scale0 = np.broadcast_to(np.asarray(res.scale, dtype=np.float64).reshape(-1), (out,))
     scale0 = scale0.astype(np.float32).astype(np.float64)
@@ -105,6 +112,31 @@ def fit_layer_weights(W2: np.ndarray, res: ScaleResult, gram: GramAccumulator) -
         codes=codes,
         out_err=num / den if den > 0 else 0.0,
         out_err_nearest=num_near / den if den > 0 else 0.0,
+    )
+
+
+def _fit_grouped(
+    W2: np.ndarray, res: ScaleResult, gram: GramAccumulator, group_size: int
+) -> LayerGptqFit:
+    out, d = W2.shape
+    per_group = np.asarray(res.scale, dtype=np.float64).reshape(out, d // group_size)
+    per_group = per_group.astype(np.float32).astype(np.float64)
+    fit = fit_layer_grouped(W2, gram.gram(0), np.repeat(per_group, group_size, axis=1), res.grid)
+    den = float(fit.row_power.sum())
+    deq = fit.codes * np.repeat(per_group, group_size, axis=1)
+    rows = group_rows(W2 - deq, group_size)
+    result = ScaleResult(
+        scale=per_group.reshape(-1),
+        zero_point=np.zeros(per_group.size, dtype=np.int64),
+        mse=(rows**2).mean(axis=1),
+        grid=res.grid,
+        method=res.method,
+    )
+    return LayerGptqFit(
+        result=result,
+        codes=fit.codes,
+        out_err=float(fit.row_err.sum()) / den if den > 0 else 0.0,
+        out_err_nearest=float(fit.row_err_nearest.sum()) / den if den > 0 else 0.0,
     )
 
 

@@ -53,6 +53,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from .baselines import SCALE_METHODS  # noqa: E402
+from .dynamic import token_codes  # noqa: E402
+from .groups import check_group_size, group_rows  # noqa: E402
 from .layer_params import (  # noqa: E402
     check_activation_result,
     check_codes,
@@ -62,7 +64,7 @@ from .layer_params import (  # noqa: E402
 )
 from .residual import ResidualTensor, residual_quantize  # noqa: E402
 from .scale_result import ScaleResult  # noqa: E402
-from .uniform import Grid  # noqa: E402
+from .uniform import Grid, check_bits  # noqa: E402
 
 __all__ = [
     "SUPPORTED_LAYERS",
@@ -117,7 +119,16 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         used instead of calling ``residual_quantize``; both of its terms replace those kernels'
         codes and scales.
 
-    Buffers: ``w_codes`` (int8, weight shape), ``w_scale`` (float32, ``(out,)``), ``bias``
+    group_size:
+        Linear only: one weight scale per kernel and group of ``group_size`` inputs
+        (:mod:`frugalml.quant.groups`); ``weight`` then holds ``out * in / group_size`` scales
+        (kernel-major) and no residual is allowed.
+    dynamic_bits:
+        Linear only, instead of ``activation``: quantize the input per token with scales
+        computed at run time (:mod:`frugalml.quant.dynamic`), on a signed grid of these bits.
+
+    Buffers: ``w_codes`` (int8, weight shape), ``w_scale`` (float32, ``(out,)``, or
+    ``(out, in / group_size)``), ``in_scale`` (float32 ``(in,)`` or ``None``), ``bias``
     (float, or ``None``), ``w2_codes`` / ``w2_scale`` / ``residual_mask`` (``None`` without a
     residual), ``a_scale`` (float32, ``()``), ``a_zero_point`` and ``a_bits`` (int32, ``()``;
     ``None`` without input quantization). Construction costs ``O(weight size)`` plus the
@@ -137,6 +148,8 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         residual_method: str = "mmse",
         codes: Any = None,
         residual_fit: ResidualTensor | None = None,
+        group_size: int | None = None,
+        dynamic_bits: int | None = None,
     ) -> None:
         if not isinstance(module, self._float_type):
             raise InvalidInputError(
@@ -151,13 +164,25 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         device = w_float.device
         w = w_float.to(device="cpu", dtype=torch.float64).numpy()
         out = w.shape[0]
-        grid, scale = check_weight_result(weight, out)
+        self.group_size: int | None = None
+        if group_size is not None:
+            if self._nd:
+                raise InvalidInputError(
+                    "group-wise weight scales (group_size) are supported for Linear layers "
+                    "only; quantize convolutions per kernel (group_size=None)"
+                )
+            self.group_size = check_group_size(group_size, w.shape[1])
+        n_groups = 1 if self.group_size is None else w.shape[1] // self.group_size
+        grid, scale = check_weight_result(weight, out * n_groups)
         self.w_grid: Grid = grid
         scale32 = scale.astype(np.float32)
         if codes is None:
-            q1 = nearest_kernel_codes(w, scale32.astype(np.float64), grid)
+            rows = w if self.group_size is None else group_rows(w, self.group_size)
+            q1 = nearest_kernel_codes(rows, scale32.astype(np.float64), grid).reshape(w.shape)
         else:
             q1 = check_codes(codes, w.shape, grid, "codes")
+        if self.group_size is not None:
+            scale32 = scale32.reshape(out, n_groups)
 
         # optional second tensor on the residual of the selected kernels
         mask = None
@@ -170,6 +195,11 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
                 )
             if not mask.any():
                 mask = None
+        if mask is not None and self.group_size is not None:
+            raise InvalidInputError(
+                "residual tensors need per-kernel weight scales; use group_size=None with "
+                "residual= or residual_mse="
+            )
         if mask is not None:
             if residual_method not in SCALE_METHODS:
                 listed = ", ".join(repr(k) for k in SCALE_METHODS)
@@ -202,9 +232,24 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         bias = getattr(module, "bias", None)
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
 
-        # optional per-tensor input quantization
+        # optional input quantization: per tensor (static) or per token (dynamic)
         self.a_grid: Grid | None = None
-        if activation is not None:
+        self.a_dynamic = False
+        if dynamic_bits is not None:
+            if activation is not None:
+                raise InvalidInputError("give activation= (static) or dynamic_bits=, not both")
+            if self._nd:
+                raise InvalidInputError(
+                    "per-token dynamic input scales are supported for Linear layers only; "
+                    "give convolutions a static activation= scale"
+                )
+            dbits = check_bits(dynamic_bits)
+            self.a_dynamic = True
+            self.a_grid = Grid(dbits, True)
+            self.register_buffer("a_scale", None)
+            self.register_buffer("a_zero_point", None)
+            self.register_buffer("a_bits", torch.tensor(dbits, dtype=torch.int32, device=device))
+        elif activation is not None:
             agrid, a_s, a_z = check_activation_result(activation)
             self.a_grid = agrid
             self.register_buffer("a_scale", torch.tensor(a_s, dtype=torch.float32, device=device))
@@ -221,6 +266,8 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         # optional second (residual) input tensor: x ~ a (q - z) + a2 q2
         self.a2_grid: Grid | None = None
         self.register_buffer("a2_scale", None)
+        # optional per-input-channel multiplier applied before quantization (smoothing)
+        self.register_buffer("in_scale", None)
         self._copy_geometry(module)
 
     @abstractmethod
@@ -232,13 +279,32 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         ``x - a (q - z)`` (the paper's residual tensors, applied to activations): the layer
         then costs one more integer pass over its MACs (two more with a weight residual).
         ``activation``: a per-tensor signed ScaleResult of the residual (zero point 0)."""
-        if self.a_grid is None:
-            raise InvalidInputError("an input residual needs input quantization (activation=)")
+        if self.a_grid is None or self.a_dynamic:
+            raise InvalidInputError(
+                "an input residual needs static input quantization (activation=)"
+            )
         agrid, a_s, a_z = check_activation_result(activation)
         if a_z != 0 or not agrid.signed:
             raise InvalidInputError("the input residual's grid must be signed with zero point 0")
         self.a2_grid = agrid
         self.a2_scale = torch.tensor(a_s, dtype=torch.float32, device=self.w_scale.device)
+
+    def set_input_scale(self, scale: Any) -> None:
+        """Multiply the input by ``scale`` ``(in,)`` (per input channel, float32) before it is
+        quantized: the ``1 / s`` of smoothing (:mod:`frugalml.quant.smooth`), whose ``s`` the
+        weight already carries. ``None`` removes it."""
+        if scale is None:
+            self.in_scale = None
+            return
+        if self._nd:
+            raise InvalidInputError("input scales (smoothing) apply to Linear layers only")
+        t = torch.as_tensor(np.asarray(scale, dtype=np.float32), device=self.w_scale.device)
+        if t.shape != (self.in_features,) or not bool(torch.isfinite(t).all()):
+            raise InvalidInputError(
+                f"the input scale must be {self.in_features} finite values, got shape "
+                f"{tuple(t.shape)}"
+            )
+        self.in_scale = t
 
     # ------------------------------------------------------------------ properties
     @property
@@ -268,7 +334,12 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         return self.dequantized_weight()
 
     def dequantized_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """The weight the float simulation uses, ``s_k Q_k + r_k R_k`` per kernel."""
+        """The weight the float simulation uses, ``s_k Q_k + r_k R_k`` per kernel (``s_kj Q_kj``
+        per kernel and group of inputs with ``group_size``)."""
+        if self.group_size is not None:
+            out, d = self.w_codes.shape
+            codes = self.w_codes.to(dtype).view(out, d // self.group_size, self.group_size)
+            return (codes * self.w_scale.to(dtype)[:, :, None]).view(out, d)
         shape = (-1,) + (1,) * (self.w_codes.dim() - 1)
         w = self.w_codes.to(dtype) * self.w_scale.to(dtype).view(shape)
         if self.w2_codes is not None:
@@ -276,20 +347,31 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         return w
 
     # ------------------------------------------------------------------ forward paths
+    def scaled_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x * in_scale`` (the smoothing multiplier), or ``x`` without one."""
+        return x if self.in_scale is None else x * self.in_scale.to(x.dtype)
+
     def input_codes(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer codes ``clip(round(x / a) + z, qmin, qmax)`` of the input (same float dtype
-        as ``x``, integer-valued). Requires input quantization."""
-        if self.a_grid is None:
-            raise InvalidInputError("this layer does not quantize its input (activation=None)")
+        """Integer codes ``clip(round(x / a) + z, qmin, qmax)`` of the (already scaled) input
+        (same float dtype as ``x``, integer-valued). Requires static input quantization; for
+        per-token scales see :func:`~frugalml.quant.dynamic.token_codes`."""
+        if self.a_grid is None or self.a_dynamic:
+            raise InvalidInputError(
+                "this layer has no static input scale (activation=None or dynamic scales)"
+            )
         s = self.a_scale.to(x.dtype)
         z = self.a_zero_point.to(x.dtype)
         return torch.clamp(torch.round(x / s) + z, self.a_grid.qmin, self.a_grid.qmax)
 
     def fake_quantize_input(self, x: torch.Tensor) -> torch.Tensor:
-        """``(codes - z) a``: the input rounded to its grid (identity without input
-        quantization)."""
+        """``(codes - z) a``: the input (times ``in_scale``) rounded to its grid, per tensor
+        or per token (only the scaling without input quantization)."""
+        x = self.scaled_input(x)
         if self.a_grid is None:
             return x
+        if self.a_dynamic:
+            codes, scale = token_codes(x, self.a_grid.bits)
+            return codes * scale
         codes = self.input_codes(x)
         xq = (codes - self.a_zero_point.to(x.dtype)) * self.a_scale.to(x.dtype)
         if self.a2_grid is not None:
@@ -312,20 +394,48 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
     def integer_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Integer-arithmetic path (module doc): integer input codes times integer weight
         codes, exact accumulation, zero-point correction, then scaling by ``a s_k`` (and
-        ``a r_k`` for the residual pass) and the bias. Without input quantization the float
-        input multiplies the integer weight codes (weight-only quantization). Returns the
-        output in ``x``'s dtype; equals :meth:`forward` up to float rounding."""
+        ``a r_k`` for the residual pass) and the bias. With per-token input scales ``a`` is a
+        vector over the rows; with weight groups the scaled partial sums of the groups are
+        added. Without input quantization the float input multiplies the integer weight codes
+        (weight-only quantization). Returns the output in ``x``'s dtype; equals
+        :meth:`forward` up to float rounding."""
         if not torch.is_floating_point(x):
             raise InvalidInputError(f"input must be a floating point tensor, got {x.dtype}")
         dt = torch.float64
-        if self.a_grid is not None:
-            q = self.input_codes(x).to(dt)
+        xs = self.scaled_input(x)
+        z = 0
+        if self.a_grid is None:
+            q, a = xs.to(dt), torch.ones((), dtype=dt, device=x.device)
+        elif self.a_dynamic:
+            codes, scale = token_codes(xs, self.a_grid.bits)
+            q, a = codes.to(dt), scale.to(dt)
+        else:
+            q = self.input_codes(xs).to(dt)
             z = int(self.a_zero_point)
             a = self.a_scale.to(dt)
+        if self.group_size is not None:
+            out = self._grouped_accumulate(q, a)
         else:
-            q = x.to(dt)
-            z = 0
-            a = torch.ones((), dtype=dt, device=x.device)
+            out = self._kernel_accumulate(q, z, a, xs)
+        if self.bias is not None:
+            shape = (-1,) + (1,) * self._nd
+            out = out + self.bias.to(dt).view(shape)
+        return out.to(x.dtype)
+
+    def _grouped_accumulate(self, q: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """``sum_j a s_kj <q_j, Q_kj>`` over the input groups ``j`` (Linear, zero point 0)."""
+        out_f, d = self.w_codes.shape
+        g = self.group_size
+        qg = q.reshape(*q.shape[:-1], d // g, g)
+        wg = self.w_codes.to(q.dtype).view(out_f, d // g, g)
+        acc = torch.einsum("...jc,kjc->...jk", qg, wg)  # exact integer sums per group
+        return a * (acc * self.w_scale.to(q.dtype).T).sum(dim=-2)
+
+    def _kernel_accumulate(
+        self, q: torch.Tensor, z: int, a: torch.Tensor, xs: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-kernel scales: ``a s_k op(q - z, Q_k)`` (plus the residual passes)."""
+        dt = q.dtype
 
         def accumulate(codes: torch.Tensor) -> torch.Tensor:
             wq = codes.to(dt)
@@ -335,12 +445,11 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
             return acc
 
         shape = (-1,) + (1,) * self._nd
-        out = accumulate(self.w_codes) * (a * self.w_scale.to(dt)).view(shape)
+        out = a * accumulate(self.w_codes) * self.w_scale.to(dt).view(shape)
         if self.w2_codes is not None:
-            out = out + accumulate(self.w2_codes) * (a * self.w2_scale.to(dt)).view(shape)
+            out = out + a * accumulate(self.w2_codes) * self.w2_scale.to(dt).view(shape)
         if self.a2_grid is not None:  # second input tensor: integer codes of the residual
-            xd = x.to(dt)
-            q2 = self._residual_codes(xd - (q - z) * a)
+            q2 = self._residual_codes(xs.to(dt) - (q - z) * a)
             a2 = self.a2_scale.to(dt)
             out = out + self._op(q2, self.w_codes.to(dt), None) * (a2 * self.w_scale.to(dt)).view(
                 shape
@@ -349,9 +458,7 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
                 out = out + self._op(q2, self.w2_codes.to(dt), None) * (
                     a2 * self.w2_scale.to(dt)
                 ).view(shape)
-        if self.bias is not None:
-            out = out + self.bias.to(dt).view(shape)
-        return out.to(x.dtype)
+        return out
 
     @abstractmethod
     def _op(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -374,8 +481,10 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
         return extra
 
     def export(self) -> dict[str, torch.Tensor]:
-        """The deployable tensors (CPU copies): ``w_codes`` (int8), ``w_scale`` (float32),
-        ``w_bits``, ``bias`` if any, ``w2_codes`` / ``w2_scale`` / ``residual_mask`` if there is
+        """The layer's tensors (CPU copies): ``w_codes`` (int8), ``w_scale`` (float32,
+        ``(out,)`` or ``(out, in / group_size)`` with ``group_size``), ``w_bits``, ``bias`` if
+        any, ``in_scale`` with smoothing, ``a_bits`` / ``a_dynamic`` with per-token scales,
+        ``w2_codes`` / ``w2_scale`` / ``residual_mask`` if there is
         a residual, ``a_scale`` / ``a_zero_point`` / ``a_bits`` / ``a_signed`` if the input is
         quantized."""
         out: dict[str, torch.Tensor] = {
@@ -389,7 +498,14 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
             out["w2_codes"] = self.w2_codes.detach().cpu().clone()
             out["w2_scale"] = self.w2_scale.detach().cpu().clone()
             out["residual_mask"] = self.residual_mask.detach().cpu().clone()
-        if self.a_grid is not None:
+        if self.group_size is not None:
+            out["group_size"] = torch.tensor(self.group_size, dtype=torch.int32)
+        if self.in_scale is not None:
+            out["in_scale"] = self.in_scale.detach().cpu().clone()
+        if self.a_dynamic:
+            out["a_bits"] = self.a_bits.detach().cpu().clone()
+            out["a_dynamic"] = torch.tensor(True)
+        elif self.a_grid is not None:
             out["a_scale"] = self.a_scale.detach().cpu().clone()
             out["a_zero_point"] = self.a_zero_point.detach().cpu().clone()
             out["a_bits"] = self.a_bits.detach().cpu().clone()
@@ -401,6 +517,12 @@ class QuantizedLayer(nn.Module, metaclass=ABCMeta):
 
     def extra_repr(self) -> str:
         a = f"a_bits={self.a_grid.bits}" if self.a_grid is not None else "a=float"
+        if self.a_dynamic:
+            a += " per-token"
+        if self.group_size is not None:
+            a += f", group_size={self.group_size}"
+        if self.in_scale is not None:
+            a += ", smoothed"
         r = f", residual={self.n_residual}/{self.n_kernels}" if self.n_residual else ""
         return f"{self._shape_repr()}, w_bits={self.w_bits}, {a}{r}"
 
@@ -497,6 +619,8 @@ def quantize_layer(
     residual_method: str = "mmse",
     codes: Any = None,
     residual_fit: ResidualTensor | None = None,
+    group_size: int | None = None,
+    dynamic_bits: int | None = None,
 ) -> QuantizedLayer:
     """Build the quantized counterpart of ``module`` (an exact ``nn.Linear``, ``nn.Conv1d`` or
     ``nn.Conv2d``) with the arguments of :class:`QuantizedLayer`."""
@@ -512,6 +636,8 @@ def quantize_layer(
         residual_method=residual_method,
         codes=codes,
         residual_fit=residual_fit,
+        group_size=group_size,
+        dynamic_bits=dynamic_bits,
     )
 
 

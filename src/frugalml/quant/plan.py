@@ -34,6 +34,7 @@ from torch import nn  # noqa: E402
 from .baselines import SCALE_METHODS  # noqa: E402
 from .calibration_pass import Calibration  # noqa: E402
 from .gptq_layer import LayerGptqFit, fit_layer_weights  # noqa: E402
+from .groups import group_scale_result  # noqa: E402
 from .modules import quantize_layer  # noqa: E402
 from .residual import select_residual  # noqa: E402
 from .scale_result import ScaleResult  # noqa: E402
@@ -85,6 +86,7 @@ def plan_weights(
     rounding: str = "nearest",
     residual: float | None = None,
     residual_mse: float | None = None,
+    group_size: int | None = None,
     progress: Progress | None = None,
 ) -> WeightPlan:
     """Scales, codes, per-kernel errors and residual masks of the layers calibration called.
@@ -92,7 +94,8 @@ def plan_weights(
     ``modules``: the model copy's modules by name; ``calibration``: from
     :func:`~frugalml.quant.calibration_pass.calibrate_layers` (with Gram matrices when
     ``rounding="gptq"``); the options as for :func:`~frugalml.quant.convert.quantize_model`,
-    assumed validated. ``progress(message, fraction)`` after each layer. Cost: the scale
+    assumed validated; ``group_size``: group-wise scales for the Linear layers (convolutions
+    keep per-kernel scales). ``progress(message, fraction)`` after each layer. Cost: the scale
     searches (linear in the number of weights), plus ``O(d^3 + out d^2)`` per layer with GPTQ.
     """
     say = progress or (lambda s, f: None)
@@ -109,14 +112,20 @@ def plan_weights(
         ob = calibration.observers[name]
         W = m.weight.detach().to(device="cpu", dtype=torch.float64).numpy()
         W2 = W.reshape(W.shape[0], -1)
-        res = SCALE_METHODS[w_method](W2, w_bits, signed=True, per_channel=True)
+        groups = group_size if type(m) is nn.Linear else None
+        if groups is not None:
+            res = group_scale_result(W2, w_bits, groups, w_method)
+        else:
+            res = SCALE_METHODS[w_method](W2, w_bits, signed=True, per_channel=True)
         if gptq:
-            info = fit_layer_weights(W2, res, ob.gram)
+            info = fit_layer_weights(W2, res, ob.gram, groups)
             gptq_info[name] = info
             res = info.result
             w_codes[name] = info.codes
         w_results[name] = res
-        deq = quantize_layer(m, res, codes=w_codes.get(name)).dequantized_weight(torch.float64)
+        deq = quantize_layer(m, res, codes=w_codes.get(name), group_size=groups).dequantized_weight(
+            torch.float64
+        )
         err = ((W - deq.cpu().numpy()) ** 2).reshape(W.shape[0], -1).sum(axis=1)
         norm = (W2**2).sum(axis=1)
         rel_by_layer[name] = np.where(norm > 0, err / np.where(norm > 0, norm, 1.0), 0.0)
