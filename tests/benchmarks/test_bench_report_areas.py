@@ -42,6 +42,12 @@ AREAS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
         ("torch", "sentence_transformers", "mnist1d", "sklearn"),
         ("task", "method", "bits", "accuracy"),
     ),
+    "quant-deploy": (
+        "bench_quant_deploy",
+        "quant-deploy",
+        ("torch", "sentence_transformers", "mnist1d", "sklearn", "onnx", "onnxruntime"),
+        ("tool", "setting", "scheme", "activations"),
+    ),
     "ecc": ("bench_ecc", "ecc", ("torch", "galois"), ("code", "Eb/N0 dB", "decoder", "BER")),
     "subspace-saddle": ("bench_saddle", "saddle", ("torch",), ("problem", "method", "state")),
     "subspace-train": ("bench_aggregation", "aggregation", ("torch", "sklearn"), ()),
@@ -164,6 +170,15 @@ def test_remat_training_tiny(tmp_path):
     assert all(r["params vs eager"] == "0.0e+00" for r in ok)  # no dropout: bit-identical
     fidelity = _rows(data, "Memory model")
     assert all(abs(r["modelled / eager"] - 1) < 0.05 for r in fidelity)
+
+
+def test_quant_deploy_tiny(tmp_path):
+    data = _run_tiny("quant-deploy", tmp_path)
+    _check("quant-deploy", data, tmp_path)
+    deploy = data["data"]["deploy"]
+    assert deploy and all(abs(d["cosine_diff"]) < 0.05 for d in deploy)
+    cnn = _rows(data, "CNNs at W4A4")
+    assert {r["task"] for r in cnn} == {"digits", "mnist1d"}
 
 
 def test_convex_tiny(tmp_path):

@@ -72,7 +72,8 @@ def test_the_checkout_declares_the_report_areas_of_docs_cli():
     areas = [b.area for b in scan(CHECKOUT)]
     assert areas == sorted(
         ["runtime", "coded", "coded-es", "sketch", "sketch-newton", "remat", "remat-training",
-         "convex", "convex-gan", "quant", "ecc", "subspace-saddle", "subspace-train"]
+         "convex", "convex-gan", "quant", "quant-deploy",
+         "ecc", "subspace-saddle", "subspace-train"]
     )  # fmt: skip
     assert all(b.path.parent == CHECKOUT.resolve() for b in scan(CHECKOUT))
 
