@@ -91,6 +91,12 @@ COMMANDS: dict[str, tuple[str, tuple]] = {
     ),
     "frugalml convex gan --help": ("=", ()),
     "frugalml quant eval --model minilm --w-bits 4 --a-bits 8 --rounding gptq": ("=", (_SLOW,)),
+    "frugalml quant eval --hf minilm --calib calib.txt --texts held_out.txt --act-mode dynamic": (
+        "=",
+        (),
+    ),
+    "frugalml quant model --hf minilm --calib calib.txt --act-mode dynamic --group-size 32 "
+    "--rounding gptq --out minilm_w4a8.onnx": ("=", ()),
     "frugalml quant model model.pt --calib calib.npy --out model_int4.pt --trust-pickle": (
         "=",
         (),
@@ -130,6 +136,11 @@ def _write_inputs(directory: Path) -> None:
     model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
     torch.save(model, directory / "model.pt")
     np.save(directory / "calib.npy", rng.standard_normal((64, 16)).astype(np.float32))
+    from frugalml.quant.data import stdlib_docstrings
+
+    docs = [" ".join(t.split()) for t in stdlib_docstrings(limit=40)]
+    (directory / "calib.txt").write_text("\n".join(docs[:8]) + "\n")
+    (directory / "held_out.txt").write_text("\n".join(docs[-16:]) + "\n")
 
 
 def test_every_readme_command_has_an_entry():
@@ -260,14 +271,15 @@ X = rng.standard_normal((40, 4)); y = np.maximum(X @ rng.standard_normal(4), 0)
     "from frugalml.convex.gan import ConvexWGAN": {
         "check": "assert samples.shape == (64, 8, 8)",
     },
-    "from frugalml.quant import quantize_model": {
+    "from frugalml.quant import export_onnx, load, quantize_model": {
         "setup": """
 import torch
 torch.manual_seed(0)
-model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
-calib_batches = [torch.randn(32, 16) for _ in range(4)]
+model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+calib_batches = [torch.randn(32, 64) for _ in range(4)]
 """,
-        "check": "assert qmodel(torch.randn(8, 16)).shape == (8, 4)",
+        "in_workdir": True,  # writes model_w4a8.onnx
+        "check": "assert y.shape == (32, 4) and qmodel(torch.randn(8, 64)).shape == (8, 4)",
     },
     "import numpy as np": {  # the ecc block
         "replace": {"10_000": "500"},

@@ -72,6 +72,8 @@ class LayerReport(ResultRepr):
     def summary(self) -> str:
         if self.a_bits is None:
             act = "float input"
+        elif self.a_scale is None:
+            act = f"A{self.a_bits} per-token scales at run time"
         else:
             kind = "signed" if self.a_signed else "unsigned"
             zp = f" zp {self.a_zero_point}" if self.a_zero_point else ""
