@@ -136,14 +136,14 @@ def test_int4_weights_are_packed_and_run_on_integer_kernels(tmp_path):
     assert "MatMulIntegerToFloat" in ops and "MatMul" not in ops
 
 
-def test_dynamic_export_uses_matmulinteger(tmp_path):
+def test_dynamic_export_uses_an_integer_gemm(tmp_path):
     layer = nn.Linear(32, 8)
     x = torch.randn(3, 5, 32)
     q = _quantize(layer, x, w_bits=8, a_bits=8, act_mode="dynamic")
     path = tmp_path / "d.onnx"
     export_onnx(q, x[:1], path)
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
-    assert "MatMulInteger" in ops and "MatMul" not in ops
+    assert "MatMulIntegerToFloat" in ops and "MatMul" not in ops
     assert load(path).layers[0]["act_mode"] == "dynamic"
 
 

@@ -14,11 +14,18 @@ arXiv:1902.06822), in forms ONNX Runtime executes with integer kernels:
   (int8 GEMM, float output); other runtimes that read QDQ models (TensorRT, OpenVINO) read it
   the same way. Convolutions keep the QDQ form; ONNX Runtime runs them after dequantizing
   (it has no integer convolution with a float output).
-* **per-token dynamic input scales or group-wise weight scales**: explicit integer ops. The
-  scale of each row is computed in the graph (``ReduceMax(|x|) / qmax``), the codes are shifted
-  into ``uint8`` (code + 128) and ``MatMulInteger`` (u8 x s8 -> int32) accumulates them with the
-  zero point 128 removed exactly; the int32 sums are scaled per output channel (per group and
-  summed over the groups with group-wise scales) and per row.
+* **per-token dynamic input scales** (per-kernel weights): the scale of each row is computed
+  in the graph (``ReduceMax(|x|) / qmax``), ``QuantizeLinear`` per row puts the codes into
+  ``uint8`` with zero point 128, and ONNX Runtime's ``MatMulIntegerToFloat`` (u8 x s8 GEMM,
+  int32 sums, zero point removed exactly, times the weight scales) computes the product; the
+  per-row scale and the bias follow.
+* **group-wise weight scales**: QDQ with a blocked ``DequantizeLinear`` (opset 21) of the
+  packed weight codes and the input's ``QuantizeLinear`` / ``DequantizeLinear`` (per tensor
+  or per row). ONNX Runtime has no integer GEMM with per-group scales whose activation
+  rounding is defined by the graph (``MatMulNBits`` re-quantizes activations its own way and
+  measured 1.8x slower than FP32 at 1000 rows here), so it dequantizes these weights once
+  when the session starts and multiplies in float: the file keeps the 4-bit codes, the
+  numbers are the simulation's, the speed is float's.
 * **residual tensors** stay what they are: a second integer weight initializer (and a second
   GEMM) for kernels with a weight residual, a second quantized input tensor (the residual
   ``x - a q`` quantized with its own scale) for layers with an input residual; nothing is
@@ -40,7 +47,10 @@ import numpy as np
 from .._optional import require
 from ..errors import InvalidInputError
 
-__all__ = ["INT4_MIN_OPSET", "OPSET", "LayerSpec", "WeightTerm", "lower_layer"]
+__all__ = ["INT4_MIN_OPSET", "MS_DOMAIN", "OPSET", "LayerSpec", "WeightTerm", "lower_layer"]
+
+MS_DOMAIN = "com.microsoft"
+"""Domain of ONNX Runtime's contrib operators (``MatMulIntegerToFloat``)."""
 
 OPSET = 21
 """Default ONNX opset of the export (INT4 tensors and blocked quantization need 21)."""
@@ -100,10 +110,20 @@ class _Graph:
         self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
+    def op(
+        self,
+        op_type: str,
+        inputs: list[str],
+        out: str | None = None,
+        *,
+        domain: str = "",
+        **attrs: Any,
+    ) -> str:
         out = out or self.name(op_type.lower())
         self.nodes.append(
-            self.onnx.helper.make_node(op_type, inputs, [out], name=self.name(op_type), **attrs)
+            self.onnx.helper.make_node(
+                op_type, inputs, [out], name=self.name(op_type), domain=domain or None, **attrs
+            )
         )
         return out
 
@@ -145,31 +165,33 @@ def _clip_quantize(g: _Graph, x: str, bits: int, signed: bool, a: float, z: int)
     return g.op("QuantizeLinear", [xc, s, zp]), s, zp
 
 
-def _static_uint8(g: _Graph, x: str, bits: int, signed: bool, a: float, z: int) -> tuple:
-    """Input codes in a uint8 container for ``MatMulInteger``: (codes, zero point name)."""
-    qmin, qmax = _grid(bits, signed)
-    shift = 128 if signed else 0
-    a32 = np.float32(a)
-    lo = np.float32(qmin - z) * a32
-    hi = np.float32(qmax - z) * a32
-    xc = g.op("Clip", [x, g.const(lo, np.float32, "lo"), g.const(hi, np.float32, "hi")])
-    zp = g.const(z + shift, np.uint8, "a_zero")
-    return g.op("QuantizeLinear", [xc, g.const(a32, np.float32, "a_scale"), zp]), zp
+def _rows(g: _Graph, x: str, d: int) -> str:
+    """``x`` ``(..., d)`` as a matrix ``(rows, d)``."""
+    return g.op("Reshape", [x, g.const([-1, d], np.int64, "shape")])
 
 
-def _dynamic_uint8(g: _Graph, x: str, bits: int) -> tuple[str, str, str]:
-    """Per-row scales and codes (uint8, code + 128): (codes, zero point, scale ``(..., 1)``),
-    as :func:`frugalml.quant.dynamic.token_codes`."""
+def _unrows(g: _Graph, y: str, x: str, out: int) -> str:
+    """``y`` ``(rows, out)`` back to ``x``'s leading dimensions: ``(..., out)``."""
+    lead = g.op(
+        "Slice", [g.op("Shape", [x]), g.const([0], np.int64, "s"), g.const([-1], np.int64, "e")]
+    )
+    shape = g.op("Concat", [lead, g.const([out], np.int64, "out")], axis=0)
+    return g.op("Reshape", [y, shape])
+
+
+def _token_quantize(g: _Graph, x2: str, bits: int) -> tuple[str, str, str]:
+    """Per-row scales of ``x2`` ``(rows, d)`` and its codes in uint8 (code + 128), as
+    :func:`frugalml.quant.dynamic.token_codes`: ``a_t = max|x_t| / qmax`` (1 for a zero row),
+    ``QuantizeLinear`` per row (axis 0, round half to even). Returns (codes, per-row scale
+    ``(rows,)``, zero points ``(rows,)``)."""
     qmax = float(2 ** (bits - 1) - 1)
-    amax = g.op("ReduceMax", [g.op("Abs", [x]), g.const([-1], np.int64, "axes")], keepdims=1)
+    amax = g.op("ReduceMax", [g.op("Abs", [x2]), g.const([1], np.int64, "axes")], keepdims=0)
     s0 = g.op("Div", [amax, g.const(qmax, np.float32, "qmax")])
     pos = g.op("Greater", [s0, g.const(0.0, np.float32, "zero")])
     s = g.op("Where", [pos, s0, g.const(1.0, np.float32, "one")])
-    r = g.op("Round", [g.op("Div", [x, s])])
-    r = g.op("Clip", [r, g.const(-qmax, np.float32, "lo"), g.const(qmax, np.float32, "hi")])
-    u = g.op("Add", [r, g.const(128.0, np.float32, "shift")])
-    codes = g.op("Cast", [u], to=g.onnx.TensorProto.UINT8)
-    return codes, g.const(128, np.uint8, "a_zero"), s
+    zp = g.op("Expand", [g.const(128, np.uint8, "a_zero"), g.op("Shape", [s])])
+    # a b-bit grid inside the uint8 container: |x / a| <= qmax, so no clipping is needed
+    return g.op("QuantizeLinear", [x2, s, zp], axis=0), s, zp
 
 
 def _add_all(g: _Graph, terms: list[str], out: str | None = None) -> str:
@@ -209,48 +231,60 @@ def _linear_qdq(g: _Graph, spec: LayerSpec, x: str) -> list[str]:
     return outs
 
 
-def _linear_integer(g: _Graph, spec: LayerSpec, x: str) -> str:
-    """Per-token input scales and/or group-wise weight scales: ``MatMulInteger`` on uint8
-    input codes, int32 sums scaled per channel (and group), then per row."""
+def _linear_dynamic(g: _Graph, spec: LayerSpec, x: str) -> list[str]:
+    """Per-token input scales, per-kernel weights: ``MatMulIntegerToFloat`` (u8 x s8 GEMM,
+    int32 sums times the weight scales) per weight term, then the per-row scale."""
     assert spec.act is not None
-    if spec.act[0] == "dynamic":
-        codes, zp, row_scale = _dynamic_uint8(g, x, spec.act[1])
-    else:
-        _, bits, signed, a, z = spec.act
-        codes, zp = _static_uint8(g, x, bits, signed, a, z)
-        row_scale = g.const(np.float32(a), np.float32, "a_scale")
     out_f, d = spec.terms[0].codes.shape
+    x2 = _rows(g, x, d)
+    codes, s, _ = _token_quantize(g, x2, spec.act[1])
+    one = g.const(np.float32(1.0), np.float32, "one")
+    z128 = g.const(128, np.uint8, "a_zero")
     parts = []
     for i, t in enumerate(spec.terms):
-        if spec.group_size is None:
-            wq = g.weight(t.codes.T, spec.w_bits, f"w{i}")
-            acc = g.op("MatMulInteger", [codes, wq, zp])
-            accf = g.op("Cast", [acc], to=g.onnx.TensorProto.FLOAT)
-            parts.append(g.op("Mul", [accf, g.const(t.scale.reshape(-1), np.float32, "w_scale")]))
-            continue
-        gs = spec.group_size
-        G = d // gs
-        flat = g.op("Reshape", [codes, g.const([-1, G, gs], np.int64, "shape")])
-        grouped = g.op("Transpose", [flat], perm=[1, 0, 2])  # (G, rows, gs)
-        wg = t.codes.reshape(out_f, G, gs).transpose(1, 2, 0)  # (G, gs, out)
-        wq = g.weight(wg, spec.w_bits, f"w{i}")
-        acc = g.op("MatMulInteger", [grouped, wq, zp])  # (G, rows, out) int32
-        accf = g.op("Cast", [acc], to=g.onnx.TensorProto.FLOAT)
-        sc = g.const(t.scale.T.reshape(G, 1, out_f), np.float32, "w_scale")
-        summed = g.op(
-            "ReduceSum", [g.op("Mul", [accf, sc]), g.const([0], np.int64, "axes")], keepdims=0
+        wq = g.weight(t.codes.T, spec.w_bits, f"w{i}")
+        ws = g.const(t.scale.reshape(-1), np.float32, "w_scale")
+        parts.append(g.op("MatMulIntegerToFloat", [codes, wq, one, ws, z128], domain=MS_DOMAIN))
+    s_col = g.op("Unsqueeze", [s, g.const([1], np.int64, "axes")])
+    y = g.op("Mul", [_add_all(g, parts), s_col])
+    if spec.bias is not None:
+        y = g.op("Add", [y, g.const(spec.bias, np.float32, "bias")])
+    return [_unrows(g, y, x, out_f)]
+
+
+def _linear_grouped(g: _Graph, spec: LayerSpec, x: str) -> list[str]:
+    """Group-wise weight scales: QDQ with blocked ``DequantizeLinear`` of the (packed) weight
+    codes; the input quantized per tensor (static) or per token (dynamic) by
+    ``QuantizeLinear`` / ``DequantizeLinear``, or left float."""
+    out_f, d = spec.terms[0].codes.shape
+    ws = []
+    for i, t in enumerate(spec.terms):
+        wq = g.weight(t.codes.T, spec.w_bits, f"w{i}")
+        sc = g.const(t.scale.T, np.float32, "w_scale")  # (G, out)
+        ws.append(g.op("DequantizeLinear", [wq, sc], axis=0, block_size=spec.group_size))
+    if spec.act is None:
+        return [g.op("MatMul", [x, w]) for w in ws]
+    # the input's dequantization is written out ((codes - z) * a): ONNX Runtime would fuse
+    # Q -> DQ -> MatMul <- DQ(blocked W) into MatMulIntegerToFloat, which mishandles blocked
+    # weight scales and per-row zero points
+    if spec.act[0] == "static":
+        _, bits, signed, a, z = spec.act
+        xq, _, _ = _clip_quantize(g, x, bits, signed, a, z)
+        centred = g.op(
+            "Sub",
+            [g.op("Cast", [xq], to=g.onnx.TensorProto.FLOAT), g.const(float(z), np.float32, "z")],
         )
-        parts.append(summed)  # (rows, out)
-    y = _add_all(g, parts)
-    if spec.group_size is not None:
-        # back to the input's leading dimensions
-        lead = g.op(
-            "Slice",
-            [g.op("Shape", [x]), g.const([0], np.int64, "s"), g.const([-1], np.int64, "e")],
-        )
-        shape = g.op("Concat", [lead, g.const([out_f], np.int64, "out")], axis=0)
-        y = g.op("Reshape", [y, shape])
-    return g.op("Mul", [y, row_scale])
+        xd = g.op("Mul", [centred, g.const(np.float32(a), np.float32, "a_scale")])
+        return [g.op("MatMul", [xd, w]) for w in ws]
+    x2 = _rows(g, x, d)
+    codes, s, _ = _token_quantize(g, x2, spec.act[1])
+    centred = g.op(
+        "Sub",
+        [g.op("Cast", [codes], to=g.onnx.TensorProto.FLOAT), g.const(128.0, np.float32, "shift")],
+    )
+    s_col = g.op("Unsqueeze", [s, g.const([1], np.int64, "axes")])
+    xd = g.op("Mul", [centred, s_col])
+    return [_unrows(g, g.op("MatMul", [xd, w]), x, out_f) for w in ws]
 
 
 def _conv(g: _Graph, spec: LayerSpec, x: str) -> list[str]:
@@ -292,21 +326,17 @@ def lower_layer(spec: LayerSpec, x: str, y: str, *, opset: int = OPSET) -> tuple
     if spec.in_scale is not None:
         x = g.op("Mul", [x, g.const(spec.in_scale, np.float32, "in_scale")])
     if spec.kind == "linear":
-        integer = spec.act is not None and (spec.act[0] == "dynamic" or spec.group_size is not None)
-        if integer:
-            if spec.act2 is not None:
-                raise InvalidInputError(
-                    f"layer {spec.name!r}: an input residual needs a static per-tensor scale "
-                    "and per-kernel weight scales"
-                )
-            parts = [_linear_integer(g, spec, x)]
-        elif spec.group_size is not None:  # float input, group-wise weights
-            parts = []
-            for i, t in enumerate(spec.terms):
-                wq = g.weight(t.codes.T, spec.w_bits, f"w{i}")
-                ws = g.const(t.scale.T, np.float32, "w_scale")  # (G, out)
-                wd = g.op("DequantizeLinear", [wq, ws], axis=0, block_size=spec.group_size)
-                parts.append(g.op("MatMul", [x, wd]))
+        if spec.act2 is not None and (spec.group_size is not None or spec.act[0] == "dynamic"):
+            raise InvalidInputError(
+                f"layer {spec.name!r}: an input residual needs a static per-tensor scale "
+                "and per-kernel weight scales"
+            )
+        if spec.group_size is not None:
+            parts = _linear_grouped(g, spec, x)
+        elif spec.act is not None and spec.act[0] == "dynamic":
+            parts = _linear_dynamic(g, spec, x)
+            _add_all(g, parts, out=y)
+            return g.nodes, g.inits
         else:
             parts = _linear_qdq(g, spec, x)
         if spec.bias is not None:
