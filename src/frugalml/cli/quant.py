@@ -251,19 +251,6 @@ def _extra_options(act_mode: str, group_size: int | None, smooth: str | None) ->
             if not 0.0 <= alpha <= 1.0:
                 raise InvalidInputError(f"--smooth alpha must be in [0, 1], got {alpha}")
             extra["smooth"] = alpha
-    if extra:
-        import inspect
-
-        from ..quant.convert import quantize_model
-
-        accepted = inspect.signature(quantize_model).parameters
-        missing = [k for k in extra if k not in accepted]
-        if missing:
-            flags = ", ".join("--" + k.replace("_", "-") for k in missing)
-            raise InvalidInputError(
-                f"{flags}: this version of frugalml.quant.quantize_model does not support "
-                "it yet; leave it out"
-            )
     return extra
 
 
@@ -271,11 +258,8 @@ def _check_options(
     w_bits, a_bits, method, residual, act_residual, rounding, weights_only, extra=None
 ):
     """The quantization options, checked before any file is read or model trained."""
-    import inspect
-
     from ..quant.convert import check_options
 
-    accepted = inspect.signature(check_options).parameters
     try:
         check_options(
             w_bits=w_bits,
@@ -285,7 +269,7 @@ def _check_options(
             residual=residual,
             act_residual=act_residual,
             quantize_activations=not weights_only,
-            **{k: v for k, v in (extra or {}).items() if k in accepted},
+            **(extra or {}),
         )
     except InvalidInputError as exc:  # name the CLI options, not the Python arguments
         names = (
@@ -425,16 +409,10 @@ def _is_onnx(out: Path) -> bool:
 
 
 def _onnx_exporter() -> Any:
-    """``frugalml.quant.export_onnx``, or a one-line error when this version lacks it."""
-    from .. import quant
+    """``frugalml.quant.export_onnx`` (imports torch and onnx when called)."""
+    from ..quant.onnx_export import export_onnx
 
-    try:
-        return quant.export_onnx
-    except AttributeError:
-        raise InvalidInputError(
-            "--out *.onnx: this version of frugalml.quant has no ONNX export; write a .pt "
-            "export instead"
-        ) from None
+    return export_onnx
 
 
 def _check_sources(model_path: Path | None, hf: str | None) -> None:

@@ -349,7 +349,7 @@ def export_onnx(
                 output_names=outs,
                 dynamic_axes=dynamic_axes,
                 opset_version=opset,
-                custom_opsets={_DOMAIN: 1},
+                custom_opsets={_DOMAIN: 1} if qlayers else None,
                 dynamo=False,
             )
     except InvalidInputError:
