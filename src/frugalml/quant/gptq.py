@@ -221,12 +221,22 @@ def _weight_and_scale(W: Any, scale: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _validated(
-    W: Any, H: Any, scale: Any, grid: Any, damp: Any, block: Any
+    W: Any, H: Any, scale: Any, grid: Any, damp: Any, block: Any, per_entry: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Grid, float, int]:
+    """Checked tensors and options; ``per_entry``: ``scale`` has ``W``'s shape (group-wise
+    scales expanded to every column) instead of one value per row."""
     grid = check_grid(grid)
     damp = check_nonnegative_float(damp, "damp")
     block = check_int(block, "block", low=1)
-    Wt, s = _weight_and_scale(W, scale)
+    if per_entry:
+        Wt = _tensor(W, "W", 2)
+        s = _tensor(scale, "scale", 2).to(Wt.device)
+        if s.shape != Wt.shape:
+            raise InvalidInputError(
+                f"scale must have W's shape {tuple(Wt.shape)}, got {tuple(s.shape)}"
+            )
+    else:
+        Wt, s = _weight_and_scale(W, scale)
     Ht = _tensor(H, "H", 2).to(Wt.device)
     n = Wt.shape[1]
     if Ht.shape != (n, n):
@@ -446,21 +456,7 @@ def fit_layer_grouped(
     sweep rounds column ``j`` with ``scale[:, j]``. ``LayerFit.scale`` is ``scale`` itself;
     ``row_err`` / ``row_err_nearest`` are ``e_k^T H e_k`` of ``W - scale * codes``. Cost as
     :func:`error_compensated_codes`."""
-    grid = check_grid(grid)
-    damp = check_nonnegative_float(damp, "damp")
-    block = check_int(block, "block", low=1)
-    Wt = _tensor(W, "W", 2)
-    s = _tensor(scale, "scale", 2).to(Wt.device)
-    if s.shape != Wt.shape:
-        raise InvalidInputError(
-            f"scale must have W's shape {tuple(Wt.shape)}, got {tuple(s.shape)}"
-        )
-    if bool((s < 0).any()):
-        raise InvalidInputError("scale must be >= 0")
-    Ht = _tensor(H, "H", 2).to(Wt.device)
-    n = Wt.shape[1]
-    if Ht.shape != (n, n):
-        raise InvalidInputError(f"H must have shape ({n}, {n}) for W of shape {tuple(Wt.shape)}")
+    Wt, Ht, s, grid, damp, block = _validated(W, H, scale, grid, damp, block, per_entry=True)
     Hs, lam = _symmetric_damping(Ht, damp)
     if Wt.numel() == 0:
         Q = torch.zeros_like(Wt)
