@@ -14,12 +14,12 @@ Torch is required (extra ``quant``); this module imports it when it is imported.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .._device import check_device
 from .._optional import require
-from ..errors import InvalidInputError
+from ..errors import FrugalError, InvalidInputError
 
 require("torch", what="frugalml.quant.quantize_model", extra="quant")
 
@@ -33,6 +33,7 @@ __all__ = [
     "describe_value",
     "iter_calibration_batches",
     "model_device",
+    "run_calibration",
     "split_batches",
     "tensors_in",
     "to_device",
@@ -151,3 +152,59 @@ def batch_count(calib_data: Any) -> int | None:
     if isinstance(calib_data, torch.Tensor):
         total = math.ceil(calib_data.shape[0] / CALIB_BATCH_SIZE) if calib_data.dim() else None
     return total
+
+
+def run_calibration(
+    model: nn.Module,
+    calib_data: Any,
+    *,
+    before: Callable[[int], None] | None = None,
+    after: Callable[[int, int | None], None] | None = None,
+) -> tuple[int, int]:
+    """Run every batch of ``calib_data`` through ``model`` under ``torch.no_grad()``: the
+    tensors are moved to the model's device, NaN/inf inputs are refused, and a call the model
+    fails on becomes an :class:`~frugalml.errors.InvalidInputError` quoting the call and the
+    accepted formats. ``before(i)`` runs before batch ``i`` (hooks read the batch index),
+    ``after(i, total)`` after it (``total``: the number of batches, or ``None`` if unknown).
+    Returns ``(batches, first_samples)``: the calls made and the leading dimension of the
+    first tensor of the first batch. Raises for an empty ``calib_data``. One forward pass."""
+    total = batch_count(calib_data)
+    device = model_device(model)
+    first_samples = 1
+    done = 0
+    with torch.no_grad():
+        for i, (args, kwargs) in enumerate(iter_calibration_batches(calib_data)):
+            if before is not None:
+                before(i)
+            args = tuple(to_device(a, device) for a in args)
+            kwargs = {k: to_device(v, device) for k, v in kwargs.items()}
+            tensors = tensors_in([args, kwargs])
+            for t in tensors:
+                if torch.is_floating_point(t) and not bool(torch.isfinite(t).all()):
+                    raise InvalidInputError(
+                        f"calib_data batch {i} contains NaN or inf; clean the input"
+                    )
+            if i == 0 and tensors and tensors[0].dim():
+                first_samples = max(int(tensors[0].shape[0]), 1)
+            try:
+                model(*args, **kwargs)
+            except FrugalError:
+                raise
+            except Exception as exc:
+                shapes = ", ".join(
+                    [describe_value(a) for a in args]
+                    + [f"{k}={describe_value(v)}" for k, v in kwargs.items()]
+                )
+                raise InvalidInputError(
+                    f"the model failed on calibration batch {i} ({type(exc).__name__}: "
+                    f"{' '.join(str(exc).split())[:300]}); it was called as model({shapes}). "
+                    "calib_data must be what the model accepts: a tensor (model(x)), a dict "
+                    "of tensors (model(**d), e.g. a tokenizer's input_ids and attention_mask) "
+                    "or an iterable of tensors, tuples or dicts"
+                ) from exc
+            done = i + 1
+            if after is not None:
+                after(i, total)
+    if done == 0:
+        raise InvalidInputError("calib_data is empty; give at least one calibration batch")
+    return done, first_samples

@@ -22,7 +22,7 @@ from typing import Any
 from .._optional import require
 from .._resources import check_memory
 from .._results import ResultRepr
-from ..errors import FrugalError, InvalidInputError
+from ..errors import InvalidInputError
 from ..progress import Progress
 
 require("torch", what="frugalml.quant.quantize_model", extra="quant")
@@ -30,14 +30,7 @@ require("torch", what="frugalml.quant.quantize_model", extra="quant")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from .calibration_data import (  # noqa: E402
-    batch_count,
-    describe_value,
-    iter_calibration_batches,
-    model_device,
-    tensors_in,
-    to_device,
-)
+from .calibration_data import model_device, run_calibration  # noqa: E402
 from .modules import layer_macs  # noqa: E402
 from .observers import LayerObserver  # noqa: E402
 from .prepare import PreparedModel  # noqa: E402
@@ -171,47 +164,23 @@ def calibrate_layers(
         modules[name].register_forward_pre_hook(make_hook(name), with_kwargs=True)
         for name in candidates
     ]
-    total = batch_count(calib_data)
-    device = model_device(qmodel)
-    first_samples = 1
+
+    def before(i: int) -> None:
+        state["batch"] = i
+
+    def after(i: int, total: int | None) -> None:
+        state["batch"] = i + 1
+        say(f"calibration batch {i + 1}", (i + 1) / total if total else 0.0)
+
     try:
-        with torch.no_grad():
-            for i, (args, kwargs) in enumerate(iter_calibration_batches(calib_data)):
-                state["batch"] = i
-                args = tuple(to_device(a, device) for a in args)
-                kwargs = {k: to_device(v, device) for k, v in kwargs.items()}
-                tensors = tensors_in([args, kwargs])
-                for t in tensors:
-                    if torch.is_floating_point(t) and not bool(torch.isfinite(t).all()):
-                        raise InvalidInputError(
-                            f"calib_data batch {i} contains NaN or inf; clean the input"
-                        )
-                if i == 0 and tensors and tensors[0].dim():
-                    first_samples = max(int(tensors[0].shape[0]), 1)
-                try:
-                    qmodel(*args, **kwargs)
-                except FrugalError:
-                    raise
-                except Exception as exc:
-                    shapes = ", ".join(
-                        [describe_value(a) for a in args]
-                        + [f"{k}={describe_value(v)}" for k, v in kwargs.items()]
-                    )
-                    raise InvalidInputError(
-                        f"the model failed on calibration batch {i} ({type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())[:300]}); it was called as model({shapes}). "
-                        "calib_data must be what the model accepts: a tensor (model(x)), a dict "
-                        "of tensors (model(**d), e.g. a tokenizer's input_ids and attention_mask) "
-                        "or an iterable of tensors, tuples or dicts"
-                    ) from exc
-                state["batch"] = i + 1
-                say(f"calibration batch {i + 1}", (i + 1) / total if total else 0.0)
+        batches, first_samples = run_calibration(qmodel, calib_data, before=before, after=after)
     finally:
         for h in handles:
             h.remove()
         state["gram_src"] = None
-    if state["batch"] == 0:
-        raise InvalidInputError("calib_data is empty; give at least one calibration batch")
     return Calibration(
-        observers=observers, batches=state["batch"], first_samples=first_samples, device=device
+        observers=observers,
+        batches=batches,
+        first_samples=first_samples,
+        device=model_device(qmodel),
     )

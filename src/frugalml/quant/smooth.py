@@ -64,7 +64,7 @@ from .._optional import require
 from .._resources import check_memory
 from .._results import ResultRepr
 from .._validate import RngLike, check_array, check_choice, check_int, seed_from_rng
-from ..errors import FrugalError, InvalidInputError
+from ..errors import InvalidInputError
 from ..progress import Progress
 
 require("torch", what="frugalml.quant.smooth", extra="quant")
@@ -74,14 +74,7 @@ from torch import nn  # noqa: E402
 
 from .baselines import SCALE_METHODS  # noqa: E402
 from .calibrate import ActivationHistogram, mmse_from_histogram  # noqa: E402
-from .calibration_data import (  # noqa: E402
-    batch_count,
-    describe_value,
-    iter_calibration_batches,
-    model_device,
-    tensors_in,
-    to_device,
-)
+from .calibration_data import run_calibration  # noqa: E402
 from .dynamic import ACT_MODES, fake_quantize_tokens  # noqa: E402
 from .groups import check_group_size, group_rows, group_scale_result  # noqa: E402
 from .prepare import PreparedModel  # noqa: E402
@@ -480,42 +473,19 @@ def _run_calibration(
         modules[name].register_forward_pre_hook(make_hook(name), with_kwargs=True)
         for name in samples
     ]
-    total = batch_count(calib_data)
-    device = model_device(prepared.model)
+
+    def before(i: int) -> None:
+        state["batch"] = i
+
+    def after(i: int, total: int | None) -> None:
+        say(f"smoothing calibration batch {i + 1}", 0.5 * (i + 1) / total if total else 0.0)
+
     try:
-        with torch.no_grad():
-            for i, (args, kwargs) in enumerate(iter_calibration_batches(calib_data)):
-                state["batch"] = i
-                args = tuple(to_device(a, device) for a in args)
-                kwargs = {k: to_device(v, device) for k, v in kwargs.items()}
-                for t in tensors_in([args, kwargs]):
-                    if torch.is_floating_point(t) and not bool(torch.isfinite(t).all()):
-                        raise InvalidInputError(
-                            f"calib_data batch {i} contains NaN or inf; clean the input"
-                        )
-                try:
-                    prepared.model(*args, **kwargs)
-                except FrugalError:
-                    raise
-                except Exception as exc:
-                    shapes = ", ".join(
-                        [describe_value(a) for a in args]
-                        + [f"{k}={describe_value(v)}" for k, v in kwargs.items()]
-                    )
-                    raise InvalidInputError(
-                        f"the model failed on calibration batch {i} ({type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())[:300]}); it was called as model({shapes}). "
-                        "calib_data must be what the model accepts: a tensor (model(x)), a dict "
-                        "of tensors (model(**d)) or an iterable of tensors, tuples or dicts"
-                    ) from exc
-                state["batch"] = i + 1
-                say(f"smoothing calibration batch {i + 1}", 0.5 * (i + 1) / total if total else 0.0)
+        batches, _ = run_calibration(prepared.model, calib_data, before=before, after=after)
     finally:
         for h in handles:
             h.remove()
-    if state["batch"] == 0:
-        raise InvalidInputError("calib_data is empty; give at least one calibration batch")
-    return state["batch"]
+    return batches
 
 
 def smooth_layers(
