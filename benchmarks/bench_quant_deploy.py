@@ -109,13 +109,17 @@ def _quiet_quantize(model, calib, **kw):
         return quantize_model(model, calib, **kw)
 
 
-def _best(fn, repeats: int) -> float:
-    times = []
+def _interleaved(fns: list, repeats: int) -> list[float]:
+    """Best of ``repeats`` wall times of each function, the functions run in turn within each
+    repeat (A B C, A B C, ...): on a shared virtual machine the speed drifts by tens of percent
+    over minutes, and ratios of runs made minutes apart would carry that drift."""
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
 
 
 def _torch_embed(encoder, batches) -> np.ndarray:
@@ -181,10 +185,10 @@ def _minilm_section(cfg, say, frac, workdir: Path):
 
     fp32_rep = export(enc, workdir / "fp32.onnx")
     fp32_ort = load(workdir / "fp32.onnx", threads=1)
-    lat = {
-        "torch FP32": _best(lambda: _torch_embed(enc, latb), cfg["repeats"]),
-        "ONNX Runtime FP32": _best(lambda: _ort_embed(fp32_ort, names, latb), cfg["repeats"]),
-    }
+    torch_pass = lambda: _torch_embed(enc, latb)  # noqa: E731
+    ort_pass = lambda: _ort_embed(fp32_ort, names, latb)  # noqa: E731
+    t_torch, t_ort = _interleaved([torch_pass, ort_pass], cfg["repeats"])
+    lat = {"torch FP32": t_torch, "ONNX Runtime FP32": t_ort}
     fp32_agree = embedding_agreement(ref, _ort_embed(fp32_ort, names, evalb))
     sizes = {"FP32": fp32_rep.initializer_bytes}
     ours, deploy = [], []
@@ -198,7 +202,11 @@ def _minilm_section(cfg, say, frac, workdir: Path):
         xrep = export(rep.model, path)
         qm = load(path, threads=1)
         exp = embedding_agreement(ref, _ort_embed(qm, names, evalb))
-        seconds = _best(lambda qm=qm: _ort_embed(qm, names, latb), cfg["repeats"])
+        # this model's latency and both FP32 baselines again, interleaved: the ratios are
+        # measured side by side
+        seconds, t_torch, t_ort = _interleaved(
+            [lambda qm=qm: _ort_embed(qm, names, latb), torch_pass, ort_pass], cfg["repeats"]
+        )
         key = f"{scheme} {label}"
         lat[key] = seconds
         sizes[key] = xrep.initializer_bytes
@@ -229,8 +237,10 @@ def _minilm_section(cfg, say, frac, workdir: Path):
                 onnx_nn=exp.nn_top1_agreement,
                 cosine_diff=exp.mean_cosine - sim.mean_cosine,
                 seconds=seconds,
-                speedup_vs_torch=lat["torch FP32"] / seconds,
-                speedup_vs_ort=lat["ONNX Runtime FP32"] / seconds,
+                torch_seconds=t_torch,
+                ort_fp32_seconds=t_ort,
+                speedup_vs_torch=t_torch / seconds,
+                speedup_vs_ort=t_ort / seconds,
                 bytes_without_embedding=xrep.initializer_bytes["total"]
                 - xrep.initializer_bytes["embedding"],
                 size_vs_fp32=(xrep.initializer_bytes["total"] - xrep.initializer_bytes["embedding"])
@@ -376,8 +386,10 @@ def run(
                 for d in deploy
             ),
             note=f"latency: best of {cfg['repeats']} passes over {cfg['latency_texts']} held-out "
-            f"texts in batches of 16; torch FP32 {lat['torch FP32']:.3f} s, ONNX Runtime FP32 "
-            f"{lat['ONNX Runtime FP32']:.3f} s (its cosine {fp32_agree.mean_cosine:.6f}). Sizes "
+            "texts in batches of 16, each row's model interleaved with torch FP32 and ONNX "
+            "Runtime FP32 passes (ratios side by side); first pair: torch FP32 "
+            f"{lat['torch FP32']:.3f} s, ONNX Runtime FP32 {lat['ONNX Runtime FP32']:.3f} s "
+            f"(its cosine {fp32_agree.mean_cosine:.6f}). Sizes "
             f"are ONNX initializer bytes without the float token-embedding table "
             f"({sizes['FP32']['embedding'] / 2**20:.1f} MiB, kept float in every file); FP32 "
             f"without it: {fp32_bytes / 2**20:.1f} MiB. Goals: W8A8 >= 2x faster than torch "
