@@ -52,6 +52,11 @@ OURS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         dict(w_bits=4, a_bits=8, act_mode="dynamic", rounding="gptq", group_size=32),
     ),
     (
+        "per-token dynamic A8, GPTQ, groups of 32, smooth=mmse",
+        "W4A8",
+        dict(w_bits=4, a_bits=8, act_mode="dynamic", rounding="gptq", group_size=32, smooth="mmse"),
+    ),
+    (
         "static per-tensor A8, smooth=mmse",
         "W8A8",
         dict(w_bits=8, a_bits=8, smooth="mmse"),
