@@ -526,7 +526,7 @@ def quantize_model(
         method=method,
         quantize_activations=quantize_activations,
         gram=rounding == "gptq",
-        progress=_stage(say, 0.0, 0.5),
+        progress=_stage(say, 0.2 if smooth is not None else 0.0, 0.5),
     )
     not_called = calibration.not_called
     if not_called:
