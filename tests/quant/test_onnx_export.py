@@ -290,3 +290,26 @@ def test_float_model_exports_too_and_sizes(tmp_path):
     with torch.no_grad():
         assert _rel(model(ids.numpy()), net(ids).numpy()) < 1e-6
     assert initializer_bytes(onnx.load(str(path)))["total"] == rep.initializer_bytes["total"]
+
+
+def test_keyword_inputs_become_named_inputs(tmp_path):
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(8, 4)
+
+        def forward(self, x, bias):
+            return self.lin(x) + bias
+
+    torch.manual_seed(5)
+    x, b = torch.randn(5, 8), torch.randn(5, 4)
+    q = _quantize(TwoInputs().eval(), [{"x": x, "bias": b}], w_bits=8, a_bits=8)
+    path = tmp_path / "kw.onnx"
+    export_onnx(q, {"x": x, "bias": b}, path)
+    model = load(path)
+    assert model.input_names == ["x", "bias"]
+    with torch.no_grad():
+        want = q.lin.integer_forward(x) + b
+    assert _rel(model(x=x.numpy(), bias=b.numpy()), want.numpy()) < 1e-5
+    with pytest.raises(InvalidInputError, match="missing"):
+        model.run({"x": x.numpy()})

@@ -227,15 +227,18 @@ def _check_writable(path: Path, overwrite: bool) -> None:
         raise InvalidInputError(f"cannot write {path}: directory {parent} is not writable")
 
 
-def _as_args(example_inputs: Any) -> tuple[Any, ...]:
+def _as_args(example_inputs: Any) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+    """``(positional, keyword)`` inputs of the traced call."""
     if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
-    if isinstance(example_inputs, dict):
-        return ((), example_inputs)  # marker: keyword inputs
+        return (example_inputs,), {}
+    if isinstance(example_inputs, dict) and all(
+        isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in example_inputs.items()
+    ):
+        return (), dict(example_inputs)
     if isinstance(example_inputs, (tuple, list)) and all(
         isinstance(t, torch.Tensor) for t in example_inputs
     ):
-        return tuple(example_inputs)
+        return tuple(example_inputs), {}
     raise InvalidInputError(
         "example_inputs must be a tensor, a tuple of tensors (positional inputs) or a dict of "
         f"tensors (keyword inputs); got {type(example_inputs).__name__}"
@@ -291,11 +294,7 @@ def export_onnx(
     if path.suffix != ".onnx":
         raise InvalidInputError(f"the output file must end in .onnx, got {path}")
     _check_writable(path, overwrite)
-    args = _as_args(example_inputs)
-    kwargs: dict[str, Any] = {}
-    if len(args) == 2 and args[0] == () and isinstance(args[1], dict):
-        kwargs = dict(args[1])
-        args = ()
+    args, kwargs = _as_args(example_inputs)
     names = (
         list(input_names)
         if input_names is not None
