@@ -88,6 +88,8 @@ def test_torchao_w8a8_beats_w4a16_and_int4_is_what_it_says(qp, split):
 def test_onnxruntime_export_is_lossless_and_nbits_quantizes(qp, split, tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
+    # the MatMulNBits quantizer needs onnx_ir (benchmarks/requirements-quant-peers.txt)
+    pytest.importorskip("onnxruntime.quantization.matmul_nbits_quantizer")
     calib, test, ref = split
     peers = [
         _peer(qp, "onnxruntime", "FP32 export (control, no quantization)"),
