@@ -116,7 +116,7 @@ class _Opaque(torch.autograd.Function):
         return node
 
 
-class _Stub(nn.Module):
+class _OpaqueLayer(nn.Module):
     def __init__(self, layer: QuantizedLayer, index: int) -> None:
         super().__init__()
         object.__setattr__(self, "layer", layer)  # not a submodule: the tree stays a tree
@@ -317,19 +317,19 @@ def export_onnx(
             )
     say("tracing", 0.1)
 
-    # swap each quantized layer for a stub traced as one opaque node
-    stubs = {id(m): _Stub(m, i) for i, (_, m) in enumerate(qlayers)}
+    # swap each quantized layer for a module traced as one opaque node
+    opaque = {id(m): _OpaqueLayer(m, i) for i, (_, m) in enumerate(qlayers)}
     swapped: list[tuple[nn.Module, str, nn.Module]] = []
     root: nn.Module = model
     if isinstance(model, QuantizedLayer):
-        root = stubs[id(model)]
+        root = opaque[id(model)]
     else:
         for parent in list(model.modules()):
             for child_name, child in list(parent._modules.items()):
-                if child is not None and id(child) in stubs:
+                if child is not None and id(child) in opaque:
                     swapped.append((parent, child_name, child))
         for parent, child_name, child in swapped:
-            parent._modules[child_name] = stubs[id(child)]
+            parent._modules[child_name] = opaque[id(child)]
     modes = [(mod, mod.training) for mod in root.modules()]
     modes += [(mod, mod.training) for mod in model.modules()]
     model.eval()
