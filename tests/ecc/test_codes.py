@@ -22,6 +22,7 @@ from functools import reduce
 import numpy as np
 import pytest
 
+from frugalml.ecc.bch import bch_equivalence
 from frugalml.ecc.codes import (
     CODE_NAME_FORMATS,
     BinaryLinearCode,
@@ -118,16 +119,40 @@ def test_bch31_generator_polynomial_matches_table(k, octal):
     assert not code.G[0, len(coeffs) :].any()
 
 
+@pytest.mark.parametrize("field", ["textbook", "conway"])
 @pytest.mark.parametrize(("n", "k"), [(31, 21), (63, 45), (63, 30), (127, 64), (127, 113)])
-def test_bch_generator_polynomial_matches_galois(n, k):
+def test_bch_generator_polynomial_matches_galois(n, k, field):
     galois = pytest.importorskip("galois")
     m = (n + 1).bit_length() - 1
-    field = galois.GF(2**m, compile="python-calculate")  # no JIT compilation in tests
-    ref = galois.BCH(n, k, extension_field=field)
+    # galois.BCH's own default field is MATLAB's (textbook) primitive polynomial; galois.GF's
+    # default is the Conway polynomial. No JIT compilation in tests.
+    poly = galois.matlab_primitive_poly(2, m) if field == "textbook" else None
+    gf = galois.GF(2**m, irreducible_poly=poly, compile="python-calculate")
+    ref = galois.BCH(n, k, extension_field=gf)
     coeffs = np.asarray(ref.generator_poly.coeffs)[::-1].tolist()  # ascending
-    code = bch_code(n, k)
+    code = bch_code(n, k, field=field)
     assert code.G[0, : n - k + 1].tolist() == coeffs
     assert code.designed_distance == ref.d
+    assert code.name == (f"bch-{n}-{k}" if field == "textbook" else f"bch-{n}-{k}-conway")
+
+
+def test_bch_default_is_the_textbook_code_and_conway_is_equivalent():
+    galois = pytest.importorskip("galois")
+    ref = galois.BCH(63, 45)  # galois's default BCH(63, 45): field x^6 + x + 1
+    assert int(ref.extension_field.irreducible_poly) == 0b1000011
+    coeffs = np.asarray(ref.generator_poly.coeffs)[::-1].tolist()
+    assert get_code("bch-63-45").G[0, :19].tolist() == coeffs
+    text, conway = get_code("bch-63-45"), get_code("bch-63-45-conway")
+    assert not np.array_equal(text.H, conway.H)
+    p = bch_equivalence(conway, text)
+    assert p is not None
+    msgs = np.random.default_rng(0).integers(0, 2, (200, 45), dtype=np.uint8)
+    assert not text.syndrome(conway.encode(msgs)[:, p]).any()
+    q = bch_equivalence(text, conway)
+    assert not conway.syndrome(text.encode(msgs)[:, q]).any()
+    assert bch_equivalence(text, get_code("bch-63-36")) is None
+    with pytest.raises(InvalidInputError, match="field"):
+        bch_code(63, 45, field="matlab")
 
 
 def test_bch_31_16_minimum_distance_by_brute_force():
@@ -455,3 +480,16 @@ def test_linear_code_is_the_deprecated_name_of_binary_linear_code():
     assert "LinearCode" not in frugalml.ecc.__all__
     with pytest.raises(AttributeError):
         _ = frugalml.ecc.codes.no_such_name
+
+
+def test_get_code_builds_the_wimax_codes_by_name():
+    from frugalml.ecc.wimax import ldpc_wimax
+
+    code = get_code("ldpc-wimax-576-288")
+    assert (code.name, code.n, code.k) == ("ldpc-wimax-576-288", 576, 288)
+    assert np.array_equal(code.H, ldpc_wimax(576).H)
+    assert "ldpc-wimax-<n>-<k>" in CODE_NAME_FORMATS
+    with pytest.raises(InvalidInputError, match="rate 1/2"):
+        get_code("ldpc-wimax-576-300")
+    with pytest.raises(InvalidInputError, match="576"):
+        get_code("ldpc-wimax-600-300")

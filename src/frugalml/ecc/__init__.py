@@ -9,8 +9,9 @@ Choukroun & Wolf, "Error Correction Code Transformer" (NeurIPS 2022, arXiv 2203.
 * :mod:`.linear_code` - :class:`BinaryLinearCode` (G and H over GF(2)); :mod:`.bch`,
   :mod:`.polar`, :mod:`.alist`, :mod:`.ldpc` - BCH (n = 31, 63, 127), polar (Bhattacharyya
   frozen set), LDPC from alist files or a regular construction; :mod:`.codes` -
-  :func:`get_code` by name (``"bch-63-45"``, ``"polar-64-32"``, ``"ldpc-<file>.alist"``,
-  ``"ldpc-regular-n-dv-dc"``).
+  :func:`get_code` by name (``"bch-63-45"``, ``"bch-63-45-conway"``, ``"polar-64-32"``,
+  ``"ldpc-wimax-576-288"``, ``"ldpc-<file>.alist"``, ``"ldpc-regular-n-dv-dc"``);
+  :mod:`.wimax` - the IEEE 802.16e rate-1/2 LDPC codes.
 * :mod:`.decoder` - the one call convention of every decoder, ``decoder(llr, *, sigma=None)
   -> Decoded``, the LLR sign convention, and :class:`HardDecision`.
 * :mod:`.channel` - Eb/N0 to noise level, BPSK over AWGN, Monte-Carlo BER/FER (:func:`simulate`).
@@ -25,6 +26,8 @@ Choukroun & Wolf, "Error Correction Code Transformer" (NeurIPS 2022, arXiv 2203.
 * :mod:`.ensemble` (torch) - :class:`AutomorphismEnsemble`: decode automorphic images
   (Frobenius maps, preprocessing windows), keep the most likely output, optionally hand the
   detected failures to a fallback decoder such as OSD.
+* :mod:`.list_decoder` (torch) - :class:`NeuralListDecoder`: Chase test patterns around the
+  ensemble, stopped by an ML certificate; the strongest pure syndrome decoder.
 
 The torch parts are imported lazily: ``import frugalml.ecc`` needs only NumPy. ``LinearCode`` is
 the deprecated name of :class:`BinaryLinearCode` (until frugalml 0.3).
@@ -41,9 +44,11 @@ from .cascade import CascadeDecoder
 from .channel import BERResult, bpsk_awgn, bpsk_llr, ebn0_to_sigma, simulate
 from .codes import (
     bch_code,
+    bch_equivalence,
     get_code,
     ldpc_from_alist,
     ldpc_regular,
+    ldpc_wimax,
     polar_code,
     to_alist,
 )
@@ -54,6 +59,7 @@ from .osd import OrderedStatistics, hard_decision
 _LAZY = {
     "AutomorphismEnsemble": "ensemble",
     "frobenius_automorphisms": "ensemble",
+    "NeuralListDecoder": "list_decoder",
     "SyndromeDecoder": "syndrome",
     "train_decoder": "training",
     "save_decoder": "checkpoint",
@@ -71,9 +77,11 @@ __all__ = [
     "Decoded",
     "Decoder",
     "HardDecision",
+    "NeuralListDecoder",
     "OrderedStatistics",
     "SyndromeDecoder",
     "bch_code",
+    "bch_equivalence",
     "bpsk_awgn",
     "bpsk_llr",
     "ebn0_to_sigma",
@@ -82,6 +90,7 @@ __all__ = [
     "hard_decision",
     "ldpc_from_alist",
     "ldpc_regular",
+    "ldpc_wimax",
     "list_pretrained",
     "load_decoder",
     "polar_code",

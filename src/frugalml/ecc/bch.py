@@ -5,10 +5,17 @@ Decoding of Linear Codes - A Syndrome-Based Approach" (ISIT 2018, arXiv 1802.047
 Choukroun & Wolf, "Error Correction Code Transformer" (NeurIPS 2022, arXiv 2203.14966).
 
 The generator polynomial is the product of the minimal polynomials of alpha^1..alpha^(d-1),
-alpha a root of the Conway polynomial of GF(2^m), the same field and generator polynomial as
-``galois.BCH(n, k)``; computed here with NumPy log/antilog tables, so no galois JIT compilation
-and no optional dependency. ``G`` is systematic (message in the last k positions) and ``H`` is
-the cyclic parity-check matrix of h(x) = (x^n - 1) / g(x).
+alpha a root of a primitive polynomial of GF(2^m). By default that is the textbook primitive
+polynomial (Lin & Costello's table, MATLAB's default and the field ``galois.BCH(n, k)`` builds:
+x^6 + x + 1 for n = 63, x^7 + x^3 + 1 for n = 127), so ``bch_code(63, 45)`` has the generator
+polynomial, and the banded cyclic ``H``, of the literature's BCH(63, 45) (tested against
+``galois.BCH``). ``field="conway"`` uses the Conway polynomial instead (the default field of
+``galois.GF(2**m)``; x^6 + x^4 + x^3 + x + 1 for n = 63): an equivalent code (a coordinate
+permutation i -> j i mod n maps one onto the other, :func:`bch_equivalence`), but a different
+Tanner graph, on which belief propagation is measurably worse. Computed here with NumPy
+log/antilog tables, so no galois JIT compilation and no optional dependency. ``G`` is systematic
+(message in the last k positions) and ``H`` is the cyclic parity-check matrix of
+h(x) = (x^n - 1) / g(x).
 """
 
 from __future__ import annotations
@@ -22,10 +29,15 @@ from .._validate import check_int
 from ..errors import InvalidInputError
 from .linear_code import BinaryLinearCode
 
-__all__ = ["bch_code", "bch_dimensions"]
+__all__ = ["BCH_FIELDS", "bch_code", "bch_dimensions", "bch_equivalence"]
 
-# Conway polynomials of GF(2^m) (bit i = coefficient of x^i), the defaults of galois.GF(2**m).
+# Primitive polynomials of GF(2^m), bit i = coefficient of x^i.
+# Textbook (Lin & Costello, Table 2.7; MATLAB's gfprimdf; galois.BCH's field): the default.
+_TEXTBOOK = {3: 11, 4: 19, 5: 37, 6: 67, 7: 137, 8: 285, 9: 529, 10: 1033}
+# Conway polynomials, the defaults of galois.GF(2**m).
 _CONWAY = {3: 11, 4: 19, 5: 37, 6: 91, 7: 131, 8: 285, 9: 529, 10: 1135}
+_FIELDS = {"textbook": _TEXTBOOK, "conway": _CONWAY}
+BCH_FIELDS = tuple(_FIELDS)
 
 
 def _cyclotomic_cosets(n: int) -> list[list[int]]:
@@ -77,10 +89,10 @@ def _check_bch_length(n: Any) -> int:
     return n
 
 
-def _bch_generator_poly(n: int, roots: tuple[int, ...]) -> np.ndarray:
-    """g(x) = prod_r (x - alpha^r) over GF(2^m), ascending 0/1 coefficients (deg = #roots)."""
+def _bch_generator_poly(n: int, roots: tuple[int, ...], poly: int) -> np.ndarray:
+    """g(x) = prod_r (x - alpha^r) over GF(2^m) = GF(2)[x] / poly(x), ascending 0/1
+    coefficients (deg = #roots)."""
     m = (n + 1).bit_length() - 1
-    poly = _CONWAY[m]
     exp = np.zeros(n, dtype=np.int64)
     v = 1
     for i in range(n):
@@ -141,30 +153,63 @@ def _cyclic_matrices(n: int, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gen, par
 
 
-def bch_code(n: int, k: int) -> BinaryLinearCode:
+def bch_code(n: int, k: int, *, field: str = "textbook") -> BinaryLinearCode:
     """The narrow-sense primitive binary BCH code of length n = 2^m - 1 and dimension k.
 
-    Same generator polynomial as ``galois.BCH(n, k)`` (Conway-polynomial field). ``G`` is
-    systematic with the message in the last k positions; ``H`` is the banded cyclic
-    parity-check matrix built from h(x) = (x^n - 1) / g(x). ``designed_distance`` is the
-    largest designed distance with this k (e.g. 7 for BCH(31, 16) and BCH(63, 45)).
-    Cost O(n^2) to build; codes are cached (they are immutable).
+    ``field`` picks the primitive polynomial whose root alpha defines the code:
+    ``"textbook"`` (default; the literature's matrices, the same generator polynomial as
+    ``galois.BCH(n, k)``, name ``"bch-<n>-<k>"``) or ``"conway"`` (name
+    ``"bch-<n>-<k>-conway"``; the field frugalml used before 0.2). ``G`` is systematic with the
+    message in the last k positions; ``H`` is the banded cyclic parity-check matrix built from
+    h(x) = (x^n - 1) / g(x). ``designed_distance`` is the largest designed distance with this k
+    (e.g. 7 for BCH(31, 16) and BCH(63, 45)). Cost O(n^2) to build; codes are cached (they are
+    immutable).
 
-    Raises ``InvalidInputError`` for an unsupported n or a k with no BCH code (listing the
-    valid k's).
+    Raises ``InvalidInputError`` for an unsupported n, a k with no BCH code (listing the valid
+    k's) or an unknown field.
     """
     n = _check_bch_length(n)
     k = check_int(k, "k", low=1)
-    return _bch_cached(n, k)
+    if field not in _FIELDS:
+        raise InvalidInputError(
+            f"field must be one of {', '.join(map(repr, _FIELDS))}; got {field!r}"
+        )
+    return _bch_cached(n, k, field)
 
 
 @lru_cache(maxsize=64)
-def _bch_cached(n: int, k: int) -> BinaryLinearCode:
+def _bch_cached(n: int, k: int, field: str) -> BinaryLinearCode:
     table = _bch_table(n)
     if k not in table:
         valid = ", ".join(str(v) for v in sorted(table, reverse=True))
         raise InvalidInputError(f"no narrow-sense binary BCH code ({n}, {k}); valid k: {valid}")
     delta, roots = table[k]
-    g = _bch_generator_poly(n, roots)
+    m = (n + 1).bit_length() - 1
+    g = _bch_generator_poly(n, roots, _FIELDS[field][m])
     gen, par = _cyclic_matrices(n, g)
-    return BinaryLinearCode(f"bch-{n}-{k}", n, k, par, gen, "cyclic", delta)
+    name = f"bch-{n}-{k}" if field == "textbook" else f"bch-{n}-{k}-{field}"
+    return BinaryLinearCode(name, n, k, par, gen, "cyclic", delta)
+
+
+def bch_equivalence(src: BinaryLinearCode, dst: BinaryLinearCode) -> np.ndarray | None:
+    """A coordinate permutation mapping the cyclic code ``src`` onto ``dst``, or ``None``.
+
+    Returns int64 ``p`` (n,) with ``x[p]`` a codeword of ``dst`` for every codeword ``x`` of
+    ``src`` (``x'[i] = x[p[i]]``), searched among the multiplier maps ``i -> j i mod n`` with
+    ``gcd(j, n) = 1``: two BCH codes of the same (n, k) built on different primitive
+    polynomials are related by one (if beta = alpha^j, the code of beta's zeros is the image of
+    alpha's under i -> j^-1 i). Cost O(phi(n) k n (n - k)) at most.
+    """
+    if (src.n, src.k) != (dst.n, dst.k):
+        return None
+    n = src.n
+    G = np.asarray(src.G, dtype=np.int64)
+    H = np.asarray(dst.H, dtype=np.int64)
+    ident = np.arange(n, dtype=np.int64)
+    for j in range(1, n):
+        if np.gcd(j, n) != 1:
+            continue
+        p = (j * ident) % n
+        if not np.any((G[:, p] @ H.T) % 2):
+            return p
+    return None
