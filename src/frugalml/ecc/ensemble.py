@@ -289,6 +289,27 @@ class AutomorphismEnsemble:
             bits, valid, lead, fallback_used=None if self.fallback is None else used
         )
 
+    def decode_received(self, y: np.ndarray, *, sigma: float | None = None) -> Decoded:
+        """Decode channel outputs ``y`` (B, n) float32 (the members' own domain) into a
+        :class:`~frugalml.ecc.decoder.Decoded` (B words). ``sigma`` is needed only with a
+        fallback (which sees the LLRs ``y * 2 / sigma^2``). Used by the list decoder
+        (:mod:`frugalml.ecc.list_decoder`), which perturbs ``y`` before decoding."""
+        arr = check_array(y, "y", ndim=2, dtype=np.float32, min_size=0)
+        if arr.shape[1] != self.decoder.n:
+            raise InvalidInputError(
+                f"y must have {self.decoder.n} columns (code length), got {arr.shape}"
+            )
+        if self.fallback is not None:
+            if sigma is None:
+                raise InvalidInputError(
+                    "pass sigma (the channel's noise standard deviation) for the fallback decoder"
+                )
+            sigma = check_positive_float(sigma, "sigma")
+        bits, valid, used = self._run(np.ascontiguousarray(arr), None, sigma)
+        return Decoded.from_flat(
+            bits, valid, (arr.shape[0],), fallback_used=None if self.fallback is None else used
+        )
+
     def decode(self, y: Any, sigma: float | None = None) -> np.ndarray:
         """Deprecated: ``ens(llr, sigma=sigma).bits``. Channel outputs ``y`` (B, n) or (n,) to
         uint8 bits; ``sigma`` is needed only with a fallback."""
