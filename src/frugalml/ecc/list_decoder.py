@@ -48,6 +48,7 @@ import numpy as np
 from .._results import ResultRepr
 from .._validate import check_int
 from ..errors import InvalidInputError
+from .certificate import ml_certificate
 from .decoder import Decoded, check_llr, llr_scale
 from .ensemble import AutomorphismEnsemble
 from .syndrome import SyndromeDecoder
@@ -67,23 +68,6 @@ def chase_patterns(positions: int, max_weight: int | None = None) -> list[np.nda
         for w in range(1, min(top, positions) + 1)
         for c in itertools.combinations(range(positions), w)
     ]
-
-
-def ml_certificate(y: np.ndarray, x: np.ndarray, valid: np.ndarray, d: int) -> np.ndarray:
-    """Which codewords ``x`` (B, n) are provably the ML codewords for channel outputs ``y``
-    (B, n) (Taipale & Pursley's sufficient condition, see the module docstring).
-
-    ``valid`` (B,) marks the rows of ``x`` that are codewords (the others are never certified);
-    ``d`` must be a lower bound on the code's minimum distance. Cost O(B n log n).
-    """
-    a = np.abs(y).astype(np.float64)
-    diff = x.astype(bool) ^ (y < 0)
-    cost = np.where(diff, a, 0.0).sum(axis=1)
-    need = np.clip(d - diff.sum(axis=1), 0, y.shape[1])
-    rest = np.sort(np.where(diff, np.inf, a), axis=1)
-    csum = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(rest, axis=1)], axis=1)
-    bound = csum[np.arange(y.shape[0]), need]
-    return valid & (cost <= bound)
 
 
 @dataclass(frozen=True, repr=False)
