@@ -364,3 +364,19 @@ def test_uncoded_k_equals_n():
     llr = np.random.default_rng(0).standard_normal((10, 5))
     for order in range(4):
         np.testing.assert_array_equal(OrderedStatistics(code, order)(llr).bits, llr < 0)
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_codeword_hard_decisions_skip_elimination_with_the_same_answer(order):
+    """The shortcut (a word whose hard decisions are a codeword is returned as it is) gives
+    what the full elimination and search give on every word."""
+    code = bch_code(63, 45)
+    sigma = 0.45  # many words decode to their hard decisions, some do not
+    msgs = np.random.default_rng(2).integers(0, 2, (600, code.k), dtype=np.uint8)
+    c = code.encode(msgs)
+    y = (1.0 - 2.0 * c) + sigma * np.random.default_rng(3).standard_normal((600, code.n))
+    llr = 2.0 * y / sigma**2
+    osd = OrderedStatistics(code, order=order)
+    hard_ok = ~code.syndrome((llr < 0).astype(np.uint8)).any(axis=1)
+    assert 0.2 < hard_ok.mean() < 0.9
+    assert np.array_equal(osd(llr).bits, osd._decode_chunk(llr))
