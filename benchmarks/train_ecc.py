@@ -30,7 +30,7 @@ from frugalml.ecc.neural import SyndromeDecoder, train_decoder
 def main(argv: list[str] | None = None) -> list[Path]:
     """Train (or continue) every requested decoder; returns the checkpoint paths."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--codes", default=",".join(CONFIG[False]["codes"]))
+    parser.add_argument("--codes", default=",".join(name for name, _ in CONFIG[False]["codes"]))
     parser.add_argument("--backbones", default=",".join(CONFIG[False]["backbones"]))
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=512)

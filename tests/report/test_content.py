@@ -79,10 +79,15 @@ def test_quant_and_ecc_goal_status():
     assert quant_status(res, lm) == MET
     assert quant_status(res, [{**lm[0], "cosine": 0.97}]) == NOT_MET
     assert quant_status([("cnn", 0, 0, 0, 0, 0, 0.3, 0.9)], lm) == NOT_MET  # too many MACs
-    fast = [("bch-63-45", "syndrome gru", 2e5), ("bch-63-45", "BP sum-product", 10.0)]
-    assert ecc_status(fast) == MET
-    assert ecc_status([("bch-63-45", "syndrome gru", 9e4)]) == NOT_MET
-    assert ecc_status([("polar-64-32", "syndrome gru", 2e5)]) == NOT_MET  # no n = 63 row
+    def gap(ebn0, closed, enough=True, code="bch-63-45", dec="syndrome gru"):
+        return {"code": code, "ebn0": ebn0, "decoder": dec, "closed": closed, "enough": enough}
+
+    met = [gap(4.0, 0.6), gap(5.0, 0.7), gap(6.0, 0.55), gap(6.0, 0.1, dec="syndrome mlp")]
+    assert ecc_status(met) == MET
+    assert ecc_status([*met[:2], gap(6.0, 0.45)]) == NOT_MET  # below half at 6 dB
+    assert ecc_status([*met[:2], gap(6.0, 0.9, enough=False)]) == NOT_MET  # < 50 frame errors
+    assert ecc_status(met[:2]) == NOT_MET  # no 6 dB figure
+    assert ecc_status([gap(e, 0.9, code="polar-64-32") for e in (4.0, 5.0, 6.0)]) == NOT_MET
 
 
 def test_ecc_checkpoint_metadata_is_read_without_unpickling(tmp_path, monkeypatch):
