@@ -140,6 +140,25 @@ def test_eval_ensemble_and_cascade_rows(trained, capsys):
     )
 
 
+def test_eval_list_decoder_is_the_shipped_gru_in_the_list_decoder(capsys):
+    pytest.importorskip("torch")
+    from frugalml.ecc import NeuralListDecoder, pretrained
+
+    sim = {"min_frame_errors": 10**9, "max_frames": 300, "batch": 300}
+    code, out, _ = run_cli(
+        capsys, "ecc", "eval", "--code", "bch-63-45", "--decoders", "list,bp", "--ebn0", "4.5",
+        "--min-frame-errors", 10**9, "--max-frames", 300, "--batch", 300, "--seed", 3, "--json",
+    )  # fmt: skip
+    assert code == 0
+    rows = json.loads(out)["decoders"]
+    assert rows[0]["name"] == "list" and rows[0]["kind"] == "list"
+    assert "test patterns" in rows[0]["description"]
+    bch = get_code("bch-63-45")
+    ref = simulate(bch, NeuralListDecoder(pretrained("bch-63-45")), 4.5, rng=3, **sim)
+    assert _without_seconds(rows[0]["results"][0]) == _without_seconds(ref.to_dict())
+    assert rows[0]["results"][0]["ber"] <= rows[1]["results"][0]["ber"]
+
+
 def test_eval_pretrained_and_cascade(capsys):
     """pretrained-<backbone> and cascade name the decoders shipped with frugalml."""
     pytest.importorskip("torch")

@@ -201,7 +201,7 @@ def train_cmd(
 @dataclass
 class _Decoder:
     name: str  # as given on the command line
-    kind: str  # hard | bp | osd | neural | cascade
+    kind: str  # hard | bp | osd | neural | cascade | list
     description: str
     decoder: Any  # a frugalml.ecc Decoder: decoder(llr, sigma=...) -> Decoded
     model: Any = None  # the SyndromeDecoder of a trained or pretrained model
@@ -292,6 +292,18 @@ def _cascade(code: Any, device: str) -> _Decoder:
     return _Decoder("cascade", "cascade", cascade.summary(), cascade, gru)
 
 
+def _list(code: Any, device: str) -> _Decoder:
+    """``list``: the shipped GRU in the neural list decoder (Chase patterns on the 8 least
+    reliable positions over its Frobenius ensemble, ML certificate): the strongest pure
+    syndrome decoder, slower than the cascade."""
+    from ..ecc.checkpoint import pretrained
+    from ..ecc.list_decoder import NeuralListDecoder
+
+    gru = pretrained(code.name, "gru", device=device)
+    dec = NeuralListDecoder(gru)
+    return _Decoder("list", "list", dec.summary(), dec, gru)
+
+
 def _derived(
     neural: _Decoder, code: Any, ensemble: int, fallback: str | None, bp_iterations: int
 ) -> _Decoder:
@@ -330,7 +342,7 @@ def _decoders(
         raise InvalidInputError(f"--decoders must be a comma-separated list; got {text!r}")
     if len(set(specs)) != len(specs):
         raise InvalidInputError(f"--decoders lists a decoder twice: {text!r}")
-    named = (*BASELINES, *PRETRAINED, "cascade")
+    named = (*BASELINES, *PRETRAINED, "cascade", "list")
     for spec in specs:
         if spec not in named and not _is_model_path(spec):
             listed = ", ".join(named)
@@ -346,7 +358,7 @@ def _decoders(
         raise InvalidInputError(
             f"--fallback must be one of {', '.join(FALLBACKS)}; got {fallback!r}"
         )
-    models = [spec for spec in specs if spec not in BASELINES and spec != "cascade"]
+    models = [spec for spec in specs if spec not in (*BASELINES, "cascade", "list")]
     if (ensemble or fallback) and not models:
         raise InvalidInputError(
             "--ensemble and --fallback apply to trained models: list a model path or a "
@@ -358,6 +370,8 @@ def _decoders(
             out.append(_baseline(spec, code, bp_iterations))
         elif spec == "cascade":
             out.append(_cascade(code, device))
+        elif spec == "list":
+            out.append(_list(code, device))
         else:
             neural = _neural(spec, code, device)
             out.append(neural)
@@ -397,7 +411,9 @@ def eval_cmd(
         "--decoders",
         help="Comma-separated: hard, bp (sum-product), min-sum, osd-0..osd-3, "
         "pretrained-gru|mlp|transformer (shipped with frugalml), cascade (pretrained GRU, "
-        "then OSD-2 on its detected failures), or a trained model path (.pt).",
+        "then OSD-2 on its detected failures: the recommended decoder), list (pretrained GRU "
+        "in the neural list decoder: the best pure syndrome decoder, slower), or a trained "
+        "model path (.pt).",
     ),
     ebn0: str = typer.Option(
         "4,5,6", "--ebn0", help="Eb/N0 values in dB: 4,5,6 or start:stop:step (stop included)."
