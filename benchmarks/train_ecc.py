@@ -1,7 +1,7 @@
 """The longer training run of the syndrome-based decoders evaluated by ``bench_ecc.py``.
 
 Trains one ``SyndromeDecoder`` per code and backbone on the all-zero codeword (Eb/N0 uniform in
-4-7 dB) and keeps it as a resumable checkpoint ``benchmarks/models/ecc/<code>-<backbone>.pt``
+4-7 dB, ``--ebn0 LO,HI`` to change it: a long LDPC code works at 1-3 dB) and keeps it as a resumable checkpoint ``benchmarks/models/ecc/<code>-<backbone>.pt``
 (another directory with ``--models DIR``)
 (``<code>-<backbone>-<tag>.pt`` with ``--tag``; the training settings and losses are stored in
 it, so the table can state the budget); rerunning continues where a run stopped. Sizes default
@@ -10,6 +10,7 @@ by the benchmark as an extra row). Usage::
 
     python benchmarks/train_ecc.py [--codes bch-63-45,...] [--backbones gru,mlp,transformer]
                                    [--steps 20000] [--batch 512] [--device cpu|cuda]
+                                   [--ebn0 4,7]
                                    [--hidden H --layers L --unroll T --tag medium]
                                    [--threads 1] [--models DIR]
 """
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument(
+        "--ebn0", default="4,7", help="training Eb/N0 range in dB, LO,HI (default 4,7)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--preset", default="fast", choices=("fast", "paper"))
     parser.add_argument("--hidden", type=int, default=None)
@@ -51,6 +55,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
     )
     if sized and not args.tag:
         parser.error("a non-default size needs --tag (the default files hold the fast preset)")
+    try:
+        lo, hi = (float(v) for v in args.ebn0.split(","))
+    except ValueError:
+        parser.error(f"--ebn0 must be LO,HI in dB, e.g. 4,7; got {args.ebn0!r}")
+    ebn0_range = (lo, hi)
     args.models.mkdir(parents=True, exist_ok=True)
     suffix = f"-{args.tag}" if args.tag else ""
     written = []
@@ -67,6 +76,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
                 steps=args.steps,
                 batch=args.batch,
                 lr=args.lr,
+                ebn0_range=ebn0_range,
                 checkpoint=path,
                 checkpoint_every=200,
                 device=args.device,
