@@ -1,7 +1,8 @@
 """The longer training run of the syndrome-based decoders evaluated by ``bench_ecc.py``.
 
 Trains one ``SyndromeDecoder`` per code and backbone on the all-zero codeword (Eb/N0 uniform in
-4-7 dB, ``--ebn0 LO,HI`` to change it: a long LDPC code works at 1-3 dB) and keeps it as a resumable checkpoint ``benchmarks/models/ecc/<code>-<backbone>.pt``
+4-7 dB, ``--ebn0 LO,HI`` to change it: a long LDPC code works at 1-3 dB) and keeps it as a
+resumable checkpoint ``benchmarks/models/ecc/<code>-<backbone>.pt``
 (another directory with ``--models DIR``)
 (``<code>-<backbone>-<tag>.pt`` with ``--tag``; the training settings and losses are stored in
 it, so the table can state the budget); rerunning continues where a run stopped. Sizes default

@@ -79,6 +79,7 @@ def test_quant_and_ecc_goal_status():
     assert quant_status(res, lm) == MET
     assert quant_status(res, [{**lm[0], "cosine": 0.97}]) == NOT_MET
     assert quant_status([("cnn", 0, 0, 0, 0, 0, 0.3, 0.9)], lm) == NOT_MET  # too many MACs
+
     def gap(ebn0, closed, enough=True, code="bch-63-45", dec="syndrome gru"):
         return {"code": code, "ebn0": ebn0, "decoder": dec, "closed": closed, "enough": enough}
 
