@@ -159,7 +159,7 @@ def bch_code(n: int, k: int, *, field: str = "textbook") -> BinaryLinearCode:
     ``field`` picks the primitive polynomial whose root alpha defines the code:
     ``"textbook"`` (default; the literature's matrices, the same generator polynomial as
     ``galois.BCH(n, k)``, name ``"bch-<n>-<k>"``) or ``"conway"`` (name
-    ``"bch-<n>-<k>-conway"``; the field frugalml used before 0.2). ``G`` is systematic with the
+    ``"bch-<n>-<k>-conway"``; the field frugalml used earlier). ``G`` is systematic with the
     message in the last k positions; ``H`` is the banded cyclic parity-check matrix built from
     h(x) = (x^n - 1) / g(x). ``designed_distance`` is the largest designed distance with this k
     (e.g. 7 for BCH(31, 16) and BCH(63, 45)). Cost O(n^2) to build; codes are cached (they are
