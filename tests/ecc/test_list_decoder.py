@@ -104,3 +104,16 @@ def test_bad_input(bch, gru):
     with pytest.raises(InvalidInputError):
         dec(np.zeros((2, bch.n + 1)), sigma=1.0)
     assert "test patterns" in dec.summary()
+
+
+def test_without_a_distance_bound_the_search_stops_at_the_first_codeword(bch, gru):
+    y, sigma = _noisy(bch, 3.5, 800, 6)
+    llr = y * (2 / sigma**2)
+    lazy = NeuralListDecoder(gru, positions=4, min_distance=None)
+    out = lazy(llr, sigma=sigma)
+    # every word that got a codeword counts as done; the others tried all 15 patterns
+    assert lazy.last_stats.certified == int(out.valid.sum())
+    assert "stop at the first codeword" in lazy.summary()
+    cert = NeuralListDecoder(gru, positions=4)
+    cert(llr, sigma=sigma)
+    assert lazy.last_stats.ensemble_words < cert.last_stats.ensemble_words

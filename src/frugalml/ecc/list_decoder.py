@@ -116,8 +116,8 @@ class NeuralListDecoder:
         Largest pattern weight (default: all ``2^P - 1`` patterns).
     min_distance:
         A lower bound on the code's minimum distance for the ML certificate; default the code's
-        ``designed_distance``. ``None`` for a code without one turns the certificate into
-        "stop at the first codeword" (``d = 0`` certifies every codeword).
+        ``designed_distance``. ``None`` (or a code without one) replaces the certificate by
+        "stop at the first codeword".
     windows:
         Preprocessing windows per automorphism when ``base`` is a decoder (default 1: the
         Frobenius maps only, 6 members for n = 63). Measured on BCH(63, 45) at 4 dB with the
@@ -171,7 +171,13 @@ class NeuralListDecoder:
     def summary(self) -> str:
         return (
             f"neural list decoder: {len(self.patterns)} test patterns on the {self.positions} "
-            f"least reliable positions, ML certificate with d >= {self.min_distance}, over "
+            f"least reliable positions, "
+            + (
+                f"ML certificate with d >= {self.min_distance}"
+                if self.min_distance
+                else "stop at the first codeword"
+            )
+            + ", over "
             f"{self.ensemble.summary()}"
         )
 
@@ -188,6 +194,13 @@ class NeuralListDecoder:
         bits, valid = self.decode_received(y)
         return Decoded.from_flat(bits, valid, lead)
 
+    def _done(self, y: np.ndarray, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Words whose search is over: a certified ML codeword, or any codeword when there is
+        no distance bound (``min_distance=None``)."""
+        if self.min_distance == 0:
+            return valid.copy()
+        return ml_certificate(y, x, valid, self.min_distance)
+
     def decode_received(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Bits (B, n) uint8 and codeword flags (B,) for channel outputs ``y`` (B, n) float32."""
         B = y.shape[0]
@@ -201,8 +214,7 @@ class NeuralListDecoder:
             best[todo] = first.bits
             valid[todo] = first.valid
         corr = np.einsum("bn,bn->b", y, 1.0 - 2.0 * best.astype(np.float32))
-        d = self.min_distance
-        active = np.flatnonzero(~ml_certificate(y, best, valid, d))
+        active = np.flatnonzero(~self._done(y, best, valid))
         used, tried = int(todo.size), 0
         order = np.argsort(np.abs(y), axis=1, kind="stable")[:, : self.positions]
         for pattern in self.patterns:
@@ -222,8 +234,8 @@ class NeuralListDecoder:
             best[take] = out.bits[better]
             valid[take] = True
             corr[take] = c[better]
-            keep = ~ml_certificate(y[active], best[active], valid[active], d)
+            keep = ~self._done(y[active], best[active], valid[active])
             active = active[keep]
-        certified = ml_certificate(y, best, valid, d) if d > 0 else valid
+        certified = self._done(y, best, valid)
         self.last_stats = ListStats(B, int(used), int(certified.sum()), int((~valid).sum()), tried)
         return best, valid
