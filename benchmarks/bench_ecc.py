@@ -118,8 +118,13 @@ TINY: dict[str, Any] = {
     "invariance_frames": 256,
     "peers": False,
 }
-# decoders slower than this many frames/s at 4 dB get a frame cap of max_seconds
+#: frames per decoder call in the BER cells
 _BATCH = 4096
+
+
+def _long_ldpc(code) -> bool:
+    """A long code without a distance bound (the WiMAX LDPC code): OSD-1 and a cascade to BP."""
+    return code.n > 256 and getattr(code, "designed_distance", None) is None
 
 
 def _neural(
@@ -165,13 +170,12 @@ def _decoders(
     from frugalml.ecc.decoder import HardDecision
     from frugalml.ecc.osd import OrderedStatistics
 
-    long_ldpc = code.n > 256 and getattr(code, "designed_distance", None) is None
     out: list[tuple[str, Any, str]] = [("hard decision", HardDecision(code), "")]
     sp = BeliefPropagation(code, iterations=50, variant="sum-product")
     ms = BeliefPropagation(code, iterations=50, variant="min-sum")
     out += [("BP sum-product", sp, "50 it."), ("BP min-sum", ms, "50 it.")]
     out += _peers(code, cfg)
-    osd_order = 1 if long_ldpc else 2
+    osd_order = 1 if _long_ldpc(code) else 2
     out.append((f"OSD-{osd_order}", OrderedStatistics(code, order=osd_order), ""))
     for bb in cfg["backbones"]:
         if not first and bb in cfg["slow_backbones_first_code_only"]:
@@ -250,7 +254,7 @@ def _ensembles(code, dec, label: str, note: str, cfg) -> list[tuple[str, Any, st
                 f"{lst.min_distance}",
             )
         )
-    if code.n > 256 and getattr(code, "designed_distance", None) is None:
+    if _long_ldpc(code):
         fb, fb_name = BeliefPropagation(code, iterations=50), "BP"
     else:
         fb, fb_name = OrderedStatistics(code, order=2), "OSD-2"

@@ -162,11 +162,15 @@ class _LdpcAdapter:
     max_iter: int
     _decoder: Any
 
-    def _setup(self, code: BinaryLinearCode, max_iter: int) -> np.ndarray:
+    def _setup(
+        self, code: BinaryLinearCode, max_iter: int, method: str, ms_scaling_factor: float
+    ) -> np.ndarray:
+        """Check and keep the BP settings both adapters share; returns H (uint8)."""
         self.code = check_code(code)
         self.max_iter = check_int(max_iter, "max_iter", low=1, high=MAX_ITERATIONS)
-        h = np.asarray(code.H, dtype=np.uint8) & 1
-        return h
+        self.method = check_choice(method, "method", BP_METHODS)
+        self.ms_scaling_factor = _check_scaling(ms_scaling_factor, self.method)
+        return np.asarray(code.H, dtype=np.uint8) & 1
 
     def _run(self, llr: Any, sigma: float | None) -> tuple[np.ndarray, ...]:
         """(bits (B, n), converged (B,), iterations (B,), lead shape) of ``llr`` (..., n)."""
@@ -234,9 +238,7 @@ class LdpcBP(_LdpcAdapter):
         method: str = "product_sum",
         ms_scaling_factor: float = 1.0,
     ) -> None:
-        h = self._setup(code, max_iter)
-        self.method = check_choice(method, "method", BP_METHODS)
-        self.ms_scaling_factor = _check_scaling(ms_scaling_factor, self.method)
+        h = self._setup(code, max_iter, method, ms_scaling_factor)
         ldpc = _ldpc("LdpcBP")
         self._decoder = ldpc.BpDecoder(
             sp.csr_matrix(h),
@@ -301,9 +303,7 @@ class LdpcBPOSD(_LdpcAdapter):
         method: str = "product_sum",
         ms_scaling_factor: float = 1.0,
     ) -> None:
-        h = self._setup(code, max_iter)
-        self.method = check_choice(method, "method", BP_METHODS)
-        self.ms_scaling_factor = _check_scaling(ms_scaling_factor, self.method)
+        h = self._setup(code, max_iter, method, ms_scaling_factor)
         self.osd_method = check_choice(osd_method, "osd_method", OSD_METHODS)
         high = {"osd_cs": code.k, "osd_e": _OSD_E_MAX_ORDER, "osd_0": 0}[self.osd_method]
         self.osd_order = check_int(osd_order, "osd_order", low=0, high=high)

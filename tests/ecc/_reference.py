@@ -70,3 +70,12 @@ def noisy(code: BinaryLinearCode, frames: int, ebn0_db: float, seed: int):
 def llr_of(y, sigma: float):
     """Channel LLRs 2 y / sigma^2, computed as the library's simulate does (y * (2 / sigma^2))."""
     return np.asarray(y) * (2.0 / sigma**2)
+
+
+def zero_codeword_frames(code: BinaryLinearCode, ebn0_db: float, frames: int, seed: int):
+    """(y float32 (frames, n), sigma): the all-zero codeword over BPSK/AWGN."""
+    from frugalml.ecc.channel import ebn0_to_sigma
+
+    sigma = ebn0_to_sigma(ebn0_db, code.rate)
+    y = 1.0 + sigma * np.random.default_rng(seed).standard_normal((frames, code.n))
+    return y.astype(np.float32), sigma

@@ -22,3 +22,9 @@ def trained(bch):
     dec = SyndromeDecoder(bch, "gru", rng=0)
     result = train_decoder(dec, ebn0_range=(4.0, 6.0), batch=256, steps=300, lr=1e-2, rng=1)
     return dec, result
+
+
+@pytest.fixture(scope="module")
+def gru(trained):
+    """The briefly trained BCH(31, 21) GRU decoder of :func:`trained`."""
+    return trained[0]

@@ -10,7 +10,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from frugalml.ecc.cascade import CascadeDecoder  # noqa: E402
-from frugalml.ecc.channel import ebn0_to_sigma  # noqa: E402
 from frugalml.ecc.codes import get_code  # noqa: E402
 from frugalml.ecc.decoder import Decoded  # noqa: E402
 from frugalml.ecc.ensemble import (  # noqa: E402
@@ -22,17 +21,7 @@ from frugalml.ecc.neural import SyndromeDecoder  # noqa: E402
 from frugalml.ecc.osd import OrderedStatistics  # noqa: E402
 from frugalml.errors import FrugalDeprecationWarning, InvalidInputError  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def gru(trained):
-    """The briefly trained BCH(31, 21) GRU decoder of conftest.py."""
-    return trained[0]
-
-
-def _noisy(code, ebn0, frames, seed):
-    sigma = ebn0_to_sigma(ebn0, code.rate)
-    y = 1.0 + sigma * np.random.default_rng(seed).standard_normal((frames, code.n))
-    return y.astype(np.float32), sigma
+from ._reference import zero_codeword_frames  # noqa: E402
 
 
 def _llr(y, sigma):
@@ -108,7 +97,7 @@ def _reference_member(dec, y, perm, window):
 
 
 def test_member_decode_matches_reference(bch, gru):
-    y, _ = _noisy(bch, 4.0, 40, 5)
+    y, _ = zero_codeword_frames(bch, 4.0, 40, 5)
     ens = AutomorphismEnsemble(gru, windows=2)
     for member in (0, 3, len(ens) - 1):
         e, w = ens.members[member]
@@ -117,7 +106,7 @@ def test_member_decode_matches_reference(bch, gru):
 
 
 def test_full_ensemble_keeps_the_most_likely_candidate(bch, gru):
-    y, sigma = _noisy(bch, 3.0, 300, 6)
+    y, sigma = zero_codeword_frames(bch, 3.0, 300, 6)
     ens = AutomorphismEnsemble(gru, windows=2, lazy=False)
     out = _decode(ens, y, sigma)
     cands = np.stack([ens.member_decode(y, m) for m in range(len(ens))], axis=1)  # (B, E, n)
@@ -140,7 +129,7 @@ def test_selection_rule_on_planted_candidates(bch, gru, monkeypatch, lazy):
     distinct codewords per word): the kept output is the brute-force choice."""
     rng = np.random.default_rng(13)
     B = 200
-    y, sigma = _noisy(bch, 2.0, B, 14)
+    y, sigma = zero_codeword_frames(bch, 2.0, B, 14)
     ens = AutomorphismEnsemble(gru, windows=2, lazy=lazy)
     E = len(ens)
     cw = bch.encode(rng.integers(0, 2, size=(B, E, bch.k), dtype=np.uint8).reshape(-1, bch.k))
@@ -174,7 +163,7 @@ def test_selection_rule_on_planted_candidates(bch, gru, monkeypatch, lazy):
 
 
 def test_lazy_runs_later_members_only_on_failures(bch, gru, monkeypatch):
-    y, sigma = _noisy(bch, 3.5, 400, 7)
+    y, sigma = zero_codeword_frames(bch, 3.5, 400, 7)
     single = gru.decode_received(y).bits
     first_fail = _syndrome_weight(bch, single) > 0
     assert 0 < first_fail.sum() < len(y)
@@ -206,14 +195,14 @@ def test_lazy_runs_later_members_only_on_failures(bch, gru, monkeypatch):
 def test_ensemble_lowers_ber_on_fixed_noise(bch, gru):
     """Monte-Carlo on 20000 fixed words at 4 dB: the single decoder's ~1e-2 BER leaves ~6e3
     bit errors, so a drop by more than 10% is far beyond the noise of the comparison."""
-    y, sigma = _noisy(bch, 4.0, 20000, 8)
+    y, sigma = zero_codeword_frames(bch, 4.0, 20000, 8)
     single = gru.decode_received(y).bits.mean()
     ens = _decode(AutomorphismEnsemble(gru, windows=2), y, sigma).mean()
     assert ens < 0.9 * single
 
 
 def test_cascade_hands_unresolved_words_to_the_fallback(bch, gru):
-    y, sigma = _noisy(bch, 3.0, 500, 9)
+    y, sigma = zero_codeword_frames(bch, 3.0, 500, 9)
     osd = OrderedStatistics(bch, order=2)
     plain = AutomorphismEnsemble(gru)
     ens = _decode(plain, y, sigma)
@@ -232,7 +221,7 @@ def test_cascade_hands_unresolved_words_to_the_fallback(bch, gru):
 
 
 def test_identity_cascade_is_decoder_then_fallback(bch, gru):
-    y, sigma = _noisy(bch, 3.5, 500, 15)
+    y, sigma = zero_codeword_frames(bch, 3.5, 500, 15)
     osd = OrderedStatistics(bch, order=1)
     single = gru.decode_received(y).bits
     left = _syndrome_weight(bch, single) > 0
@@ -247,7 +236,7 @@ def test_identity_cascade_is_decoder_then_fallback(bch, gru):
 
 def test_invariance_on_random_codewords(bch, gru):
     """The paper's Theorem 1 carries over: the same noise gives the same error pattern."""
-    y0, sigma = _noisy(bch, 3.5, 500, 10)
+    y0, sigma = zero_codeword_frames(bch, 3.5, 500, 10)
     msgs = np.random.default_rng(11).integers(0, 2, size=(500, bch.k), dtype=np.uint8)
     c = bch.encode(msgs)
     yc = ((1.0 - 2.0 * c) * y0).astype(np.float32)
@@ -262,7 +251,7 @@ def test_invariance_on_random_codewords(bch, gru):
 
 
 def test_single_word_and_empty_batch(bch, gru):
-    y, sigma = _noisy(bch, 5.0, 3, 12)
+    y, sigma = zero_codeword_frames(bch, 5.0, 3, 12)
     ens = AutomorphismEnsemble(gru, windows=2)
     assert np.array_equal(_decode(ens, y[1], sigma), _decode(ens, y, sigma)[1])
     assert _decode(ens, np.zeros((0, bch.n), dtype=np.float32), sigma).shape == (0, bch.n)
@@ -271,7 +260,7 @@ def test_single_word_and_empty_batch(bch, gru):
 
 
 def test_deprecated_calls_on_channel_outputs(bch, gru):
-    y, sigma = _noisy(bch, 3.5, 200, 16)
+    y, sigma = zero_codeword_frames(bch, 3.5, 200, 16)
     osd = OrderedStatistics(bch, order=1)
     ens = AutomorphismEnsemble(gru, windows=2, fallback=osd)
     new = _decode(ens, y, sigma)

@@ -10,7 +10,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from frugalml.ecc.channel import ebn0_to_sigma  # noqa: E402
 from frugalml.ecc.ensemble import AutomorphismEnsemble  # noqa: E402
 from frugalml.ecc.list_decoder import (  # noqa: E402
     NeuralListDecoder,
@@ -20,16 +19,7 @@ from frugalml.ecc.list_decoder import (  # noqa: E402
 from frugalml.ecc.osd import OrderedStatistics  # noqa: E402
 from frugalml.errors import InvalidInputError  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def gru(trained):
-    return trained[0]
-
-
-def _noisy(code, ebn0, frames, seed):
-    sigma = ebn0_to_sigma(ebn0, code.rate)
-    y = 1.0 + sigma * np.random.default_rng(seed).standard_normal((frames, code.n))
-    return y.astype(np.float32), sigma
+from ._reference import zero_codeword_frames  # noqa: E402
 
 
 def _corr(y, x):
@@ -46,7 +36,7 @@ def test_patterns_are_all_subsets_by_weight():
 
 
 def test_list_decoder_is_invariant_to_the_codeword(bch, gru):
-    y0, sigma = _noisy(bch, 3.0, 400, 10)
+    y0, sigma = zero_codeword_frames(bch, 3.0, 400, 10)
     msgs = np.random.default_rng(11).integers(0, 2, size=(400, bch.k), dtype=np.uint8)
     c = bch.encode(msgs)
     yc = ((1.0 - 2.0 * c) * y0).astype(np.float32)
@@ -60,7 +50,7 @@ def test_list_decoder_is_invariant_to_the_codeword(bch, gru):
 
 
 def test_list_decoder_improves_on_its_ensemble_and_certifies_ml(bch, gru):
-    y, sigma = _noisy(bch, 3.5, 1500, 4)
+    y, sigma = zero_codeword_frames(bch, 3.5, 1500, 4)
     llr = y * (2 / sigma**2)
     ens = AutomorphismEnsemble(gru, windows=2)
     base = ens(llr, sigma=sigma)
@@ -107,7 +97,7 @@ def test_bad_input(bch, gru):
 
 
 def test_without_a_distance_bound_the_search_stops_at_the_first_codeword(bch, gru):
-    y, sigma = _noisy(bch, 3.5, 800, 6)
+    y, sigma = zero_codeword_frames(bch, 3.5, 800, 6)
     llr = y * (2 / sigma**2)
     lazy = NeuralListDecoder(gru, positions=4, min_distance=None)
     out = lazy(llr, sigma=sigma)

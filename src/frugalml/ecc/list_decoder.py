@@ -216,7 +216,9 @@ class NeuralListDecoder:
         corr = np.einsum("bn,bn->b", y, 1.0 - 2.0 * best.astype(np.float32))
         active = np.flatnonzero(~self._done(y, best, valid))
         used, tried = int(todo.size), 0
-        order = np.argsort(np.abs(y), axis=1, kind="stable")[:, : self.positions]
+        # ranks of the least reliable positions, needed only for the words still searching
+        order = np.zeros((B, self.positions), dtype=np.intp)
+        order[active] = np.argsort(np.abs(y[active]), axis=1, kind="stable")[:, : self.positions]
         for pattern in self.patterns:
             if active.size == 0:
                 break
@@ -236,6 +238,6 @@ class NeuralListDecoder:
             corr[take] = c[better]
             keep = ~self._done(y[active], best[active], valid[active])
             active = active[keep]
-        certified = self._done(y, best, valid)
-        self.last_stats = ListStats(B, int(used), int(certified.sum()), int((~valid).sum()), tried)
+        # a word leaves the active set only when it is done, so the rest were certified
+        self.last_stats = ListStats(B, int(used), B - active.size, int((~valid).sum()), tried)
         return best, valid
